@@ -1,0 +1,228 @@
+/**
+ * Step 1 and 2 of the fast bucketed losses: sort the positives, then put every relevant
+ * negative into its bucket, either by binary search over the sorted positives (`O(M log P)`)
+ * or by the paper's full sort (`O(M log M)`).
+ *
+ * @module
+ */
+
+/** The positives of one call, sorted by descending logit (ties: lower index first). */
+export interface SortedPositives {
+  /** Original indices, `[P]`. */
+  index: Int32Array;
+  /** Logits, descending, `[P]`. */
+  logit: Float64Array;
+  /** Targets (IoU for Rank & Sort), `[P]`. */
+  target: Float64Array;
+  /** Relevance threshold `t = min positive logit - δ`. */
+  threshold: number;
+}
+
+/**
+ * Bucket statistics. Bucket `k` (`0 <= k <= P`) holds the relevant negatives with exactly `k`
+ * positives at or above them (positives come first on ties), i.e. the run between sorted
+ * positives `k - 1` and `k`. Sums run over members in index order.
+ */
+export interface NegativeBuckets {
+  /** Bucket of every entry, `[M]`; -1 for positives, ignored and below-threshold entries. */
+  bucketOf: Int32Array;
+  /** Members per bucket, `[P + 1]`. */
+  count: Float64Array;
+  /** Sum of the members' logits, `[P + 1]`. */
+  sum: Float64Array;
+  /** Smallest member logit, `[P + 1]` (`+Infinity` when empty). */
+  min: Float64Array;
+  /** Largest member logit, `[P + 1]` (`-Infinity` when empty). */
+  max: Float64Array;
+  /** Number of relevant negatives. */
+  relevant: number;
+}
+
+/**
+ * Collects the positives (`target > 0`) and sorts them by descending logit, lower index first
+ * on ties; `O(M + P log P)`.
+ *
+ * @example
+ * ```ts
+ * import { sortPositives } from "./bucketing.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const p = sortPositives(new Float32Array([0.5, 2, 1, 2]), [1, 0.3, 0, 0.9], 0.5);
+ * assert.deepEqual(Array.from(p.index), [1, 3, 0]);
+ * assert.equal(p.threshold, 0);
+ * ```
+ *
+ * @param logits Logits `[M]`.
+ * @param targets Targets `[M]`.
+ * @param delta `δ >= 0`.
+ * @returns The sorted positives and the threshold (`NaN` when there is no positive).
+ */
+export function sortPositives(
+  logits: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  delta: number,
+): SortedPositives {
+  const m = targets.length;
+  let numPos = 0;
+  for (let i = 0; i < m; i++) if (targets[i] > 0) numPos++;
+  const index = new Int32Array(numPos);
+  for (let i = 0, k = 0; i < m; i++) if (targets[i] > 0) index[k++] = i;
+  index.sort((a, b) => logits[b] - logits[a] || a - b);
+  const logit = new Float64Array(numPos);
+  const target = new Float64Array(numPos);
+  for (let k = 0; k < numPos; k++) {
+    logit[k] = logits[index[k]];
+    target[k] = targets[index[k]];
+  }
+  const threshold = numPos > 0 ? logit[numPos - 1] - delta : NaN;
+  return { index, logit, target, threshold };
+}
+
+function emptyBuckets(m: number, numPos: number): NegativeBuckets {
+  const min = new Float64Array(numPos + 1).fill(Infinity);
+  const max = new Float64Array(numPos + 1).fill(-Infinity);
+  return {
+    bucketOf: new Int32Array(m).fill(-1),
+    count: new Float64Array(numPos + 1),
+    sum: new Float64Array(numPos + 1),
+    min,
+    max,
+    relevant: 0,
+  };
+}
+
+function addMember(b: NegativeBuckets, k: number, s: number): void {
+  b.count[k]++;
+  b.sum[k] += s;
+  if (s < b.min[k]) b.min[k] = s;
+  if (s > b.max[k]) b.max[k] = s;
+  b.relevant++;
+}
+
+/**
+ * Number of positives scoring at or above `s`: the first position in the descending `logit`
+ * array whose value is below `s` (binary search, `O(log P)`).
+ *
+ * @param logit Positive logits, descending.
+ * @param s Query logit.
+ * @returns A bucket id in `[0, P]`.
+ */
+export function positivesAtOrAbove(logit: Float64Array, s: number): number {
+  let lo = 0;
+  let hi = logit.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (logit[mid] >= s) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Buckets by search: one scan over the entries; each relevant negative (`target == 0`,
+ * `logit >= t`) finds its bucket by binary search over the sorted positives and is added to the
+ * bucket's count, sum, min and max. `O(M log P)` time, no sort of the negatives.
+ *
+ * @example
+ * ```ts
+ * import { bucketBySearch, sortPositives } from "./bucketing.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const s = [2, 1.5, 1, 0.5, 0];
+ * const y = [0, 1, 0, 0, 1];
+ * const b = bucketBySearch(s, y, sortPositives(s, y, 0));
+ * assert.deepEqual(Array.from(b.bucketOf), [0, -1, 1, 1, -1]);
+ * assert.deepEqual(Array.from(b.count), [1, 2, 0]);
+ * ```
+ *
+ * @param logits Logits `[M]`.
+ * @param targets Targets `[M]`.
+ * @param pos The sorted positives of the same call.
+ * @returns The bucket statistics.
+ */
+export function bucketBySearch(
+  logits: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  pos: SortedPositives,
+): NegativeBuckets {
+  const m = targets.length;
+  const b = emptyBuckets(m, pos.logit.length);
+  const t = pos.threshold;
+  const bucketOf = b.bucketOf;
+  for (let i = 0; i < m; i++) {
+    if (targets[i] !== 0) continue;
+    const s = logits[i];
+    if (!(s >= t)) continue;
+    const k = positivesAtOrAbove(pos.logit, s);
+    bucketOf[i] = k;
+    addMember(b, k, s);
+  }
+  return b;
+}
+
+/**
+ * Buckets by the paper's full sort: the relevant entries `[positives in index order, relevant
+ * negatives in index order]` are sorted stably by descending logit (so on ties positives come
+ * first), walked top to bottom counting positives, and each negative gets the count so far as
+ * its bucket. Statistics are then accumulated in index order, so the result is bit-identical to
+ * {@linkcode bucketBySearch}. `O(M log M)` time.
+ *
+ * @param logits Logits `[M]`.
+ * @param targets Targets `[M]`.
+ * @param pos The sorted positives of the same call.
+ * @returns The bucket statistics.
+ */
+export function bucketBySort(
+  logits: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  pos: SortedPositives,
+): NegativeBuckets {
+  const m = targets.length;
+  const b = emptyBuckets(m, pos.logit.length);
+  const t = pos.threshold;
+  let n = 0;
+  for (let i = 0; i < m; i++) {
+    if (targets[i] > 0 || (targets[i] === 0 && logits[i] >= t)) n++;
+  }
+  const order = new Int32Array(n);
+  let k = 0;
+  for (let i = 0; i < m; i++) if (targets[i] > 0) order[k++] = i;
+  for (let i = 0; i < m; i++) if (targets[i] === 0 && logits[i] >= t) order[k++] = i;
+  // Descending logit; on ties positives first, then lower index: the order a stable sort of
+  // [positives in index order, negatives in index order] gives.
+  const isPos = (i: number) => (targets[i] > 0 ? 1 : 0);
+  order.sort((a, c) => logits[c] - logits[a] || isPos(c) - isPos(a) || a - c);
+  let seen = 0;
+  for (let r = 0; r < n; r++) {
+    const i = order[r];
+    if (targets[i] > 0) seen++;
+    else b.bucketOf[i] = seen;
+  }
+  for (let i = 0; i < m; i++) if (b.bucketOf[i] >= 0) addMember(b, b.bucketOf[i], logits[i]);
+  return b;
+}
+
+/**
+ * Prototype (mean) of every non-empty bucket, clamped into the bucket's `[min, max]` so that
+ * rounding never moves it past a member (spec Q12), listed top to bottom.
+ *
+ * @param b Bucket statistics.
+ * @returns `id` (bucket id), `size` and `mean` of the non-empty buckets; means descending.
+ */
+export function bucketPrototypes(
+  b: NegativeBuckets,
+): { id: Int32Array; size: Float64Array; mean: Float64Array } {
+  let numBuckets = 0;
+  for (let k = 0; k < b.count.length; k++) if (b.count[k] > 0) numBuckets++;
+  const id = new Int32Array(numBuckets);
+  const size = new Float64Array(numBuckets);
+  const mean = new Float64Array(numBuckets);
+  for (let k = 0, q = 0; k < b.count.length; k++) {
+    if (b.count[k] === 0) continue;
+    id[q] = k;
+    size[q] = b.count[k];
+    mean[q] = Math.min(b.max[k], Math.max(b.min[k], b.sum[k] / b.count[k]));
+    q++;
+  }
+  return { id, size, mean };
+}

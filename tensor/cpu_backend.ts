@@ -1,0 +1,62 @@
+/**
+ * The CPU backend: plain TypeScript over typed arrays. It runs each kernel's
+ * CPU twin, so it is the oracle the WebGPU kernels are tested against, and the
+ * fallback where no adapter exists. It also holds `f64` tensors.
+ *
+ * @module
+ */
+
+import type { Backend, Storage } from "./backend.ts";
+import { BYTES_PER_ELEMENT, type DType, type TypedArray, viewAs } from "./dtype.ts";
+import type { BufferBinding, Launch } from "./kernel.ts";
+
+/** CPU storage: an `ArrayBuffer`. */
+export interface CpuStorage extends Storage {
+  readonly buffer: ArrayBuffer;
+}
+
+function view(binding: BufferBinding): TypedArray {
+  return viewAs((binding.storage as CpuStorage).buffer, binding.dtype, binding.size);
+}
+
+/** Creates the CPU backend. */
+export function createCpuBackend(): Backend {
+  let live = 0;
+  return {
+    name: "cpu",
+    description: "CPU (TypeScript)",
+    alloc(dtype: DType, size: number): CpuStorage {
+      live++;
+      const byteLength = size * BYTES_PER_ELEMENT[dtype];
+      return { buffer: new ArrayBuffer(byteLength), byteLength, refs: 0 };
+    },
+    upload(data: TypedArray): CpuStorage {
+      live++;
+      const buffer = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
+      return { buffer: buffer as ArrayBuffer, byteLength: data.byteLength, refs: 0 };
+    },
+    read(storage: Storage, dtype: DType, size: number): Promise<TypedArray> {
+      const bytes = size * BYTES_PER_ELEMENT[dtype];
+      return Promise.resolve(viewAs((storage as CpuStorage).buffer.slice(0, bytes), dtype, size));
+    },
+    release() {
+      live--;
+    },
+    run(launch: Launch) {
+      const { kernel } = launch;
+      const inputs: Record<string, TypedArray> = {};
+      const outputs: Record<string, TypedArray> = {};
+      Object.keys(kernel.inputs).forEach((name, k) => inputs[name] = view(launch.inputs[k]));
+      Object.keys(kernel.outputs).forEach((name, k) => outputs[name] = view(launch.outputs[k]));
+      kernel.cpu(inputs, outputs, launch.params);
+    },
+    copy(src: Storage, srcOffset: number, dst: Storage, dstOffset: number, bytes: number) {
+      new Uint8Array((dst as CpuStorage).buffer, dstOffset, bytes).set(
+        new Uint8Array((src as CpuStorage).buffer, srcOffset, bytes),
+      );
+    },
+    flush() {},
+    sync: () => Promise.resolve(),
+    liveBuffers: () => live,
+  };
+}

@@ -1,0 +1,147 @@
+/**
+ * Kernels: one WGSL compute shader and its plain-TypeScript twin, described
+ * once and run by either backend.
+ *
+ * A kernel names its storage inputs and outputs and its uniform parameters;
+ * {@linkcode wgslPrelude} generates the matching WGSL declarations, so a
+ * kernel's `code` holds only its entry point. Bindings are: group 0, the inputs
+ * then the outputs in declaration order; group 1 binding 0, the uniform `p`.
+ *
+ * @module
+ */
+
+import type { DType, TypedArray } from "./dtype.ts";
+import { wgslType } from "./dtype.ts";
+
+/** The type of one uniform parameter; `u32x8` is an array of 8 `u32` (shapes, strides). */
+export type ParamType = "u32" | "i32" | "f32" | "u32x8";
+
+/** Values for a kernel's uniform parameters, by name. */
+export type ParamValues = Readonly<Record<string, number | readonly number[]>>;
+
+/** The CPU twin: reads `inputs`, writes every element of `outputs`. */
+export type CpuTwin = (
+  inputs: Record<string, TypedArray>,
+  outputs: Record<string, TypedArray>,
+  params: ParamValues,
+) => void;
+
+/** A compute kernel with its CPU twin. */
+export interface Kernel {
+  /** `family.variant`, e.g. `reduce.sum_rows`; names the kernel in errors. */
+  readonly label: string;
+  /** Storage inputs in binding order, with their element types. */
+  readonly inputs: Readonly<Record<string, DType>>;
+  /** Storage outputs in binding order (after the inputs), with their element types. */
+  readonly outputs: Readonly<Record<string, DType>>;
+  /** Uniform parameters in struct order. */
+  readonly params: Readonly<Record<string, ParamType>>;
+  /** Invocations per workgroup (1-D). */
+  readonly workgroupSize: number;
+  /** The WGSL entry point `main` and its helpers; the prelude is prepended. */
+  readonly code: string;
+  /** The CPU twin, the reference the WGSL is tested against. */
+  readonly cpu: CpuTwin;
+}
+
+/** Where a launch reads and writes: a backend's storage and its element count. */
+export interface BufferBinding {
+  readonly storage: unknown;
+  readonly dtype: DType;
+  readonly size: number;
+}
+
+/** One dispatch of a kernel. */
+export interface Launch {
+  readonly kernel: Kernel;
+  readonly inputs: readonly BufferBinding[];
+  readonly outputs: readonly BufferBinding[];
+  readonly params: ParamValues;
+  /** Total workgroups; the backend folds counts over 65,535 into a 2-D grid. */
+  readonly workgroups: number;
+}
+
+/** Declarations of a kernel's bindings, its `Params` struct and the `flat_id` helper. */
+export function wgslPrelude(kernel: Kernel): string {
+  const lines: string[] = [];
+  const fields = Object.entries(kernel.params).map(([name, type]) =>
+    `  ${name}: ${type === "u32x8" ? "array<vec4<u32>, 2>" : type},`
+  );
+  if (fields.length === 0) fields.push("  unused: u32,");
+  lines.push(`struct Params {\n${fields.join("\n")}\n}`);
+  let binding = 0;
+  for (const [name, dtype] of Object.entries(kernel.inputs)) {
+    lines.push(
+      `@group(0) @binding(${binding++}) var<storage, read> ${name}: array<${wgslType(dtype)}>;`,
+    );
+  }
+  for (const [name, dtype] of Object.entries(kernel.outputs)) {
+    lines.push(
+      `@group(0) @binding(${binding++}) var<storage, read_write> ${name}: array<${
+        wgslType(dtype)
+      }>;`,
+    );
+  }
+  lines.push(`@group(1) @binding(0) var<uniform> p: Params;`);
+  lines.push(`fn u32x8_at(a: array<vec4<u32>, 2>, i: u32) -> u32 { return a[i / 4u][i % 4u]; }`);
+  lines.push(
+    `fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wid.y * nwg.x + wid.x) * ${kernel.workgroupSize}u + lid;
+}`,
+  );
+  lines.push(`const WG: u32 = ${kernel.workgroupSize}u;`);
+  return lines.join("\n") + "\n";
+}
+
+/** The standard entry-point signature; `i` is the flat invocation id. */
+export function entryPoint(workgroupSize: number): string {
+  return `@compute @workgroup_size(${workgroupSize})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(wid, nwg, lid);`;
+}
+
+/** Byte offsets of each parameter in the uniform struct, and its padded size. */
+export function paramLayout(
+  params: Readonly<Record<string, ParamType>>,
+): { offsets: Record<string, number>; size: number } {
+  const offsets: Record<string, number> = {};
+  let offset = 0;
+  let align = 4;
+  for (const [name, type] of Object.entries(params)) {
+    if (type === "u32x8") {
+      offset = Math.ceil(offset / 16) * 16;
+      align = 16;
+      offsets[name] = offset;
+      offset += 32;
+    } else {
+      offsets[name] = offset;
+      offset += 4;
+    }
+  }
+  const size = Math.max(16, Math.ceil(offset / Math.max(align, 16)) * Math.max(align, 16));
+  return { offsets, size };
+}
+
+/** Writes `values` into `view` at the offsets of {@linkcode paramLayout}. */
+export function packParams(
+  kernel: Kernel,
+  values: ParamValues,
+  view: DataView,
+  base: number,
+): void {
+  const { offsets } = paramLayout(kernel.params);
+  for (const [name, type] of Object.entries(kernel.params)) {
+    const value = values[name];
+    if (value === undefined) {
+      throw new TypeError(`Kernel "${kernel.label}" is missing parameter "${name}"`);
+    }
+    const at = base + offsets[name];
+    if (type === "u32x8") {
+      const list = value as readonly number[];
+      for (let k = 0; k < 8; k++) view.setUint32(at + 4 * k, list[k] ?? 0, true);
+    } else if (type === "f32") view.setFloat32(at, value as number, true);
+    else if (type === "i32") view.setInt32(at, value as number, true);
+    else view.setUint32(at, value as number, true);
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * The WebGPU backend: buffers from a size-bucketed pool, kernels compiled once
+ * and cached by source, launches encoded eagerly into one command encoder and
+ * submitted only when a result is read, a copy needs it, or the batch is large.
+ *
+ * Uniform parameters of all launches in a batch live in one ring buffer bound
+ * with a dynamic offset, written once per submit.
+ *
+ * @module
+ */
+
+import type { Backend, Storage } from "./backend.ts";
+import { BYTES_PER_ELEMENT, type DType, type TypedArray, viewAs } from "./dtype.ts";
+import { GpuError, ShaderCompileError } from "./errors.ts";
+import { type Kernel, type Launch, packParams, paramLayout, wgslPrelude } from "./kernel.ts";
+
+/** WebGPU storage: a pooled `GPUBuffer`. */
+export interface GpuStorage extends Storage {
+  readonly buffer: GPUBuffer;
+}
+
+const PARAM_SLOT = 256;
+const RING_BYTES = 1 << 20;
+const MAX_LAUNCHES_PER_SUBMIT = 2048;
+const MAX_GRID = 65535;
+
+/** Rounds a byte count up to its pool bucket: powers of two in quarter steps, 256 B minimum. */
+export function poolBucket(bytes: number): number {
+  if (bytes <= 256) return 256;
+  const base = 2 ** Math.floor(Math.log2(bytes));
+  for (const step of [1, 1.25, 1.5, 1.75, 2]) {
+    if (base * step >= bytes) return base * step;
+  }
+  return base * 2;
+}
+
+/** Folds a workgroup count into a grid of at most 65,535 per dimension. */
+export function foldGrid(workgroups: number): [number, number] {
+  const y = Math.ceil(workgroups / MAX_GRID);
+  return [Math.ceil(workgroups / y), y];
+}
+
+interface CompiledKernel {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+/** Creates the WebGPU backend on `device`. */
+export function createWebGpuBackend(device: GPUDevice, description: string): Backend {
+  const pool = new Map<number, GPUBuffer[]>();
+  const pipelines = new Map<string, CompiledKernel>();
+  const storageLayouts = new Map<string, GPUBindGroupLayout>();
+  const pending: Promise<void>[] = [];
+  const recentLabels: string[] = [];
+  let live = 0;
+  let failure: Error | null = null;
+  const maxBinding = device.limits.maxStorageBufferBindingSize;
+  const paramAlign = Math.max(device.limits.minUniformBufferOffsetAlignment, PARAM_SLOT);
+
+  device.lost.then((info) => {
+    failure ??= new GpuError(`GPU device lost (${info.reason}): ${info.message}`);
+  });
+  device.addEventListener("uncapturederror", (event) => {
+    const error = (event as GPUUncapturedErrorEvent).error;
+    failure ??= new GpuError(
+      `GPU error after kernels [${recentLabels.join(", ")}]: ${error.message}`,
+    );
+  });
+
+  const paramsLayout = device.createBindGroupLayout({
+    label: "params",
+    entries: [{
+      binding: 0,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: PARAM_SLOT },
+    }],
+  });
+  const ring = device.createBuffer({
+    label: "params.ring",
+    size: RING_BYTES,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  const ringHost = new ArrayBuffer(RING_BYTES);
+  const ringView = new DataView(ringHost);
+  const paramsGroup = device.createBindGroup({
+    layout: paramsLayout,
+    entries: [{ binding: 0, resource: { buffer: ring, size: PARAM_SLOT } }],
+  });
+
+  let encoder: GPUCommandEncoder | null = null;
+  let pass: GPUComputePassEncoder | null = null;
+  let ringUsed = 0;
+  let launches = 0;
+
+  function throwIfFailed(): void {
+    if (failure) throw failure;
+  }
+
+  function storageLayout(inputs: number, outputs: number): GPUBindGroupLayout {
+    const key = `${inputs}:${outputs}`;
+    let layout = storageLayouts.get(key);
+    if (!layout) {
+      const entries: GPUBindGroupLayoutEntry[] = [];
+      for (let b = 0; b < inputs + outputs; b++) {
+        entries.push({
+          binding: b,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: b < inputs ? "read-only-storage" : "storage" },
+        });
+      }
+      layout = device.createBindGroupLayout({ label: `storage.${key}`, entries });
+      storageLayouts.set(key, layout);
+    }
+    return layout;
+  }
+
+  function compile(kernel: Kernel): CompiledKernel {
+    const code = wgslPrelude(kernel) + kernel.code;
+    let compiled = pipelines.get(code);
+    if (compiled) return compiled;
+    if (paramLayout(kernel.params).size > PARAM_SLOT) {
+      throw new RangeError(`Kernel "${kernel.label}" has more than ${PARAM_SLOT} bytes of params`);
+    }
+    const layout = storageLayout(
+      Object.keys(kernel.inputs).length,
+      Object.keys(kernel.outputs).length,
+    );
+    device.pushErrorScope("validation");
+    const module = device.createShaderModule({ label: kernel.label, code });
+    const pipeline = device.createComputePipeline({
+      label: kernel.label,
+      layout: device.createPipelineLayout({ bindGroupLayouts: [layout, paramsLayout] }),
+      compute: { module, entryPoint: "main" },
+    });
+    pending.push(
+      Promise.all([device.popErrorScope(), module.getCompilationInfo()]).then(
+        ([error, info]) => {
+          const messages = info.messages.filter((m) => m.type === "error");
+          if (messages.length > 0) {
+            const lines = code.split("\n");
+            const text = messages.map((m) =>
+              `${m.lineNum}:${m.linePos}: ${m.message}\n  ${lines[m.lineNum - 1] ?? ""}`
+            ).join("\n");
+            failure ??= new ShaderCompileError(`Kernel "${kernel.label}" failed to compile:\n${text}`);
+          } else if (error) {
+            failure ??= new ShaderCompileError(`Kernel "${kernel.label}": ${error.message}`);
+          }
+        },
+      ),
+    );
+    compiled = { pipeline, layout };
+    pipelines.set(code, compiled);
+    return compiled;
+  }
+
+  function currentEncoder(): GPUCommandEncoder {
+    encoder ??= device.createCommandEncoder();
+    return encoder;
+  }
+
+  function endPass(): void {
+    pass?.end();
+    pass = null;
+  }
+
+  function flush(): void {
+    throwIfFailed();
+    if (!encoder) return;
+    endPass();
+    if (ringUsed > 0) device.queue.writeBuffer(ring, 0, ringHost, 0, ringUsed);
+    device.queue.submit([encoder.finish()]);
+    encoder = null;
+    ringUsed = 0;
+    launches = 0;
+  }
+
+  function alloc(dtype: DType, size: number): GpuStorage {
+    throwIfFailed();
+    const byteLength = size * BYTES_PER_ELEMENT[dtype];
+    const bucket = poolBucket(byteLength);
+    const buffer = pool.get(bucket)?.pop() ?? device.createBuffer({
+      size: bucket,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    live++;
+    return { buffer, byteLength, refs: 0 };
+  }
+
+  function bindingSize(storage: GpuStorage): number {
+    return Math.max(4, Math.ceil(storage.byteLength / 4) * 4);
+  }
+
+  return {
+    name: "webgpu",
+    description,
+    alloc,
+    upload(data: TypedArray): GpuStorage {
+      if (data instanceof Float64Array) {
+        throw new TypeError(`Element type "f64" is not supported on WebGPU`);
+      }
+      const storage = alloc(data instanceof Float32Array ? "f32" : "u32", data.length);
+      // A pooled buffer may still be read by launches not yet submitted; a queue
+      // write would land before them, so submit them first.
+      if (encoder) flush();
+      if (data.byteLength > 0) {
+        device.queue.writeBuffer(
+          storage.buffer,
+          0,
+          data.buffer as ArrayBuffer,
+          data.byteOffset,
+          data.byteLength,
+        );
+      }
+      return storage;
+    },
+    async read(storage: Storage, dtype: DType, size: number): Promise<TypedArray> {
+      const bytes = size * BYTES_PER_ELEMENT[dtype];
+      if (bytes === 0) {
+        flush();
+        return viewAs(new ArrayBuffer(0), dtype, 0);
+      }
+      const staging = device.createBuffer({
+        size: bytes,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      endPass();
+      currentEncoder().copyBufferToBuffer((storage as GpuStorage).buffer, 0, staging, 0, bytes);
+      flush();
+      await Promise.all(pending.splice(0));
+      try {
+        await staging.mapAsync(GPUMapMode.READ);
+      } catch (error) {
+        throwIfFailed();
+        throw error;
+      }
+      throwIfFailed();
+      const out = viewAs(staging.getMappedRange().slice(0), dtype, size);
+      staging.unmap();
+      staging.destroy();
+      return out;
+    },
+    release(storage: Storage) {
+      const { buffer } = storage as GpuStorage;
+      const list = pool.get(buffer.size) ?? [];
+      list.push(buffer);
+      pool.set(buffer.size, list);
+      live--;
+    },
+    run(launch: Launch) {
+      throwIfFailed();
+      if (launch.workgroups === 0) return;
+      const { kernel } = launch;
+      const compiled = compile(kernel);
+      const entries: GPUBindGroupEntry[] = [];
+      for (const binding of [...launch.inputs, ...launch.outputs]) {
+        const storage = binding.storage as GpuStorage;
+        const size = bindingSize(storage);
+        if (size > maxBinding) {
+          throw new RangeError(
+            `Cannot bind a ${size}-byte buffer to "${kernel.label}": it exceeds the ${maxBinding}-byte limit`,
+          );
+        }
+        entries.push({ binding: entries.length, resource: { buffer: storage.buffer, size } });
+      }
+      if (ringUsed + paramAlign > RING_BYTES || launches >= MAX_LAUNCHES_PER_SUBMIT) flush();
+      const offset = ringUsed;
+      packParams(kernel, launch.params, ringView, offset);
+      ringUsed += paramAlign;
+      launches++;
+      recentLabels.push(kernel.label);
+      if (recentLabels.length > 4) recentLabels.shift();
+      const group = device.createBindGroup({ layout: compiled.layout, entries });
+      pass ??= currentEncoder().beginComputePass();
+      pass.setPipeline(compiled.pipeline);
+      pass.setBindGroup(0, group);
+      pass.setBindGroup(1, paramsGroup, [offset]);
+      const [x, y] = foldGrid(launch.workgroups);
+      pass.dispatchWorkgroups(x, y);
+    },
+    copy(src: Storage, srcOffset: number, dst: Storage, dstOffset: number, bytes: number) {
+      if (bytes === 0) return;
+      endPass();
+      currentEncoder().copyBufferToBuffer(
+        (src as GpuStorage).buffer,
+        srcOffset,
+        (dst as GpuStorage).buffer,
+        dstOffset,
+        bytes,
+      );
+    },
+    flush,
+    async sync() {
+      flush();
+      await Promise.all(pending.splice(0));
+      await device.queue.onSubmittedWorkDone();
+      throwIfFailed();
+    },
+    liveBuffers: () => live,
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * Shared test helpers for the engine: closeness checks, the backend pair,
+ * pool poisoning (so an unwritten output element fails) and a float64
+ * finite-difference gradient check on the CPU backend.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { backward } from "../../tensor/autograd.ts";
+import type { Backend } from "../../tensor/backend.ts";
+import { cpu, hasGpu, webgpu } from "../../tensor/device.ts";
+import type { TypedArray } from "../../tensor/dtype.ts";
+import { mul } from "../../tensor/ops/elementwise.ts";
+import { sum } from "../../tensor/ops/reduce.ts";
+import { type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
+
+/** Whether WebGPU tests can run here. */
+export const GPU: boolean = await hasGpu();
+
+/** The WebGPU backend, for tests guarded by `{ ignore: !GPU }`. */
+export async function gpuBackend(): Promise<Backend> {
+  return await webgpu();
+}
+
+/** The CPU backend. */
+export const CPU: Backend = cpu();
+
+/** Asserts `|actual - expected| <= atol + rtol * |expected|` elementwise (NaN matches NaN). */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  atol = 1e-5,
+  rtol = 1e-5,
+  what = "value",
+): void {
+  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} != ${expected.length}`);
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i], e = expected[i];
+    if (Number.isNaN(e) && Number.isNaN(a)) continue;
+    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) {
+      assert.fail(`${what}[${i}]: got ${a}, expected ${e} (atol ${atol}, rtol ${rtol})`);
+    }
+  }
+}
+
+/** A seeded generator of uniform floats in [lo, hi) (mulberry32). */
+export function randomArray(length: number, seed: number, lo = -1, hi = 1): Float32Array {
+  let a = seed >>> 0;
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
+  }
+  return out;
+}
+
+/**
+ * Fills pooled buffers of the given element counts with NaN and returns them
+ * to the pool, so the next outputs of those sizes start as NaN: a kernel that
+ * leaves an element unwritten then fails its comparison.
+ */
+export function poisonPool(backend: Backend, sizes: readonly number[]): void {
+  for (const size of sizes) {
+    const t = tensor(new Float32Array(size).fill(NaN), [size], { backend });
+    t.dispose();
+  }
+}
+
+/** Runs `fn` on both backends with the same inputs and compares the outputs' data. */
+export async function compareBackends(
+  fn: (backend: Backend) => Tensor | Tensor[],
+  atol = 1e-4,
+  rtol = 1e-4,
+): Promise<void> {
+  const gpu = await webgpu();
+  const outs = async (backend: Backend): Promise<TypedArray[]> => {
+    const result = tidy(() => {
+      const r = fn(backend);
+      return Array.isArray(r) ? r : [r];
+    });
+    const data = await Promise.all(result.map((t) => t.data()));
+    result.forEach((t) => t.dispose());
+    return data;
+  };
+  const expected = await outs(CPU);
+  const actual = await outs(gpu);
+  expected.forEach((e, k) => assertClose(actual[k], e, atol, rtol, `output ${k}`));
+}
+
+/**
+ * Float64 finite-difference check of the gradients of `fn` at `inputs`
+ * (CPU backend, `f64`): compares autograd's gradient of `sum(fn(x) * w)`, for
+ * fixed random weights `w`, with central differences.
+ */
+export async function gradcheck(
+  fn: (...inputs: Tensor[]) => Tensor,
+  inputs: readonly { data: ArrayLike<number>; shape: readonly number[] }[],
+  { eps = 1e-6, atol = 1e-6, rtol = 1e-5 } = {},
+): Promise<void> {
+  const make = (values: ArrayLike<number>[], grad: boolean) =>
+    values.map((v, k) =>
+      tensor(Float64Array.from(v), inputs[k].shape, { backend: CPU, requiresGrad: grad })
+    );
+  const base = inputs.map((x) => Float64Array.from(x.data));
+  const probe = fn(...make(base, false));
+  const weights = Float64Array.from(randomArray(probe.size, 7, 0.5, 1.5));
+  probe.dispose();
+  const objective = (values: Float64Array[]): number => {
+    const ts = make(values, false);
+    const out = fn(...ts);
+    const w = tensor(weights, out.shape, { backend: CPU });
+    const s = sum(mul(out, w));
+    return (s.storage as unknown as { buffer: ArrayBuffer }).buffer
+      ? new Float64Array((s.storage as unknown as { buffer: ArrayBuffer }).buffer)[0]
+      : NaN;
+  };
+  const leaves = make(base, true);
+  const out = fn(...leaves);
+  backward(sum(mul(out, tensor(weights, out.shape, { backend: CPU }))));
+  for (let k = 0; k < inputs.length; k++) {
+    const analytic = leaves[k].grad ? await leaves[k].grad!.data() : new Float64Array(base[k].length);
+    const numeric = new Float64Array(base[k].length);
+    for (let i = 0; i < base[k].length; i++) {
+      const plus = base.map((b) => b.slice()), minus = base.map((b) => b.slice());
+      plus[k][i] += eps;
+      minus[k][i] -= eps;
+      numeric[i] = (objective(plus) - objective(minus)) / (2 * eps);
+    }
+    assertClose(analytic, numeric, atol, rtol, `gradient of input ${k}`);
+  }
+}
