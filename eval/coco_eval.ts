@@ -28,7 +28,12 @@ import type {
   CocoRle,
   CocoSegmentation,
 } from "../data/coco_types.ts";
-import { area as rleArea, fromSegmentation, iou as maskIou, toBbox as rleToBbox } from "../data/mask.ts";
+import {
+  area as rleArea,
+  fromSegmentation,
+  iou as maskIou,
+  toBbox as rleToBbox,
+} from "../data/mask.ts";
 
 /** Which region the IoU compares: boxes or masks. */
 export type IouType = "bbox" | "segm";
@@ -54,15 +59,22 @@ export const COCO_IOU_THRESHOLDS: readonly number[] = Object.freeze(linspace(0.5
 export const COCO_RECALL_THRESHOLDS: readonly number[] = Object.freeze(linspace(0, 1, 101));
 
 /** Area ranges `[lo, hi]` (both ends inclusive) for all, small, medium and large objects. */
-export const COCO_AREA_RANGES: readonly (readonly [number, number])[] = Object.freeze([
-  [0, 1e10],
-  [0, 32 ** 2],
-  [32 ** 2, 96 ** 2],
-  [96 ** 2, 1e10],
-] as const);
+export const COCO_AREA_RANGES: readonly (readonly [number, number])[] = Object.freeze(
+  [
+    [0, 1e10],
+    [0, 32 ** 2],
+    [32 ** 2, 96 ** 2],
+    [96 ** 2, 1e10],
+  ] as const,
+);
 
 /** Labels of {@linkcode COCO_AREA_RANGES}, the `A` axis. */
-export const COCO_AREA_LABELS: readonly string[] = Object.freeze(["all", "small", "medium", "large"]);
+export const COCO_AREA_LABELS: readonly string[] = Object.freeze([
+  "all",
+  "small",
+  "medium",
+  "large",
+]);
 
 /** Detections kept per image and category, the `M` axis. */
 export const COCO_MAX_DETS: readonly number[] = Object.freeze([1, 10, 100]);
@@ -343,7 +355,9 @@ export function prepareCocoEval(
     if (!Number.isFinite(d.score)) throw new RangeError(`Detection ${j} has score ${d.score}`);
     const i = imgIndex.get(checkId(d.image_id, `Detection ${j} image_id`));
     if (i === undefined) {
-      throw new RangeError(`Detection ${j} has image_id ${d.image_id}, which is not in the ground truth`);
+      throw new RangeError(
+        `Detection ${j} has image_id ${d.image_id}, which is not in the ground truth`,
+      );
     }
     checkId(d.category_id, `Detection ${j} category_id`);
     if (boxPath || d.bbox !== undefined) checkBox(d.bbox, `Detection ${j}`);
@@ -479,7 +493,9 @@ function matchAll(p: PreparedCocoEval, thresholds: readonly number[]): Matches {
   const iouOut = new Float64Array(A_N * nT * N);
   const npig = new Int32Array(K * A_N);
   let maxG = 0;
-  for (let c = 0; c + 1 < p.cellGt.length; c++) maxG = Math.max(maxG, p.cellGt[c + 1] - p.cellGt[c]);
+  for (let c = 0; c + 1 < p.cellGt.length; c++) {
+    maxG = Math.max(maxG, p.cellGt[c + 1] - p.cellGt[c]);
+  }
   const order = new Int32Array(maxG), gIg = new Uint8Array(maxG), gCrowd = new Uint8Array(maxG);
   const taken = new Uint8Array(maxG);
   for (let k = 0; k < K; k++) {
@@ -494,7 +510,7 @@ function matchAll(p: PreparedCocoEval, thresholds: readonly number[]): Matches {
         for (let pass = 0; pass < 2; pass++) {
           for (let g = 0; g < G; g++) {
             const ar = p.gtArea[g0 + g];
-            const ig = p.gtCrowd[g0 + g] || ar < lo || ar > hi ? 1 : 0;
+            const ig = p.gtCrowd[g0 + g] || ar < lo || ar >= hi ? 1 : 0;
             if (ig !== pass) continue;
             order[n] = g;
             gIg[n] = ig;
@@ -522,7 +538,7 @@ function matchAll(p: PreparedCocoEval, thresholds: readonly number[]): Matches {
             }
             if (m === -1) {
               const ar = p.detArea[d0 + d];
-              ignored[base + d] = ar < lo || ar > hi ? 1 : 0;
+              ignored[base + d] = ar < lo || ar >= hi ? 1 : 0;
             } else {
               taken[m] = 1;
               matched[base + d] = 1;
@@ -694,7 +710,14 @@ function fixed3(x: number): string {
   return x.toFixed(3);
 }
 
-function statLine(title: string, type: string, iou: string, area: string, maxDets: number, v: number) {
+function statLine(
+  title: string,
+  type: string,
+  iou: string,
+  area: string,
+  maxDets: number,
+  v: number,
+) {
   return ` ${title.padEnd(18)} ${type} @[ IoU=${iou.padEnd(9)} | area=${area.padStart(6)} | ` +
     `maxDets=${String(maxDets).padStart(3)} ] = ${fixed3(v)}`;
 }
@@ -819,18 +842,20 @@ function checkTau(tau: number): number {
  * @example Two boxes, one found
  * ```ts
  * import { evaluateCoco } from "./coco_eval.ts";
+ * import type { CocoDataset } from "../data/coco_types.ts";
  * import assert from "node:assert/strict";
  *
- * const gt = {
+ * const gt: CocoDataset = {
  *   images: [{ id: 1, width: 100, height: 100, file_name: "a.jpg" }],
  *   categories: [{ id: 1, name: "box" }],
  *   annotations: [
- *     { id: 1, image_id: 1, category_id: 1, bbox: [10, 10, 20, 20], area: 400, iscrowd: 0 as const },
- *     { id: 2, image_id: 1, category_id: 1, bbox: [50, 50, 20, 20], area: 400, iscrowd: 0 as const },
+ *     { id: 1, image_id: 1, category_id: 1, bbox: [10, 10, 20, 20], area: 400, iscrowd: 0 },
+ *     { id: 2, image_id: 1, category_id: 1, bbox: [50, 50, 20, 20], area: 400, iscrowd: 0 },
  *   ],
  * };
  * const r = evaluateCoco(gt, [{ image_id: 1, category_id: 1, bbox: [10, 10, 20, 20], score: 0.9 }]);
- * assert.equal(r.stats[1], 0.5); // AP50: precision 1 up to recall 0.5
+ * // AP50: precision 1 at the 51 recall thresholds 0, 0.01, ..., 0.5, then 0.
+ * assert.ok(Math.abs(r.stats[1] - 51 / 101) < 1e-12);
  * assert.equal(r.stats[8], 0.5); // AR100
  * ```
  *
@@ -859,13 +884,14 @@ export function evaluateCoco(
  * @example
  * ```ts
  * import { evaluateLrp } from "./coco_eval.ts";
+ * import type { CocoDataset } from "../data/coco_types.ts";
  * import assert from "node:assert/strict";
  *
- * const gt = {
+ * const gt: CocoDataset = {
  *   images: [{ id: 1, width: 100, height: 100, file_name: "a.jpg" }],
  *   categories: [{ id: 1, name: "box" }],
  *   annotations: [
- *     { id: 1, image_id: 1, category_id: 1, bbox: [10, 10, 20, 20], area: 400, iscrowd: 0 as const },
+ *     { id: 1, image_id: 1, category_id: 1, bbox: [10, 10, 20, 20], area: 400, iscrowd: 0 },
  *   ],
  * };
  * const r = evaluateLrp(gt, [{ image_id: 1, category_id: 1, bbox: [10, 10, 20, 20], score: 0.9 }]);

@@ -12,6 +12,7 @@ export type BackendName = "cpu" | "webgpu";
 
 /** A block of device memory; tensors that share it (reshapes) count references. */
 export interface Storage {
+  /** Bytes in use (the buffer behind it may be larger). */
   readonly byteLength: number;
   /** Tensors holding this storage; it returns to the pool at 0. */
   refs: number;
@@ -19,6 +20,7 @@ export interface Storage {
 
 /** Where tensors live and kernels run. */
 export interface Backend {
+  /** Which backend this is. */
   readonly name: BackendName;
   /** The adapter, in words (e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`). */
   readonly description: string;

@@ -6,15 +6,18 @@
 
 /** No WebGPU adapter could be found or a device could not be created. */
 export class GpuUnavailableError extends Error {
+  /** The class name. */
   override name = "GpuUnavailableError";
 }
 
 /** A WGSL kernel failed to compile; the message holds line:column and the source line. */
 export class ShaderCompileError extends Error {
+  /** The class name. */
   override name = "ShaderCompileError";
 }
 
 /** The GPU reported a validation or out-of-memory error, or the device was lost. */
 export class GpuError extends Error {
+  /** The class name. */
   override name = "GpuError";
 }

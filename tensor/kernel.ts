@@ -46,16 +46,23 @@ export interface Kernel {
 
 /** Where a launch reads and writes: a backend's storage and its element count. */
 export interface BufferBinding {
+  /** The backend's storage. */
   readonly storage: unknown;
+  /** Element type the kernel sees. */
   readonly dtype: DType;
+  /** Element count. */
   readonly size: number;
 }
 
 /** One dispatch of a kernel. */
 export interface Launch {
+  /** The kernel to run. */
   readonly kernel: Kernel;
+  /** Its storage inputs, in the kernel's order. */
   readonly inputs: readonly BufferBinding[];
+  /** Its storage outputs, in the kernel's order. */
   readonly outputs: readonly BufferBinding[];
+  /** Its uniform parameters. */
   readonly params: ParamValues;
   /** Total workgroups; the backend folds counts over 65,535 into a 2-D grid. */
   readonly workgroups: number;

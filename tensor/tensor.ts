@@ -127,12 +127,14 @@ export class Tensor {
     return build(0, 0);
   }
 
-  /** Returns the memory to the pool (once the last view sharing it is disposed). */
+  /**
+   * Returns the memory to the pool (once the last view sharing it is disposed).
+   * The tensor stays on the tape: gradients still flow through it to its inputs.
+   */
   dispose(): void {
     const storage = this.#storage;
     if (!storage) return;
     this.#storage = null;
-    this.node = null;
     if (--storage.refs === 0) this.backend.release(storage);
     for (const scope of scopes) scope.delete(this);
   }

@@ -119,6 +119,63 @@ export function positivesAtOrAbove(logit: Float64Array, s: number): number {
 }
 
 /**
+ * A uniform grid over `[t, max positive logit]` that answers "how many positives score at or
+ * above `s`" for most `s` with one table read: each cell stores the answer at its upper edge
+ * and, when no positive falls inside the cell, that is the answer for the whole cell. Cells
+ * holding positives fall back to a binary search over the positives of that cell only. Callers
+ * verify the hint with two comparisons, so rounding in the cell index never gives a wrong bucket.
+ */
+export class BucketGrid {
+  readonly #sorted: Float64Array;
+  readonly #t: number;
+  readonly #scale: number;
+  readonly #cells: number;
+  /** `#upper[c + 1]` = answer at the upper edge of cell `c`; `#upper[0]` = P (at `t`). */
+  readonly #upper: Int32Array;
+
+  /**
+   * Builds the grid with about 4 cells per positive (at least 1024, at most 2^22).
+   *
+   * @param sorted Positive logits, descending.
+   * @param t Threshold (lower end of the grid).
+   */
+  constructor(sorted: Float64Array, t: number) {
+    this.#sorted = sorted;
+    this.#t = t;
+    const range = sorted.length > 0 ? sorted[0] - t : 0;
+    const cells = Math.min(1 << 22, Math.max(1024, 4 * sorted.length));
+    this.#cells = range > 0 ? cells : 0;
+    this.#scale = range > 0 ? cells / range : 0;
+    this.#upper = new Int32Array(this.#cells + 1);
+    this.#upper[0] = sorted.length;
+    for (let c = 1; c <= this.#cells; c++) {
+      this.#upper[c] = positivesAtOrAbove(sorted, t + c / this.#scale);
+    }
+  }
+
+  /**
+   * A guess of `positivesAtOrAbove(sorted, s)` for `s >= t`; exact unless rounding put `s` in
+   * a neighbouring cell.
+   *
+   * @param s Query logit, `>= t`.
+   * @returns A bucket id in `[0, P]`.
+   */
+  hint(s: number): number {
+    const c = Math.floor((s - this.#t) * this.#scale);
+    if (c >= this.#cells) return c === this.#cells && this.#cells > 0 ? this.#upper[c] : 0;
+    let lo = this.#upper[c + 1];
+    let hi = this.#upper[c];
+    const sorted = this.#sorted;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sorted[mid] >= s) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+/**
  * Buckets by search: one scan over the entries; each relevant negative (`target == 0`,
  * `logit >= t`) finds its bucket by binary search over the sorted positives and is added to the
  * bucket's count, sum, min and max. `O(M log P)` time, no sort of the negatives.
@@ -148,15 +205,28 @@ export function bucketBySearch(
   const m = targets.length;
   const b = emptyBuckets(m, pos.logit.length);
   const t = pos.threshold;
-  const bucketOf = b.bucketOf;
+  const { bucketOf, count, sum, min, max } = b;
+  const sorted = pos.logit;
+  const numPos = sorted.length;
+  const grid = new BucketGrid(sorted, t);
+  let relevant = 0;
   for (let i = 0; i < m; i++) {
     if (targets[i] !== 0) continue;
     const s = logits[i];
     if (!(s >= t)) continue;
-    const k = positivesAtOrAbove(pos.logit, s);
+    // k = #positives with logit >= s: a grid hint, checked exactly, else a binary search.
+    let k = grid.hint(s);
+    if (!((k === 0 || sorted[k - 1] >= s) && (k === numPos || sorted[k] < s))) {
+      k = positivesAtOrAbove(sorted, s);
+    }
     bucketOf[i] = k;
-    addMember(b, k, s);
+    count[k]++;
+    sum[k] += s;
+    if (s < min[k]) min[k] = s;
+    if (s > max[k]) max[k] = s;
+    relevant++;
   }
+  b.relevant = relevant;
   return b;
 }
 

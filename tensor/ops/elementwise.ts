@@ -173,7 +173,10 @@ export function map(
       throw new TypeError(`${expr.label}: element types ${inDtype} and ${t.dtype} differ`);
     }
   }
-  const shape = broadcastShapes(expr.label, [...tensors.map((t) => t.shape), outShape ?? []]);
+  const shape = broadcastShapes(expr.label, [
+    ...tensors.map((t) => t.shape),
+    ...(outShape ? [outShape] : []),
+  ]);
   if (outShape && shape.join() !== outShape.join()) {
     throw new TypeError(
       `${expr.label}: cannot broadcast to [${outShape.join(", ")}] (got [${shape.join(", ")}])`,

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
+import type { CpuStorage } from "../../tensor/cpu_backend.ts";
 import { cpu, hasGpu, webgpu } from "../../tensor/device.ts";
 import type { TypedArray } from "../../tensor/dtype.ts";
 import { mul } from "../../tensor/ops/elementwise.ts";
@@ -114,9 +115,8 @@ export async function gradcheck(
     const out = fn(...ts);
     const w = tensor(weights, out.shape, { backend: CPU });
     const s = sum(mul(out, w));
-    return (s.storage as unknown as { buffer: ArrayBuffer }).buffer
-      ? new Float64Array((s.storage as unknown as { buffer: ArrayBuffer }).buffer)[0]
-      : NaN;
+    // The CPU backend's storage is a plain ArrayBuffer: read it synchronously.
+    return new Float64Array((s.storage as CpuStorage).buffer)[0];
   };
   const leaves = make(base, true);
   const out = fn(...leaves);

@@ -1,0 +1,140 @@
+/**
+ * `deno task eval`: COCO evaluation of a results file against an annotation
+ * file, with pycocotools' numbers and printout, optional optimal LRP, a JSON
+ * report and precision–recall curves as SVG.
+ *
+ * ```sh
+ * deno task eval --gt annotations.json --dets results.json --iou-type segm --lrp --out runs/eval
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { type EvalFileOptions, evaluateResultsFile } from "./eval_results.ts";
+
+/** Usage text printed by `--help` and after a bad flag. */
+export const EVAL_USAGE: string = `Usage: deno task eval --gt FILE --dets FILE [options]
+
+Evaluate COCO detection results like pycocotools' COCOeval (and LRP-Error's oLRP).
+
+Options:
+  --gt FILE          COCO annotation file (images, categories, annotations)
+  --dets FILE        COCO results file (JSON array of detections)
+  --iou-type TYPE    bbox (default) or segm
+  --lrp              also compute optimal LRP (tau 0.5)
+  --out DIR          write report.json and pr_curves.svg there (default runs/eval)
+  --no-out           write nothing, only print
+  --per-category     print a per-category table and write pr_curves/category_<id>.svg
+  -h, --help         show this help`;
+
+/** Thrown for flags that cannot be used: the CLI prints the usage and exits 2. */
+export class UsageError extends Error {
+  /**
+   * Create the error.
+   *
+   * @param message What is wrong with the flags.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/**
+ * Parse the command line (strict: unknown flags are errors).
+ *
+ * @example
+ * ```ts
+ * import { parseEvalArgs } from "./eval.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const o = parseEvalArgs(["--gt", "a.json", "--dets", "b.json", "--lrp"]);
+ * assert.deepEqual(o, {
+ *   gt: "a.json", dets: "b.json", iouType: "bbox", lrp: true, out: "runs/eval", perCategory: false,
+ * });
+ * ```
+ *
+ * @param args Command-line arguments without the program name.
+ * @returns The options, or `"help"` when help was asked for.
+ * @throws {UsageError} On an unknown flag, a missing value, or a bad `--iou-type`.
+ */
+export function parseEvalArgs(args: string[]): EvalFileOptions | "help" {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        gt: { type: "string" },
+        dets: { type: "string" },
+        "iou-type": { type: "string", default: "bbox" },
+        lrp: { type: "boolean", default: false },
+        out: { type: "string" },
+        "no-out": { type: "boolean", default: false },
+        "per-category": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (values.help) return "help";
+  if (!values.gt) throw new UsageError("Missing --gt FILE");
+  if (!values.dets) throw new UsageError("Missing --dets FILE");
+  const iouType = values["iou-type"];
+  if (iouType !== "bbox" && iouType !== "segm") {
+    throw new UsageError(`Unknown --iou-type "${iouType}", expected bbox or segm`);
+  }
+  if (values["no-out"] && values.out !== undefined) {
+    throw new UsageError("--out and --no-out exclude each other");
+  }
+  return {
+    gt: values.gt,
+    dets: values.dets,
+    iouType,
+    lrp: values.lrp,
+    out: values["no-out"] ? undefined : values.out ?? "runs/eval",
+    perCategory: values["per-category"],
+  };
+}
+
+/**
+ * Run the CLI.
+ *
+ * @param args Command-line arguments without the program name.
+ * @returns The exit code: 0 on success, 1 when evaluation fails, 2 on bad flags.
+ */
+export async function main(args: string[]): Promise<number> {
+  let options;
+  try {
+    options = parseEvalArgs(args);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`${e.message}\n\n${EVAL_USAGE}`);
+    return 2;
+  }
+  if (options === "help") {
+    console.log(EVAL_USAGE);
+    return 0;
+  }
+  try {
+    const t0 = performance.now();
+    const { text, written, coco } = await evaluateResultsFile(options);
+    console.log(text);
+    if (coco.droppedDetections > 0) {
+      console.error(
+        `Dropped ${coco.droppedDetections} detection(s) whose category is not in the annotation file`,
+      );
+    }
+    for (const path of written) console.error(`Wrote ${path}`);
+    console.error(`Evaluated in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    return 0;
+  } catch (e) {
+    console.error(`Evaluation failed: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

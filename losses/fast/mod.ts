@@ -1,0 +1,29 @@
+/**
+ * Fast CPU bucketed ranking losses (BRS, BAP) at `O(M log P + P log P)`, and their building
+ * blocks (bucketing by search or by sort, prefix-sum and Fenwick pairwise sums).
+ *
+ * @module
+ */
+
+export {
+  type FastBucketedOptions,
+  fastBucketedApLoss,
+  fastBucketedRankSortLoss,
+} from "./bucketed_losses.ts";
+export {
+  bucketBySearch,
+  bucketBySort,
+  bucketPrototypes,
+  type NegativeBuckets,
+  positivesAtOrAbove,
+  type SortedPositives,
+  sortPositives,
+} from "./bucketing.ts";
+export {
+  directPairwise,
+  type PairwiseSums,
+  positiveWindows,
+  prefixPairwise,
+  type SortingErrors,
+} from "./pairwise.ts";
+export { CompensatedPrefixSum, FenwickTree } from "./prefix_sums.ts";

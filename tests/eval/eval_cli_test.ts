@@ -1,0 +1,166 @@
+// Tests of cli/eval.ts and cli/eval_results.ts (kept beside the evaluation tests).
+import assert from "node:assert/strict";
+import { main, parseEvalArgs, UsageError } from "../../cli/eval.ts";
+import { prCurvesSvg, writeFileAtomic } from "../../cli/eval_results.ts";
+import { evaluateCoco } from "../../eval/coco_eval.ts";
+import type { CocoDataset, CocoDetection } from "../../data/coco_types.ts";
+
+const FIXTURE = new URL("../fixtures/coco_eval/lrp_edge_cases.json", import.meta.url);
+
+/** Run `main()` with console output captured. */
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [], err: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    const code = await main(args);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+Deno.test("parseEvalArgs() reads flags strictly", async (t) => {
+  await t.step("defaults", () => {
+    assert.deepEqual(parseEvalArgs(["--gt", "g.json", "--dets", "d.json"]), {
+      gt: "g.json",
+      dets: "d.json",
+      iouType: "bbox",
+      lrp: false,
+      out: "runs/eval",
+      perCategory: false,
+    });
+  });
+  await t.step("all flags", () => {
+    const o = parseEvalArgs([
+      "--gt=g.json",
+      "--dets",
+      "d.json",
+      "--iou-type",
+      "segm",
+      "--lrp",
+      "--out",
+      "o",
+      "--per-category",
+    ]);
+    assert.deepEqual(o, {
+      gt: "g.json",
+      dets: "d.json",
+      iouType: "segm",
+      lrp: true,
+      out: "o",
+      perCategory: true,
+    });
+    assert.equal(parseEvalArgs(["--gt", "g", "--dets", "d", "--no-out"]) !== "help", true);
+    assert.equal(parseEvalArgs(["-h"]), "help");
+  });
+  await t.step("bad flags", () => {
+    for (
+      const args of [
+        ["--gt", "g", "--dets", "d", "--bogus"],
+        ["--gt", "g"],
+        ["--dets", "d"],
+        ["--gt", "g", "--dets", "d", "--iou-type", "keypoints"],
+        ["--gt", "g", "--dets", "d", "positional"],
+        ["--gt", "g", "--dets", "d", "--out", "o", "--no-out"],
+        ["--gt"],
+      ]
+    ) {
+      assert.throws(() => parseEvalArgs(args), UsageError, args.join(" "));
+    }
+  });
+});
+
+Deno.test("eval CLI prints the summary and writes the report atomically", async (t) => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const f = JSON.parse(await Deno.readTextFile(FIXTURE)) as CocoDataset & {
+      detections: CocoDetection[];
+      expected: { segm: { stats: number[] } };
+    };
+    const gt = `${dir}/gt.json`, dets = `${dir}/dets.json`, out = `${dir}/out`;
+    await Deno.writeTextFile(gt, JSON.stringify(f));
+    await Deno.writeTextFile(dets, JSON.stringify(f.detections));
+
+    await t.step("full run", async () => {
+      const r = await run([
+        "--gt",
+        gt,
+        "--dets",
+        dets,
+        "--iou-type",
+        "segm",
+        "--lrp",
+        "--per-category",
+        "--out",
+        out,
+      ]);
+      assert.equal(r.code, 0, r.err);
+      const lines = r.out.split("\n");
+      assert.match(lines[0], /^ Average Precision {2}\(AP\) @\[ IoU=0\.50:0\.95 \| area= {3}all/);
+      assert.ok(lines[0].endsWith(`= ${f.expected.segm.stats[0].toFixed(3)}`), lines[0]);
+      assert.match(r.out, /Optimal LRP/);
+      assert.match(r.out, /category +AP +AP50/);
+      const report = JSON.parse(await Deno.readTextFile(`${out}/report.json`));
+      assert.ok(Math.abs(report.stats.AP - f.expected.segm.stats[0]) < 1e-12);
+      assert.equal(report.iouType, "segm");
+      assert.equal(report.perCategory.length, f.categories.length);
+      assert.equal(report.lrp.tau, 0.5);
+      const svg = await Deno.readTextFile(`${out}/pr_curves.svg`);
+      assert.match(svg, /^<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+      assert.equal(svg.match(/<polyline/g)?.length, 10);
+      const files = [...Deno.readDirSync(`${out}/pr_curves`)].map((e) => e.name).sort();
+      assert.deepEqual(files, f.categories.map((c) => `category_${c.id}.svg`).sort());
+      assert.ok(![...Deno.readDirSync(out)].some((e) => e.name.includes(".tmp-")));
+    });
+    await t.step("bad flag exits 2 with the usage", async () => {
+      const r = await run(["--gt", gt, "--dets", dets, "--frobnicate"]);
+      assert.equal(r.code, 2);
+      assert.match(r.err, /Usage: deno task eval/);
+    });
+    await t.step("--help exits 0", async () => {
+      const r = await run(["--help"]);
+      assert.equal(r.code, 0);
+      assert.match(r.out, /--iou-type/);
+    });
+    await t.step("unreadable input exits 1 with a message", async () => {
+      await Deno.writeTextFile(`${dir}/bad.json`, "{ not json");
+      const r = await run(["--gt", gt, "--dets", `${dir}/bad.json`, "--no-out"]);
+      assert.equal(r.code, 1);
+      assert.match(r.err, /Cannot parse results file/);
+      await Deno.writeTextFile(`${dir}/obj.json`, "{}");
+      const r2 = await run(["--gt", gt, "--dets", `${dir}/obj.json`, "--no-out"]);
+      assert.equal(r2.code, 1);
+      assert.match(r2.err, /expected a JSON array/);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("writeFileAtomic() replaces the file and leaves no temporary", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeFileAtomic(`${dir}/a.txt`, "one");
+    await writeFileAtomic(`${dir}/a.txt`, "two");
+    assert.equal(await Deno.readTextFile(`${dir}/a.txt`), "two");
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["a.txt"]);
+    await assert.rejects(() => writeFileAtomic(`${dir}/missing/a.txt`, "x"));
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["a.txt"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("prCurvesSvg() rejects a category index out of range", () => {
+  const r = evaluateCoco({
+    images: [{ id: 1, width: 10, height: 10, file_name: "x" }],
+    categories: [{ id: 1, name: "a<b" }],
+    annotations: [],
+  }, []);
+  assert.match(prCurvesSvg(r, 0), /a&#60;b/);
+  assert.match(prCurvesSvg(r), /no data/);
+  assert.throws(() => prCurvesSvg(r, 1), RangeError);
+});
