@@ -287,6 +287,8 @@ export class CocoIndex {
   #labels = new Map<number, number>();
 
   /**
+   * Index a dataset.
+   *
    * @param dataset A dataset (validate it first with {@linkcode parseCoco}).
    */
   constructor(dataset: CocoDataset) {

@@ -317,6 +317,8 @@ export class DetectionLoader {
   #settings: PrepareSettings;
 
   /**
+   * Create a loader; workers start on the first file batch.
+   *
    * @param source Where the images come from.
    * @param options Batch size, seed and the rest.
    */

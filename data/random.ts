@@ -20,6 +20,8 @@ export class Rng {
   #s: number;
 
   /**
+   * Start a generator.
+   *
    * @param seed Any integer; equal seeds give equal sequences.
    */
   constructor(seed: number) {
