@@ -1,0 +1,734 @@
+/**
+ * Box operations as tensor ops: format conversions between `xyxy`
+ * (`[x1, y1, x2, y2]`), `xywh` (`[x1, y1, w, h]`) and `cxcywh`
+ * (`[cx, cy, w, h]`), pairwise IoU / IoF / GIoU matrices, and row-aligned
+ * IoU / GIoU with gradients (the kernels under the IoU and GIoU losses).
+ *
+ * Boxes are in pixels with no `+1` on widths (mmdetection 2.x convention).
+ * Three kernel families: `box.linear4` (conversions and their gradients),
+ * `box.pairwise` and `box.aligned` / `box.aligned_grad`.
+ *
+ * @module
+ */
+
+import { record } from "../tensor/autograd.ts";
+import type { DType } from "../tensor/dtype.ts";
+import { entryPoint, type Kernel, type ParamType } from "../tensor/kernel.ts";
+import { backendOf, expectDtype, launch, launchInto } from "../tensor/ops/launch.ts";
+import { empty, type Tensor } from "../tensor/tensor.ts";
+
+const WORKGROUP = 64;
+
+/** What an overlap measures: intersection over union, over the first box's area, or GIoU. */
+export type OverlapMode = "iou" | "iof" | "giou";
+
+const MODE_ID: Record<OverlapMode, number> = { iou: 0, iof: 1, giou: 2 };
+
+/** Throws a `TypeError` naming `op` unless `t` is a float tensor of shape `[..., 4]`. */
+export function checkBoxes(op: string, t: Tensor, name = "boxes"): void {
+  expectDtype(op, t, ["f32", "f64"]);
+  if (t.rank < 1 || t.shape[t.rank - 1] !== 4) {
+    throw new TypeError(`${op}: ${name} must have shape [..., 4] but got [${t.shape.join(", ")}]`);
+  }
+}
+
+function floatKind(t: Tensor): DType {
+  return t.dtype === "f64" ? "f64" : "f32";
+}
+
+// ---------------------------------------------------------------------------
+// Format conversions: one 4x4 linear map per row.
+
+const linearKernels = new Map<DType, Kernel>();
+const MATRIX_PARAMS = Array.from({ length: 16 }, (_, k) => `m${k}`);
+
+function linearKernel(dtype: DType): Kernel {
+  let kernel = linearKernels.get(dtype);
+  if (kernel) return kernel;
+  const params: Record<string, ParamType> = { rows: "u32" };
+  for (const name of MATRIX_PARAMS) params[name] = "f32";
+  const rowsOf = (k: number) =>
+    [0, 1, 2, 3].map((j) => `p.m${4 * k + j} * x[b + ${j}u]`).join(" + ");
+  kernel = {
+    label: "box.linear4",
+    inputs: { x: dtype },
+    outputs: { out: dtype },
+    params,
+    workgroupSize: WORKGROUP,
+    code: `${entryPoint(WORKGROUP)}
+  if (i >= p.rows) { return; }
+  let b = i * 4u;
+  let o0 = ${rowsOf(0)};
+  let o1 = ${rowsOf(1)};
+  let o2 = ${rowsOf(2)};
+  let o3 = ${rowsOf(3)};
+  out[b] = o0;
+  out[b + 1u] = o1;
+  out[b + 2u] = o2;
+  out[b + 3u] = o3;
+}`,
+    cpu(ins, outs, p) {
+      const x = ins.x, out = outs.out;
+      const rows = p.rows as number;
+      const m = MATRIX_PARAMS.map((name) => p[name] as number);
+      for (let r = 0; r < rows; r++) {
+        const b = 4 * r;
+        const x0 = x[b], x1 = x[b + 1], x2 = x[b + 2], x3 = x[b + 3];
+        for (let k = 0; k < 4; k++) {
+          out[b + k] = m[4 * k] * x0 + m[4 * k + 1] * x1 + m[4 * k + 2] * x2 + m[4 * k + 3] * x3;
+        }
+      }
+    },
+  };
+  linearKernels.set(dtype, kernel);
+  return kernel;
+}
+
+function applyLinear(x: Tensor, matrix: readonly number[]): Tensor {
+  const params: Record<string, number> = { rows: x.size / 4 };
+  matrix.forEach((v, k) => (params[`m${k}`] = v));
+  return launchInto(
+    linearKernel(floatKind(x)),
+    [x],
+    x.shape,
+    x.dtype,
+    params,
+    Math.ceil(x.size / 4 / WORKGROUP),
+  );
+}
+
+function transpose4(m: readonly number[]): number[] {
+  return m.map((_, k) => m[4 * (k % 4) + Math.floor(k / 4)]);
+}
+
+function convert(op: string, boxes: Tensor, matrix: readonly number[]): Tensor {
+  checkBoxes(op, boxes);
+  const out = applyLinear(boxes, matrix);
+  const back = transpose4(matrix);
+  record(op, [boxes], [out], ([g]) => [applyLinear(g!, back)]);
+  return out;
+}
+
+// deno-fmt-ignore
+const XYXY_TO_XYWH = [1, 0, 0, 0, 0, 1, 0, 0, -1, 0, 1, 0, 0, -1, 0, 1];
+// deno-fmt-ignore
+const XYWH_TO_XYXY = [1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 1, 0, 0, 1, 0, 1];
+// deno-fmt-ignore
+const XYXY_TO_CXCYWH = [0.5, 0, 0.5, 0, 0, 0.5, 0, 0.5, -1, 0, 1, 0, 0, -1, 0, 1];
+// deno-fmt-ignore
+const CXCYWH_TO_XYXY = [1, 0, -0.5, 0, 0, 1, 0, -0.5, 1, 0, 0.5, 0, 0, 1, 0, 0.5];
+
+/**
+ * Converts `[x1, y1, x2, y2]` boxes to `[x1, y1, w, h]`, with gradient.
+ *
+ * @example
+ * ```ts
+ * import { xyxyToXywh } from "./box_ops.ts";
+ * import { tensor } from "../tensor/tensor.ts";
+ * console.log(await xyxyToXywh(tensor([[1, 2, 4, 6]])).data()); // Float32Array [1, 2, 3, 4]
+ * ```
+ *
+ * @param boxes Float tensor `[..., 4]`.
+ * @returns A tensor of the same shape.
+ */
+export function xyxyToXywh(boxes: Tensor): Tensor {
+  return convert("xyxyToXywh", boxes, XYXY_TO_XYWH);
+}
+
+/**
+ * Converts `[x1, y1, w, h]` boxes to `[x1, y1, x2, y2]`, with gradient.
+ *
+ * @example
+ * ```ts
+ * import { xywhToXyxy } from "./box_ops.ts";
+ * import { tensor } from "../tensor/tensor.ts";
+ * console.log(await xywhToXyxy(tensor([[1, 2, 3, 4]])).data()); // Float32Array [1, 2, 4, 6]
+ * ```
+ *
+ * @param boxes Float tensor `[..., 4]`.
+ * @returns A tensor of the same shape.
+ */
+export function xywhToXyxy(boxes: Tensor): Tensor {
+  return convert("xywhToXyxy", boxes, XYWH_TO_XYXY);
+}
+
+/**
+ * Converts `[x1, y1, x2, y2]` boxes to `[cx, cy, w, h]`, with gradient.
+ *
+ * @example
+ * ```ts
+ * import { xyxyToCxcywh } from "./box_ops.ts";
+ * import { tensor } from "../tensor/tensor.ts";
+ * console.log(await xyxyToCxcywh(tensor([[0, 0, 4, 2]])).data()); // Float32Array [2, 1, 4, 2]
+ * ```
+ *
+ * @param boxes Float tensor `[..., 4]`.
+ * @returns A tensor of the same shape.
+ */
+export function xyxyToCxcywh(boxes: Tensor): Tensor {
+  return convert("xyxyToCxcywh", boxes, XYXY_TO_CXCYWH);
+}
+
+/**
+ * Converts `[cx, cy, w, h]` boxes to `[x1, y1, x2, y2]`, with gradient.
+ *
+ * @example
+ * ```ts
+ * import { cxcywhToXyxy } from "./box_ops.ts";
+ * import { tensor } from "../tensor/tensor.ts";
+ * console.log(await cxcywhToXyxy(tensor([[2, 1, 4, 2]])).data()); // Float32Array [0, 0, 4, 2]
+ * ```
+ *
+ * @param boxes Float tensor `[..., 4]`.
+ * @returns A tensor of the same shape.
+ */
+export function cxcywhToXyxy(boxes: Tensor): Tensor {
+  return convert("cxcywhToXyxy", boxes, CXCYWH_TO_XYXY);
+}
+
+// ---------------------------------------------------------------------------
+// Pairwise overlaps.
+
+const pairwiseKernels = new Map<DType, Kernel>();
+
+/** Overlap of two xyxy boxes (plain JS, float64): the CPU twins' shared formula. */
+export function overlapHost(
+  a: ArrayLike<number>,
+  i: number,
+  b: ArrayLike<number>,
+  j: number,
+  mode: OverlapMode,
+  eps = 1e-6,
+): number {
+  const ax1 = a[4 * i], ay1 = a[4 * i + 1], ax2 = a[4 * i + 2], ay2 = a[4 * i + 3];
+  const bx1 = b[4 * j], by1 = b[4 * j + 1], bx2 = b[4 * j + 2], by2 = b[4 * j + 3];
+  const areaA = (ax2 - ax1) * (ay2 - ay1);
+  const areaB = (bx2 - bx1) * (by2 - by1);
+  const iw = Math.max(Math.min(ax2, bx2) - Math.max(ax1, bx1), 0);
+  const ih = Math.max(Math.min(ay2, by2) - Math.max(ay1, by1), 0);
+  const inter = iw * ih;
+  const union = Math.max(mode === "iof" ? areaA : areaA + areaB - inter, eps);
+  const iou = inter / union;
+  if (mode !== "giou") return iou;
+  const ew = Math.max(Math.max(ax2, bx2) - Math.min(ax1, bx1), 0);
+  const eh = Math.max(Math.max(ay2, by2) - Math.min(ay1, by1), 0);
+  const enclose = Math.max(ew * eh, eps);
+  return iou - (enclose - union) / enclose;
+}
+
+const WGSL_OVERLAP = /* wgsl */ `
+fn overlap(a: vec4<f32>, b: vec4<f32>, mode: u32, eps: f32) -> f32 {
+  let area_a = (a.z - a.x) * (a.w - a.y);
+  let area_b = (b.z - b.x) * (b.w - b.y);
+  let iw = max(min(a.z, b.z) - max(a.x, b.x), 0.0);
+  let ih = max(min(a.w, b.w) - max(a.y, b.y), 0.0);
+  let inter = iw * ih;
+  let uni = max(select(area_a + area_b - inter, area_a, mode == 1u), eps);
+  let iou = inter / uni;
+  if (mode != 2u) { return iou; }
+  let ew = max(max(a.z, b.z) - min(a.x, b.x), 0.0);
+  let eh = max(max(a.w, b.w) - min(a.y, b.y), 0.0);
+  let enclose = max(ew * eh, eps);
+  return iou - (enclose - uni) / enclose;
+}
+`;
+
+function pairwiseKernel(dtype: DType): Kernel {
+  let kernel = pairwiseKernels.get(dtype);
+  if (kernel) return kernel;
+  kernel = {
+    label: "box.pairwise",
+    inputs: { a: dtype, b: dtype },
+    outputs: { out: dtype },
+    params: { n: "u32", m: "u32", mode: "u32", eps: "f32" },
+    workgroupSize: WORKGROUP,
+    code: `${WGSL_OVERLAP}
+${entryPoint(WORKGROUP)}
+  if (i >= p.n * p.m) { return; }
+  let r = i / p.m;
+  let c = i % p.m;
+  let ba = vec4<f32>(a[4u * r], a[4u * r + 1u], a[4u * r + 2u], a[4u * r + 3u]);
+  let bb = vec4<f32>(b[4u * c], b[4u * c + 1u], b[4u * c + 2u], b[4u * c + 3u]);
+  out[i] = overlap(ba, bb, p.mode, p.eps);
+}`,
+    cpu(ins, outs, p) {
+      const { n, m, mode, eps } = p as Record<string, number>;
+      const modeName = (["iou", "iof", "giou"] as const)[mode];
+      const out = outs.out;
+      for (let r = 0; r < n; r++) {
+        for (let c = 0; c < m; c++) out[r * m + c] = overlapHost(ins.a, r, ins.b, c, modeName, eps);
+      }
+    },
+  };
+  pairwiseKernels.set(dtype, kernel);
+  return kernel;
+}
+
+/** Options of {@linkcode boxIou} and {@linkcode bboxOverlaps}. */
+export interface OverlapOptions {
+  /** `"iou"` (default), `"iof"` (intersection over the first box's area) or `"giou"`. */
+  mode?: OverlapMode;
+  /** Lower bound of the union (and enclosing) area; default `1e-6`. */
+  eps?: number;
+}
+
+function checkMode(op: string, mode: string): OverlapMode {
+  if (!(mode in MODE_ID)) throw new RangeError(`${op}: unknown mode "${mode}"`);
+  return mode as OverlapMode;
+}
+
+/**
+ * Pairwise overlaps of `xyxy` boxes: entry `[i, j]` compares `a[i]` with
+ * `b[j]`. One invocation per pair; no gradient (used by assigners).
+ *
+ * @example Disjoint, contained and identical boxes
+ * ```ts
+ * import { boxIou } from "./box_ops.ts";
+ * import { tensor } from "../tensor/tensor.ts";
+ * const a = tensor([[0, 0, 2, 2]]);
+ * const b = tensor([[0, 0, 2, 2], [0, 0, 1, 1], [3, 3, 4, 4]]);
+ * console.log(await boxIou(a, b).data()); // Float32Array [1, 0.25, 0]
+ * ```
+ *
+ * @param a Boxes `[N, 4]`.
+ * @param b Boxes `[M, 4]`, same element type and backend.
+ * @param options Mode and `eps`.
+ * @returns Overlaps `[N, M]`.
+ */
+export function boxIou(a: Tensor, b: Tensor, options: OverlapOptions = {}): Tensor {
+  const op = "boxIou";
+  const mode = checkMode(op, options.mode ?? "iou");
+  checkBoxes(op, a, "a");
+  checkBoxes(op, b, "b");
+  if (a.rank !== 2 || b.rank !== 2) {
+    throw new TypeError(
+      `${op}: expected boxes [N, 4] and [M, 4] but got [${a.shape.join(", ")}] and [${
+        b.shape.join(", ")
+      }]`,
+    );
+  }
+  if (a.dtype !== b.dtype) {
+    throw new TypeError(`${op}: element types ${a.dtype} and ${b.dtype} differ`);
+  }
+  backendOf(op, [a, b]);
+  const n = a.shape[0], m = b.shape[0];
+  return launchInto(
+    pairwiseKernel(floatKind(a)),
+    [a, b],
+    [n, m],
+    a.dtype,
+    { n, m, mode: MODE_ID[mode], eps: options.eps ?? 1e-6 },
+    Math.ceil((n * m) / WORKGROUP),
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Row-aligned overlaps with gradients.
+
+/** What the aligned kernel writes per row: the overlap `v`, `1 - max(v, floor)` or `-log(max(v, floor))`. */
+export type AlignedKind = "value" | "one_minus" | "neg_log";
+
+const KIND_ID: Record<AlignedKind, number> = { value: 0, one_minus: 1, neg_log: 2 };
+
+/** Parameters of {@linkcode alignedOverlapOp}. */
+export interface AlignedOptions {
+  /** `"iou"` or `"giou"` (`"iof"` also works). */
+  mode: OverlapMode;
+  /** What is written per row. */
+  kind: AlignedKind;
+  /** Lower bound of union and enclosing areas. */
+  eps: number;
+  /** `v` is clamped from below at `floor` before `one_minus` / `neg_log` (gradient 0 below). */
+  floor: number;
+}
+
+/** Float64 forward and backward of one aligned row (the CPU twin; mirrors the WGSL). */
+function alignedRow(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  r: number,
+  mode: number,
+  kind: number,
+  eps: number,
+  floor: number,
+  g: number | null,
+  ga: { [k: number]: number } | null,
+  gb: { [k: number]: number } | null,
+): number {
+  const o = 4 * r;
+  const ax1 = a[o], ay1 = a[o + 1], ax2 = a[o + 2], ay2 = a[o + 3];
+  const bx1 = b[o], by1 = b[o + 1], bx2 = b[o + 2], by2 = b[o + 3];
+  const aw = ax2 - ax1, ah = ay2 - ay1, bw = bx2 - bx1, bh = by2 - by1;
+  const areaA = aw * ah, areaB = bw * bh;
+  const iwr = Math.min(ax2, bx2) - Math.max(ax1, bx1);
+  const ihr = Math.min(ay2, by2) - Math.max(ay1, by1);
+  const iw = Math.max(iwr, 0), ih = Math.max(ihr, 0);
+  const inter = iw * ih;
+  const ur = mode === 1 ? areaA : areaA + areaB - inter;
+  const union = Math.max(ur, eps);
+  const iou = inter / union;
+  let v = iou;
+  let ewr = 0, ehr = 0, ew = 0, eh = 0, er = 0, enclose = 1;
+  if (mode === 2) {
+    ewr = Math.max(ax2, bx2) - Math.min(ax1, bx1);
+    ehr = Math.max(ay2, by2) - Math.min(ay1, by1);
+    ew = Math.max(ewr, 0);
+    eh = Math.max(ehr, 0);
+    er = ew * eh;
+    enclose = Math.max(er, eps);
+    v = iou - (enclose - union) / enclose;
+  }
+  const vc = Math.max(v, floor);
+  const out = kind === 0 ? v : kind === 1 ? 1 - vc : -Math.log(vc);
+  if (g === null || !ga || !gb) return out;
+  const pass = v > floor ? 1 : 0;
+  const dv = kind === 0 ? g : kind === 1 ? -g * pass : -g / vc * pass;
+  let gUnion = -dv * inter / (union * union);
+  let gInter = dv / union;
+  let gEncl = 0;
+  if (mode === 2) {
+    gUnion += dv / enclose;
+    gEncl = -dv * union / (enclose * enclose);
+  }
+  const gUr = ur > eps ? gUnion : 0;
+  const gAreaA = gUr;
+  let gAreaB = gUr;
+  if (mode === 1) gAreaB = 0;
+  else gInter -= gUr;
+  const gIw = iwr > 0 ? gInter * ih : 0, gIh = ihr > 0 ? gInter * iw : 0;
+  for (let k = 0; k < 4; k++) ga[o + k] = gb[o + k] = 0;
+  // Intersection: right = min(ax2, bx2), left = max(ax1, bx1) (ties go to a).
+  if (ax2 <= bx2) ga[o + 2] += gIw;
+  else gb[o + 2] += gIw;
+  if (ax1 >= bx1) ga[o] -= gIw;
+  else gb[o] -= gIw;
+  if (ay2 <= by2) ga[o + 3] += gIh;
+  else gb[o + 3] += gIh;
+  if (ay1 >= by1) ga[o + 1] -= gIh;
+  else gb[o + 1] -= gIh;
+  // Areas.
+  ga[o + 2] += gAreaA * ah;
+  ga[o] -= gAreaA * ah;
+  ga[o + 3] += gAreaA * aw;
+  ga[o + 1] -= gAreaA * aw;
+  gb[o + 2] += gAreaB * bh;
+  gb[o] -= gAreaB * bh;
+  gb[o + 3] += gAreaB * bw;
+  gb[o + 1] -= gAreaB * bw;
+  if (mode === 2) {
+    const gEr = er > eps ? gEncl : 0;
+    const gEw = ewr > 0 ? gEr * eh : 0, gEh = ehr > 0 ? gEr * ew : 0;
+    if (ax2 >= bx2) ga[o + 2] += gEw;
+    else gb[o + 2] += gEw;
+    if (ax1 <= bx1) ga[o] -= gEw;
+    else gb[o] -= gEw;
+    if (ay2 >= by2) ga[o + 3] += gEh;
+    else gb[o + 3] += gEh;
+    if (ay1 <= by1) ga[o + 1] -= gEh;
+    else gb[o + 1] -= gEh;
+  }
+  return out;
+}
+
+const WGSL_ALIGNED = /* wgsl */ `
+struct Row { a: vec4<f32>, b: vec4<f32> }
+fn load_row(r: u32) -> Row {
+  let o = 4u * r;
+  return Row(vec4<f32>(a[o], a[o + 1u], a[o + 2u], a[o + 3u]),
+             vec4<f32>(b[o], b[o + 1u], b[o + 2u], b[o + 3u]));
+}
+fn aligned_value(a: vec4<f32>, b: vec4<f32>, mode: u32, eps: f32) -> f32 {
+  let area_a = (a.z - a.x) * (a.w - a.y);
+  let area_b = (b.z - b.x) * (b.w - b.y);
+  let iw = max(min(a.z, b.z) - max(a.x, b.x), 0.0);
+  let ih = max(min(a.w, b.w) - max(a.y, b.y), 0.0);
+  let inter = iw * ih;
+  let uni = max(select(area_a + area_b - inter, area_a, mode == 1u), eps);
+  let iou = inter / uni;
+  if (mode != 2u) { return iou; }
+  let ew = max(max(a.z, b.z) - min(a.x, b.x), 0.0);
+  let eh = max(max(a.w, b.w) - min(a.y, b.y), 0.0);
+  let enclose = max(ew * eh, eps);
+  return iou - (enclose - uni) / enclose;
+}
+fn finish(v: f32, kind: u32, floor: f32) -> f32 {
+  let vc = max(v, floor);
+  if (kind == 0u) { return v; }
+  if (kind == 1u) { return 1.0 - vc; }
+  return -log(vc);
+}
+`;
+
+const alignedKernels = new Map<string, Kernel>();
+
+function alignedKernel(dtype: DType): Kernel {
+  const key = `fwd|${dtype}`;
+  let kernel = alignedKernels.get(key);
+  if (kernel) return kernel;
+  kernel = {
+    label: "box.aligned",
+    inputs: { a: dtype, b: dtype },
+    outputs: { out: dtype },
+    params: { n: "u32", mode: "u32", kind: "u32", eps: "f32", floor: "f32" },
+    workgroupSize: WORKGROUP,
+    code: `${WGSL_ALIGNED}
+${entryPoint(WORKGROUP)}
+  if (i >= p.n) { return; }
+  let row = load_row(i);
+  out[i] = finish(aligned_value(row.a, row.b, p.mode, p.eps), p.kind, p.floor);
+}`,
+    cpu(ins, outs, p) {
+      const { n, mode, kind, eps, floor } = p as Record<string, number>;
+      for (let r = 0; r < n; r++) {
+        outs.out[r] = alignedRow(ins.a, ins.b, r, mode, kind, eps, floor, null, null, null);
+      }
+    },
+  };
+  alignedKernels.set(key, kernel);
+  return kernel;
+}
+
+function alignedGradKernel(dtype: DType): Kernel {
+  const key = `grad|${dtype}`;
+  let kernel = alignedKernels.get(key);
+  if (kernel) return kernel;
+  kernel = {
+    label: "box.aligned_grad",
+    inputs: { g: dtype, a: dtype, b: dtype },
+    outputs: { ga: dtype, gb: dtype },
+    params: {
+      n: "u32",
+      mode: "u32",
+      kind: "u32",
+      eps: "f32",
+      floor: "f32",
+      g_scalar: "u32",
+    },
+    workgroupSize: WORKGROUP,
+    code: `${WGSL_ALIGNED}
+${entryPoint(WORKGROUP)}
+  if (i >= p.n) { return; }
+  let row = load_row(i);
+  let pa = row.a;
+  let pb = row.b;
+  let gin = g[select(i, 0u, p.g_scalar == 1u)];
+  let aw = pa.z - pa.x;
+  let ah = pa.w - pa.y;
+  let bw = pb.z - pb.x;
+  let bh = pb.w - pb.y;
+  let area_a = aw * ah;
+  let area_b = bw * bh;
+  let iwr = min(pa.z, pb.z) - max(pa.x, pb.x);
+  let ihr = min(pa.w, pb.w) - max(pa.y, pb.y);
+  let iw = max(iwr, 0.0);
+  let ih = max(ihr, 0.0);
+  let inter = iw * ih;
+  let ur = select(area_a + area_b - inter, area_a, p.mode == 1u);
+  let uni = max(ur, p.eps);
+  var v = inter / uni;
+  let ewr = max(pa.z, pb.z) - min(pa.x, pb.x);
+  let ehr = max(pa.w, pb.w) - min(pa.y, pb.y);
+  let ew = max(ewr, 0.0);
+  let eh = max(ehr, 0.0);
+  let er = ew * eh;
+  let enclose = max(er, p.eps);
+  if (p.mode == 2u) { v = v - (enclose - uni) / enclose; }
+  let vc = max(v, p.floor);
+  let pass_ = select(0.0, 1.0, v > p.floor);
+  var dv = gin;
+  if (p.kind == 1u) { dv = -gin * pass_; }
+  if (p.kind == 2u) { dv = -gin / vc * pass_; }
+  var g_union = -dv * inter / (uni * uni);
+  var g_inter = dv / uni;
+  var g_encl = 0.0;
+  if (p.mode == 2u) {
+    g_union = g_union + dv / enclose;
+    g_encl = -dv * uni / (enclose * enclose);
+  }
+  let g_ur = select(0.0, g_union, ur > p.eps);
+  let g_area_a = g_ur;
+  var g_area_b = g_ur;
+  if (p.mode == 1u) { g_area_b = 0.0; } else { g_inter = g_inter - g_ur; }
+  let g_iw = select(0.0, g_inter * ih, iwr > 0.0);
+  let g_ih = select(0.0, g_inter * iw, ihr > 0.0);
+  var da = vec4<f32>(0.0);
+  var db = vec4<f32>(0.0);
+  if (pa.z <= pb.z) { da.z += g_iw; } else { db.z += g_iw; }
+  if (pa.x >= pb.x) { da.x -= g_iw; } else { db.x -= g_iw; }
+  if (pa.w <= pb.w) { da.w += g_ih; } else { db.w += g_ih; }
+  if (pa.y >= pb.y) { da.y -= g_ih; } else { db.y -= g_ih; }
+  da += vec4<f32>(-g_area_a * ah, -g_area_a * aw, g_area_a * ah, g_area_a * aw);
+  db += vec4<f32>(-g_area_b * bh, -g_area_b * bw, g_area_b * bh, g_area_b * bw);
+  if (p.mode == 2u) {
+    let g_er = select(0.0, g_encl, er > p.eps);
+    let g_ew = select(0.0, g_er * eh, ewr > 0.0);
+    let g_eh = select(0.0, g_er * ew, ehr > 0.0);
+    if (pa.z >= pb.z) { da.z += g_ew; } else { db.z += g_ew; }
+    if (pa.x <= pb.x) { da.x -= g_ew; } else { db.x -= g_ew; }
+    if (pa.w >= pb.w) { da.w += g_eh; } else { db.w += g_eh; }
+    if (pa.y <= pb.y) { da.y -= g_eh; } else { db.y -= g_eh; }
+  }
+  let o = 4u * i;
+  ga[o] = da.x;
+  ga[o + 1u] = da.y;
+  ga[o + 2u] = da.z;
+  ga[o + 3u] = da.w;
+  gb[o] = db.x;
+  gb[o + 1u] = db.y;
+  gb[o + 2u] = db.z;
+  gb[o + 3u] = db.w;
+}`,
+    cpu(ins, outs, p) {
+      const { n, mode, kind, eps, floor, g_scalar: gScalar } = p as Record<string, number>;
+      for (let r = 0; r < n; r++) {
+        const gin = ins.g[gScalar === 1 ? 0 : r];
+        alignedRow(ins.a, ins.b, r, mode, kind, eps, floor, gin, outs.ga, outs.gb);
+      }
+    },
+  };
+  alignedKernels.set(key, kernel);
+  return kernel;
+}
+
+function checkAligned(op: string, a: Tensor, b: Tensor): void {
+  checkBoxes(op, a, "a");
+  checkBoxes(op, b, "b");
+  if (a.shape.join() !== b.shape.join()) {
+    throw new TypeError(
+      `${op}: box shapes [${a.shape.join(", ")}] and [${b.shape.join(", ")}] differ`,
+    );
+  }
+  if (a.dtype !== b.dtype) {
+    throw new TypeError(`${op}: element types ${a.dtype} and ${b.dtype} differ`);
+  }
+  backendOf(op, [a, b]);
+}
+
+/**
+ * One value per row of two aligned box tensors `[..., 4]` (IoU or GIoU, or a
+ * loss of it), without recording a gradient: the fused forward kernel under
+ * `iouLoss` / `giouLoss`. Inputs must be validated by the caller
+ * ({@linkcode checkAlignedBoxes}).
+ *
+ * @param a Boxes `[..., 4]`.
+ * @param b Boxes of the same shape.
+ * @param options Mode, output kind, `eps` and `floor`.
+ * @returns Values of shape `a.shape` without its last axis.
+ */
+export function alignedOverlapRaw(a: Tensor, b: Tensor, options: AlignedOptions): Tensor {
+  const n = a.size / 4;
+  return launchInto(
+    alignedKernel(floatKind(a)),
+    [a, b],
+    a.shape.slice(0, -1),
+    a.dtype,
+    alignedParams(n, options),
+    Math.ceil(n / WORKGROUP),
+  );
+}
+
+function alignedParams(n: number, options: AlignedOptions) {
+  return {
+    n,
+    mode: MODE_ID[options.mode],
+    kind: KIND_ID[options.kind],
+    eps: options.eps,
+    floor: options.floor,
+  };
+}
+
+/**
+ * Gradients of {@linkcode alignedOverlapRaw}'s rows with respect to `a` and
+ * `b`, given the rows' gradient `g` (one element per row, or one element for
+ * all rows): the fused backward kernel.
+ *
+ * @returns `[gradA, gradB]`, each of `a`'s shape.
+ */
+export function alignedOverlapGrad(
+  g: Tensor,
+  a: Tensor,
+  b: Tensor,
+  options: AlignedOptions,
+): [Tensor, Tensor] {
+  const n = a.size / 4;
+  if (g.size !== 1 && g.size !== n) {
+    throw new TypeError(
+      `alignedOverlapGrad: gradient [${g.shape.join(", ")}] does not have ${n} rows`,
+    );
+  }
+  const ga = empty(a.shape, a.dtype, a.backend);
+  const gb = empty(b.shape, b.dtype, b.backend);
+  launch(
+    alignedGradKernel(floatKind(a)),
+    [g, a, b],
+    [ga, gb],
+    { ...alignedParams(n, options), g_scalar: g.size === 1 ? 1 : 0 },
+    Math.ceil(n / WORKGROUP),
+  );
+  return [ga, gb];
+}
+
+/**
+ * {@linkcode alignedOverlapRaw} with its gradient recorded under `op`.
+ *
+ * @param op Names the op on the tape.
+ * @param a Boxes `[..., 4]`.
+ * @param b Boxes of the same shape.
+ * @param options Mode, output kind, `eps` and `floor`.
+ * @returns Values of shape `a.shape` without its last axis.
+ */
+export function alignedOverlapOp(
+  op: string,
+  a: Tensor,
+  b: Tensor,
+  options: AlignedOptions,
+): Tensor {
+  const out = alignedOverlapRaw(a, b, options);
+  record(op, [a, b], [out], ([g]) => {
+    const [ga, gb] = alignedOverlapGrad(g!, a, b, options);
+    if (!a.requiresGrad) ga.dispose();
+    if (!b.requiresGrad) gb.dispose();
+    return [a.requiresGrad ? ga : null, b.requiresGrad ? gb : null];
+  });
+  return out;
+}
+
+/** Options of {@linkcode bboxOverlaps}. */
+export interface BboxOverlapsOptions extends OverlapOptions {
+  /** Compare row `i` of `a` with row `i` of `b` (output `[N]`) instead of all pairs. */
+  isAligned?: boolean;
+}
+
+/**
+ * mmdetection-style `bbox_overlaps` of `xyxy` boxes: all pairs (`[N, M]`, no
+ * gradient) or, with `isAligned`, row by row (`[N]`, with gradients to both
+ * inputs).
+ *
+ * @example Aligned IoU and GIoU
+ * ```ts
+ * import { bboxOverlaps } from "./box_ops.ts";
+ * import { tensor } from "../tensor/tensor.ts";
+ * const a = tensor([[0, 0, 2, 2], [0, 0, 1, 1]]);
+ * const b = tensor([[1, 1, 3, 3], [2, 0, 3, 1]]);
+ * console.log(await bboxOverlaps(a, b, { isAligned: true }).data()); // Float32Array [1/7, 0]
+ * console.log(await bboxOverlaps(a, b, { isAligned: true, mode: "giou" }).data());
+ * // Float32Array [1/7 - 2/9, -1/3]
+ * ```
+ *
+ * @param a Boxes `[N, 4]`.
+ * @param b Boxes `[M, 4]` (`[N, 4]` when aligned).
+ * @param options Mode, `eps`, `isAligned`.
+ * @returns `[N, M]`, or `[N]` when aligned.
+ */
+export function bboxOverlaps(a: Tensor, b: Tensor, options: BboxOverlapsOptions = {}): Tensor {
+  const op = "bboxOverlaps";
+  if (!options.isAligned) return boxIou(a, b, options);
+  const mode = checkMode(op, options.mode ?? "iou");
+  checkAligned(op, a, b);
+  return alignedOverlapOp(op, a, b, { mode, kind: "value", eps: options.eps ?? 1e-6, floor: 0 });
+}
+
+/** Validates two aligned box tensors for a loss named `op`. */
+export function checkAlignedBoxes(op: string, a: Tensor, b: Tensor): void {
+  checkAligned(op, a, b);
+}
