@@ -264,6 +264,9 @@ export function tidy<T>(fn: () => T): T {
   let result: T;
   try {
     result = fn();
+  } catch (error) {
+    for (const t of scope) t.dispose();
+    throw error;
   } finally {
     scopes.pop();
   }

@@ -37,11 +37,16 @@ function softmaxKernel(variant: Variant, dtype: DType): Kernel {
     softmax: `var m = -3.4028234663852886e38;
   for (var k = 0u; k < p.c; k++) { m = max(m, x[base + k * p.inner]); }
   var s = 0.0;
-  for (var k = 0u; k < p.c; k++) { s += exp(x[base + k * p.inner] - m); }
+  for (var k = 0u; k < p.c; k++) {
+    let at = base + k * p.inner;
+    let e = exp(x[at] - m);
+    out[at] = e;
+    s += e;
+  }
   let inv = 1.0 / s;
   for (var k = 0u; k < p.c; k++) {
     let at = base + k * p.inner;
-    out[at] = exp(x[at] - m) * inv;
+    out[at] = out[at] * inv;
   }`,
     log_softmax: `var m = -3.4028234663852886e38;
   for (var k = 0u; k < p.c; k++) { m = max(m, x[base + k * p.inner]); }

@@ -73,3 +73,13 @@ Deno.test("tidy disposes what it does not return, and the pool gets it back", ()
   assert.equal(kept.disposed, false);
   assert.equal(CPU.liveBuffers(), before + 2);
 });
+
+Deno.test("tidy releases what it created when the function throws", () => {
+  const before = CPU.liveBuffers();
+  assert.throws(() =>
+    tidy(() => {
+      mul(tensor([1, 2, 3], undefined, { backend: CPU }), 2);
+      throw new Error("boom");
+    }), /boom/);
+  assert.equal(CPU.liveBuffers(), before);
+});

@@ -1,0 +1,481 @@
+/**
+ * 2-D convolution (NCHW) with stride, padding, dilation, groups and bias, and
+ * its gradient.
+ *
+ * The forward pass is im2col + {@linkcode matmul}: `conv.im2col` lays out
+ * each image's receptive fields as a `[C * kh * kw, Ho * Wo]` matrix and the
+ * weight `[Cout, C / groups * kh * kw]` multiplies it group by group (a batched
+ * product with the weight broadcast over images). The backward pass uses the
+ * two transposed products: grad weight = grad out x colsᵀ (summed over images)
+ * and grad cols = weightᵀ x grad out, folded back into the input by
+ * `conv.col2im` (a gather: each input element sums the columns that read it,
+ * so no atomics). Images are processed in chunks so that the column matrix
+ * stays under {@linkcode CONV_COL_LIMIT} elements (see {@linkcode setConvColLimit}).
+ *
+ * @module
+ */
+
+import { record } from "../autograd.ts";
+import type { DType } from "../dtype.ts";
+import { entryPoint, type Kernel } from "../kernel.ts";
+import { empty, type Tensor, viewOf } from "../tensor.ts";
+import { add, map } from "./elementwise.ts";
+import { backendOf, launch } from "./launch.ts";
+import { matmul } from "./matmul.ts";
+import { sum } from "./reduce.ts";
+
+/** Default most elements of one im2col matrix (images are processed in chunks below it). */
+export const CONV_COL_LIMIT = 1 << 24;
+
+let colLimit = CONV_COL_LIMIT;
+
+/**
+ * Sets the most elements of one im2col matrix (tests use a small limit to
+ * exercise chunking); returns the previous limit.
+ */
+export function setConvColLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(`setConvColLimit: limit ${limit} must be a positive integer`);
+  }
+  const previous = colLimit;
+  colLimit = limit;
+  return previous;
+}
+
+const WORKGROUP = 64;
+
+/** Options of {@linkcode conv2d}; numbers apply to both axes, pairs are `[y, x]`. */
+export interface Conv2dOptions {
+  /** Step between output positions; default 1. */
+  stride?: number | readonly [number, number];
+  /** Zero padding added on both sides; default 0. */
+  padding?: number | readonly [number, number];
+  /** Spacing between kernel taps; default 1. */
+  dilation?: number | readonly [number, number];
+  /** Channel groups: input and output channels split into this many independent convolutions; default 1. */
+  groups?: number;
+  /** Optional `[Cout]` bias added to every output position. */
+  bias?: Tensor;
+}
+
+/** The geometry of one convolution. */
+interface Geometry {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  cout: number;
+  groups: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  ph: number;
+  pw: number;
+  dh: number;
+  dw: number;
+  ho: number;
+  wo: number;
+}
+
+const PARAMS = {
+  total: "u32",
+  b0: "u32",
+  c: "u32",
+  h: "u32",
+  w: "u32",
+  kh: "u32",
+  kw: "u32",
+  sh: "u32",
+  sw: "u32",
+  ph: "u32",
+  pw: "u32",
+  dh: "u32",
+  dw: "u32",
+  ho: "u32",
+  wo: "u32",
+} as const;
+
+const kernels = new Map<string, Kernel>();
+
+function geometryParams(g: Geometry, total: number, b0: number): Record<string, number> {
+  return {
+    total,
+    b0,
+    c: g.c,
+    h: g.h,
+    w: g.w,
+    kh: g.kh,
+    kw: g.kw,
+    sh: g.sh,
+    sw: g.sw,
+    ph: g.ph,
+    pw: g.pw,
+    dh: g.dh,
+    dw: g.dw,
+    ho: g.ho,
+    wo: g.wo,
+  };
+}
+
+/**
+ * `conv.im2col`: `col[b, (ci * kh + ki) * kw + kj, oy * wo + ox] =
+ * x[b0 + b, ci, oy * sh - ph + ki * dh, ox * sw - pw + kj * dw]` (0 outside).
+ */
+export function im2colKernel(dtype: DType = "f32"): Kernel {
+  const key = `im2col|${dtype}`;
+  let kernel = kernels.get(key);
+  if (kernel) return kernel;
+  kernel = {
+    label: "conv.im2col",
+    inputs: { x: dtype },
+    outputs: { col: dtype },
+    params: PARAMS,
+    workgroupSize: WORKGROUP,
+    code: `${entryPoint(WORKGROUP)}
+  // One invocation per output row: the index arithmetic is paid once per row.
+  let rows = p.total / p.wo;
+  if (i >= rows) { return; }
+  let oy = i % p.ho;
+  let row = (i / p.ho) % (p.c * p.kh * p.kw);
+  let b = i / (p.ho * p.c * p.kh * p.kw) + p.b0;
+  let kj = row % p.kw;
+  let ki = (row / p.kw) % p.kh;
+  let ci = row / (p.kw * p.kh);
+  let y = i32(oy * p.sh + ki * p.dh) - i32(p.ph);
+  let yin = y >= 0 && y < i32(p.h);
+  let base = ((b * p.c + ci) * p.h + u32(max(y, 0))) * p.w;
+  let last = arrayLength(&x) - 1u;
+  let out0 = i * p.wo;
+  var xx = i32(kj * p.dw) - i32(p.pw);
+  for (var ox = 0u; ox < p.wo; ox++) {
+    let inside = yin && xx >= 0 && xx < i32(p.w);
+    col[out0 + ox] = select(0.0, x[min(base + u32(max(xx, 0)), last)], inside);
+    xx += i32(p.sw);
+  }
+}`,
+    cpu(ins, outs, p) {
+      const x = ins.x, col = outs.col;
+      const { total, b0, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo } = p as Record<
+        string,
+        number
+      >;
+      const hw = ho * wo, rows = c * kh * kw;
+      for (let i = 0; i < total; i++) {
+        const pix = i % hw;
+        const row = Math.floor(i / hw) % rows;
+        const b = Math.floor(i / (hw * rows)) + b0;
+        const kj = row % kw, ki = Math.floor(row / kw) % kh, ci = Math.floor(row / (kw * kh));
+        const y = Math.floor(pix / wo) * sh + ki * dh - ph;
+        const xx = (pix % wo) * sw + kj * dw - pw;
+        col[i] = y >= 0 && y < h && xx >= 0 && xx < w ? x[((b * c + ci) * h + y) * w + xx] : 0;
+      }
+    },
+  };
+  kernels.set(key, kernel);
+  return kernel;
+}
+
+/**
+ * `conv.col2im`: the adjoint of {@linkcode im2colKernel} for one chunk of
+ * images: `dx[b, ci, y, x]` sums every column entry that read it.
+ */
+export function col2imKernel(dtype: DType = "f32"): Kernel {
+  const key = `col2im|${dtype}`;
+  let kernel = kernels.get(key);
+  if (kernel) return kernel;
+  kernel = {
+    label: "conv.col2im",
+    inputs: { col: dtype },
+    outputs: { dx: dtype },
+    params: PARAMS,
+    workgroupSize: WORKGROUP,
+    code: `${entryPoint(WORKGROUP)}
+  if (i >= p.total) { return; }
+  let xx = i32(i % p.w) + i32(p.pw);
+  let yy = i32((i / p.w) % p.h) + i32(p.ph);
+  let ci = (i / (p.w * p.h)) % p.c;
+  let b = i / (p.w * p.h * p.c);
+  let hw = p.ho * p.wo;
+  var acc = 0.0;
+  for (var ki = 0u; ki < p.kh; ki++) {
+    let ty = yy - i32(ki * p.dh);
+    let oy = ty / i32(p.sh);
+    let oky = ty >= 0 && oy * i32(p.sh) == ty && oy < i32(p.ho);
+    for (var kj = 0u; kj < p.kw; kj++) {
+      let tx = xx - i32(kj * p.dw);
+      let ox = tx / i32(p.sw);
+      if (oky && tx >= 0 && ox * i32(p.sw) == tx && ox < i32(p.wo)) {
+        let row = (ci * p.kh + ki) * p.kw + kj;
+        acc = acc + col[(b * p.c * p.kh * p.kw + row) * hw + u32(oy) * p.wo + u32(ox)];
+      }
+    }
+  }
+  dx[i] = acc;
+}`,
+    cpu(ins, outs, p) {
+      const col = ins.col, dx = outs.dx;
+      const { total, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo } = p as Record<
+        string,
+        number
+      >;
+      const hw = ho * wo;
+      for (let i = 0; i < total; i++) {
+        const xx = (i % w) + pw, yy = (Math.floor(i / w) % h) + ph;
+        const ci = Math.floor(i / (w * h)) % c, b = Math.floor(i / (w * h * c));
+        let acc = 0;
+        for (let ki = 0; ki < kh; ki++) {
+          const ty = yy - ki * dh;
+          if (ty < 0 || ty % sh !== 0 || ty / sh >= ho) continue;
+          const oy = ty / sh;
+          for (let kj = 0; kj < kw; kj++) {
+            const tx = xx - kj * dw;
+            if (tx < 0 || tx % sw !== 0 || tx / sw >= wo) continue;
+            const row = (ci * kh + ki) * kw + kj;
+            acc += col[(b * c * kh * kw + row) * hw + oy * wo + tx / sw];
+          }
+        }
+        dx[i] = acc;
+      }
+    },
+  };
+  kernels.set(key, kernel);
+  return kernel;
+}
+
+function pair(
+  op: string,
+  name: string,
+  value: number | readonly [number, number] | undefined,
+  fallback: number,
+  min: number,
+): [number, number] {
+  const v: readonly number[] = value === undefined
+    ? [fallback, fallback]
+    : typeof value === "number"
+    ? [value, value]
+    : value;
+  if (v.length !== 2 || v.some((d) => !Number.isInteger(d) || d < min)) {
+    throw new RangeError(`${op}: ${name} ${JSON.stringify(value)} must be integers >= ${min}`);
+  }
+  return [v[0], v[1]];
+}
+
+function geometryOf(op: string, x: Tensor, weight: Tensor, options: Conv2dOptions): Geometry {
+  if (x.rank !== 4 || weight.rank !== 4) {
+    throw new TypeError(
+      `${op}: expected input [N, C, H, W] and weight [Cout, C / groups, kh, kw], got [${
+        x.shape.join(", ")
+      }] and [${weight.shape.join(", ")}]`,
+    );
+  }
+  if (x.dtype !== weight.dtype || (x.dtype !== "f32" && x.dtype !== "f64")) {
+    throw new TypeError(
+      `${op}: expected f32 input and weight, got ${x.dtype} [${
+        x.shape.join(", ")
+      }] and ${weight.dtype} [${weight.shape.join(", ")}]`,
+    );
+  }
+  const groups = options.groups ?? 1;
+  if (!Number.isInteger(groups) || groups < 1) {
+    throw new RangeError(`${op}: groups ${groups} must be a positive integer`);
+  }
+  const [n, c, h, w] = x.shape;
+  const [cout, cg, kh, kw] = weight.shape;
+  if (c % groups !== 0 || cout % groups !== 0 || cg * groups !== c) {
+    throw new TypeError(
+      `${op}: input [${x.shape.join(", ")}] and weight [${
+        weight.shape.join(", ")
+      }] do not match with ${groups} group(s)`,
+    );
+  }
+  const [sh, sw] = pair(op, "stride", options.stride, 1, 1);
+  const [ph, pw] = pair(op, "padding", options.padding, 0, 0);
+  const [dh, dw] = pair(op, "dilation", options.dilation, 1, 1);
+  const ho = Math.floor((h + 2 * ph - dh * (kh - 1) - 1) / sh) + 1;
+  const wo = Math.floor((w + 2 * pw - dw * (kw - 1) - 1) / sw) + 1;
+  if (ho < 1 || wo < 1) {
+    throw new TypeError(
+      `${op}: kernel [${kh}, ${kw}] (dilation ${dh}, ${dw}) does not fit input [${
+        x.shape.join(", ")
+      }] with padding ${ph}, ${pw}`,
+    );
+  }
+  if (options.bias) {
+    const b = options.bias;
+    if (b.rank !== 1 || b.shape[0] !== cout || b.dtype !== x.dtype) {
+      throw new TypeError(
+        `${op}: bias ${b.dtype} [${b.shape.join(", ")}] does not match ${cout} output channels`,
+      );
+    }
+  }
+  return { n, c, h, w, cout, groups, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo };
+}
+
+/** Images per chunk so that one column matrix stays under the limit. */
+function chunkSize(g: Geometry): number {
+  const perImage = g.c * g.kh * g.kw * g.ho * g.wo;
+  return Math.max(1, Math.min(g.n, Math.floor(colLimit / Math.max(perImage, 1))));
+}
+
+function im2col(x: Tensor, g: Geometry, b0: number, nb: number): Tensor {
+  const rows = g.c * g.kh * g.kw, hw = g.ho * g.wo;
+  const col = empty([nb, g.groups, rows / g.groups, hw], x.dtype, x.backend);
+  const total = col.size;
+  launch(
+    im2colKernel(x.dtype),
+    [x],
+    [col],
+    geometryParams(g, total, b0),
+    Math.ceil(total / g.wo / WORKGROUP),
+  );
+  return col;
+}
+
+/** Images `[b0, b0 + nb)` of `t` as a new tensor (a view when that is all of `t`). */
+function sliceImages(t: Tensor, b0: number, nb: number, shape: readonly number[]): Tensor {
+  if (b0 === 0 && nb === t.shape[0]) return viewOf(t, shape);
+  const per = t.size / t.shape[0];
+  const out = empty(shape, t.dtype, t.backend);
+  const bytes = t.dtype === "f64" ? 8 : 4;
+  t.backend.copy(t.storage, b0 * per * bytes, out.storage, 0, nb * per * bytes);
+  return out;
+}
+
+/** Copies `part` into images `[b0, ...)` of `whole`. */
+function placeImages(whole: Tensor, part: Tensor, b0: number): void {
+  const per = whole.size / whole.shape[0];
+  const bytes = whole.dtype === "f64" ? 8 : 4;
+  whole.backend.copy(part.storage, 0, whole.storage, b0 * per * bytes, part.size * bytes);
+}
+
+function forward(x: Tensor, weight: Tensor, g: Geometry): Tensor {
+  const cg = g.c / g.groups, og = g.cout / g.groups;
+  const w3 = viewOf(weight, [1, g.groups, og, cg * g.kh * g.kw]);
+  const chunk = chunkSize(g);
+  let out: Tensor | null = null;
+  for (let b0 = 0; b0 < g.n; b0 += chunk) {
+    const nb = Math.min(chunk, g.n - b0);
+    const col = im2col(x, g, b0, nb);
+    const part = matmul(w3, col);
+    col.dispose();
+    if (nb === g.n) {
+      out = viewOf(part, [g.n, g.cout, g.ho, g.wo]);
+    } else {
+      out ??= empty([g.n, g.cout, g.ho, g.wo], x.dtype, x.backend);
+      placeImages(out, part, b0);
+    }
+    part.dispose();
+  }
+  w3.dispose();
+  return out ?? empty([g.n, g.cout, g.ho, g.wo], x.dtype, x.backend);
+}
+
+function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
+  const cg = g.c / g.groups, og = g.cout / g.groups, hw = g.ho * g.wo;
+  const w3 = viewOf(weight, [1, g.groups, og, cg * g.kh * g.kw]);
+  const dx = empty([g.n, g.c, g.h, g.w], gy.dtype, gy.backend);
+  const chunk = chunkSize(g);
+  for (let b0 = 0; b0 < g.n; b0 += chunk) {
+    const nb = Math.min(chunk, g.n - b0);
+    const gyPart = sliceImages(gy, b0, nb, [nb, g.groups, og, hw]);
+    const dcol = matmul(w3, gyPart, { transposeA: true });
+    gyPart.dispose();
+    const total = nb * g.c * g.h * g.w;
+    if (nb === g.n) {
+      launch(
+        col2imKernel(gy.dtype),
+        [dcol],
+        [dx],
+        geometryParams(g, total, 0),
+        Math.ceil(total / WORKGROUP),
+      );
+    } else {
+      const part = empty([nb, g.c, g.h, g.w], gy.dtype, gy.backend);
+      launch(
+        col2imKernel(gy.dtype),
+        [dcol],
+        [part],
+        geometryParams(g, total, 0),
+        Math.ceil(total / WORKGROUP),
+      );
+      placeImages(dx, part, b0);
+      part.dispose();
+    }
+    dcol.dispose();
+  }
+  w3.dispose();
+  return dx;
+}
+
+function gradWeight(gy: Tensor, x: Tensor, g: Geometry): Tensor {
+  const og = g.cout / g.groups, hw = g.ho * g.wo;
+  const chunk = chunkSize(g);
+  let total: Tensor | null = null;
+  for (let b0 = 0; b0 < g.n; b0 += chunk) {
+    const nb = Math.min(chunk, g.n - b0);
+    const col = im2col(x, g, b0, nb);
+    const gyPart = sliceImages(gy, b0, nb, [nb, g.groups, og, hw]);
+    const perImage = matmul(gyPart, col, { transposeB: true });
+    col.dispose();
+    gyPart.dispose();
+    const partial = sum(perImage, 0);
+    perImage.dispose();
+    if (total) {
+      const next = add(total, partial);
+      total.dispose();
+      partial.dispose();
+      total = next;
+    } else total = partial;
+  }
+  const out = viewOf(total!, [g.cout, g.c / g.groups, g.kh, g.kw]);
+  total!.dispose();
+  return out;
+}
+
+/**
+ * 2-D convolution of NCHW `x` with `weight` `[Cout, C / groups, kh, kw]`
+ * (cross-correlation, as in PyTorch), with optional stride, zero padding,
+ * dilation, groups and bias. Output `[N, Cout, Ho, Wo]` with
+ * `Ho = floor((H + 2 * pad - dilation * (kh - 1) - 1) / stride) + 1`.
+ *
+ * @example A 3 x 3 box filter
+ * ```ts
+ * import { conv2d } from "./conv.ts";
+ * import { tensor } from "../tensor.ts";
+ * const x = tensor(new Float32Array(16).fill(1), [1, 1, 4, 4]);
+ * const w = tensor(new Float32Array(9).fill(1), [1, 1, 3, 3]);
+ * const y = conv2d(x, w, { padding: 1 });
+ * console.log(y.shape); // [1, 1, 4, 4]
+ * console.log((await y.data())[0]); // 4 (a corner sees 2 x 2 ones)
+ * ```
+ *
+ * @param x Input `[N, C, H, W]`.
+ * @param weight Filters `[Cout, C / groups, kh, kw]`.
+ * @param options Stride, padding, dilation, groups, bias.
+ * @returns `[N, Cout, Ho, Wo]`.
+ */
+export function conv2d(x: Tensor, weight: Tensor, options: Conv2dOptions = {}): Tensor {
+  const op = "conv2d";
+  const bias = options.bias;
+  backendOf(op, bias ? [x, weight, bias] : [x, weight]);
+  const g = geometryOf(op, x, weight, options);
+  let out = forward(x, weight, g);
+  if (bias) {
+    const b4 = viewOf(bias, [1, g.cout, 1, 1]);
+    const biased = map({ label: "conv2d_bias", wgsl: "a + b", cpu: (a, b) => a + b }, [out, b4]);
+    b4.dispose();
+    out.dispose();
+    out = biased;
+  }
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  record(op, inputs, [out], ([gy]) => {
+    const grads: (Tensor | null)[] = [
+      x.requiresGrad ? gradInput(gy!, weight, g) : null,
+      weight.requiresGrad ? gradWeight(gy!, x, g) : null,
+    ];
+    if (bias) grads.push(bias.requiresGrad ? sum(gy!, [0, 2, 3]) : null);
+    return grads;
+  });
+  return out;
+}

@@ -1,0 +1,136 @@
+/**
+ * Stochastic gradient descent with momentum, Nesterov momentum and L2 weight
+ * decay, as one fused kernel per parameter.
+ *
+ * @module
+ */
+
+import type { DType } from "../dtype.ts";
+import { entryPoint, type Kernel } from "../kernel.ts";
+import { launch } from "../ops/launch.ts";
+import type { Tensor } from "../tensor.ts";
+import { Optimizer, type OptimizerOptions } from "./optimizer.ts";
+
+const WG = 256;
+const kernels = new Map<string, Kernel>();
+
+function sgdKernel(dtype: DType, withMomentum: boolean): Kernel {
+  const key = `${dtype}|${withMomentum}`;
+  let kernel = kernels.get(key);
+  if (kernel) return kernel;
+  const outputs: Record<string, DType> = withMomentum
+    ? { param: dtype, buf: dtype }
+    : { param: dtype };
+  kernel = {
+    label: withMomentum ? "optim.sgd_momentum" : "optim.sgd",
+    inputs: { grad: dtype, coef: dtype },
+    outputs,
+    params: {
+      n: "u32",
+      lr: "f32",
+      wd: "f32",
+      momentum: "f32",
+      dampening: "f32",
+      nesterov: "u32",
+      first: "u32",
+    },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  if (i >= p.n) { return; }
+  var d = grad[i] * coef[0] + p.wd * param[i];
+  ${
+      withMomentum
+        ? `var v = d;
+  if (p.first == 0u) { v = p.momentum * buf[i] + (1.0 - p.dampening) * d; }
+  buf[i] = v;
+  if (p.nesterov != 0u) { d = d + p.momentum * v; } else { d = v; }`
+        : ""
+    }
+  param[i] = param[i] - p.lr * d;
+}`,
+    cpu(ins, outs, params) {
+      const p = params as Record<string, number>;
+      const { grad, coef } = ins, { param, buf } = outs;
+      const c = coef[0];
+      for (let i = 0; i < p.n; i++) {
+        let d = grad[i] * c + p.wd * param[i];
+        if (withMomentum) {
+          const v = p.first ? d : p.momentum * buf[i] + (1 - p.dampening) * d;
+          buf[i] = v;
+          d = p.nesterov ? d + p.momentum * v : v;
+        }
+        param[i] = param[i] - p.lr * d;
+      }
+    },
+  };
+  kernels.set(key, kernel);
+  return kernel;
+}
+
+/** Options of {@linkcode SGD}. */
+export interface SgdOptions extends OptimizerOptions {
+  /** Momentum factor; default 0 (plain SGD). */
+  momentum?: number;
+  /** Dampening of the momentum; default 0. */
+  dampening?: number;
+  /** Nesterov momentum; default false. */
+  nesterov?: boolean;
+}
+
+/**
+ * SGD as in PyTorch: `d = g + wd * p`; with momentum `buf = momentum * buf +
+ * (1 - dampening) * d` (`buf = d` on the first step) and `d = buf` (or
+ * `d + momentum * buf` for Nesterov); `p -= lr * d`.
+ *
+ * @example
+ * ```ts
+ * import { SGD } from "./sgd.ts";
+ * import { tensor } from "../tensor.ts";
+ * const w = tensor([1, 2], undefined, { requiresGrad: true });
+ * const opt = new SGD([w], { lr: 0.1, momentum: 0.9 });
+ * w.grad = tensor([1, 1]);
+ * opt.step();
+ * console.log(await w.data()); // Float32Array [0.9, 1.9]
+ * ```
+ */
+export class SGD extends Optimizer {
+  /** Momentum factor. */
+  momentum: number;
+  /** Dampening. */
+  dampening: number;
+  /** Nesterov momentum. */
+  nesterov: boolean;
+
+  /** Creates SGD over `params`. */
+  constructor(params: Iterable<Tensor> | Iterable<[string, Tensor]>, options: SgdOptions) {
+    super(params, options);
+    this.momentum = options.momentum ?? 0;
+    this.dampening = options.dampening ?? 0;
+    this.nesterov = options.nesterov ?? false;
+    if (!(this.momentum >= 0)) throw new RangeError(`SGD: momentum ${this.momentum} is negative`);
+    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
+      throw new RangeError("SGD: Nesterov momentum needs momentum > 0 and no dampening");
+    }
+  }
+
+  /** The state kept per parameter. */
+  protected stateNames(): readonly string[] {
+    return this.momentum > 0 ? ["momentum_buffer"] : [];
+  }
+
+  /** One fused update of parameter `index`, in place. */
+  protected update(index: number, grad: Tensor, coef: Tensor, first: boolean): void {
+    const param = this.params[index];
+    const withMomentum = this.momentum > 0;
+    const outputs = withMomentum ? [param, this.stateOf(index, "momentum_buffer")] : [param];
+    launch(sgdKernel(param.dtype, withMomentum), [grad, coef], outputs, {
+      n: param.size,
+      lr: this.lr,
+      wd: this.decayOf(index),
+      momentum: this.momentum,
+      dampening: this.dampening,
+      nesterov: this.nesterov ? 1 : 0,
+      first: first ? 1 : 0,
+    }, Math.ceil(param.size / WG));
+  }
+}

@@ -1,0 +1,242 @@
+import assert from "node:assert/strict";
+import { backward } from "../../tensor/autograd.ts";
+import type { Backend } from "../../tensor/backend.ts";
+import { conv2d, type Conv2dOptions, setConvColLimit } from "../../tensor/ops/conv.ts";
+import { type Tensor, tensor } from "../../tensor/tensor.ts";
+import {
+  assertClose,
+  compareBackends,
+  CPU,
+  GPU,
+  gpuBackend,
+  gradcheck,
+  poisonPool,
+  randomArray,
+} from "./helpers.ts";
+
+interface Case {
+  name: string;
+  x: [number, number, number, number];
+  w: [number, number, number, number];
+  o: { stride?: number; padding?: number; dilation?: number; groups?: number; bias?: boolean };
+}
+
+const CASES: Case[] = [
+  { name: "3x3 pad 1", x: [2, 3, 7, 6], w: [4, 3, 3, 3], o: { padding: 1 } },
+  {
+    name: "stride 2, bias",
+    x: [1, 2, 9, 8],
+    w: [3, 2, 3, 3],
+    o: { stride: 2, padding: 1, bias: true },
+  },
+  { name: "dilation 2", x: [1, 2, 8, 9], w: [2, 2, 3, 2], o: { dilation: 2, padding: 2 } },
+  { name: "groups 2", x: [2, 4, 5, 5], w: [6, 2, 3, 3], o: { groups: 2, padding: 1, bias: true } },
+  { name: "1x1", x: [3, 5, 4, 3], w: [7, 5, 1, 1], o: {} },
+  { name: "7x7 stride 3", x: [1, 1, 11, 10], w: [2, 1, 7, 7], o: { stride: 3, padding: 3 } },
+];
+
+/** Direct convolution in plain JS (the definition). */
+function naiveConv(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  bias: ArrayLike<number> | null,
+  [n, c, h, wd]: number[],
+  [co, cg, kh, kw]: number[],
+  { stride = 1, padding = 0, dilation = 1, groups = 1 },
+): { data: Float64Array; shape: number[] } {
+  const ho = Math.floor((h + 2 * padding - dilation * (kh - 1) - 1) / stride) + 1;
+  const wo = Math.floor((wd + 2 * padding - dilation * (kw - 1) - 1) / stride) + 1;
+  const out = new Float64Array(n * co * ho * wo);
+  const og = co / groups;
+  for (let b = 0; b < n; b++) {
+    for (let o = 0; o < co; o++) {
+      const g = Math.floor(o / og);
+      for (let oy = 0; oy < ho; oy++) {
+        for (let ox = 0; ox < wo; ox++) {
+          let s = bias ? bias[o] : 0;
+          for (let ci = 0; ci < cg; ci++) {
+            for (let ki = 0; ki < kh; ki++) {
+              for (let kj = 0; kj < kw; kj++) {
+                const y = oy * stride - padding + ki * dilation;
+                const xx = ox * stride - padding + kj * dilation;
+                if (y < 0 || y >= h || xx < 0 || xx >= wd) continue;
+                s += x[((b * c + g * cg + ci) * h + y) * wd + xx] *
+                  w[((o * cg + ci) * kh + ki) * kw + kj];
+              }
+            }
+          }
+          out[((b * co + o) * ho + oy) * wo + ox] = s;
+        }
+      }
+    }
+  }
+  return { data: out, shape: [n, co, ho, wo] };
+}
+
+const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+function inputs(backend: Backend, c: Case, seed: number, grad = false) {
+  const x = tensor(randomArray(size(c.x), seed), c.x, { backend, requiresGrad: grad });
+  const w = tensor(randomArray(size(c.w), seed + 1), c.w, { backend, requiresGrad: grad });
+  const bias = c.o.bias
+    ? tensor(randomArray(c.w[0], seed + 2), [c.w[0]], { backend, requiresGrad: grad })
+    : undefined;
+  return { x, w, bias };
+}
+
+function options(c: Case, bias?: Tensor): Conv2dOptions {
+  const { bias: _, ...rest } = c.o;
+  return { ...rest, bias };
+}
+
+Deno.test("conv2d() CPU implementation matches a direct convolution", async (t) => {
+  for (const [k, c] of CASES.entries()) {
+    await t.step(c.name, async () => {
+      const { x, w, bias } = inputs(CPU, c, 100 + k);
+      const y = conv2d(x, w, options(c, bias));
+      const ref = naiveConv(
+        await x.data(),
+        await w.data(),
+        bias ? await bias.data() : null,
+        c.x,
+        c.w,
+        c.o,
+      );
+      assert.deepEqual(y.shape, ref.shape);
+      assertClose(await y.data(), ref.data, 1e-5, 1e-5);
+    });
+  }
+  await t.step("images split into chunks", async () => {
+    const c = CASES[1];
+    const previous = setConvColLimit(200);
+    try {
+      const { x, w, bias } = inputs(CPU, { ...c, x: [3, 2, 9, 8] }, 7);
+      const y = conv2d(x, w, options(c, bias));
+      const ref = naiveConv(
+        await x.data(),
+        await w.data(),
+        await bias!.data(),
+        [3, 2, 9, 8],
+        c.w,
+        c.o,
+      );
+      assertClose(await y.data(), ref.data, 1e-5, 1e-5);
+    } finally {
+      setConvColLimit(previous);
+    }
+  });
+});
+
+Deno.test("conv2d() rejects bad input with a TypeError naming the shapes", () => {
+  const x = tensor(randomArray(2 * 3 * 5 * 5, 1), [2, 3, 5, 5], { backend: CPU });
+  const w = tensor(randomArray(4 * 2 * 3 * 3, 2), [4, 2, 3, 3], { backend: CPU });
+  assert.throws(() => conv2d(x, w), {
+    name: "TypeError",
+    message: /^conv2d: input \[2, 3, 5, 5\] and weight \[4, 2, 3, 3\]/,
+  });
+  assert.throws(() => conv2d(tensor([1, 2, 3], [3], { backend: CPU }), w), {
+    name: "TypeError",
+    message: /conv2d: .*\[3\]/,
+  });
+  const w3 = tensor(randomArray(4 * 3 * 7 * 7, 2), [4, 3, 7, 7], { backend: CPU });
+  assert.throws(() => conv2d(x, w3), { name: "TypeError", message: /does not fit/ });
+  const wi = tensor(new Int32Array(4 * 3 * 9), [4, 3, 3, 3], { backend: CPU });
+  assert.throws(() => conv2d(x, wi), { name: "TypeError", message: /conv2d: .*i32/ });
+  const w4 = tensor(randomArray(4 * 3 * 9, 3), [4, 3, 3, 3], { backend: CPU });
+  assert.throws(() => conv2d(x, w4, { bias: tensor([1, 2], [2], { backend: CPU }) }), {
+    name: "TypeError",
+    message: /conv2d: bias f32 \[2\]/,
+  });
+  assert.throws(() => conv2d(x, w4, { stride: 0 }), { name: "RangeError" });
+});
+
+Deno.test("conv2d() gradients match finite differences", async (t) => {
+  const small: Case[] = [
+    { name: "pad 1, bias", x: [2, 2, 4, 3], w: [3, 2, 3, 3], o: { padding: 1, bias: true } },
+    {
+      name: "stride 2, dilation 2",
+      x: [1, 2, 6, 7],
+      w: [2, 2, 2, 3],
+      o: { stride: 2, dilation: 2, padding: 1 },
+    },
+    { name: "groups 2", x: [1, 4, 4, 4], w: [4, 2, 3, 3], o: { groups: 2, bias: true } },
+  ];
+  for (const [k, c] of small.entries()) {
+    await t.step(c.name, async () => {
+      const data: { data: Float32Array; shape: number[] }[] = [
+        { data: randomArray(size(c.x), 200 + k), shape: c.x },
+        { data: randomArray(size(c.w), 300 + k), shape: c.w },
+      ];
+      if (c.o.bias) data.push({ data: randomArray(c.w[0], 400 + k), shape: [c.w[0]] });
+      await gradcheck((x, w, b) => conv2d(x, w, options(c, b)), data);
+    });
+  }
+});
+
+Deno.test("conv2d() kernels match their CPU twins", { ignore: !GPU }, async (t) => {
+  const gpu = GPU ? await gpuBackend() : CPU;
+  for (const [k, c] of CASES.entries()) {
+    await t.step(`forward ${c.name}`, async () => {
+      const out = naiveConv(
+        new Float32Array(size(c.x)),
+        new Float32Array(size(c.w)),
+        null,
+        c.x,
+        c.w,
+        c.o,
+      );
+      poisonPool(gpu, [out.data.length, size(c.x)]);
+      await compareBackends(
+        (backend) => {
+          const { x, w, bias } = inputs(backend, c, 500 + k);
+          return conv2d(x, w, options(c, bias));
+        },
+        1e-4,
+        1e-4,
+      );
+    });
+    await t.step(`backward ${c.name}`, async () => {
+      poisonPool(gpu, [size(c.x), size(c.w)]);
+      await compareBackends(
+        (backend) => {
+          const { x, w, bias } = inputs(backend, c, 600 + k, true);
+          const y = conv2d(x, w, options(c, bias));
+          backward(y, tensor(randomArray(y.size, 700 + k), y.shape, { backend }));
+          return bias ? [x.grad!, w.grad!, bias.grad!] : [x.grad!, w.grad!];
+        },
+        1e-4,
+        1e-4,
+      );
+    });
+  }
+  await t.step("chunked images, forward and backward", async () => {
+    const c: Case = {
+      name: "chunks",
+      x: [3, 3, 6, 5],
+      w: [2, 3, 3, 3],
+      o: { padding: 1, bias: true },
+    };
+    const previous = setConvColLimit(500);
+    try {
+      await compareBackends(
+        (backend) => {
+          const { x, w, bias } = inputs(backend, c, 800, true);
+          const y = conv2d(x, w, options(c, bias));
+          backward(y, tensor(randomArray(y.size, 801), y.shape, { backend }));
+          return [y, x.grad!, w.grad!, bias!.grad!];
+        },
+        1e-4,
+        1e-4,
+      );
+    } finally {
+      setConvColLimit(previous);
+    }
+  });
+  await t.step("empty batch", async () => {
+    const x = tensor([], [0, 2, 4, 4], { backend: gpu });
+    const w = tensor(randomArray(18, 1), [1, 2, 3, 3], { backend: gpu });
+    const y = conv2d(x, w, { padding: 1 });
+    assert.deepEqual(y.shape, [0, 1, 4, 4]);
+    assert.equal((await y.data()).length, 0);
+  });
+});
