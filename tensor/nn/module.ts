@@ -10,6 +10,10 @@
 import type { HostTensor } from "../safetensors.ts";
 import { keep, type Tensor, tensor } from "../tensor.ts";
 
+/** A module of any input and output types. */
+// deno-lint-ignore no-explicit-any
+export type AnyModule = Module<any, any>;
+
 /** Options of {@linkcode Module.loadStateDict}. */
 export interface LoadStateOptions {
   /** Fail on missing or unexpected names (default true); shapes and types are always checked. */
@@ -36,15 +40,15 @@ export interface LoadStateOptions {
  * console.log(m.namedParameters().map(([n]) => n)); // ["scale"]
  * ```
  */
-export abstract class Module {
+export abstract class Module<In = Tensor, Out = Tensor> {
   /** Whether the module is in training mode (see {@linkcode Module.train}). */
   training = true;
   readonly #params = new Map<string, Tensor>();
   readonly #buffers = new Map<string, Tensor>();
-  readonly #children = new Map<string, Module>();
+  readonly #children = new Map<string, AnyModule>();
 
   /** Computes the module's output. */
-  abstract forward(x: Tensor): Tensor;
+  abstract forward(x: In): Out;
 
   /** Registers `t` as the parameter `name` (it will require gradients); returns `t`. */
   protected registerParameter(name: string, t: Tensor): Tensor {
@@ -63,7 +67,7 @@ export abstract class Module {
   }
 
   /** Registers a child module under `name`; returns it. */
-  protected registerModule<M extends Module>(name: string, module: M): M {
+  protected registerModule<M extends AnyModule>(name: string, module: M): M {
     this.#checkFree(name);
     this.#children.set(name, module);
     return module;
@@ -79,13 +83,13 @@ export abstract class Module {
   }
 
   /** The direct children, by name. */
-  children(): [string, Module][] {
+  children(): [string, AnyModule][] {
     return [...this.#children];
   }
 
   /** This module and every descendant, with dotted names (`""` for this one). */
-  namedModules(prefix = ""): [string, Module][] {
-    const out: [string, Module][] = [[prefix, this]];
+  namedModules(prefix = ""): [string, AnyModule][] {
+    const out: [string, AnyModule][] = [[prefix, this as AnyModule]];
     for (const [name, child] of this.#children) {
       out.push(...child.namedModules(prefix ? `${prefix}.${name}` : name));
     }
@@ -107,7 +111,7 @@ export abstract class Module {
     return this.#collect((m) => m.#buffers);
   }
 
-  #collect(pick: (m: Module) => Map<string, Tensor>): [string, Tensor][] {
+  #collect(pick: (m: AnyModule) => Map<string, Tensor>): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     for (const [prefix, m] of this.namedModules()) {
       for (const [name, t] of pick(m)) out.push([prefix ? `${prefix}.${name}` : name, t]);

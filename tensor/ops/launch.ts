@@ -54,7 +54,7 @@ export function launch(
   });
 }
 
-/** Allocates one output on `like`'s backend and runs `kernel` into it. */
+/** Allocates one output (on the inputs' backend unless given) and runs `kernel` into it. */
 export function launchInto(
   kernel: Kernel,
   inputs: readonly Tensor[],
@@ -62,8 +62,9 @@ export function launchInto(
   dtype: DType,
   params: ParamValues,
   workgroups: number,
+  backend: Backend = backendOf(kernel.label, inputs),
 ): Tensor {
-  const out = empty(shape, dtype, backendOf(kernel.label, inputs));
+  const out = empty(shape, dtype, backend);
   launch(kernel, inputs, [out], params, workgroups);
   return out;
 }

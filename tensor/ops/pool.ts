@@ -43,7 +43,8 @@ interface PoolGeometry {
   wo: number;
 }
 
-type Mode = "max" | "avg" | "max_grad" | "avg_grad" | "up" | "up_grad";
+/** A variant of the `pool.*` kernel family. */
+export type PoolMode = "max" | "avg" | "max_grad" | "avg_grad" | "up" | "up_grad";
 
 const PARAMS = {
   total: "u32",
@@ -77,7 +78,7 @@ function cover(c: number, k: number, s: number, pad: number, n: number): [number
 }
 
 /** The `pool.<mode>` kernel. */
-export function poolKernel(mode: Mode, dtype: DType = "f32"): Kernel {
+export function poolKernel(mode: PoolMode, dtype: DType = "f32"): Kernel {
   const key = `${mode}|${dtype}`;
   let kernel = kernels.get(key);
   if (kernel) return kernel;
@@ -322,7 +323,7 @@ function paramsOf(g: PoolGeometry, total: number): Record<string, number> {
 }
 
 function run(
-  mode: Mode,
+  mode: PoolMode,
   inputs: Tensor[],
   outputs: Tensor[],
   g: PoolGeometry,

@@ -1,0 +1,79 @@
+/**
+ * Prints a markdown table of matmul and conv2d throughput (GFLOP/s) on the
+ * WebGPU backend: `deno run --allow-read --allow-env bench/matmul_conv_table.ts`.
+ *
+ * Each row is timed after one warm-up run (so compile time is excluded), as
+ * the mean of `--repeat` runs ended by `backend.sync()`.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { backward } from "../tensor/autograd.ts";
+import type { Backend } from "../tensor/backend.ts";
+import { webgpu } from "../tensor/device.ts";
+import { conv2d } from "../tensor/ops/conv.ts";
+import { matmul, type MatmulTile } from "../tensor/ops/matmul.ts";
+import { type Tensor, tensor, tidy } from "../tensor/tensor.ts";
+
+function random(n: number): Float32Array {
+  return Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 0.5);
+}
+
+async function time(backend: Backend, repeat: number, fn: () => void): Promise<number> {
+  fn();
+  await backend.sync();
+  const t0 = performance.now();
+  for (let r = 0; r < repeat; r++) fn();
+  await backend.sync();
+  return (performance.now() - t0) / repeat;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      repeat: { type: "string", default: "2" },
+      sizes: { type: "string", default: "256,512,1024" },
+    },
+  });
+  const repeat = Number(values.repeat);
+  const backend = await webgpu();
+  console.log(`Adapter: ${backend.description}\n`);
+  console.log("| op | shape | tile | ms | GFLOP/s |");
+  console.log("| --- | --- | --- | ---: | ---: |");
+  const row = (op: string, shape: string, tile: string, ms: number, flops: number) =>
+    console.log(
+      `| ${op} | ${shape} | ${tile} | ${ms.toFixed(1)} | ${(flops / ms / 1e6).toFixed(2)} |`,
+    );
+  for (const s of values.sizes!.split(",").map(Number)) {
+    const a = tensor(random(s * s), [s, s], { backend });
+    const b = tensor(random(s * s), [s, s], { backend });
+    const tiles: (MatmulTile | undefined)[] = [undefined];
+    for (const tile of tiles) {
+      const ms = await time(backend, repeat, () => matmul(a, b, { tile }).dispose());
+      row("matmul", `${s}x${s}x${s}`, tile ? `${tile.tm}x${tile.tn}` : "auto", ms, 2 * s ** 3);
+    }
+    a.dispose();
+    b.dispose();
+  }
+  const [n, c, h, w, co] = [8, 64, 64, 64, 64];
+  const flops = 2 * n * co * h * w * c * 9;
+  const x = tensor(random(n * c * h * w), [n, c, h, w], { backend, requiresGrad: true });
+  const wt = tensor(random(co * c * 9), [co, c, 3, 3], { backend, requiresGrad: true });
+  const fwd = await time(backend, repeat, () => conv2d(x, wt, { padding: 1 }).dispose());
+  row("conv2d fwd", "8x64x64x64, 3x3 pad 1", "auto", fwd, flops);
+  const gy = tensor(random(n * co * h * w), [n, co, h, w], { backend });
+  const bwd = await time(backend, repeat, () => {
+    tidy(() => {
+      const y = conv2d(x, wt, { padding: 1 });
+      backward(y, gy);
+    });
+    (x.grad as Tensor).dispose();
+    (wt.grad as Tensor).dispose();
+    x.grad = null;
+    wt.grad = null;
+  });
+  row("conv2d fwd+bwd", "8x64x64x64, 3x3 pad 1", "auto", bwd, 3 * flops);
+  row("conv2d bwd only", "8x64x64x64, 3x3 pad 1", "auto", bwd - fwd, 2 * flops);
+}
