@@ -24,9 +24,9 @@ import { directPairwise, type PairwiseSums, prefixPairwise } from "./pairwise.ts
 /** Options of the fast bucketed losses. */
 export interface FastBucketedOptions extends RankingLossOptions {
   /**
-   * How negatives find their bucket: `"search"` (default, binary search over the sorted
-   * positives, `O(M log P)`) or `"sort"` (the paper's full sort, `O(M log M)`). Both give
-   * bit-identical results.
+   * How negatives find their bucket: `"search"` (default, a lookup over the sorted positives,
+   * `O(M log P)` at worst) or `"sort"` (the paper's full sort of all relevant entries, here a
+   * radix argsort). Both give bit-identical results.
    */
   bucketing?: "search" | "sort";
   /**
@@ -78,7 +78,7 @@ function prepare(
  */
 function rankingPart(
   { pos, buckets, proto, pair, delta }: Prepared,
-): { re: Float64Array; uById: Float64Array } {
+): { re: Float64Array; rankPos: Float64Array; uById: Float64Array } {
   const p = pos.logit;
   const numPos = p.length;
   // rank+(i) = Σ_j H(p_j - p_i), self term included.
@@ -96,17 +96,24 @@ function rankingPart(
   const u = pair.sumBelow(p, weight, proto.mean, delta);
   const uById = new Float64Array(buckets.count.length);
   for (let q = 0; q < proto.id.length; q++) uById[proto.id[q]] = u[q];
-  return { re, uById };
+  return { re, rankPos, uById };
 }
 
-/** Step 4: negatives get their bucket's `u / |P|`; everything not relevant stays 0. */
-function scatterNegatives(m: number, buckets: NegativeBuckets, uById: Float64Array, numPos: number) {
+/**
+ * Step 4: every relevant negative gets its bucket's `u / |P|`, everything else 0, in one
+ * branch-free pass (`slotOf` is bucket id + 1, slot 0 holds the 0).
+ */
+function scatterNegatives(
+  m: number,
+  buckets: NegativeBuckets,
+  uById: Float64Array,
+  numPos: number,
+): Float64Array {
+  const bySlot = new Float64Array(uById.length + 1);
+  for (let k = 0; k < uById.length; k++) bySlot[k + 1] = uById[k] / numPos;
   const grad = new Float64Array(m);
-  const bucketOf = buckets.bucketOf;
-  for (let i = 0; i < m; i++) {
-    const k = bucketOf[i];
-    if (k >= 0) grad[i] = uById[k] / numPos;
-  }
+  const slotOf = buckets.slotOf;
+  for (let i = 0; i < m; i++) grad[i] = bySlot[slotOf[i]];
   return grad;
 }
 
@@ -116,9 +123,9 @@ function scatterNegatives(m: number, buckets: NegativeBuckets, uById: Float64Arr
  * `O(M + P)` memory, for inputs up to `1e7` entries (e.g. `Float32Array`).
  *
  * Steps: (1) sort the `P` positives by descending logit, ties by index; (2) one scan over the
- * entries: each relevant negative (target 0, logit `>= min positive - δ`) finds its bucket by
- * binary search (the number of positives scoring at or above it, positives first on ties) and
- * adds to that bucket's count and sum; prototypes are the means; (3) per positive `rank+`,
+ * entries: each relevant negative (target 0, logit `>= min positive - δ`) finds its bucket, the
+ * number of positives scoring at or above it (positives first on ties), by a grid lookup checked
+ * exactly or a binary search, and adds to that bucket's count and sum; prototypes are the means; (3) per positive `rank+`,
  * `NFP_b` and the current sorting error by prefix-sum lookups, the IoU-restricted sorting sums by
  * Fenwick sweeps, per bucket the gradient `u_k` by a prefix-sum lookup over the positives;
  * (4) scatter `u_k / |P|` to the members and the positive gradients
@@ -154,10 +161,9 @@ export function fastBucketedRankSortLoss(
   if (prep === null) return emptyResult(m);
   const { pos, buckets, pair, delta } = prep;
   const numPos = pos.logit.length;
-  const { re, uById } = rankingPart(prep);
+  const { re, rankPos, uById } = rankingPart(prep);
 
   // Sorting part: positives only.
-  const rankPos = pair.sumAbove(pos.logit, new Float64Array(numPos).fill(1), pos.logit, delta);
   const { error: se, missorted } = pair.sortingErrors(pos.logit, pos.target, rankPos, delta);
   const share = new Float64Array(numPos);
   for (let k = 0; k < numPos; k++) if (missorted[k] !== 0) share[k] = se[k] / missorted[k];

@@ -1,10 +1,12 @@
 /**
  * Step 1 and 2 of the fast bucketed losses: sort the positives, then put every relevant
  * negative into its bucket, either by binary search over the sorted positives (`O(M log P)`)
- * or by the paper's full sort (`O(M log M)`).
+ * or by the paper's full sort (`O(M log M)` with a comparison sort; a radix sort here).
  *
  * @module
  */
+
+import { argsortDescending } from "./radix_sort.ts";
 
 /** The positives of one call, sorted by descending logit (ties: lower index first). */
 export interface SortedPositives {
@@ -24,8 +26,11 @@ export interface SortedPositives {
  * positives `k - 1` and `k`. Sums run over members in index order.
  */
 export interface NegativeBuckets {
-  /** Bucket of every entry, `[M]`; -1 for positives, ignored and below-threshold entries. */
-  bucketOf: Int32Array;
+  /**
+   * Bucket id + 1 of every entry, `[M]`; 0 for positives, ignored and below-threshold entries
+   * (so a zero-initialised array needs no fill, and the scatter needs no branch).
+   */
+  slotOf: Int32Array;
   /** Members per bucket, `[P + 1]`. */
   count: Float64Array;
   /** Sum of the members' logits, `[P + 1]`. */
@@ -65,13 +70,22 @@ export function sortPositives(
   const m = targets.length;
   let numPos = 0;
   for (let i = 0; i < m; i++) if (targets[i] > 0) numPos++;
+  const flatIndex = new Int32Array(numPos);
+  const flatLogit = new Float64Array(numPos);
+  for (let i = 0, k = 0; i < m; i++) {
+    if (targets[i] > 0) {
+      flatIndex[k] = i;
+      flatLogit[k++] = logits[i];
+    }
+  }
+  // Stable radix argsort: equal logits keep index order.
+  const order = argsortDescending(flatLogit);
   const index = new Int32Array(numPos);
-  for (let i = 0, k = 0; i < m; i++) if (targets[i] > 0) index[k++] = i;
-  index.sort((a, b) => logits[b] - logits[a] || a - b);
   const logit = new Float64Array(numPos);
   const target = new Float64Array(numPos);
   for (let k = 0; k < numPos; k++) {
-    logit[k] = logits[index[k]];
+    index[k] = flatIndex[order[k]];
+    logit[k] = flatLogit[order[k]];
     target[k] = targets[index[k]];
   }
   const threshold = numPos > 0 ? logit[numPos - 1] - delta : NaN;
@@ -82,7 +96,7 @@ function emptyBuckets(m: number, numPos: number): NegativeBuckets {
   const min = new Float64Array(numPos + 1).fill(Infinity);
   const max = new Float64Array(numPos + 1).fill(-Infinity);
   return {
-    bucketOf: new Int32Array(m).fill(-1),
+    slotOf: new Int32Array(m),
     count: new Float64Array(numPos + 1),
     sum: new Float64Array(numPos + 1),
     min,
@@ -134,7 +148,8 @@ export class BucketGrid {
   readonly #upper: Int32Array;
 
   /**
-   * Builds the grid with about 4 cells per positive (at least 1024, at most 2^22).
+   * Builds the grid with about 4 cells per positive (at least 1024, at most 2^22) in
+   * `O(cells + P)`.
    *
    * @param sorted Positive logits, descending.
    * @param t Threshold (lower end of the grid).
@@ -147,9 +162,13 @@ export class BucketGrid {
     this.#cells = range > 0 ? cells : 0;
     this.#scale = range > 0 ? cells / range : 0;
     this.#upper = new Int32Array(this.#cells + 1);
-    this.#upper[0] = sorted.length;
+    // Edges rise with c, so the count of positives at or above them only falls: one merge.
+    let k = sorted.length;
+    this.#upper[0] = k;
     for (let c = 1; c <= this.#cells; c++) {
-      this.#upper[c] = positivesAtOrAbove(sorted, t + c / this.#scale);
+      const edge = t + c / this.#scale;
+      while (k > 0 && sorted[k - 1] < edge) k--;
+      this.#upper[c] = k;
     }
   }
 
@@ -177,8 +196,10 @@ export class BucketGrid {
 
 /**
  * Buckets by search: one scan over the entries; each relevant negative (`target == 0`,
- * `logit >= t`) finds its bucket by binary search over the sorted positives and is added to the
- * bucket's count, sum, min and max. `O(M log P)` time, no sort of the negatives.
+ * `logit >= t`) finds its bucket (the number of positives at or above it) with a
+ * {@linkcode BucketGrid} hint checked by two comparisons, else a binary search over the sorted
+ * positives, and is added to the bucket's count, sum, min and max. `O(M log P)` time at worst,
+ * no sort of the negatives.
  *
  * @example
  * ```ts
@@ -188,7 +209,7 @@ export class BucketGrid {
  * const s = [2, 1.5, 1, 0.5, 0];
  * const y = [0, 1, 0, 0, 1];
  * const b = bucketBySearch(s, y, sortPositives(s, y, 0));
- * assert.deepEqual(Array.from(b.bucketOf), [0, -1, 1, 1, -1]);
+ * assert.deepEqual(Array.from(b.slotOf), [1, 0, 2, 2, 0]);
  * assert.deepEqual(Array.from(b.count), [1, 2, 0]);
  * ```
  *
@@ -205,10 +226,16 @@ export function bucketBySearch(
   const m = targets.length;
   const b = emptyBuckets(m, pos.logit.length);
   const t = pos.threshold;
-  const { bucketOf, count, sum, min, max } = b;
+  const { slotOf } = b;
   const sorted = pos.logit;
   const numPos = sorted.length;
   const grid = new BucketGrid(sorted, t);
+  // Per-bucket [count, sum, min, max] side by side: one cache line per update.
+  const stats = new Float64Array(4 * (numPos + 1));
+  for (let k = 0; k <= numPos; k++) {
+    stats[4 * k + 2] = Infinity;
+    stats[4 * k + 3] = -Infinity;
+  }
   let relevant = 0;
   for (let i = 0; i < m; i++) {
     if (targets[i] !== 0) continue;
@@ -219,12 +246,19 @@ export function bucketBySearch(
     if (!((k === 0 || sorted[k - 1] >= s) && (k === numPos || sorted[k] < s))) {
       k = positivesAtOrAbove(sorted, s);
     }
-    bucketOf[i] = k;
-    count[k]++;
-    sum[k] += s;
-    if (s < min[k]) min[k] = s;
-    if (s > max[k]) max[k] = s;
+    slotOf[i] = k + 1;
+    const at = 4 * k;
+    stats[at]++;
+    stats[at + 1] += s;
+    if (s < stats[at + 2]) stats[at + 2] = s;
+    if (s > stats[at + 3]) stats[at + 3] = s;
     relevant++;
+  }
+  for (let k = 0; k <= numPos; k++) {
+    b.count[k] = stats[4 * k];
+    b.sum[k] = stats[4 * k + 1];
+    b.min[k] = stats[4 * k + 2];
+    b.max[k] = stats[4 * k + 3];
   }
   b.relevant = relevant;
   return b;
@@ -235,7 +269,7 @@ export function bucketBySearch(
  * negatives in index order]` are sorted stably by descending logit (so on ties positives come
  * first), walked top to bottom counting positives, and each negative gets the count so far as
  * its bucket. Statistics are then accumulated in index order, so the result is bit-identical to
- * {@linkcode bucketBySearch}. `O(M log M)` time.
+ * {@linkcode bucketBySearch}. The sort is a radix argsort (`O(M)` passes over the entries).
  *
  * @param logits Logits `[M]`.
  * @param targets Targets `[M]`.
@@ -254,21 +288,24 @@ export function bucketBySort(
   for (let i = 0; i < m; i++) {
     if (targets[i] > 0 || (targets[i] === 0 && logits[i] >= t)) n++;
   }
-  const order = new Int32Array(n);
+  const entries = new Int32Array(n);
   let k = 0;
-  for (let i = 0; i < m; i++) if (targets[i] > 0) order[k++] = i;
-  for (let i = 0; i < m; i++) if (targets[i] === 0 && logits[i] >= t) order[k++] = i;
-  // Descending logit; on ties positives first, then lower index: the order a stable sort of
-  // [positives in index order, negatives in index order] gives.
-  const isPos = (i: number) => (targets[i] > 0 ? 1 : 0);
-  order.sort((a, c) => logits[c] - logits[a] || isPos(c) - isPos(a) || a - c);
+  for (let i = 0; i < m; i++) if (targets[i] > 0) entries[k++] = i;
+  for (let i = 0; i < m; i++) if (targets[i] === 0 && logits[i] >= t) entries[k++] = i;
+  // Stable descending sort of [positives in index order, negatives in index order]: on ties
+  // positives first, then lower index.
+  const keys = new Float64Array(n);
+  for (let r = 0; r < n; r++) keys[r] = logits[entries[r]];
+  const sortedPositions = argsortDescending(keys);
+  const order = new Int32Array(n);
+  for (let r = 0; r < n; r++) order[r] = entries[sortedPositions[r]];
   let seen = 0;
   for (let r = 0; r < n; r++) {
     const i = order[r];
     if (targets[i] > 0) seen++;
-    else b.bucketOf[i] = seen;
+    else b.slotOf[i] = seen + 1;
   }
-  for (let i = 0; i < m; i++) if (b.bucketOf[i] >= 0) addMember(b, b.bucketOf[i], logits[i]);
+  for (let i = 0; i < m; i++) if (b.slotOf[i] > 0) addMember(b, b.slotOf[i] - 1, logits[i]);
   return b;
 }
 

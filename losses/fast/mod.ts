@@ -6,13 +6,14 @@
  */
 
 export {
-  type FastBucketedOptions,
   fastBucketedApLoss,
+  type FastBucketedOptions,
   fastBucketedRankSortLoss,
 } from "./bucketed_losses.ts";
 export {
   bucketBySearch,
   bucketBySort,
+  BucketGrid,
   bucketPrototypes,
   type NegativeBuckets,
   positivesAtOrAbove,
@@ -27,3 +28,4 @@ export {
   type SortingErrors,
 } from "./pairwise.ts";
 export { CompensatedPrefixSum, FenwickTree } from "./prefix_sums.ts";
+export { argsortDescending } from "./radix_sort.ts";

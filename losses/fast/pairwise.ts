@@ -18,6 +18,7 @@
 
 import { smoothStep } from "../reference/common.ts";
 import { CompensatedPrefixSum, FenwickTree } from "./prefix_sums.ts";
+import { argsortDescending } from "./radix_sort.ts";
 
 /** Sorting-error quantities of every positive (spec 6.1–6.2), in descending-logit order. */
 export interface SortingErrors {
@@ -151,9 +152,7 @@ function times(a: Float64Array, b: Float64Array): Float64Array {
 
 /** Groups of equal target, as runs of `order` (positions sorted by target, descending). */
 function targetOrder(y: Float64Array): Int32Array {
-  const order = new Int32Array(y.length);
-  for (let i = 0; i < y.length; i++) order[i] = i;
-  return order.sort((a, b) => y[b] - y[a] || a - b);
+  return argsortDescending(y);
 }
 
 /** Prefix sums, two pointers and Fenwick sweeps: no `|P| x B` or `|P| x |P|` work. */
@@ -210,29 +209,35 @@ export const prefixPairwise: PairwiseSums = {
     // lS numerator needs no IoU condition: a plain prefix-sum lookup.
     const current = this.sumAbove(p, bad, p, delta);
     const order = targetOrder(y);
+    const top = new Float64Array(4);
+    const ramp = new Float64Array(4);
     // Sweep 1, IoU descending, a group of equal IoU inserted before it is queried: sums over
-    // y_j >= y_i. Channels: count, p, (1 - y), (1 - y) p.
+    // y_j >= y_i of H(p_j - p_i) times 1 and times (1 - y_j). Channels: 1, p, 1 - y, (1 - y) p.
     const error = new Float64Array(n);
     const geTree = new FenwickTree(n, 4);
+    const item = new Float64Array(4);
     for (let g = 0; g < n;) {
       let h = g;
       while (h < n && y[order[h]] === y[order[g]]) h++;
       for (let r = g; r < h; r++) {
         const j = order[r];
-        geTree.add(j, 0, 1);
-        geTree.add(j, 1, p[j]);
-        geTree.add(j, 2, bad[j]);
-        geTree.add(j, 3, bad[j] * p[j]);
+        item[0] = 1;
+        item[1] = p[j];
+        item[2] = bad[j];
+        item[3] = bad[j] * p[j];
+        geTree.addAll(j, item);
       }
       for (let r = g; r < h; r++) {
         const i = order[r];
-        const den = rampSum(geTree, 0, 1, ones[i], end[i], p[i], delta);
-        const num = rampSum(geTree, 2, 3, ones[i], end[i], p[i], delta);
+        blocks(geTree, ones[i], end[i], delta, top, ramp);
+        const den = rampSum(top, ramp, 0, p[i], delta);
+        const num = rampSum(top, ramp, 2, p[i], delta);
         error[i] = current[i] / rankPos[i] - num / den;
       }
       g = h;
     }
-    // Sweep 2, IoU ascending, a group queried before it is inserted: sums over y_j < y_i.
+    // Sweep 2, IoU ascending, a group queried before it is inserted: D(i), the sum over
+    // y_j < y_i of H(p_j - p_i). Channels: 1, p.
     const missorted = new Float64Array(n);
     const ltTree = new FenwickTree(n, 2);
     for (let h = n; h > 0;) {
@@ -240,14 +245,15 @@ export const prefixPairwise: PairwiseSums = {
       while (g > 0 && y[order[g - 1]] === y[order[h - 1]]) g--;
       for (let r = g; r < h; r++) {
         const i = order[r];
-        const last = delta > 0 ? end[i] : ones[i];
-        // An empty block gives an exact 0 (the count channel is integral).
-        if (ltTree.range(0, last, 0) === 0) continue;
-        missorted[i] = rampSum(ltTree, 0, 1, ones[i], end[i], p[i], delta);
+        blocks(ltTree, ones[i], end[i], delta, top, ramp);
+        // No lower-IoU positive inside the ones or ramp block: exactly 0 (counts are integral).
+        if (top[0] + (delta > 0 ? ramp[0] : 0) === 0) continue;
+        missorted[i] = rampSum(top, ramp, 0, p[i], delta);
       }
       for (let r = g; r < h; r++) {
-        ltTree.add(order[r], 0, 1);
-        ltTree.add(order[r], 1, p[order[r]]);
+        item[0] = 1;
+        item[1] = p[order[r]];
+        ltTree.addAll(order[r], item);
       }
       h = g;
     }
@@ -259,24 +265,29 @@ export const prefixPairwise: PairwiseSums = {
     const order = targetOrder(y);
     // Sweep 3, IoU descending, a group queried before it is inserted: sums over y_k > y_i of
     // share[k] H(p_i - p_k) = 0 on [0, ones), ramp on [ones, end), 1 on [end, n).
+    // Channels: share, share * p.
     const out = new Float64Array(n);
     const tree = new FenwickTree(n, 2);
+    const below = new Float64Array(2);
+    const ramp = new Float64Array(2);
+    const item = new Float64Array(2);
     for (let g = 0; g < n;) {
       let h = g;
       while (h < n && y[order[h]] === y[order[g]]) h++;
       for (let r = g; r < h; r++) {
         const i = order[r];
-        let acc = tree.range(end[i], n, 0);
+        let acc = tree.rangeAll(end[i], n, below)[0];
         if (delta > 0) {
-          const vRamp = tree.range(ones[i], end[i], 0);
-          acc += (p[i] * vRamp - tree.range(ones[i], end[i], 1)) / (2 * delta) + 0.5 * vRamp;
+          tree.rangeAll(ones[i], end[i], ramp);
+          acc += (p[i] * ramp[0] - ramp[1]) / (2 * delta) + 0.5 * ramp[0];
         }
         out[i] = acc;
       }
       for (let r = g; r < h; r++) {
         const k = order[r];
-        tree.add(k, 0, share[k]);
-        tree.add(k, 1, share[k] * p[k]);
+        item[0] = share[k];
+        item[1] = share[k] * p[k];
+        tree.addAll(k, item);
       }
       g = h;
     }
@@ -284,21 +295,30 @@ export const prefixPairwise: PairwiseSums = {
   },
 };
 
-/**
- * `Σ_j w_j H(p_j - q)` over the positions held in `tree`, with weights in channel `wCh` and
- * `w p` in channel `wpCh`: ones on `[0, ones)`, the ramp on `[ones, end)` (`δ > 0`).
- */
-function rampSum(
+/** Channel sums over the ones block `[0, ones)` into `top` and the ramp block into `ramp`. */
+function blocks(
   tree: FenwickTree,
-  wCh: number,
-  wpCh: number,
   ones: number,
   end: number,
+  delta: number,
+  top: Float64Array,
+  ramp: Float64Array,
+): void {
+  tree.rangeAll(0, ones, top);
+  if (delta > 0) tree.rangeAll(ones, end, ramp);
+}
+
+/**
+ * `Σ_j w_j H(p_j - q)` from block sums: channel `ch` holds `w`, channel `ch + 1` holds `w p`;
+ * ones on the top block, the linear ramp on the ramp block (`δ > 0`).
+ */
+function rampSum(
+  top: Float64Array,
+  ramp: Float64Array,
+  ch: number,
   q: number,
   delta: number,
 ): number {
-  const top = tree.range(0, ones, wCh);
-  if (delta === 0) return top;
-  const wRamp = tree.range(ones, end, wCh);
-  return top + (tree.range(ones, end, wpCh) - q * wRamp) / (2 * delta) + 0.5 * wRamp;
+  if (delta === 0) return top[ch];
+  return top[ch] + (ramp[ch + 1] - q * ramp[ch]) / (2 * delta) + 0.5 * ramp[ch];
 }

@@ -128,4 +128,45 @@ export class FenwickTree {
     }
     return sum;
   }
+
+  /**
+   * Adds `values[j]` to channel `j` at position `pos`, for every channel, in one walk.
+   *
+   * @param pos Position in `[0, n)`.
+   * @param values One amount per channel.
+   */
+  addAll(pos: number, values: ArrayLike<number>): void {
+    const t = this.#tree;
+    const ch = this.#channels;
+    for (let k = pos + 1; k <= this.#n; k += k & -k) {
+      const base = k * ch;
+      for (let j = 0; j < ch; j++) t[base + j] += values[j];
+    }
+  }
+
+  /**
+   * Sums of every channel over positions `[a, c)`, in one walk.
+   *
+   * @param a First position.
+   * @param c One past the last position (`c >= a`).
+   * @param out Receives one sum per channel.
+   * @returns `out`.
+   */
+  rangeAll(a: number, c: number, out: Float64Array): Float64Array {
+    const t = this.#tree;
+    const ch = this.#channels;
+    out.fill(0);
+    while (c !== a) {
+      if (c > a) {
+        const base = c * ch;
+        for (let j = 0; j < ch; j++) out[j] += t[base + j];
+        c &= c - 1;
+      } else {
+        const base = a * ch;
+        for (let j = 0; j < ch; j++) out[j] -= t[base + j];
+        a &= a - 1;
+      }
+    }
+    return out;
+  }
 }

@@ -75,7 +75,9 @@ export function alrpLoss(
   for (let k = 0; k < numPos; k++) {
     if (!Number.isFinite(regressionErrors[k])) {
       throw new RangeError(
-        `Cannot compute alrpLoss: regression error ${k} is ${regressionErrors[k]}, expected a finite number`,
+        `Cannot compute alrpLoss: regression error ${k} is ${
+          regressionErrors[k]
+        }, expected a finite number`,
       );
     }
   }

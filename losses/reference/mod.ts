@@ -6,7 +6,7 @@
  */
 
 export { apLoss } from "./ap_loss.ts";
-export { type AlrpLossResult, alrpLoss } from "./alrp_loss.ts";
+export { alrpLoss, type AlrpLossResult } from "./alrp_loss.ts";
 export { rankSortLoss } from "./rank_sort_loss.ts";
 export { bucketedApLoss } from "./bucketed_ap_loss.ts";
 export { bucketedRankSortLoss } from "./bucketed_rank_sort_loss.ts";
