@@ -1,7 +1,8 @@
 /**
  * Evaluation of a COCO results file for the `eval` task: reading the inputs,
- * the JSON report, precision–recall curves as SVG, the per-category table, and
- * atomic file writes. `cli/eval.ts` parses the flags and calls
+ * the JSON report, precision–recall curves as SVG (drawn by `svg_chart.ts`,
+ * written atomically by `files.ts`) and the per-category table. `cli/eval.ts`
+ * parses the flags and calls
  * {@linkcode evaluateResultsFile}; other entry points (a checkpoint run that
  * first produces detections) can call {@linkcode evaluateResults} and
  * {@linkcode writeEvalOutputs} directly.
@@ -20,6 +21,8 @@ import {
   type LrpEvalResult,
 } from "../eval/coco_eval.ts";
 import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
+import { ensureDir, writeFileAtomic } from "./files.ts";
+import { type ChartSeries, lineChartSvg } from "./svg_chart.ts";
 
 /** What {@linkcode evaluateResults} computed. */
 export interface EvalOutcome {
@@ -43,29 +46,6 @@ export interface EvalFileOptions {
   out?: string;
   /** Also write one precision–recall SVG per category. */
   perCategory?: boolean;
-}
-
-/**
- * Write a file atomically: the data goes to a temporary file in the same
- * folder, which is then renamed over `path`.
- *
- * @example
- * ```ts ignore
- * await writeFileAtomic("runs/eval/report.json", JSON.stringify({ ok: true }));
- * ```
- *
- * @param path Destination.
- * @param data Text to write.
- */
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    await Deno.writeTextFile(tmp, data);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
 }
 
 async function readJson(path: string, what: string): Promise<unknown> {
@@ -141,23 +121,6 @@ function meanCurve(r: CocoEvalResult, t: number, ks: number[]): number[] {
   });
 }
 
-function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-const PALETTE = [
-  "#1f77b4",
-  "#ff7f0e",
-  "#2ca02c",
-  "#d62728",
-  "#9467bd",
-  "#8c564b",
-  "#e377c2",
-  "#7f7f7f",
-  "#bcbd22",
-  "#17becf",
-];
-
 /**
  * Precision–recall curves as an SVG chart: one line per IoU threshold (area
  * all, maxDets 100), averaged over the categories that have ground truth, or
@@ -171,6 +134,7 @@ const PALETTE = [
  * @param r COCO evaluation result.
  * @param category Index on the `K` axis for one category's curves; all categories when omitted.
  * @returns SVG text.
+ * @throws {RangeError} When `category` is not an index on the `K` axis.
  */
 export function prCurvesSvg(r: CocoEvalResult, category?: number): string {
   const K = r.precisionShape[2];
@@ -182,53 +146,24 @@ export function prCurvesSvg(r: CocoEvalResult, category?: number): string {
     ? `Precision–recall, ${r.iouType}, all categories (area all, maxDets 100)`
     : `Precision–recall, ${r.iouType}, category ${r.categoryIds[category]} ` +
       `"${r.perCategory[category].name}"`;
-  const W = 640, H = 480, L = 60, T = 40, PW = 400, PH = 380;
-  const x = (v: number) => (L + v * PW).toFixed(1);
-  const y = (v: number) => (T + (1 - v) * PH).toFixed(1);
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" ` +
-    `viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">${escapeXml(title)}</text>`,
-  ];
-  for (let i = 0; i <= 10; i++) {
-    const v = i / 10;
-    parts.push(
-      `<line x1="${x(v)}" y1="${y(0)}" x2="${x(v)}" y2="${y(1)}" stroke="#eee"/>`,
-      `<line x1="${x(0)}" y1="${y(v)}" x2="${x(1)}" y2="${y(v)}" stroke="#eee"/>`,
-      `<text x="${x(v)}" y="${T + PH + 16}" text-anchor="middle">${v.toFixed(1)}</text>`,
-      `<text x="${L - 6}" y="${(T + (1 - v) * PH + 4).toFixed(1)}" text-anchor="end">` +
-        `${v.toFixed(1)}</text>`,
-    );
-  }
-  parts.push(
-    `<rect x="${L}" y="${T}" width="${PW}" height="${PH}" fill="none" stroke="black"/>`,
-    `<text x="${L + PW / 2}" y="${H - 12}" text-anchor="middle">recall</text>`,
-    `<text x="16" y="${T + PH / 2}" text-anchor="middle" ` +
-      `transform="rotate(-90 16 ${T + PH / 2})">precision</text>`,
-  );
-  COCO_IOU_THRESHOLDS.forEach((iou, t) => {
+  const series: ChartSeries[] = COCO_IOU_THRESHOLDS.map((iou, t) => {
     const curve = meanCurve(r, t, ks);
-    const color = PALETTE[t % PALETTE.length];
-    const ly = T + 10 + t * 18;
-    let label = `IoU ${iou.toFixed(2)}`;
-    if (curve.every((v) => v < 0)) label += ": no data";
-    else {
-      const valid = curve.filter((v) => v >= 0);
-      label += `: AP ${(valid.reduce((a, b) => a + b, 0) / valid.length).toFixed(3)}`;
-      const pts = curve.map((v, i) => `${x(COCO_RECALL_THRESHOLDS[i])},${y(Math.max(v, 0))}`);
-      parts.push(
-        `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${pts.join(" ")}"/>`,
-      );
-    }
-    parts.push(
-      `<line x1="${L + PW + 14}" y1="${ly}" x2="${L + PW + 34}" y2="${ly}" stroke="${color}" ` +
-        `stroke-width="2"/>`,
-      `<text x="${L + PW + 40}" y="${ly + 4}">${escapeXml(label)}</text>`,
-    );
+    const valid = curve.filter((v) => v >= 0);
+    const ap = valid.length ? valid.reduce((a, b) => a + b, 0) / valid.length : -1;
+    return {
+      name: `IoU ${iou.toFixed(2)}: ${ap < 0 ? "no data" : `AP ${ap.toFixed(3)}`}`,
+      points: curve.map((v, i) => [COCO_RECALL_THRESHOLDS[i], v < 0 ? NaN : v] as const),
+    };
   });
-  parts.push("</svg>", "");
-  return parts.join("\n");
+  return lineChartSvg(series, {
+    title,
+    xLabel: "recall",
+    yLabel: "precision",
+    xDomain: [0, 1],
+    yDomain: [0, 1],
+    width: 720,
+    height: 480,
+  });
 }
 
 function named(stats: readonly number[]): Record<string, number> {
@@ -345,20 +280,22 @@ export async function writeEvalOutputs(
   outcome: EvalOutcome,
   options: { perCategory?: boolean; gt?: string; dets?: string } = {},
 ): Promise<string[]> {
-  await Deno.mkdir(outDir, { recursive: true });
+  await ensureDir(outDir);
   const written: string[] = [];
   const put = async (name: string, text: string) => {
     const path = `${outDir}/${name}`;
     await writeFileAtomic(path, text);
     written.push(path);
   };
-  await put(
-    "report.json",
-    JSON.stringify(evalReport(outcome, { gt: options.gt, dets: options.dets }), null, 1) + "\n",
-  );
+  const report = evalReport(outcome, { gt: options.gt, dets: options.dets });
+  // One top-level key per line, values compact (the curves stay a few lines long).
+  const body = Object.entries(report)
+    .map(([key, value]) => `  ${JSON.stringify(key)}: ${JSON.stringify(value)}`)
+    .join(",\n");
+  await put("report.json", `{\n${body}\n}\n`);
   await put("pr_curves.svg", prCurvesSvg(outcome.coco));
   if (options.perCategory) {
-    await Deno.mkdir(`${outDir}/pr_curves`, { recursive: true });
+    await ensureDir(`${outDir}/pr_curves`);
     for (let k = 0; k < outcome.coco.categoryIds.length; k++) {
       await put(
         `pr_curves/category_${outcome.coco.categoryIds[k]}.svg`,

@@ -416,9 +416,10 @@ export class DetectionLoader {
    * batches, whatever the number of workers.
    *
    * @param epoch Epoch number (changes the order and the augmentation).
+   * @param fromBatch First batch to produce (resuming mid-epoch); earlier ones are not prepared.
    * @returns Async iterator of batches.
    */
-  async *epoch(epoch: number): AsyncGenerator<Batch> {
+  async *epoch(epoch: number, fromBatch = 0): AsyncGenerator<Batch> {
     const order = this.order(epoch);
     const b = this.options.batchSize;
     const nb = this.length;
@@ -429,7 +430,7 @@ export class DetectionLoader {
         return { i, p };
       });
     const queue: { i: number; p: Promise<PreparedSample> }[][] = [];
-    let next = 0;
+    let next = Math.max(0, Math.min(fromBatch, nb));
     const ahead = this.#useWorkers() ? Math.max(1, this.options.prefetch) : 1;
     while (next < nb && queue.length < ahead) queue.push(launch(next++));
     while (queue.length) {

@@ -3,7 +3,7 @@
  * and optimal LRP (as the LRP-Error evaluator computes it), for `bbox` and
  * `segm` IoU, with pycocotools' default parameters.
  *
- * The work is split the same way as in the reference: {@linkcode prepareCocoEval}
+ * The work is split the same way as in the reference: `prepareCocoEval`
  * groups ground truth and detections per (image, category), sorts detections by
  * score and computes the IoUs once; matching runs per area range and IoU
  * threshold into flat typed arrays; accumulation walks one stable,
@@ -21,19 +21,9 @@
  * @module
  */
 
-import type {
-  CocoBbox,
-  CocoDataset,
-  CocoDetection,
-  CocoRle,
-  CocoSegmentation,
-} from "../data/coco_types.ts";
-import {
-  area as rleArea,
-  fromSegmentation,
-  iou as maskIou,
-  toBbox as rleToBbox,
-} from "../data/mask.ts";
+import type { CocoBbox, CocoDataset, CocoDetection, CocoSegmentation } from "../data/coco_types.ts";
+import { iou as boxIou } from "../data/mask.ts";
+import { type MaskRuns, runsArea, runsBbox, runsIou, segmentationRuns } from "./mask_runs.ts";
 
 /** Which region the IoU compares: boxes or masks. */
 export type IouType = "bbox" | "segm";
@@ -96,6 +86,7 @@ export const COCO_STAT_NAMES: readonly string[] = Object.freeze([
 ]);
 
 const EPS = 2.220446049250313e-16; // numpy.spacing(1)
+const RECALL_THRESHOLDS = Float64Array.from(COCO_RECALL_THRESHOLDS);
 const T_N = 10;
 const R_N = 101;
 const A_N = 4;
@@ -202,10 +193,9 @@ export interface LrpEvalResult {
 
 /**
  * Ground truth and detections grouped per (category, image) cell, with sorted
- * detections and IoUs, ready for matching. Built by {@linkcode prepareCocoEval};
- * opaque to callers except for the id lists.
+ * detections and IoUs, ready for matching. Built by `prepareCocoEval`.
  */
-export interface PreparedCocoEval {
+interface PreparedCocoEval {
   /** IoU type. */
   readonly iouType: IouType;
   /** Image ids, ascending. */
@@ -263,12 +253,64 @@ function checkId(v: unknown, what: string): number {
   return v;
 }
 
-/** Stable argsort of `keys` ascending (ties keep index order). */
-function argsortStable(n: number, cmp: (a: number, b: number) => number): Int32Array {
-  const idx = new Int32Array(n);
-  for (let i = 0; i < n; i++) idx[i] = i;
-  idx.sort((a, b) => cmp(a, b) || a - b);
-  return idx;
+/** The same error class with the offending id in front of the message. */
+function withContext(e: unknown, what: string): Error {
+  const err = e instanceof Error ? e : new Error(String(e));
+  const Ctor = err instanceof TypeError || err instanceof RangeError || err instanceof SyntaxError
+    ? err.constructor as ErrorConstructor
+    : Error;
+  return new Ctor(`${what}: ${err.message}`, { cause: e });
+}
+
+/** Indices `0..n-1` stably sorted by (category, image): two counting-sort passes. */
+function sortByCell(cat: Int32Array, img: Int32Array, K: number, I: number): Int32Array {
+  const n = cat.length;
+  const pass = (src: Int32Array, key: Int32Array, buckets: number): Int32Array => {
+    const start = new Int32Array(buckets + 1);
+    for (let j = 0; j < n; j++) start[key[src[j]] + 1]++;
+    for (let b = 0; b < buckets; b++) start[b + 1] += start[b];
+    const out = new Int32Array(n);
+    for (let j = 0; j < n; j++) out[start[key[src[j]]]++] = src[j];
+    return out;
+  };
+  const ident = new Int32Array(n);
+  for (let j = 0; j < n; j++) ident[j] = j;
+  return pass(pass(ident, img, I), cat, K);
+}
+
+/**
+ * Stable sort of `idx` by descending `score[idx[i]]` (ties keep their order):
+ * insertion sort of short runs, then bottom-up merges.
+ */
+function sortByScoreDesc(idx: Int32Array, score: Float64Array): Int32Array {
+  const n = idx.length, RUN = 16;
+  for (let lo = 0; lo < n; lo += RUN) {
+    const hi = Math.min(lo + RUN, n);
+    for (let i = lo + 1; i < hi; i++) {
+      const v = idx[i], sv = score[v];
+      let j = i - 1;
+      while (j >= lo && score[idx[j]] < sv) {
+        idx[j + 1] = idx[j];
+        j--;
+      }
+      idx[j + 1] = v;
+    }
+  }
+  if (n <= RUN) return idx;
+  let src: Int32Array = idx, dst: Int32Array = new Int32Array(n);
+  for (let width = RUN; width < n; width *= 2) {
+    for (let lo = 0; lo < n; lo += 2 * width) {
+      const mid = Math.min(lo + width, n), hi = Math.min(lo + 2 * width, n);
+      let i = lo, j = mid, o = lo;
+      while (i < mid && j < hi) dst[o++] = score[src[j]] > score[src[i]] ? src[j++] : src[i++];
+      while (i < mid) dst[o++] = src[i++];
+      while (j < hi) dst[o++] = src[j++];
+    }
+    const t = src;
+    src = dst;
+    dst = t;
+  }
+  return src;
 }
 
 /**
@@ -285,7 +327,7 @@ function argsortStable(n: number, cmp: (a: number, b: number) => number): Int32A
  * @throws {RangeError} On a detection for an image that is not in the ground truth, a non-finite
  *   score or box.
  */
-export function prepareCocoEval(
+function prepareCocoEval(
   groundTruth: CocoDataset,
   detections: readonly CocoDetection[],
   iouType: IouType = "bbox",
@@ -318,8 +360,7 @@ export function prepareCocoEval(
   const I = imageIds.length;
 
   // Ground truth in the evaluated (image, category) set, keyed k * I + i.
-  const gtList: number[] = [];
-  const gtKey: number[] = [];
+  const gtList: number[] = [], gtCat: number[] = [], gtImg: number[] = [];
   for (let j = 0; j < anns.length; j++) {
     const a = anns[j];
     if (a === null || typeof a !== "object") {
@@ -335,15 +376,16 @@ export function prepareCocoEval(
       throw new TypeError(`Annotation ${a.id} has no segmentation`);
     }
     gtList.push(j);
-    gtKey.push(k * I + i);
+    gtCat.push(k);
+    gtImg.push(i);
   }
 
   // Detections: pycocotools' loadRes picks the area rule from the first detection.
   let dropped = 0;
   const first = detections[0];
   const boxPath = detections.length > 0 && Array.isArray(first?.bbox) && first.bbox.length > 0;
-  const detList: number[] = [];
-  const detKey: number[] = [];
+  const detList: number[] = [], detCat: number[] = [], detImg: number[] = [];
+  const detScoreIn: number[] = [];
   for (let j = 0; j < detections.length; j++) {
     const d = detections[j];
     if (d === null || typeof d !== "object") {
@@ -370,38 +412,46 @@ export function prepareCocoEval(
       continue;
     }
     detList.push(j);
-    detKey.push(k * I + i);
+    detCat.push(k);
+    detImg.push(i);
+    detScoreIn.push(d.score);
   }
 
   // Group by cell: ground truth in annotation order, detections by descending score (stable).
-  const gOrd = argsortStable(gtList.length, (a, b) => gtKey[a] - gtKey[b]);
-  const dOrd = argsortStable(
-    detList.length,
-    (a, b) => detKey[a] - detKey[b] || detections[detList[b]].score - detections[detList[a]].score,
-  );
   const K = categoryIds.length;
+  const gtKey = gtCat.map((k, j) => k * I + gtImg[j]);
+  const detKey = detCat.map((k, j) => k * I + detImg[j]);
+  const gOrd = sortByCell(Int32Array.from(gtCat), Int32Array.from(gtImg), K, I);
+  const dOrd = sortByCell(Int32Array.from(detCat), Int32Array.from(detImg), K, I);
+  const scoreIn = Float64Array.from(detScoreIn);
+  for (let lo = 0; lo < dOrd.length;) {
+    let hi = lo + 1;
+    while (hi < dOrd.length && detKey[dOrd[hi]] === detKey[dOrd[lo]]) hi++;
+    const run = dOrd.subarray(lo, hi);
+    const sorted = sortByScoreDesc(run, scoreIn);
+    if (sorted !== run) run.set(sorted);
+    lo = hi;
+  }
   const cellStart = new Int32Array(K + 1);
   const cellGt: number[] = [0], cellDet: number[] = [0], cellIou: number[] = [0];
   const gtArea: number[] = [], gtCrowd: number[] = [];
   const detScore: number[] = [], detArea: number[] = [];
-  const iouBlocks: number[][][] = [];
-  const rleCache = new Map<number, CocoRle>();
-  const detRle = (j: number, img: { height: number; width: number }): CocoRle => {
-    let r = rleCache.get(j);
-    if (!r) {
-      const d = detections[j];
-      let seg = d.segmentation as CocoSegmentation | undefined;
-      if (seg === undefined || seg === null) {
-        const [x, y, w, h] = d.bbox!;
-        seg = [[x, y, x, y + h, x + w, y + h, x + w, y]];
-      }
-      r = fromSegmentation(seg, img.height, img.width);
-      rleCache.set(j, r);
+  let ious = new Float64Array(1024);
+  let iouLen = 0;
+  const detRuns = (j: number, img: { height: number; width: number }): MaskRuns => {
+    const d = detections[j];
+    let seg = d.segmentation as CocoSegmentation | undefined;
+    if (seg === undefined || seg === null) {
+      const [x, y, w, h] = d.bbox!; // loadRes turns a box into a polygon mask
+      seg = [[x, y, x, y + h, x + w, y + h, x + w, y]];
     }
-    return r;
+    try {
+      return segmentationRuns(seg, img.height, img.width);
+    } catch (e) {
+      throw withContext(e, `Detection ${j}`);
+    }
   };
   let gp = 0, dp = 0, nCells = 0;
-  const cellKeys: number[] = [];
   while (gp < gOrd.length || dp < dOrd.length) {
     const gk = gp < gOrd.length ? gtKey[gOrd[gp]] : Infinity;
     const dk = dp < dOrd.length ? detKey[dOrd[dp]] : Infinity;
@@ -419,41 +469,44 @@ export function prepareCocoEval(
       gtArea.push(anns[g].area);
       gtCrowd.push(anns[g].iscrowd ? 1 : 0);
     }
-    for (const j of ds) {
+    // Masks are needed for segm IoUs (only against some GT) and for areas off the box path.
+    const needRuns = !boxPath || (iouType === "segm" && gs.length > 0);
+    const dRuns = needRuns ? ds.map((j) => detRuns(j, img)) : [];
+    ds.forEach((j, q) => {
       const d = detections[j];
       detScore.push(d.score);
-      detArea.push(boxPath ? d.bbox![2] * d.bbox![3] : rleArea(detRle(j, img)));
-    }
-    let block: number[][] = [];
-    if (gs.length > 0 && ds.length > 0) {
+      detArea.push(boxPath ? d.bbox![2] * d.bbox![3] : runsArea(dRuns[q].counts));
+    });
+    const n = gs.length * ds.length;
+    if (n > 0) {
+      if (iouLen + n > ious.length) {
+        const grown = new Float64Array(Math.max(2 * ious.length, iouLen + n));
+        grown.set(ious.subarray(0, iouLen));
+        ious = grown;
+      }
       const crowd = gs.map((g) => anns[g].iscrowd ? 1 : 0);
       if (iouType === "bbox") {
-        const db = ds.map((j) => detections[j].bbox ?? rleToBbox(detRle(j, img)));
-        block = maskIou(db, gs.map((g) => anns[g].bbox), crowd);
+        const db = ds.map((j, q) => detections[j].bbox ?? runsBbox(dRuns[q]));
+        const rows = boxIou(db, gs.map((g) => anns[g].bbox), crowd);
+        for (let d = 0; d < rows.length; d++) ious.set(rows[d], iouLen + d * gs.length);
       } else {
         const gr = gs.map((g) => {
           try {
-            return fromSegmentation(anns[g].segmentation!, img.height, img.width);
+            return segmentationRuns(anns[g].segmentation!, img.height, img.width);
           } catch (e) {
-            throw new TypeError(`Annotation ${anns[g].id}: ${(e as Error).message}`);
+            throw withContext(e, `Annotation ${anns[g].id}`);
           }
         });
-        block = maskIou(ds.map((j) => detRle(j, img)), gr, crowd);
+        runsIou(dRuns, gr, crowd, ious, iouLen);
       }
+      iouLen += n;
     }
-    iouBlocks.push(block);
-    cellKeys.push(key);
     cellStart[k + 1] = ++nCells;
     cellGt.push(gtArea.length);
     cellDet.push(detScore.length);
-    cellIou.push(cellIou[cellIou.length - 1] + gs.length * ds.length);
+    cellIou.push(iouLen);
   }
   for (let k = 1; k <= K; k++) cellStart[k] = Math.max(cellStart[k], cellStart[k - 1]);
-  const ious = new Float64Array(cellIou[cellIou.length - 1]);
-  for (let c = 0; c < iouBlocks.length; c++) {
-    let o = cellIou[c];
-    for (const row of iouBlocks[c]) for (const v of row) ious[o++] = v;
-  }
   return {
     iouType,
     imageIds,
@@ -468,7 +521,7 @@ export function prepareCocoEval(
     gtCrowd: Uint8Array.from(gtCrowd),
     detScore: Float64Array.from(detScore),
     detArea: Float64Array.from(detArea),
-    ious,
+    ious: ious.slice(0, iouLen),
   };
 }
 
@@ -476,97 +529,144 @@ export function prepareCocoEval(
 interface Matches {
   /** Thresholds matched, the `t` axis. */
   nT: number;
-  /** 1 = matched, index `(a * nT + t) * N + d`. */
-  matched: Uint8Array;
-  /** 1 = ignored (matched to an ignored GT, or unmatched outside the area range). */
-  ignored: Uint8Array;
-  /** IoU with the matched GT (0 when unmatched). */
+  /**
+   * Outcome per detection, area range and threshold, index `(d * A + a) * nT + t`:
+   * 0 = false positive, 1 = true positive, 2 = ignored (matched to an ignored GT, or unmatched
+   * and outside the area range).
+   */
+  state: Uint8Array;
+  /** IoU with the matched GT at the first threshold (0 when unmatched), index `d * A + a`. */
   iou: Float64Array;
   /** Non-ignored GT count per (category, area range): `k * A + a`. */
   npig: Int32Array;
 }
 
+/** Scratch space of {@linkcode matchCell}, sized for the largest cell. */
+interface MatchScratch {
+  /** GT indices in matching order (non-ignored first). */
+  order: Int32Array;
+  /** Ignore flag per position of `order`. */
+  gIg: Uint8Array;
+  /** Crowd flag per position of `order`. */
+  gCrowd: Uint8Array;
+  /** `taken[j] === stamp` when GT `order[j]` is matched at the current threshold. */
+  taken: Int32Array;
+  /** Changes per (cell, area range, threshold), so `taken` never needs clearing. */
+  stamp: number;
+}
+
+/**
+ * Greedy matching of one cell at one area range, for every threshold (the
+ * body of pycocotools' `evaluateImg`). Returns the number of non-ignored GT.
+ */
+function matchCell(
+  p: PreparedCocoEval,
+  c: number,
+  a: number,
+  thresholds: readonly number[],
+  mt: Matches,
+  s: MatchScratch,
+): number {
+  const g0 = p.cellGt[c], G = p.cellGt[c + 1] - g0;
+  const d0 = p.cellDet[c], D = p.cellDet[c + 1] - d0;
+  const iou0 = p.cellIou[c], nT = thresholds.length;
+  const lo = COCO_AREA_RANGES[a][0], hi = COCO_AREA_RANGES[a][1];
+  const { order, gIg, gCrowd, taken } = s;
+  // Stable order: non-ignored GT first, then ignored, each in annotation order.
+  let n = 0, npig = 0;
+  for (let pass = 0; pass < 2; pass++) {
+    for (let g = 0; g < G; g++) {
+      const ar = p.gtArea[g0 + g];
+      const ig = p.gtCrowd[g0 + g] || ar < lo || ar > hi ? 1 : 0;
+      if (ig !== pass) continue;
+      order[n] = g;
+      gIg[n] = ig;
+      gCrowd[n] = p.gtCrowd[g0 + g];
+      n++;
+    }
+    if (pass === 0) npig = n;
+  }
+  for (let t = 0; t < nT; t++) {
+    const stamp = ++s.stamp;
+    for (let d = 0; d < D; d++) {
+      let best = Math.min(thresholds[t], 1 - 1e-10);
+      let m = -1;
+      const row = iou0 + d * G;
+      for (let j = 0; j < G; j++) {
+        if (taken[j] === stamp && !gCrowd[j]) continue;
+        if (m > -1 && gIg[m] === 0 && gIg[j] === 1) break;
+        const v = p.ious[row + order[j]];
+        if (v < best) continue;
+        best = v;
+        m = j;
+      }
+      const o = ((d0 + d) * A_N + a) * nT + t;
+      if (m === -1) {
+        const ar = p.detArea[d0 + d];
+        mt.state[o] = ar < lo || ar > hi ? 2 : 0;
+      } else {
+        taken[m] = stamp;
+        mt.state[o] = gIg[m] ? 2 : 1;
+        if (t === 0) mt.iou[(d0 + d) * A_N + a] = best;
+      }
+    }
+  }
+  return npig;
+}
+
 function matchAll(p: PreparedCocoEval, thresholds: readonly number[]): Matches {
   const N = p.detScore.length, nT = thresholds.length, K = p.categoryIds.length;
-  const matched = new Uint8Array(A_N * nT * N);
-  const ignored = new Uint8Array(A_N * nT * N);
-  const iouOut = new Float64Array(A_N * nT * N);
-  const npig = new Int32Array(K * A_N);
+  const mt: Matches = {
+    nT,
+    state: new Uint8Array(N * A_N * nT),
+    iou: new Float64Array(A_N * N),
+    npig: new Int32Array(K * A_N),
+  };
   let maxG = 0;
   for (let c = 0; c + 1 < p.cellGt.length; c++) {
     maxG = Math.max(maxG, p.cellGt[c + 1] - p.cellGt[c]);
   }
-  const order = new Int32Array(maxG), gIg = new Uint8Array(maxG), gCrowd = new Uint8Array(maxG);
-  const taken = new Uint8Array(maxG);
+  const s: MatchScratch = {
+    order: new Int32Array(maxG),
+    gIg: new Uint8Array(maxG),
+    gCrowd: new Uint8Array(maxG),
+    taken: new Int32Array(maxG),
+    stamp: 0,
+  };
   for (let k = 0; k < K; k++) {
     for (let c = p.cellStart[k]; c < p.cellStart[k + 1]; c++) {
-      const g0 = p.cellGt[c], G = p.cellGt[c + 1] - g0;
-      const d0 = p.cellDet[c], D = p.cellDet[c + 1] - d0;
-      const iou0 = p.cellIou[c];
-      for (let a = 0; a < A_N; a++) {
-        const [lo, hi] = COCO_AREA_RANGES[a];
-        // Stable order: non-ignored GT first, then ignored, each in annotation order.
-        let n = 0;
-        for (let pass = 0; pass < 2; pass++) {
-          for (let g = 0; g < G; g++) {
-            const ar = p.gtArea[g0 + g];
-            const ig = p.gtCrowd[g0 + g] || ar < lo || ar >= hi ? 1 : 0;
-            if (ig !== pass) continue;
-            order[n] = g;
-            gIg[n] = ig;
-            gCrowd[n] = p.gtCrowd[g0 + g];
-            n++;
-          }
-          if (pass === 0) npig[k * A_N + a] += n;
-        }
-        for (let t = 0; t < nT; t++) {
-          const base = (a * nT + t) * N + d0;
-          taken.fill(0, 0, G);
-          for (let d = 0; d < D; d++) {
-            let best = Math.min(thresholds[t], 1 - 1e-10);
-            let m = -1;
-            if (G > 0) {
-              const row = iou0 + d * G;
-              for (let j = 0; j < G; j++) {
-                if (taken[j] && !gCrowd[j]) continue;
-                if (m > -1 && gIg[m] === 0 && gIg[j] === 1) break;
-                const v = p.ious[row + order[j]];
-                if (v < best) continue;
-                best = v;
-                m = j;
-              }
-            }
-            if (m === -1) {
-              const ar = p.detArea[d0 + d];
-              ignored[base + d] = ar < lo || ar >= hi ? 1 : 0;
-            } else {
-              taken[m] = 1;
-              matched[base + d] = 1;
-              ignored[base + d] = gIg[m];
-              iouOut[base + d] = best;
-            }
-          }
-        }
-      }
+      for (let a = 0; a < A_N; a++) mt.npig[k * A_N + a] += matchCell(p, c, a, thresholds, mt, s);
     }
   }
-  return { nT, matched, ignored, iou: iouOut, npig };
+  return mt;
 }
 
 /**
  * Detections of category k, first `maxDet` of each image, concatenated in
- * ascending image order and stably sorted by descending score.
+ * ascending image order and stably sorted by descending score, for each of
+ * {@linkcode COCO_MAX_DETS}. Kept detections are stored in that concatenated
+ * order, so one stable sort serves all three: each is a filter on the rank in
+ * the image.
  */
-function sequence(p: PreparedCocoEval, k: number, maxDet: number): Int32Array {
-  const idx: number[] = [];
-  for (let c = p.cellStart[k]; c < p.cellStart[k + 1]; c++) {
-    const end = Math.min(p.cellDet[c + 1], p.cellDet[c] + maxDet);
-    for (let d = p.cellDet[c]; d < end; d++) idx.push(d);
+function sequences(p: PreparedCocoEval, k: number): Int32Array[] {
+  const c0 = p.cellStart[k], c1 = p.cellStart[k + 1];
+  const d0 = p.cellDet[c0], n = p.cellDet[c1] - d0;
+  const rank = new Int32Array(n);
+  for (let c = c0; c < c1; c++) {
+    for (let d = p.cellDet[c]; d < p.cellDet[c + 1]; d++) rank[d - d0] = d - p.cellDet[c];
   }
-  const out = Int32Array.from(idx);
-  const s = p.detScore;
-  out.sort((a, b) => s[b] - s[a] || a - b);
-  return out;
+  const all = new Int32Array(n);
+  for (let i = 0; i < n; i++) all[i] = d0 + i;
+  const sorted = sortByScoreDesc(all, p.detScore);
+  return COCO_MAX_DETS.map((maxDet) => {
+    if (maxDet >= MAX_DET) return sorted;
+    let m = 0;
+    for (let i = 0; i < n; i++) if (rank[sorted[i] - d0] < maxDet) m++;
+    const out = new Int32Array(m);
+    m = 0;
+    for (let i = 0; i < n; i++) if (rank[sorted[i] - d0] < maxDet) out[m++] = sorted[i];
+    return out;
+  });
 }
 
 /** numpy's pairwise summation (`np.add.reduce` on a contiguous float64 array). */
@@ -596,42 +696,101 @@ function meanValid(values: number[]): number {
   return v.length === 0 ? -1 : pairwiseSum(v, 0, v.length) / v.length;
 }
 
+/**
+ * Cumulative recall and precision (`tp / (tp + fp + eps)`) of a score-ordered
+ * sequence at every threshold, into `rc` and `pr` laid out `[T][nd]`.
+ */
+function runningCurves(
+  state: Uint8Array,
+  seq: Int32Array,
+  a: number,
+  npig: number,
+  rc: Float64Array,
+  pr: Float64Array,
+  tp: Int32Array,
+  fp: Int32Array,
+): void {
+  const nd = seq.length;
+  tp.fill(0);
+  fp.fill(0);
+  for (let j = 0; j < nd; j++) {
+    const row = (seq[j] * A_N + a) * T_N;
+    for (let t = 0; t < T_N; t++) {
+      const st = state[row + t];
+      if (st === 1) tp[t]++;
+      else if (st === 0) fp[t]++;
+      rc[t * nd + j] = tp[t] / npig;
+      pr[t * nd + j] = tp[t] / (fp[t] + tp[t] + EPS);
+    }
+  }
+}
+
+/**
+ * Precision envelope (running maximum from the right) and its value at the
+ * first position reaching each recall threshold (0 past the last recall),
+ * written `stride` apart from `out0`, with the score there.
+ */
+function interpolate(
+  rc: Float64Array,
+  pr: Float64Array,
+  off: number,
+  nd: number,
+  seq: Int32Array,
+  detScore: Float64Array,
+  precision: Float64Array,
+  scores: Float64Array,
+  out0: number,
+  stride: number,
+): void {
+  for (let j = nd - 1; j > 0; j--) {
+    if (pr[off + j] > pr[off + j - 1]) pr[off + j - 1] = pr[off + j];
+  }
+  let j = 0;
+  for (let r = 0; r < R_N; r++) {
+    while (j < nd && rc[off + j] < RECALL_THRESHOLDS[r]) j++;
+    const o = out0 + r * stride;
+    precision[o] = j < nd ? pr[off + j] : 0;
+    scores[o] = j < nd ? detScore[seq[j]] : 0;
+  }
+}
+
 function accumulateCoco(p: PreparedCocoEval, mt: Matches): CocoEvalResult {
-  const K = p.categoryIds.length, N = p.detScore.length;
+  const K = p.categoryIds.length;
   const precision = new Float64Array(T_N * R_N * K * A_N * M_N).fill(-1);
   const scores = new Float64Array(T_N * R_N * K * A_N * M_N).fill(-1);
   const recall = new Float64Array(T_N * K * A_N * M_N).fill(-1);
-  const rc = new Float64Array(N), pr = new Float64Array(N);
-  const recThrs = COCO_RECALL_THRESHOLDS;
+  // Running recall and precision of the T thresholds, `[T][nd]`, for one (k, m, a).
+  let maxNd = 0;
+  for (let k = 0; k < K; k++) {
+    maxNd = Math.max(maxNd, p.cellDet[p.cellStart[k + 1]] - p.cellDet[p.cellStart[k]]);
+  }
+  const rc = new Float64Array(T_N * maxNd), pr = new Float64Array(T_N * maxNd);
+  const tp = new Int32Array(T_N), fp = new Int32Array(T_N);
   for (let k = 0; k < K; k++) {
     if (p.cellStart[k] === p.cellStart[k + 1]) continue;
+    const seqs = sequences(p, k);
     for (let m = 0; m < M_N; m++) {
-      const seq = sequence(p, k, COCO_MAX_DETS[m]);
+      const seq = seqs[m];
       const nd = seq.length;
       for (let a = 0; a < A_N; a++) {
         const npig = mt.npig[k * A_N + a];
         if (npig === 0) continue;
+        runningCurves(mt.state, seq, a, npig, rc, pr, tp, fp);
         for (let t = 0; t < T_N; t++) {
-          const base = (a * mt.nT + t) * N;
-          let tp = 0, fp = 0;
-          for (let j = 0; j < nd; j++) {
-            const d = base + seq[j];
-            if (!mt.ignored[d]) {
-              if (mt.matched[d]) tp++;
-              else fp++;
-            }
-            rc[j] = tp / npig;
-            pr[j] = tp / (fp + tp + EPS);
-          }
-          recall[((t * K + k) * A_N + a) * M_N + m] = nd ? rc[nd - 1] : 0;
-          for (let j = nd - 1; j > 0; j--) if (pr[j] > pr[j - 1]) pr[j - 1] = pr[j];
-          let j = 0;
-          for (let r = 0; r < R_N; r++) {
-            while (j < nd && rc[j] < recThrs[r]) j++;
-            const o = (((t * R_N + r) * K + k) * A_N + a) * M_N + m;
-            precision[o] = j < nd ? pr[j] : 0;
-            scores[o] = j < nd ? p.detScore[seq[j]] : 0;
-          }
+          const off = t * nd;
+          recall[((t * K + k) * A_N + a) * M_N + m] = nd ? rc[off + nd - 1] : 0;
+          interpolate(
+            rc,
+            pr,
+            off,
+            nd,
+            seq,
+            p.detScore,
+            precision,
+            scores,
+            (t * R_N * K + k) * A_N * M_N + a * M_N + m,
+            K * A_N * M_N,
+          );
         }
       }
     }
@@ -743,7 +902,7 @@ export function formatSummary(stats: readonly number[]): string {
 }
 
 function accumulateLrp(p: PreparedCocoEval, mt: Matches, tau: number): LrpEvalResult {
-  const K = p.categoryIds.length, N = p.detScore.length;
+  const K = p.categoryIds.length;
   const perCategory: LrpCategoryResult[] = p.categoryIds.map((id, k) => ({
     categoryId: id,
     name: p.categoryNames[k],
@@ -755,22 +914,19 @@ function accumulateLrp(p: PreparedCocoEval, mt: Matches, tau: number): LrpEvalRe
   }));
   for (let k = 0; k < K; k++) {
     if (p.cellStart[k] === p.cellStart[k + 1]) continue;
-    const seq = sequence(p, k, MAX_DET);
+    const seq = sequences(p, k)[M_N - 1];
     const r = perCategory[k];
     for (let a = 0; a < A_N; a++) {
       const npig = mt.npig[k * A_N + a];
       if (npig === 0) continue;
-      const base = a * mt.nT * N; // the single threshold tau
       let tp = 0, fp = 0, iouSum = 0, best = Infinity, at = -1;
       let bTp = 0, bFp = 0, bLoc = 0;
       for (let j = 0; j < seq.length; j++) {
-        const d = base + seq[j];
-        if (!mt.ignored[d]) {
-          if (mt.matched[d]) {
-            tp++;
-            iouSum += mt.iou[d];
-          } else fp++;
-        }
+        const st = mt.state[(seq[j] * A_N + a) * mt.nT]; // threshold index 0: tau
+        if (st === 1) {
+          tp++;
+          iouSum += mt.iou[seq[j] * A_N + a];
+        } else if (st === 0) fp++;
         const loc = tp - iouSum, fn = npig - tp;
         const lrp = (loc / (1 - tau) + fp + fn) / (tp + fp + fn);
         if (lrp < best) {
@@ -836,8 +992,13 @@ function checkTau(tau: number): number {
  * `summarize()` with default parameters.
  *
  * Unlike pycocotools, an empty detection list is evaluated (AP/AR 0 where
- * ground truth exists). Detections whose category is not declared are dropped
- * and counted in `droppedDetections`, as pycocotools drops them silently.
+ * ground truth exists), a detection on an image that is not in the ground
+ * truth is a `RangeError` (pycocotools fails an assertion), and detections
+ * without a box may carry polygons or uncompressed RLE too. Detections whose
+ * category is not declared are dropped and counted in `droppedDetections`, as
+ * pycocotools drops them silently. The detection area used for the area
+ * ranges follows `loadRes`: box `w * h` when the first detection has a box,
+ * else the mask's pixel count; ground truth always uses its `area` field.
  *
  * @example Two boxes, one found
  * ```ts
