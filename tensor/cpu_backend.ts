@@ -48,6 +48,13 @@ export function createCpuBackend(): Backend {
       const outputs: Record<string, TypedArray> = {};
       Object.keys(kernel.inputs).forEach((name, k) => inputs[name] = view(launch.inputs[k]));
       Object.keys(kernel.outputs).forEach((name, k) => outputs[name] = view(launch.outputs[k]));
+      (kernel.uniforms ?? []).forEach((name, k) => {
+        const window = launch.uniformInputs?.[k];
+        if (!window) throw new TypeError(`Kernel "${kernel.label}" is missing uniform "${name}"`);
+        const buffer = (window.storage as CpuStorage).buffer;
+        const floats = Math.min(16384, Math.max(0, (buffer.byteLength - window.byteOffset) / 4));
+        inputs[name] = new Float32Array(buffer, window.byteOffset, Math.floor(floats));
+      });
       kernel.cpu(inputs, outputs, launch.params);
     },
     copy(src: Storage, srcOffset: number, dst: Storage, dstOffset: number, bytes: number) {

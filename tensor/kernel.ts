@@ -42,6 +42,24 @@ export interface Kernel {
   readonly code: string;
   /** The CPU twin, the reference the WGSL is tested against. */
   readonly cpu: CpuTwin;
+  /**
+   * Optional uniform-window inputs, each declared `var<uniform> NAME: array<vec4<f32>, 4096>`
+   * (64 KiB) in group 2, bindings in list order; a launch supplies them as
+   * {@linkcode Launch.uniformInputs}. The CPU twin sees each as an `f32` input of
+   * {@linkcode UNIFORM_WINDOW_FLOATS} elements under its name.
+   */
+  readonly uniforms?: readonly string[];
+}
+
+/** Floats in one uniform window (64 KiB, WebGPU's default `maxUniformBufferBindingSize`). */
+export const UNIFORM_WINDOW_FLOATS = 16384;
+
+/** A 64 KiB window of a tensor's storage, read by a kernel through a uniform binding. */
+export interface UniformWindow {
+  /** The backend's storage (f32); it must hold `byteOffset + 65536` bytes. */
+  readonly storage: unknown;
+  /** Byte offset of the window, a multiple of 256. */
+  readonly byteOffset: number;
 }
 
 /** Where a launch reads and writes: a backend's storage and its element count. */
@@ -66,6 +84,8 @@ export interface Launch {
   readonly params: ParamValues;
   /** Total workgroups; the backend folds counts over 65,535 into a 2-D grid. */
   readonly workgroups: number;
+  /** Windows for the kernel's {@linkcode Kernel.uniforms}, in order. */
+  readonly uniformInputs?: readonly UniformWindow[];
 }
 
 /** Declarations of a kernel's bindings, its `Params` struct and the `flat_id` helper. */
@@ -90,6 +110,9 @@ export function wgslPrelude(kernel: Kernel): string {
     );
   }
   lines.push(`@group(1) @binding(0) var<uniform> p: Params;`);
+  (kernel.uniforms ?? []).forEach((name, k) =>
+    lines.push(`@group(2) @binding(${k}) var<uniform> ${name}: array<vec4<f32>, 4096>;`)
+  );
   lines.push(`fn u32x8_at(a: array<vec4<u32>, 2>, i: u32) -> u32 { return a[i / 4u][i % 4u]; }`);
   lines.push(
     `fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {

@@ -60,3 +60,66 @@ export {
 } from "./ops/elementwise.ts";
 export { argmax, max, mean, min, sum, sumTo } from "./ops/reduce.ts";
 export { permute, reshape, transpose } from "./ops/shape.ts";
+export { full, type FullOptions, ones, zeros } from "./ops/creation.ts";
+export { matmul, type MatmulOptions, type MatmulTile } from "./ops/matmul.ts";
+export { conv2d, type Conv2dOptions as Conv2dOpOptions } from "./ops/conv.ts";
+export {
+  avgPool2d,
+  maxPool2d,
+  type Pool2dOptions,
+  type PoolMode,
+  upsampleNearest2d,
+} from "./ops/pool.ts";
+export { concat, pad, slice, split, stack } from "./ops/concat.ts";
+export { gather, indexSelect, scatterAdd } from "./ops/index.ts";
+export { argsort, sort, type SortOptions, type SortResult, topk, type TopkOptions } from "./ops/sort.ts";
+export { cumsum, exclusiveScan, type ScanOptions } from "./ops/scan.ts";
+export { logSoftmax, softmax } from "./ops/softmax.ts";
+export { batchNorm, type BatchNormOptions as BatchNormOpOptions, groupNorm } from "./ops/norm.ts";
+export { rand, randn, type RandomTensorOptions, Rng } from "./rng.ts";
+export { type AnyModule, type LoadStateOptions, Module } from "./nn/module.ts";
+export {
+  AvgPool2d,
+  Conv2d,
+  type Conv2dOptions,
+  MaxPool2d,
+  type Pair,
+  type Pool2dLayerOptions,
+} from "./nn/conv.ts";
+export {
+  BatchNorm2d,
+  type BatchNormOptions,
+  Flatten,
+  GroupNorm,
+  type GroupNormOptions,
+  type PlacementOptions,
+  ReLU,
+  Sequential,
+} from "./nn/layers.ts";
+export { Linear, type LinearOptions } from "./nn/linear.ts";
+export * as init from "./nn/init.ts";
+export { clipGradNorm, gradNorm, Optimizer, type OptimizerOptions } from "./optim/optimizer.ts";
+export { SGD, type SgdOptions } from "./optim/sgd.ts";
+export { AdamW, type AdamWOptions } from "./optim/adamw.ts";
+export {
+  composeSchedules,
+  constantSchedule,
+  cosineSchedule,
+  linearWarmup,
+  type LrSchedule,
+  multiStepSchedule,
+  stepSchedule,
+} from "./optim/schedules.ts";
+export {
+  type CheckpointMetadata,
+  decodeSafetensors,
+  encodeSafetensors,
+  type HostTensor,
+  loadCheckpoint,
+  loadSafetensors,
+  type OptimizerStateHolder,
+  type SafetensorsFile,
+  saveCheckpoint,
+  saveSafetensors,
+  type StateHolder,
+} from "./safetensors.ts";

@@ -43,7 +43,12 @@ export function foldGrid(workgroups: number): [number, number] {
 interface CompiledKernel {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
+  /** Layout of group 2 (uniform windows), for kernels that declare them. */
+  uniformLayout: GPUBindGroupLayout | null;
 }
+
+/** Bytes of one uniform window (`array<vec4<f32>, 4096>`). */
+const UNIFORM_WINDOW_BYTES = 65536;
 
 /** Creates the WebGPU backend on `device`. */
 export function createWebGpuBackend(device: GPUDevice, description: string): Backend {
@@ -125,11 +130,23 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
       Object.keys(kernel.inputs).length,
       Object.keys(kernel.outputs).length,
     );
+    const uniformCount = kernel.uniforms?.length ?? 0;
+    const uniformLayout = uniformCount === 0 ? null : device.createBindGroupLayout({
+      label: `uniforms.${uniformCount}`,
+      entries: Array.from({ length: uniformCount }, (_, b) => ({
+        binding: b,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: "uniform" as const, minBindingSize: UNIFORM_WINDOW_BYTES },
+      })),
+    });
+    const groupLayouts = uniformLayout
+      ? [layout, paramsLayout, uniformLayout]
+      : [layout, paramsLayout];
     device.pushErrorScope("validation");
     const module = device.createShaderModule({ label: kernel.label, code });
     const pipeline = device.createComputePipeline({
       label: kernel.label,
-      layout: device.createPipelineLayout({ bindGroupLayouts: [layout, paramsLayout] }),
+      layout: device.createPipelineLayout({ bindGroupLayouts: groupLayouts }),
       compute: { module, entryPoint: "main" },
     });
     pending.push(
@@ -148,7 +165,7 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
         },
       ),
     );
-    compiled = { pipeline, layout };
+    compiled = { pipeline, layout, uniformLayout };
     pipelines.set(code, compiled);
     return compiled;
   }
@@ -180,7 +197,10 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
     const bucket = poolBucket(byteLength);
     const buffer = pool.get(bucket)?.pop() ?? device.createBuffer({
       size: bucket,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      // UNIFORM as well, so that kernels can read 64 KiB windows of any tensor
+      // through uniform bindings (see `Kernel.uniforms`) without a copy.
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST |
+        GPUBufferUsage.UNIFORM,
     });
     live++;
     return { buffer, byteLength, refs: 0 };
@@ -269,11 +289,37 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
       launches++;
       recentLabels.push(kernel.label);
       if (recentLabels.length > 4) recentLabels.shift();
+      let uniformGroup: GPUBindGroup | null = null;
+      if (compiled.uniformLayout) {
+        const windows = launch.uniformInputs ?? [];
+        const count = kernel.uniforms!.length;
+        if (windows.length !== count) {
+          throw new TypeError(
+            `Kernel "${kernel.label}" expects ${count} uniform windows, got ${windows.length}`,
+          );
+        }
+        uniformGroup = device.createBindGroup({
+          layout: compiled.uniformLayout,
+          entries: windows.map((w, b) => {
+            const { buffer } = w.storage as GpuStorage;
+            if (w.byteOffset % 256 !== 0 || w.byteOffset + UNIFORM_WINDOW_BYTES > buffer.size) {
+              throw new RangeError(
+                `Uniform window ${b} of "${kernel.label}" at byte ${w.byteOffset} does not fit a ${buffer.size}-byte buffer`,
+              );
+            }
+            return {
+              binding: b,
+              resource: { buffer, offset: w.byteOffset, size: UNIFORM_WINDOW_BYTES },
+            };
+          }),
+        });
+      }
       const group = device.createBindGroup({ layout: compiled.layout, entries });
       pass ??= currentEncoder().beginComputePass();
       pass.setPipeline(compiled.pipeline);
       pass.setBindGroup(0, group);
       pass.setBindGroup(1, paramsGroup, [offset]);
+      if (uniformGroup) pass.setBindGroup(2, uniformGroup);
       const [x, y] = foldGrid(launch.workgroups);
       pass.dispatchWorkgroups(x, y);
     },

@@ -160,7 +160,9 @@ export function slice(x: Tensor, starts: readonly number[], ends: readonly numbe
     }
     const start = starts[d] < 0 ? starts[d] + dim : starts[d];
     const end = ends[d] < 0 ? ends[d] + dim : ends[d];
-    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > dim || start > end) {
+    if (
+      !Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > dim || start > end
+    ) {
       throw new RangeError(
         `slice: range [${starts[d]}, ${ends[d]}) is out of bounds for axis ${d} of size ${dim}`,
       );
@@ -202,7 +204,9 @@ export function pad(
     const [before, after] = pads[d] ?? [0, 0];
     const size = dim + before + after;
     if (!Number.isInteger(before) || !Number.isInteger(after) || size < 0) {
-      throw new RangeError(`pad: [${before}, ${after}] is out of range for axis ${d} of size ${dim}`);
+      throw new RangeError(
+        `pad: [${before}, ${after}] is out of range for axis ${d} of size ${dim}`,
+      );
     }
     shape.push(size);
     shift.push(-before);
@@ -261,12 +265,15 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   if (tensors.length === 0) throw new TypeError("concat: needs at least one tensor");
   const first = tensors[0];
   const backend = backendOf("concat", tensors);
+  if (first.rank === 0) throw new TypeError("concat: cannot join rank-0 tensors (use stack)");
   const a = normalizeAxis("concat", axis, first.rank);
   for (const t of tensors) {
     const same = t.rank === first.rank && t.shape.every((d, k) => k === a || d === first.shape[k]);
     if (!same) {
       throw new TypeError(
-        `concat: shapes ${tensors.map((u) => `[${u.shape.join(", ")}]`).join(", ")} differ off axis ${a}`,
+        `concat: shapes ${
+          tensors.map((u) => `[${u.shape.join(", ")}]`).join(", ")
+        } differ off axis ${a}`,
       );
     }
     if (t.dtype !== first.dtype) {

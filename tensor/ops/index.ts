@@ -180,7 +180,9 @@ function scatterAddKernel(dtype: DType, indexType: DType): Kernel {
         let acc = hasTarget ? init[i] : 0;
         if (inside) {
           for (let k = k0; k < k1; k++) {
-            if (index[baseI + k * ist[axis]] === targetC) acc = add(acc, src[baseS + k * sst[axis]]);
+            if (index[baseI + k * ist[axis]] === targetC) {
+              acc = add(acc, src[baseS + k * sst[axis]]);
+            }
           }
         }
         out[i] = acc;

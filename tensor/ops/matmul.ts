@@ -22,7 +22,7 @@
 import { record } from "../autograd.ts";
 import type { Backend } from "../backend.ts";
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel } from "../kernel.ts";
+import { entryPoint, type Kernel, UNIFORM_WINDOW_FLOATS, type UniformWindow } from "../kernel.ts";
 import { sizeOf, type Tensor } from "../tensor.ts";
 import { broadcastShapes } from "./elementwise.ts";
 import { backendOf, launch } from "./launch.ts";
@@ -199,6 +199,308 @@ function matmulCpu(
   }
 }
 
+/** Rows (or columns) of one packed operand panel, and of one uniform dispatch's output block. */
+const PANEL = 64;
+/** Inner-axis steps one 64 KiB window holds for a `PANEL`-wide panel. */
+const KSEG = UNIFORM_WINDOW_FLOATS / PANEL;
+/** Windows of each operand one uniform dispatch binds (2 * SEGS + params <= 12 uniform buffers). */
+const SEGS = 4;
+
+/**
+ * `matmul.pack`: copies a strided operand into panels `[group][kp][PANEL]`
+ * (`dst[(g * kp + q) * PANEL + j] = src[base + (g * PANEL + j) * srow + q * sk]`, zero
+ * outside `rows x k`), so that each 64 KiB window holds `KSEG` inner steps of one panel.
+ */
+export function matmulPackKernel(): Kernel {
+  const key = "pack";
+  let kernel = kernels.get(key);
+  if (kernel) return kernel;
+  kernel = {
+    label: "matmul.pack",
+    inputs: { src: "f32" },
+    outputs: { dst: "f32" },
+    params: {
+      total: "u32",
+      rows: "u32",
+      k: "u32",
+      kp: "u32",
+      srow: "u32",
+      sk: "u32",
+      base: "u32",
+      kin: "u32",
+      souter: "u32",
+    },
+    workgroupSize: 64,
+    code: `${entryPoint(64)}
+  if (i >= p.total) { return; }
+  let j = i % ${PANEL}u;
+  let q = (i / ${PANEL}u) % p.kp;
+  let r = (i / (${PANEL}u * p.kp)) * ${PANEL}u + j;
+  let inside = r < p.rows && q < p.k;
+  let at = select(0u, p.base + r * p.srow + (q / p.kin) * p.souter + (q % p.kin) * p.sk, inside);
+  dst[i] = select(0.0, src[at], inside);
+}`,
+    cpu(ins, outs, p) {
+      const src = ins.src, dst = outs.dst;
+      const { total, rows, k, kp, srow, sk, base, kin, souter } = p as Record<string, number>;
+      for (let i = 0; i < total; i++) {
+        const j = i % PANEL, q = Math.floor(i / PANEL) % kp;
+        const r = Math.floor(i / (PANEL * kp)) * PANEL + j;
+        const at = base + r * srow + Math.floor(q / kin) * souter + (q % kin) * sk;
+        dst[i] = r < rows && q < k ? src[at] : 0;
+      }
+    },
+  };
+  kernels.set(key, kernel);
+  return kernel;
+}
+
+/**
+ * `matmul.uniform16`: one `PANEL x PANEL` output block per dispatch, read from
+ * packed panels through uniform windows `a0..a3`, `b0..b3` (each `KSEG` inner
+ * steps; `kc0..kc3` of them are used). 16 invocations (2 workgroups of 8) each
+ * hold a 16 x 16 block of accumulators. On llvmpipe a uniform-buffer load costs
+ * a few ns where a storage load costs ~15 ns, so this is several times faster
+ * than {@linkcode matmulKernel} there.
+ */
+export function matmulUniformKernel(): Kernel {
+  const key = "uniform16";
+  let kernel = kernels.get(key);
+  if (kernel) return kernel;
+  const lines: string[] = [entryPoint(8)];
+  lines.push(`  if (i >= 16u) { return; }`);
+  lines.push(`  let lr = i / 4u;`);
+  lines.push(`  let lc = i % 4u;`);
+  for (let r = 0; r < 16; r++) {
+    for (let q = 0; q < 4; q++) lines.push(`  var acc${r}_${q} = vec4<f32>(0.0);`);
+  }
+  for (let s = 0; s < SEGS; s++) {
+    lines.push(`  for (var k = 0u; k < p.kc${s}; k++) {`);
+    lines.push(`    let ab = k * 16u + lr * 4u;`);
+    lines.push(`    let bb = k * 16u + lc * 4u;`);
+    for (let q = 0; q < 4; q++) lines.push(`    let x${q} = a${s}[ab + ${q}u];`);
+    for (let q = 0; q < 4; q++) lines.push(`    let y${q} = b${s}[bb + ${q}u];`);
+    for (let r = 0; r < 16; r++) lines.push(`    let xs${r} = x${r >> 2}[${r & 3}];`);
+    for (let r = 0; r < 16; r++) {
+      for (let q = 0; q < 4; q++) {
+        lines.push(`    acc${r}_${q} = fma(vec4<f32>(xs${r}), y${q}, acc${r}_${q});`);
+      }
+    }
+    lines.push(`  }`);
+  }
+  lines.push(`  let add = p.accumulate != 0u;`);
+  lines.push(`  let col0 = p.n0 + lc * 16u;`);
+  for (let r = 0; r < 16; r++) {
+    lines.push(`  let row${r} = p.m0 + lr * 16u + ${r}u;`);
+    lines.push(`  if (row${r} < p.m) {`);
+    lines.push(`    let at${r} = p.cbase + row${r} * p.n + col0;`);
+    for (let q = 0; q < 4; q++) {
+      for (let e = 0; e < 4; e++) {
+        const c = q * 4 + e;
+        lines.push(
+          `    if (col0 + ${c}u < p.n) { c[at${r} + ${c}u] = select(acc${r}_${q}[${e}], c[at${r} + ${c}u] + acc${r}_${q}[${e}], add); }`,
+        );
+      }
+    }
+    lines.push(`  }`);
+  }
+  lines.push(`}`);
+  const uniforms: string[] = [];
+  for (let s = 0; s < SEGS; s++) uniforms.push(`a${s}`);
+  for (let s = 0; s < SEGS; s++) uniforms.push(`b${s}`);
+  kernel = {
+    label: "matmul.uniform16",
+    inputs: {},
+    outputs: { c: "f32" },
+    params: {
+      m: "u32",
+      n: "u32",
+      m0: "u32",
+      n0: "u32",
+      kc0: "u32",
+      kc1: "u32",
+      kc2: "u32",
+      kc3: "u32",
+      accumulate: "u32",
+      cbase: "u32",
+    },
+    workgroupSize: 8,
+    code: lines.join("\n"),
+    uniforms,
+    cpu: matmulUniformCpu,
+  };
+  kernels.set(key, kernel);
+  return kernel;
+}
+
+/** The CPU twin of {@linkcode matmulUniformKernel}. */
+function matmulUniformCpu(
+  inputs: Record<string, ArrayLike<number>>,
+  outputs: Record<string, { [i: number]: number; length: number }>,
+  params: Record<string, number | readonly number[]>,
+): void {
+  const c = outputs.c;
+  const { m, n, m0, n0, accumulate, cbase } = params as Record<string, number>;
+  for (let r = m0; r < Math.min(m, m0 + PANEL); r++) {
+    for (let col = n0; col < Math.min(n, n0 + PANEL); col++) {
+      let acc = 0;
+      for (let s = 0; s < SEGS; s++) {
+        const a = inputs[`a${s}`], b = inputs[`b${s}`];
+        const kc = params[`kc${s}`] as number;
+        for (let k = 0; k < kc; k++) acc += a[k * PANEL + r - m0] * b[k * PANEL + col - n0];
+      }
+      const at = cbase + r * n + col;
+      c[at] = accumulate ? c[at] + acc : acc;
+    }
+  }
+}
+
+/** Layout of a packed operand (see {@linkcode packMatmulOperand}). */
+export interface PackedShape {
+  /** Panels of {@linkcode MATMUL_PANEL} rows. */
+  groups: number;
+  /** Inner axis padded to a multiple of {@linkcode MATMUL_KSEG}. */
+  kp: number;
+}
+
+/** Rows per packed panel (and output block edge) of the uniform-window product. */
+export const MATMUL_PANEL = PANEL;
+/** Inner steps per 64 KiB window of a packed panel. */
+export const MATMUL_KSEG = KSEG;
+
+/** The packed layout of an operand with `rows` rows (or columns) and inner axis `k`. */
+export function packedShape(rows: number, k: number): PackedShape {
+  return { groups: Math.ceil(rows / PANEL), kp: Math.max(1, Math.ceil(k / KSEG)) * KSEG };
+}
+
+/**
+ * Packs `rows x k` of a strided f32 operand into `[groups][kp][MATMUL_PANEL]`
+ * panels for {@linkcode packedMatmulInto}: element `(r, q)` is read at
+ * `base + r * srow + floor(q / kin) * souter + (q % kin) * sk` (`kin` splits the
+ * inner axis in two, e.g. images x pixels; default: not split).
+ *
+ * ```ts ignore
+ * const pa = packMatmulOperand(a, m, k, k, 1, 0); // row-major [m, k]
+ * ```
+ */
+export function packMatmulOperand(
+  src: Tensor,
+  rows: number,
+  k: number,
+  srow: number,
+  sk: number,
+  base: number,
+  kin = k,
+  souter = 0,
+): Tensor {
+  const { groups, kp } = packedShape(rows, k);
+  const out = empty([groups, kp, PANEL], "f32", src.backend);
+  const total = out.size;
+  launch(
+    matmulPackKernel(),
+    [src],
+    [out],
+    { total, rows, k, kp, srow, sk, base, kin: Math.max(kin, 1), souter },
+    Math.ceil(total / 64),
+  );
+  return out;
+}
+
+/**
+ * `out[cbase + r * n + c] (+)= sum_q A(r, q) * B(q, c)` for `r < m, c < n, q < k`
+ * from packed operands (`pa` from A's rows, `pb` from B's columns, both with
+ * inner axis `k`; see {@linkcode packMatmulOperand}), through uniform windows.
+ * With `accumulate` the products are added to `out`. WebGPU only (f32).
+ *
+ * ```ts ignore
+ * packedMatmulInto(pa, pb, out, m, n, k, 0);
+ * ```
+ */
+export function packedMatmulInto(
+  pa: Tensor,
+  pb: Tensor,
+  out: Tensor,
+  m: number,
+  n: number,
+  k: number,
+  cbase: number,
+  accumulate = false,
+): void {
+  const kernel = matmulUniformKernel();
+  const kp = Math.max(1, Math.ceil(k / KSEG)) * KSEG;
+  const panelBytes = kp * PANEL * 4;
+  const window = (t: Tensor, g: number, seg: number): UniformWindow => ({
+    storage: t.storage,
+    byteOffset: g * panelBytes + Math.min(seg, kp / KSEG - 1) * UNIFORM_WINDOW_FLOATS * 4,
+  });
+  for (let gm = 0; gm * PANEL < m; gm++) {
+    for (let gn = 0; gn * PANEL < n; gn++) {
+      let s0 = 0;
+      do {
+        const kc = [0, 1, 2, 3].map((s) => Math.max(0, Math.min(KSEG, k - (s0 + s) * KSEG)));
+        const uniformInputs: UniformWindow[] = [];
+        for (let s = 0; s < SEGS; s++) uniformInputs.push(window(pa, gm, s0 + s));
+        for (let s = 0; s < SEGS; s++) uniformInputs.push(window(pb, gn, s0 + s));
+        out.backend.run({
+          kernel,
+          inputs: [],
+          outputs: [{ storage: out.storage, dtype: "f32", size: out.size }],
+          params: {
+            m,
+            n,
+            m0: gm * PANEL,
+            n0: gn * PANEL,
+            kc0: kc[0],
+            kc1: kc[1],
+            kc2: kc[2],
+            kc3: kc[3],
+            accumulate: s0 > 0 || accumulate ? 1 : 0,
+            cbase,
+          },
+          workgroups: 2,
+          uniformInputs,
+        });
+        s0 += SEGS;
+      } while (s0 * KSEG < k);
+    }
+  }
+}
+
+/** The product through packed panels and uniform windows (WebGPU, f32). */
+function matmulUniform(
+  a: Tensor,
+  b: Tensor,
+  A: Operand,
+  B: Operand,
+  out: Tensor,
+  m: number,
+  n: number,
+  k: number,
+  nbatch: number,
+  batch: readonly number[],
+): void {
+  const ast = batchStrides(a, batch), bst = batchStrides(b, batch);
+  const bshape = new Array<number>(MAX_BATCH_RANK).fill(1);
+  batch.forEach((d, i) => (bshape[MAX_BATCH_RANK - batch.length + i] = d));
+  const packedA = new Map<number, Tensor>(), packedB = new Map<number, Tensor>();
+  for (let bt = 0; bt < nbatch; bt++) {
+    let rem = bt, aoff = 0, boff = 0;
+    for (let d = MAX_BATCH_RANK - 1; d >= 0; d--) {
+      const cd = rem % bshape[d];
+      rem = Math.floor(rem / bshape[d]);
+      aoff += cd * ast[d];
+      boff += cd * bst[d];
+    }
+    let pa = packedA.get(aoff);
+    if (!pa) packedA.set(aoff, pa = packMatmulOperand(a, m, k, A.rowStride, A.colStride, aoff));
+    let pb = packedB.get(boff);
+    if (!pb) packedB.set(boff, pb = packMatmulOperand(b, n, k, B.colStride, B.rowStride, boff));
+    packedMatmulInto(pa, pb, out, m, n, k, bt * m * n);
+  }
+  for (const t of packedA.values()) t.dispose();
+  for (const t of packedB.values()) t.dispose();
+}
+
 /** Options of {@linkcode matmul}. */
 export interface MatmulOptions {
   /** Read `a` as its transpose over the last two axes (no copy is made). */
@@ -209,6 +511,11 @@ export interface MatmulOptions {
   tile?: MatmulTile;
   /** Inner-axis iterations per dispatch; default {@linkcode MATMUL_K_CHUNK}. */
   kChunk?: number;
+  /**
+   * Use (`true`) or avoid (`false`) the packed uniform-window kernels (see
+   * {@linkcode matmulUniformKernel}); by default they serve large f32 products on llvmpipe.
+   */
+  uniformPath?: boolean;
 }
 
 function shapeText(t: Tensor): string {
@@ -276,6 +583,13 @@ function matmulRaw(a: Tensor, b: Tensor, options: MatmulOptions): Tensor {
   const out = empty([...batch, m, n], a.dtype, backend);
   const nbatch = sizeOf(batch);
   if (out.size === 0) return out;
+  const useUniform = options.uniformPath ??
+    (options.tile === undefined && options.kChunk === undefined && isLlvmpipe(backend) &&
+      a.dtype === "f32" && m >= 16 && n >= 16 && m * n * k >= 1 << 18);
+  if (useUniform && backend.name === "webgpu" && a.dtype === "f32" && k > 0) {
+    matmulUniform(a, b, A, B, out, m, n, k, nbatch, batch);
+    return out;
+  }
   const tile = options.tile ?? chooseTile(backend, m, n);
   const kernel = matmulKernel(tile, a.dtype);
   const tilesM = Math.ceil(m / tile.tm), tilesN = Math.ceil(n / tile.tn);

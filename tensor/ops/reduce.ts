@@ -203,7 +203,12 @@ function reduceAxes(
 export function sum(x: Tensor, axis?: number | readonly number[], keepDims = false): Tensor {
   const out = reduceAxes("sum", x, axis, keepDims);
   const axes = axesOf("sum", x, axis);
-  record("sum", [x], [out], ([g]) => [broadcastTo(reshape(g!, keptShape(x.shape, axes)), x.shape)]);
+  record("sum", [x], [out], ([g]) => {
+    const kept = viewOf(g!, keptShape(x.shape, axes));
+    const grad = broadcastTo(kept, x.shape);
+    kept.dispose();
+    return [grad];
+  });
   return out;
 }
 
@@ -222,8 +227,11 @@ function extremum(op: "max" | "min", x: Tensor, axis?: number | readonly number[
   const axes = axesOf(op, x, axis);
   record(op, [x], [out], ([g]) => {
     const shape = keptShape(x.shape, axes);
-    const hit = equal(x, reshape(out, shape));
-    return [where(hit, reshape(g!, shape), 0)];
+    const outKept = viewOf(out, shape), gKept = viewOf(g!, shape);
+    const hit = equal(x, outKept);
+    const grad = where(hit, gKept, 0);
+    for (const t of [outKept, gKept, hit]) t.dispose();
+    return [grad];
   });
   return out;
 }

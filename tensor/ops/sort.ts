@@ -11,8 +11,8 @@
  * stable), so a `[rows, n]` sort costs `4 + ceil(log2(rows) / 8)` passes.
  *
  * Each pass is three steps, five dispatches, no readback:
- * `sort.histogram` (one invocation counts the digits of {@linkcode SORT_CHUNK}
- * consecutive elements), an exclusive scan of the digit-major count matrix
+ * `sort.histogram` (one invocation counts the digits of a chunk of consecutive
+ * elements, sized by {@linkcode sortChunk}), an exclusive scan of the digit-major count matrix
  * (`scan.*`), and `sort.scatter`, where each invocation walks its chunk again
  * in order and writes each element to its digit's next slot (stable). The last
  * pass writes the sorted values (read from `x`, so `-0` and NaN payloads are
@@ -21,21 +21,36 @@
  *
  * `f64` keys (CPU backend only) are ordered by their `f32` rounding.
  *
+ * Cost on llvmpipe: every storage access costs ~10 ns per lane there whatever
+ * the access pattern or vector width, and a pass moves ~5 words per element,
+ * so 1M pairs take ~130 ms (4 passes, 20 dispatches) against ~70 ms for the
+ * CPU twin; see `bench/sort_bench.ts`. The gradient of `values` scatters the
+ * output gradient back through the saved permutation (released by `backward`).
+ *
  * @module
  */
 
 import { needsGrad, noGrad, record } from "../autograd.ts";
-import type { DType } from "../dtype.ts";
+import type { Backend } from "../backend.ts";
+import type { DType, TypedArray } from "../dtype.ts";
 import { entryPoint, type Kernel } from "../kernel.ts";
-import { empty, sizeOf, Tensor, viewOf } from "../tensor.ts";
+import { empty, keep, sizeOf, Tensor, viewOf } from "../tensor.ts";
 import { cast } from "./elementwise.ts";
 import { backendOf, expectDtype, launch, normalizeAxis } from "./launch.ts";
 import { scanLines } from "./scan.ts";
 import { permute } from "./shape.ts";
 
-/** Elements one invocation of the histogram and scatter kernels walks per pass. */
-export const SORT_CHUNK = 4096;
-const WORKGROUP = 8;
+/**
+ * Elements one invocation of the histogram and scatter kernels walks per pass,
+ * and their workgroup size, for a backend. On CPU-like adapters (llvmpipe) and
+ * the CPU backend few long invocations win: a storage access costs ~10 ns per
+ * lane there, private memory ~1 ns. Real GPUs get short chunks and wide groups.
+ */
+export function sortChunk(backend: Backend): { chunk: number; workgroupSize: number } {
+  const cpuLike = backend.name === "cpu" ||
+    /llvmpipe|lavapipe|swiftshader|softpipe/i.test(backend.description);
+  return cpuLike ? { chunk: 8192, workgroupSize: 8 } : { chunk: 256, workgroupSize: 64 };
+}
 const BITS = 8;
 const BINS = 1 << BITS;
 
@@ -119,8 +134,8 @@ function loadWgsl(mode: PassMode, needPos: boolean): string {
 
 const kernels = new Map<string, Kernel>();
 
-function histogramKernel(mode: PassMode): Kernel {
-  const cacheKey = `histogram|${mode}`;
+function histogramKernel(mode: PassMode, wg: number): Kernel {
+  const cacheKey = `histogram|${mode}|${wg}`;
   let kernel = kernels.get(cacheKey);
   if (kernel) return kernel;
   kernel = {
@@ -128,9 +143,9 @@ function histogramKernel(mode: PassMode): Kernel {
     inputs: { src: "u32" },
     outputs: { counts: "u32" },
     params: PASS_PARAMS,
-    workgroupSize: WORKGROUP,
+    workgroupSize: wg,
     code: `${KEY_WGSL}
-${entryPoint(WORKGROUP)}
+${entryPoint(wg)}
   if (i >= p.chunks) { return; }
   var h: array<u32, ${BINS}>;
   let start = i * p.chunk;
@@ -149,11 +164,7 @@ ${entryPoint(WORKGROUP)}
       for (let c = 0; c < p.chunks; c++) {
         h.fill(0);
         const stop = Math.min(p.n, (c + 1) * p.chunk);
-        for (let t = c * p.chunk; t < stop; t++) {
-          const v = src[t];
-          const k = mode === "first" ? mappedKeyCpu(v, desc) : v;
-          h[mode === "row" ? (Math.floor(v / rowLen) >>> shift) & (BINS - 1) : (k >>> shift) & (BINS - 1)]++;
-        }
+        histogramCpu(mode, src, c * p.chunk, stop, shift, desc, rowLen, h);
         for (let b = 0; b < BINS; b++) counts[b * p.chunks + c] = h[b];
       }
     },
@@ -167,8 +178,14 @@ ${entryPoint(WORKGROUP)}
  * `x`) and positions in the row; otherwise mapped keys (if `writeKeys`) and
  * positions for the next pass.
  */
-function scatterKernel(mode: PassMode, last: boolean, writeKeys: boolean, valueType: DType): Kernel {
-  const cacheKey = `scatter|${mode}|${last}|${writeKeys}|${valueType}`;
+function scatterKernel(
+  mode: PassMode,
+  last: boolean,
+  writeKeys: boolean,
+  valueType: DType,
+  wg: number,
+): Kernel {
+  const cacheKey = `scatter|${mode}|${last}|${writeKeys}|${valueType}|${wg}`;
   let kernel = kernels.get(cacheKey);
   if (kernel) return kernel;
   const inputs: Record<string, DType> = { src: "u32" };
@@ -190,9 +207,9 @@ function scatterKernel(mode: PassMode, last: boolean, writeKeys: boolean, valueT
     inputs,
     outputs,
     params: PASS_PARAMS,
-    workgroupSize: WORKGROUP,
+    workgroupSize: wg,
     code: `${KEY_WGSL}
-${entryPoint(WORKGROUP)}
+${entryPoint(wg)}
   if (i >= p.chunks) { return; }
   var next: array<u32, ${BINS}>;
   for (var b = 0u; b < ${BINS}u; b++) { next[b] = offsets[b * p.chunks + i]; }
@@ -207,38 +224,115 @@ ${entryPoint(WORKGROUP)}
 }`,
     cpu(ins, outs, params) {
       const p = params as unknown as PassParams;
-      const src = ins.src as Uint32Array, pos = ins.pos, offsets = ins.offsets, x = ins.x;
-      const { values, perm, keys_out: keysOut, pos_out: posOut } = outs;
-      const desc = p.desc !== 0, shift = p.shift, rowLen = p.row_len;
       const next = new Uint32Array(BINS);
+      const src = ins.src as Uint32Array, offsets = ins.offsets as Uint32Array;
       for (let c = 0; c < p.chunks; c++) {
         for (let b = 0; b < BINS; b++) next[b] = offsets[b * p.chunks + c];
-        const stop = Math.min(p.n, (c + 1) * p.chunk);
-        for (let t = c * p.chunk; t < stop; t++) {
-          const v = src[t];
-          let k = 0, ps: number, d: number;
-          if (mode === "row") {
-            ps = v;
-            d = (Math.floor(v / rowLen) >>> shift) & (BINS - 1);
-          } else {
-            k = mode === "first" ? mappedKeyCpu(v, desc) : v;
-            ps = mode === "first" ? t : pos[t];
-            d = (k >>> shift) & (BINS - 1);
-          }
-          const at = next[d]++;
-          if (last) {
-            values[at] = x[ps];
-            perm[at] = ps % rowLen;
-          } else {
-            if (writeKeys) keysOut[at] = k;
-            posOut[at] = ps;
-          }
+        const start = c * p.chunk, stop = Math.min(p.n, start + p.chunk);
+        if (last) {
+          scatterLastCpu(
+            mode,
+            p,
+            src,
+            ins.pos as Uint32Array,
+            ins.x,
+            next,
+            start,
+            stop,
+            outs.values,
+            outs.perm as Uint32Array,
+          );
+        } else if (mode === "row") {
+          scatterRowCpu(p, src, next, start, stop, outs.pos_out as Uint32Array);
+        } else {
+          const pos = mode === "first" ? null : ins.pos as Uint32Array;
+          const keysOut = writeKeys ? outs.keys_out as Uint32Array : null;
+          scatterKeyCpu(p, src, pos, next, start, stop, keysOut, outs.pos_out as Uint32Array);
         }
       }
     },
   };
   kernels.set(cacheKey, kernel);
   return kernel;
+}
+
+// The CPU twins' inner loops, one monomorphic function per case.
+
+function histogramCpu(
+  mode: PassMode,
+  src: Uint32Array,
+  start: number,
+  stop: number,
+  shift: number,
+  desc: boolean,
+  rowLen: number,
+  h: Uint32Array,
+): void {
+  if (mode === "row") {
+    for (let t = start; t < stop; t++) h[((src[t] / rowLen) >>> shift) & (BINS - 1)]++;
+  } else if (mode === "first") {
+    for (let t = start; t < stop; t++) h[(mappedKeyCpu(src[t], desc) >>> shift) & (BINS - 1)]++;
+  } else {
+    for (let t = start; t < stop; t++) h[(src[t] >>> shift) & (BINS - 1)]++;
+  }
+}
+
+function scatterKeyCpu(
+  p: PassParams,
+  src: Uint32Array,
+  pos: Uint32Array | null,
+  next: Uint32Array,
+  start: number,
+  stop: number,
+  keysOut: Uint32Array | null,
+  posOut: Uint32Array,
+): void {
+  const shift = p.shift, desc = p.desc !== 0;
+  for (let t = start; t < stop; t++) {
+    const k = pos ? src[t] : mappedKeyCpu(src[t], desc);
+    const at = next[(k >>> shift) & (BINS - 1)]++;
+    if (keysOut) keysOut[at] = k;
+    posOut[at] = pos ? pos[t] : t;
+  }
+}
+
+function scatterRowCpu(
+  p: PassParams,
+  src: Uint32Array,
+  next: Uint32Array,
+  start: number,
+  stop: number,
+  posOut: Uint32Array,
+): void {
+  const shift = p.shift, rowLen = p.row_len;
+  for (let t = start; t < stop; t++) {
+    const ps = src[t];
+    posOut[next[((ps / rowLen) >>> shift) & (BINS - 1)]++] = ps;
+  }
+}
+
+function scatterLastCpu(
+  mode: PassMode,
+  p: PassParams,
+  src: Uint32Array,
+  pos: Uint32Array,
+  x: TypedArray,
+  next: Uint32Array,
+  start: number,
+  stop: number,
+  values: TypedArray,
+  perm: Uint32Array,
+): void {
+  const shift = p.shift, rowLen = p.row_len;
+  for (let t = start; t < stop; t++) {
+    const ps = mode === "row" ? src[t] : pos[t];
+    const d = mode === "row"
+      ? ((ps / rowLen) >>> shift) & (BINS - 1)
+      : (src[t] >>> shift) & (BINS - 1);
+    const at = next[d]++;
+    values[at] = x[ps];
+    perm[at] = rowLen === p.n ? ps : ps % rowLen;
+  }
 }
 
 function gatherRowsKernel(dtype: DType): Kernel {
@@ -297,7 +391,9 @@ export function scatterRows(src: Tensor, perm: Tensor, n: number): Tensor {
   const out = empty([rows, n], src.dtype, backend);
   if (out.size === 0) return out;
   // A full permutation writes every element; otherwise zeros go first.
-  if (k < n) launch(fillKernel(src.dtype), [], [out], { total: out.size }, Math.ceil(out.size / 64));
+  if (k < n) {
+    launch(fillKernel(src.dtype), [], [out], { total: out.size }, Math.ceil(out.size / 64));
+  }
   const total = rows * k;
   launch(placeKernel(src.dtype), [src, perm], [out], { total, k, n }, Math.ceil(total / 64));
   return out;
@@ -339,32 +435,39 @@ function sortRowsRaw(x: Tensor, rows: number, n: number, descending: boolean): [
   const keyPasses = 32 / BITS;
   const rowPasses = rows > 1 ? Math.ceil(Math.ceil(Math.log2(rows)) / BITS) : 0;
   const passes = keyPasses + rowPasses;
-  const chunks = Math.ceil(total / SORT_CHUNK);
+  const { chunk, workgroupSize: wg } = sortChunk(backend);
+  const chunks = Math.ceil(total / chunk);
   const counts = empty([BINS * chunks], "u32", backend);
-  const groups = Math.ceil(chunks / WORKGROUP);
+  const groups = Math.ceil(chunks / wg);
   let keys: Tensor | null = bits, pos: Tensor | null = null;
   for (let pass = 0; pass < passes; pass++) {
     const mode: PassMode = pass === 0 ? "first" : pass < keyPasses ? "key" : "row";
     const params = {
       n: total,
-      chunk: SORT_CHUNK,
+      chunk,
       chunks,
       shift: (pass < keyPasses ? pass : pass - keyPasses) * BITS,
       desc: descending ? 1 : 0,
       row_len: n,
     };
     const src = mode === "row" ? pos! : keys!;
-    launch(histogramKernel(mode), [src], [counts], params, groups);
+    launch(histogramKernel(mode, wg), [src], [counts], params, groups);
     const offsets = scanLines(counts, 1, counts.size, 1, false, false);
     const ins = mode === "key" ? [src, pos!, offsets] : [src, offsets];
     if (pass === passes - 1) {
-      launch(scatterKernel(mode, true, false, x.dtype), [...ins, x], [values, perm], params, groups);
+      launch(
+        scatterKernel(mode, true, false, x.dtype, wg),
+        [...ins, x],
+        [values, perm],
+        params,
+        groups,
+      );
     } else {
       const writeKeys = pass + 1 < keyPasses;
       const keysOut = writeKeys ? empty([total], "u32", backend) : null;
       const posOut = empty([total], "u32", backend);
       const outs = keysOut ? [keysOut, posOut] : [posOut];
-      launch(scatterKernel(mode, false, writeKeys, "u32"), ins, outs, params, groups);
+      launch(scatterKernel(mode, false, writeKeys, "u32", wg), ins, outs, params, groups);
       if (keys !== bits) keys?.dispose();
       pos?.dispose();
       keys = keysOut;
@@ -378,6 +481,13 @@ function sortRowsRaw(x: Tensor, rows: number, n: number, descending: boolean): [
   bits.dispose();
   if (source !== x) source.dispose();
   return [values, perm];
+}
+
+/** A view of `t` with `shape`; `t` itself is released. */
+function reshaped(t: Tensor, shape: readonly number[]): Tensor {
+  const out = viewOf(t, shape);
+  t.dispose();
+  return out;
 }
 
 /** Moves `axis` last and views the result as `[rows, n]` (no gradient). */
@@ -423,7 +533,9 @@ export function sort(x: Tensor, options: SortOptions = {}): SortResult {
     expectDtype("sort", payload, ["u32", "i32"]);
     if (payload.shape.join() !== x.shape.join()) {
       throw new TypeError(
-        `sort: payload shape [${payload.shape.join(", ")}] differs from keys [${x.shape.join(", ")}]`,
+        `sort: payload shape [${payload.shape.join(", ")}] differs from keys [${
+          x.shape.join(", ")
+        }]`,
       );
     }
     backendOf("sort", [x, payload]);
@@ -445,16 +557,16 @@ export function sort(x: Tensor, options: SortOptions = {}): SortResult {
     );
     indices = out;
   } else indices = viewOf(flatPerm, x.shape);
-  const perm2d = viewOf(flatPerm, [rows, n]);
-  flatPerm.dispose();
+  const perm2d = reshaped(flatPerm, [rows, n]);
   if (needsGrad([x])) {
+    // The permutation outlives enclosing `tidy` scopes; the backward releases it.
+    keep(perm2d);
     record("sort", [x], [values], ([g]) => {
       const g2d = viewOf(g!, [rows, n]);
       const out = scatterRows(g2d, perm2d, n);
       g2d.dispose();
-      const shaped = viewOf(out, x.shape);
-      out.dispose();
-      return [shaped];
+      perm2d.dispose();
+      return [reshaped(out, x.shape)];
     });
   } else perm2d.dispose();
   return { values, indices };
@@ -511,7 +623,9 @@ export function topk(x: Tensor, k: number, options: TopkOptions = {}): SortResul
   if (!Number.isInteger(k) || k < 0 || k > n) {
     throw new RangeError(`topk: k ${k} is out of range for axis ${a} of size ${n}`);
   }
-  const { rows2d, moved } = rowsOf(x.rank === 0 ? viewOf(x, [1]) : x, a);
+  const source = x.rank === 0 ? viewOf(x, [1]) : x;
+  const { rows2d, moved } = rowsOf(source, a);
+  if (source !== x) source.dispose();
   const rows = rows2d.shape[0];
   const [flatValues, flatPerm] = sortRowsRaw(rows2d, rows, n, options.largest ?? true);
   rows2d.dispose();
@@ -540,18 +654,18 @@ export function topk(x: Tensor, k: number, options: TopkOptions = {}): SortResul
   const values = finish(topValues);
   const indices = finish(viewOf(topPerm, topPerm.shape));
   if (needsGrad([x])) {
+    keep(topPerm);
     record("topk", [x], [values], ([g]) => {
-      const gMoved = back ? permute(g!, moved!) : viewOf(g!, g!.shape);
-      const g2d = viewOf(gMoved, [rows, k]);
-      gMoved.dispose();
-      const full = scatterRows(g2d, viewOf(topPerm, [rows, k]), n);
+      const g2d = reshaped(back ? permute(g!, moved!) : viewOf(g!, g!.shape), [rows, k]);
+      // (reshaped releases the permuted copy; g itself belongs to the caller)
+      const full = scatterRows(g2d, topPerm, n);
       g2d.dispose();
-      const fullMoved = viewOf(full, moved ? moved.map((d) => shape[d]) : shape);
-      full.dispose();
-      if (!back) return [viewOf(fullMoved, x.shape)];
+      topPerm.dispose();
+      if (!back) return [reshaped(full, x.shape)];
+      const fullMoved = reshaped(full, moved!.map((d) => shape[d]));
       const out = permute(fullMoved, back);
       fullMoved.dispose();
-      return [viewOf(out, x.shape)];
+      return [reshaped(out, x.shape)];
     });
   } else topPerm.dispose();
   return { values, indices };

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
+import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import { gather, indexSelect, SCATTER_CHUNK, scatterAdd } from "../../tensor/ops/index.ts";
-import { tensor } from "../../tensor/tensor.ts";
+import { type Tensor, tensor } from "../../tensor/tensor.ts";
 import {
   assertClose,
   compareBackends,
@@ -33,7 +34,13 @@ function randomIndex(length: number, limit: number, seed: number): Int32Array {
   return Int32Array.from(randomArray(length, seed, 0, limit), Math.floor);
 }
 
-function referenceGather(x: ArrayLike<number>, shape: number[], axis: number, index: ArrayLike<number>, ishape: number[]) {
+function referenceGather(
+  x: ArrayLike<number>,
+  shape: number[],
+  axis: number,
+  index: ArrayLike<number>,
+  ishape: number[],
+) {
   return Float64Array.from({ length: index.length }, (_, i) => {
     const c = coords(i, ishape);
     c[axis] = index[i];
@@ -130,8 +137,10 @@ Deno.test("scatterAdd() matches a reference on the CPU", async (t) => {
 
 Deno.test("gather, indexSelect and scatterAdd gradients match finite differences", async (t) => {
   const index = tensor([2, 0, 1, 2, 2, 0], [2, 3], { backend: CPU, dtype: "i32" });
-  await t.step("gather (repeated indices accumulate)", () =>
-    gradcheck((x) => gather(x, 1, index), [{ data: randomArray(8, 1), shape: [2, 4] }]));
+  await t.step(
+    "gather (repeated indices accumulate)",
+    () => gradcheck((x) => gather(x, 1, index), [{ data: randomArray(8, 1), shape: [2, 4] }]),
+  );
   await t.step("indexSelect", () =>
     gradcheck(
       (x) => indexSelect(x, 0, tensor([1, 1, 0, 2], [4], { backend: CPU, dtype: "u32" })),
@@ -196,7 +205,11 @@ Deno.test("index kernels match their CPU twins", { ignore: !GPU }, async (t) => 
       poisonPool(gpu, [size(ishape)]);
       await compareBackends(
         (b: Backend) =>
-          gather(tensor(x, shape, { backend: b }), axis, tensor(index, ishape, { backend: b, dtype: "u32" })),
+          gather(
+            tensor(x, shape, { backend: b }),
+            axis,
+            tensor(index, ishape, { backend: b, dtype: "u32" }),
+          ),
         0,
         0,
       );
@@ -227,7 +240,11 @@ Deno.test("index kernels match their CPU twins", { ignore: !GPU }, async (t) => 
     poisonPool(gpu, [70_000 * 64]);
     await compareBackends(
       (b: Backend) =>
-        indexSelect(tensor(x, [300, 64], { backend: b }), 0, tensor(index, [70_000], { backend: b, dtype: "i32" })),
+        indexSelect(
+          tensor(x, [300, 64], { backend: b }),
+          0,
+          tensor(index, [70_000], { backend: b, dtype: "i32" }),
+        ),
       0,
       0,
     );
@@ -239,4 +256,31 @@ Deno.test("index kernels match their CPU twins", { ignore: !GPU }, async (t) => 
     const out = scatterAdd(x, 0, index, tensor([10, 20, 30, 40], undefined, { backend: gpu }));
     assert.deepEqual(Array.from(await out.data()), [41, 2, 13]);
   });
+});
+
+/** Runs `fn` forward and backward (gradient of ones) and checks that no buffer is left behind. */
+async function assertReleases(backend: Backend, fn: (x: Tensor) => Tensor[]): Promise<void> {
+  const x = tensor(randomArray(24 * 35, 77), [24, 35], { backend, requiresGrad: true });
+  const before = backend.liveBuffers();
+  const outs = fn(x);
+  const ones = tensor(new Float32Array(outs[0].size).fill(1), outs[0].shape, { backend });
+  backward(outs[0], ones);
+  await x.grad!.data();
+  for (const t of [ones, ...outs, x.grad!]) t.dispose();
+  x.grad = null;
+  assert.equal(backend.liveBuffers(), before);
+  x.dispose();
+}
+
+Deno.test("index ops release every buffer", async () => {
+  const backends = GPU ? [CPU, await gpuBackend()] : [CPU];
+  for (const backend of backends) {
+    const index = tensor(randomIndex(24 * 3, 35, 1), [24, 3], { backend, dtype: "i32" });
+    const rows = tensor([3, 3, 0], undefined, { backend, dtype: "u32" });
+    await assertReleases(backend, (x) => [gather(x, 1, index)]);
+    await assertReleases(backend, (x) => [indexSelect(x, 0, rows)]);
+    await assertReleases(backend, (x) => [scatterAdd(x, 1, index, x)]);
+    index.dispose();
+    rows.dispose();
+  }
 });

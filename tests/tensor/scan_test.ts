@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
+import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import { cumsum, exclusiveScan } from "../../tensor/ops/scan.ts";
-import { tensor } from "../../tensor/tensor.ts";
+import { type Tensor, tensor } from "../../tensor/tensor.ts";
 import {
   assertClose,
   compareBackends,
@@ -57,7 +58,12 @@ const CASES: { shape: number[]; axis: number }[] = [
 
 Deno.test("cumsum() matches a float64 reference on the CPU", async (t) => {
   for (const { shape, axis } of CASES) {
-    for (const options of [{}, { reverse: true }, { exclusive: true }, { reverse: true, exclusive: true }]) {
+    for (
+      const options of [{}, { reverse: true }, { exclusive: true }, {
+        reverse: true,
+        exclusive: true,
+      }]
+    ) {
       await t.step(`[${shape}] axis ${axis} ${JSON.stringify(options)}`, async () => {
         const size = shape.reduce((a, b) => a * b, 1);
         const x = randomArray(size, size + 3);
@@ -154,4 +160,25 @@ Deno.test("scan kernels match their CPU twins", { ignore: !GPU }, async (t) => {
       1e-6,
     );
   });
+});
+
+/** Runs `fn` forward and backward (gradient of ones) and checks that no buffer is left behind. */
+async function assertReleases(backend: Backend, fn: (x: Tensor) => Tensor[]): Promise<void> {
+  const x = tensor(randomArray(24 * 35, 77), [24, 35], { backend, requiresGrad: true });
+  const before = backend.liveBuffers();
+  const outs = fn(x);
+  const ones = tensor(new Float32Array(outs[0].size).fill(1), outs[0].shape, { backend });
+  backward(outs[0], ones);
+  await x.grad!.data();
+  for (const t of [ones, ...outs, x.grad!]) t.dispose();
+  x.grad = null;
+  assert.equal(backend.liveBuffers(), before);
+  x.dispose();
+}
+
+Deno.test("cumsum() releases every buffer", async () => {
+  const backends = GPU ? [CPU, await gpuBackend()] : [CPU];
+  for (const backend of backends) {
+    await assertReleases(backend, (x) => [cumsum(x, 0, { reverse: true })]);
+  }
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import { argsort, sort, topk } from "../../tensor/ops/sort.ts";
 import { type Tensor, tensor } from "../../tensor/tensor.ts";
@@ -101,7 +102,9 @@ async function checkTopk(backend: Backend, k: number, largest: boolean, axis: 0 
   const input = tensor(x, [a, b], { backend });
   const out = topk(input, k, { axis, largest });
   // Along axis 0: compare on the transpose.
-  const xt = axis === 1 ? x : Float32Array.from({ length: a * b }, (_, i) => x[(i % a) * b + Math.floor(i / a)]);
+  const xt = axis === 1
+    ? x
+    : Float32Array.from({ length: a * b }, (_, i) => x[(i % a) * b + Math.floor(i / a)]);
   const rows = axis === 1 ? a : b, n = axis === 1 ? b : a;
   const ref = referenceTopk(xt, rows, n, k, largest);
   const values = await out.values.data(), indices = await out.indices.data();
@@ -117,7 +120,13 @@ async function checkTopk(backend: Backend, k: number, largest: boolean, axis: 0 
 }
 
 Deno.test("topk() matches the reference on the CPU", async (t) => {
-  for (const [k, largest, axis] of [[5, true, 1], [0, true, 1], [53, false, 1], [4, false, 0], [37, true, 0]] as const) {
+  for (
+    const [k, largest, axis] of [[5, true, 1], [0, true, 1], [53, false, 1], [4, false, 0], [
+      37,
+      true,
+      0,
+    ]] as const
+  ) {
     await t.step(`k ${k} largest ${largest} axis ${axis}`, () => checkTopk(CPU, k, largest, axis));
   }
 });
@@ -125,12 +134,18 @@ Deno.test("topk() matches the reference on the CPU", async (t) => {
 Deno.test("sort() and topk() gradients match finite differences", async (t) => {
   // Distinct values so that small perturbations keep the order.
   const data = Array.from({ length: 12 }, (_, i) => ((i * 7) % 12) * 0.37 - 2);
-  await t.step("sort values, rows", () =>
-    gradcheck((x) => sort(x, { descending: true }).values, [{ data, shape: [3, 4] }]));
-  await t.step("topk along axis 0", () =>
-    gradcheck((x) => topk(x, 2, { axis: 0 }).values, [{ data, shape: [4, 3] }]));
-  await t.step("topk smallest along the last axis", () =>
-    gradcheck((x) => topk(x, 3, { largest: false }).values, [{ data, shape: [2, 6] }]));
+  await t.step(
+    "sort values, rows",
+    () => gradcheck((x) => sort(x, { descending: true }).values, [{ data, shape: [3, 4] }]),
+  );
+  await t.step(
+    "topk along axis 0",
+    () => gradcheck((x) => topk(x, 2, { axis: 0 }).values, [{ data, shape: [4, 3] }]),
+  );
+  await t.step(
+    "topk smallest along the last axis",
+    () => gradcheck((x) => topk(x, 3, { largest: false }).values, [{ data, shape: [2, 6] }]),
+  );
 });
 
 Deno.test("sort() and topk() reject bad input naming the op", () => {
@@ -138,11 +153,17 @@ Deno.test("sort() and topk() reject bad input naming the op", () => {
   assert.throws(() => sort(ints), (e) => e instanceof TypeError && /sort/.test(e.message));
   const x = tensor([3, 1, 2], undefined, { backend: CPU });
   const payload = tensor([1, 2], undefined, { backend: CPU, dtype: "u32" });
-  assert.throws(() => sort(x, { payload }), (e) => e instanceof TypeError && /sort: payload/.test(e.message));
+  assert.throws(
+    () => sort(x, { payload }),
+    (e) => e instanceof TypeError && /sort: payload/.test(e.message),
+  );
   const floatPayload = tensor([1, 2, 3], undefined, { backend: CPU });
   assert.throws(() => sort(x, { payload: floatPayload }), TypeError);
   assert.throws(() => topk(x, 4), (e) => e instanceof RangeError && /topk/.test(e.message));
-  assert.throws(() => topk(x, 1, { axis: 1 }), (e) => e instanceof RangeError && /topk/.test(e.message));
+  assert.throws(
+    () => topk(x, 1, { axis: 1 }),
+    (e) => e instanceof RangeError && /topk/.test(e.message),
+  );
 });
 
 /** Linear-time check of a sorted result: order, stability, and that it permutes `x`. */
@@ -209,4 +230,26 @@ Deno.test("sort kernels match the reference on WebGPU", { ignore: !GPU }, async 
     }
     assert.deepEqual(Array.from(grads[1]), Array.from(grads[0]));
   });
+});
+
+/** Runs `fn` forward and backward (gradient of ones) and checks that no buffer is left behind. */
+async function assertReleases(backend: Backend, fn: (x: Tensor) => Tensor[]): Promise<void> {
+  const x = tensor(randomArray(24 * 35, 77), [24, 35], { backend, requiresGrad: true });
+  const before = backend.liveBuffers();
+  const outs = fn(x);
+  const ones = tensor(new Float32Array(outs[0].size).fill(1), outs[0].shape, { backend });
+  backward(outs[0], ones);
+  await x.grad!.data();
+  for (const t of [ones, ...outs, x.grad!]) t.dispose();
+  x.grad = null;
+  assert.equal(backend.liveBuffers(), before);
+  x.dispose();
+}
+
+Deno.test("sort() and topk() release every buffer", async () => {
+  const backends = GPU ? [CPU, await gpuBackend()] : [CPU];
+  for (const backend of backends) {
+    await assertReleases(backend, (x) => Object.values(sort(x, { descending: true })));
+    await assertReleases(backend, (x) => Object.values(topk(x, 3, { axis: 0 })));
+  }
 });
