@@ -2,6 +2,18 @@
  * **brl**: bucketed ranking-based losses for object detection, on Deno's
  * WebGPU, with its own WGSL tensor kernels, autograd and a CPU twin.
  *
+ * - Engine: {@linkcode tensor}, ops such as {@linkcode matmul} and
+ *   {@linkcode conv2d}, {@linkcode backward}, `nn` layers, {@linkcode SGD} and
+ *   {@linkcode AdamW}, safetensors checkpoints.
+ * - Losses: float64 references of AP, aLRP, RS, BAP and BRS
+ *   ({@linkcode rankSortLoss}, ...), their tensor ops under `F`
+ *   (`F.bucketedRankSort`, ...), and the baselines ({@linkcode sigmoidFocalLoss},
+ *   {@linkcode giouLoss}, ...).
+ * - Data: COCO files, the pycocotools-identical `mask` API, PNG/JPEG, the
+ *   synthetic `shapes` dataset, transforms and a worker loader.
+ * - Evaluation: {@linkcode evaluateCoco} (as pycocotools) and {@linkcode evaluateLrp}.
+ * - Detectors: {@linkcode Atss} with its configs, trained by {@linkcode train}.
+ *
  * Call {@linkcode initBackend} once to pick WebGPU (or the CPU where no
  * adapter exists); tensors are then created on it by default.
  *
@@ -15,7 +27,140 @@
  * console.log(await x.grad!.data()); // Float32Array [2, 4, 6]
  * ```
  *
+ * @example The Rank & Sort loss and its bucketed form on plain arrays
+ * ```ts
+ * import { bucketedRankSortLoss, rankSortLoss } from "./mod.ts";
+ *
+ * const logits = [2.0, 0.5, 1.2, -1.0, 0.9];
+ * const targets = [0.9, 0, 0.6, 0, 0]; // IoUs of positives; 0 = negative
+ * const rs = rankSortLoss(logits, targets, { delta: 0.5 });
+ * const brs = bucketedRankSortLoss(logits, targets, { delta: 0.5 });
+ * console.log(rs.loss.toFixed(4), brs.loss.toFixed(4));
+ * ```
+ *
  * @module
  */
 
 export * from "./tensor/mod.ts";
+
+export * from "./losses/reference/mod.ts";
+export {
+  fastBucketedApLoss,
+  type FastBucketedOptions,
+  fastBucketedRankSortLoss,
+} from "./losses/fast/mod.ts";
+export * from "./losses/baselines/mod.ts";
+
+export * as mask from "./data/mask.ts";
+export type * from "./data/coco_types.ts";
+export {
+  CocoIndex,
+  loadCoco,
+  loadCocoResults,
+  parseCoco,
+  type ParseCocoOptions,
+  parseCocoResults,
+  stringifyCocoResults,
+  toCocoDetections,
+  writeCocoResults,
+} from "./data/coco.ts";
+export { type DecodedImage, decodeImage, loadImage, toRgb } from "./data/image.ts";
+export { decodePng, encodePng, type EncodePngOptions } from "./data/png.ts";
+export { decodeJpeg } from "./data/jpeg.ts";
+export {
+  generateShapes,
+  generateShapesSplits,
+  SHAPE_CLASSES,
+  shapesCategories,
+  type ShapesOptions,
+  type ShapesSplit,
+  writeShapes,
+} from "./data/shapes.ts";
+export {
+  applyTransforms,
+  flipSample,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  type JitterOptions,
+  jitterSample,
+  normalizeImage,
+  padTo,
+  resizeBilinear,
+  resizeSample,
+  type Sample,
+  type SampleMeta,
+  type TransformOptions,
+} from "./data/transforms.ts";
+export {
+  type Batch,
+  cocoSource,
+  DetectionLoader,
+  type LoaderOptions,
+  type LoaderSource,
+  memorySource,
+  type SourceItem,
+} from "./data/loader.ts";
+
+export {
+  COCO_AREA_LABELS,
+  COCO_AREA_RANGES,
+  COCO_IOU_THRESHOLDS,
+  COCO_MAX_DETS,
+  COCO_RECALL_THRESHOLDS,
+  COCO_STAT_NAMES,
+  type CocoCategoryResult,
+  type CocoEvalOptions,
+  type CocoEvalResult,
+  evaluateCoco,
+  evaluateCocoAndLrp,
+  evaluateLrp,
+  formatSummary,
+  type IouType,
+  type LrpCategoryResult,
+  type LrpEvalOptions,
+  type LrpEvalResult,
+} from "./eval/coco_eval.ts";
+
+export {
+  assignBatch,
+  Atss,
+  ATSS_LOSSES,
+  type AtssLoss,
+  type AtssLosses,
+  type AtssModelConfig,
+  type AtssTargets,
+  centernessTargets,
+} from "./detectors/atss.ts";
+export { type AnchorConfig, type Anchors, generateAnchors } from "./detectors/anchors.ts";
+export { type Assignment, atssAssign } from "./detectors/atss_assigner.ts";
+export { RESNET50, ResNet, type ResNetConfig } from "./detectors/backbones/resnet.ts";
+export { Fpn } from "./detectors/necks/fpn.ts";
+export { AtssHead, type AtssHeadConfig, type AtssHeadOutput } from "./detectors/heads/atss_head.ts";
+export { type NormKind } from "./detectors/norm_layer.ts";
+export {
+  bboxOverlaps,
+  type BboxOverlapsOptions,
+  boxIou,
+  cxcywhToXyxy,
+  type OverlapMode,
+  type OverlapOptions,
+  xywhToXyxy,
+  xyxyToCxcywh,
+  xyxyToXywh,
+} from "./detectors/box_ops.ts";
+export { DeltaXywhCoder, type DeltaXywhCoderOptions } from "./detectors/box_coder.ts";
+export { batchedNms, batchedNmsHost, type NmsOptions, type NmsResult } from "./detectors/nms.ts";
+export {
+  type DenseLevel,
+  denseDetections,
+  type DensePostprocessOptions,
+  type Detections,
+  postprocessDetections,
+  readDetections,
+} from "./detectors/postprocess.ts";
+
+export type { DataSettings, DetectorConfig, TrainSettings } from "./configs/types.ts";
+export { ATSS_TINY_SHAPES } from "./configs/atss_tiny_shapes.ts";
+export { ATSS_R50_COCO } from "./configs/atss_r50_coco.ts";
+export { train, type TrainOptions, type TrainResult } from "./cli/train.ts";
+export { loadModel, type RestoredModel } from "./cli/model_io.ts";

@@ -1,32 +1,99 @@
 /**
  * `deno task eval`: COCO evaluation of a results file against an annotation
- * file, with pycocotools' numbers and printout, optional optimal LRP, a JSON
- * report and precision–recall curves as SVG.
+ * file, or of a trained checkpoint on its config's validation split, with
+ * pycocotools' numbers and printout, optimal LRP, a JSON report and
+ * precision–recall curves as SVG.
  *
  * ```sh
  * deno task eval --gt annotations.json --dets results.json --iou-type segm --lrp --out runs/eval
+ * deno task eval --checkpoint runs/atss_tiny_shapes_brs_seed0/model_final.safetensors
  * ```
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { type EvalFileOptions, evaluateResultsFile } from "./eval_results.ts";
+import { DetectionLoader } from "../data/loader.ts";
+import type { BackendName } from "../tensor/backend.ts";
+import { initBackend } from "../tensor/device.ts";
+import { loadSplits } from "./data_splits.ts";
+import { detectAll } from "./evaluate_model.ts";
+import {
+  type EvalFileOptions,
+  evaluateResults,
+  evaluateResultsFile,
+  writeEvalOutputs,
+} from "./eval_results.ts";
+import { writeFileAtomic } from "./files.ts";
+import { loadModel } from "./model_io.ts";
 
 /** Usage text printed by `--help` and after a bad flag. */
 export const EVAL_USAGE: string = `Usage: deno task eval --gt FILE --dets FILE [options]
+       deno task eval --checkpoint FILE [--data DIR] [options]
 
-Evaluate COCO detection results like pycocotools' COCOeval (and LRP-Error's oLRP).
+Evaluate COCO detection results like pycocotools' COCOeval (and LRP-Error's oLRP),
+or run a trained checkpoint on its config's validation split and evaluate that
+(COCO AP and LRP; detections.json is written beside the report).
 
 Options:
   --gt FILE          COCO annotation file (images, categories, annotations)
   --dets FILE        COCO results file (JSON array of detections)
+  --checkpoint FILE  a checkpoint written by deno task train
+  --data DIR         with --checkpoint: a COCO-format folder (annotations/instances_val.json, val/)
+  --backend NAME     with --checkpoint: webgpu | cpu
   --iou-type TYPE    bbox (default) or segm
   --lrp              also compute optimal LRP (tau 0.5)
   --out DIR          write report.json and pr_curves.svg there (default runs/eval)
   --no-out           write nothing, only print
   --per-category     print a per-category table and write pr_curves/category_<id>.svg
   -h, --help         show this help`;
+
+/** Evaluating a trained checkpoint on its validation split. */
+export interface CheckpointEvalOptions {
+  /** The checkpoint. */
+  checkpoint: string;
+  /** A COCO-format folder instead of the config's data. */
+  data?: string;
+  /** Backend name. */
+  backend?: string;
+  /** Output folder; nothing is written when omitted. */
+  out?: string;
+  /** Also write one precision–recall SVG per category. */
+  perCategory?: boolean;
+}
+
+/** What the command line asks for. */
+export type EvalOptions = EvalFileOptions | CheckpointEvalOptions;
+
+/** Runs `options.checkpoint` on its validation split and evaluates the detections. */
+export async function evaluateCheckpoint(
+  options: CheckpointEvalOptions,
+): Promise<{ text: string; written: string[] }> {
+  const backend = await initBackend(options.backend as BackendName | undefined);
+  const { model, config } = await loadModel(options.checkpoint, backend);
+  const splits = await loadSplits(config, options.data);
+  const loader = new DetectionLoader(splits.val, {
+    batchSize: config.train.batchSize,
+    seed: 0,
+    shuffle: false,
+    transform: { shortSide: config.train.shortSide, maxSize: config.train.maxSize, flipProb: 0 },
+  });
+  let detections;
+  try {
+    detections = await detectAll(model, loader, splits.valDataset);
+  } finally {
+    loader.close();
+  }
+  const outcome = evaluateResults(splits.valDataset, detections, "bbox", true);
+  const written: string[] = [];
+  if (options.out) {
+    written.push(...await writeEvalOutputs(options.out, outcome, { perCategory: options.perCategory }));
+    const path = `${options.out}/detections.json`;
+    await writeFileAtomic(path, JSON.stringify(detections));
+    written.push(path);
+  }
+  return { text: [outcome.coco.summary, outcome.lrp!.summary].join("\n"), written };
+}
 
 /** Thrown for flags that cannot be used: the CLI prints the usage and exits 2. */
 export class UsageError extends Error {
@@ -59,7 +126,7 @@ export class UsageError extends Error {
  * @returns The options, or `"help"` when help was asked for.
  * @throws {UsageError} On an unknown flag, a missing value, or a bad `--iou-type`.
  */
-export function parseEvalArgs(args: string[]): EvalFileOptions | "help" {
+export function parseEvalArgs(args: string[]): EvalOptions | "help" {
   let values;
   try {
     ({ values } = parseArgs({
@@ -69,6 +136,9 @@ export function parseEvalArgs(args: string[]): EvalFileOptions | "help" {
       options: {
         gt: { type: "string" },
         dets: { type: "string" },
+        checkpoint: { type: "string" },
+        data: { type: "string" },
+        backend: { type: "string" },
         "iou-type": { type: "string", default: "bbox" },
         lrp: { type: "boolean", default: false },
         out: { type: "string" },
@@ -81,6 +151,17 @@ export function parseEvalArgs(args: string[]): EvalFileOptions | "help" {
     throw new UsageError((e as Error).message);
   }
   if (values.help) return "help";
+  if (values.checkpoint) {
+    if (values.gt || values.dets) throw new UsageError("--checkpoint excludes --gt and --dets");
+    return {
+      checkpoint: values.checkpoint,
+      data: values.data,
+      backend: values.backend,
+      out: values["no-out"] ? undefined : values.out ?? "runs/eval",
+      perCategory: values["per-category"],
+    };
+  }
+  if (values.data || values.backend) throw new UsageError("--data and --backend go with --checkpoint");
   if (!values.gt) throw new UsageError("Missing --gt FILE");
   if (!values.dets) throw new UsageError("Missing --dets FILE");
   const iouType = values["iou-type"];
@@ -121,6 +202,12 @@ export async function main(args: string[]): Promise<number> {
   }
   try {
     const t0 = performance.now();
+    if ("checkpoint" in options) {
+      const { text, written } = await evaluateCheckpoint(options);
+      console.log(text);
+      for (const path of written) console.error(`Wrote ${path}`);
+      return 0;
+    }
     const { text, written, coco } = await evaluateResultsFile(options);
     console.log(text);
     if (coco.droppedDetections > 0) {

@@ -26,7 +26,7 @@ import { CocoIndex } from "./coco.ts";
 import type { CocoDataset, CocoSegmentation } from "./coco_types.ts";
 import { type DecodedImage, decodeImage, toRgb } from "./image.ts";
 import * as mask from "./mask.ts";
-import { Rng } from "./random.ts";
+import { Rng } from "../tensor/rng.ts";
 import {
   applyTransforms,
   IMAGENET_MEAN,

@@ -25,7 +25,7 @@ import type { CocoAnnotation, CocoCategory, CocoDataset, CocoImage } from "./coc
 import type { DecodedImage } from "./image.ts";
 import * as mask from "./mask.ts";
 import { encodePng } from "./png.ts";
-import { Rng } from "./random.ts";
+import { Rng } from "../tensor/rng.ts";
 
 /** The five classes, category ids 1..5 in this order. */
 export const SHAPE_CLASSES = ["circle", "square", "triangle", "star", "ring"] as const;
@@ -110,7 +110,7 @@ function background(rng: Rng, size: number): Uint8Array {
   const freq = rng.uniform(0.05, 0.4);
   const angle = rng.uniform(0, Math.PI);
   const ca = Math.cos(angle), sa = Math.sin(angle);
-  let noise = rng.nextUint32();
+  let noise = rng.nextU32();
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       let d: number;
@@ -141,13 +141,12 @@ export function generateShapes(options: ShapesOptions): ShapesSplit {
   }
   if (size < 16) throw new RangeError(`Image size ${size} is below 16`);
   const firstId = options.firstImageId ?? 1;
-  const root = new Rng(options.seed);
-  const images: DecodedImage[] = [];
+    const images: DecodedImage[] = [];
   const cocoImages: CocoImage[] = [];
   const annotations: CocoAnnotation[] = [];
   const scaleArea = size * size / (128 * 128);
   for (let n = 0; n < options.numImages; n++) {
-    const rng = root.fork(n);
+    const rng = new Rng(options.seed, n); // one PCG32 stream per image
     const id = firstId + n;
     const data = background(rng, size);
     const owner = new Int32Array(size * size).fill(-1); // index of the topmost object per pixel
@@ -162,7 +161,7 @@ export function generateShapes(options: ShapesOptions): ShapesSplit {
     let haveLarge = false;
     for (let k = 0, tries = 0; k < count && tries < count * 20; tries++) {
       const cls = rng.int(SHAPE_CLASSES.length);
-      const u = rng.next();
+      const u = rng.uniform();
       let bucket = u < mix[0] ? 0 : u < mix[0] + mix[1] ? 1 : 2;
       if (bucket === 2 && (haveLarge || objects.length > 0)) bucket = 1; // a large object goes first
       const [lo, hi] = AREA_RANGES[bucket];

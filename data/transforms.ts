@@ -24,7 +24,7 @@
  */
 
 import type { DecodedImage } from "./image.ts";
-import type { Rng } from "./random.ts";
+import type { Rng } from "../tensor/rng.ts";
 
 /** Where a sample came from and what was done to it (to map predictions back). */
 export interface SampleMeta {
@@ -359,7 +359,7 @@ export function applyTransforms(s: Sample, rng: Rng, options: TransformOptions =
   let out = s;
   const [nw, nh] = resizedShape(s.image.width, s.image.height, short, max);
   if (nw !== s.image.width || nh !== s.image.height) out = resizeSample(out, short, max);
-  const flip = rng.next() < (options.flipProb ?? 0.5);
+  const flip = rng.uniform() < (options.flipProb ?? 0.5);
   if (flip) out = flipSample(out);
   if (options.jitter) out = jitterSample(out, rng, options.jitter);
   return out;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { decodeImage } from "../../data/image.ts";
 import { parseCoco } from "../../data/coco.ts";
-import { Rng } from "../../data/random.ts";
+import { Rng } from "../../tensor/rng.ts";
 
 const FIX = new URL("../fixtures/data/", import.meta.url);
 
@@ -55,9 +55,9 @@ Deno.test("fuzz: malformed COCO JSON gives SyntaxError naming the problem", () =
     const entry = list[rng.int(list.length)];
     const keys = Object.keys(entry);
     const key = keys[rng.int(keys.length)];
-    if (rng.next() < 0.3) delete entry[key];
+    if (rng.uniform() < 0.3) delete entry[key];
     else entry[key] = junk[rng.int(junk.length)];
-    if (rng.next() < 0.1) d[lists[rng.int(3)]] = junk[rng.int(junk.length)];
+    if (rng.uniform() < 0.1) d[lists[rng.int(3)]] = junk[rng.int(junk.length)];
     try {
       parseCoco(JSON.parse(JSON.stringify(d)), { source: `case${i}`, onWarning: () => {} });
     } catch (e) {

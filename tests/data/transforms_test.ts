@@ -10,7 +10,7 @@ import {
   resizeSample,
   type Sample,
 } from "../../data/transforms.ts";
-import { Rng } from "../../data/random.ts";
+import { Rng } from "../../tensor/rng.ts";
 
 function sampleOf(i: number): Sample {
   const split = generateShapes({ numImages: 4, seed: 11 });

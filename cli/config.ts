@@ -1,0 +1,62 @@
+/**
+ * Finding a configuration by name (`configs/NAME.ts`) or by file path, and
+ * applying command-line overrides.
+ *
+ * @module
+ */
+
+import { ATSS_LOSSES, type AtssLoss } from "../detectors/atss.ts";
+import type { DetectorConfig } from "../configs/types.ts";
+
+/** The configuration `nameOrPath`: a name in `configs/` or a `.ts` file exporting one as default. */
+export async function loadConfig(nameOrPath: string): Promise<DetectorConfig> {
+  const isPath = nameOrPath.endsWith(".ts") || nameOrPath.includes("/");
+  const url = isPath
+    ? new URL(nameOrPath, `file://${Deno.cwd()}/`).href
+    : new URL(`../configs/${nameOrPath}.ts`, import.meta.url).href;
+  let module: { default?: DetectorConfig };
+  try {
+    module = await import(url);
+  } catch (error) {
+    throw new TypeError(`Cannot load config "${nameOrPath}": ${(error as Error).message.split("\n")[0]}`);
+  }
+  const config = module.default;
+  if (!config || typeof config !== "object" || !config.model || !config.train) {
+    throw new TypeError(`Config "${nameOrPath}" has no default export of a DetectorConfig`);
+  }
+  return config;
+}
+
+/** Command-line overrides of a configuration. */
+export interface ConfigOverrides {
+  /** Classification loss. */
+  loss?: string;
+  /** Training steps. */
+  iters?: number;
+  /** Images per batch. */
+  batch?: number;
+}
+
+/** `config` with `overrides` applied (validated; the input is not changed). */
+export function applyOverrides(config: DetectorConfig, overrides: ConfigOverrides): DetectorConfig {
+  const out: DetectorConfig = structuredClone(config);
+  if (overrides.loss !== undefined) {
+    if (!ATSS_LOSSES.includes(overrides.loss as AtssLoss)) {
+      throw new RangeError(
+        `Unknown loss "${overrides.loss}": expected one of ${ATSS_LOSSES.join(", ")}`,
+      );
+    }
+    out.model.loss = overrides.loss as AtssLoss;
+  }
+  if (overrides.iters !== undefined) {
+    const scale = overrides.iters / config.train.iters;
+    out.train.iters = overrides.iters;
+    out.train.milestones = config.train.milestones.map((m) => Math.round(m * scale));
+    out.train.warmup = {
+      ...config.train.warmup,
+      iters: Math.min(config.train.warmup.iters, Math.max(1, Math.round(overrides.iters / 10))),
+    };
+  }
+  if (overrides.batch !== undefined) out.train.batchSize = overrides.batch;
+  return out;
+}

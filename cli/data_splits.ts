@@ -1,0 +1,56 @@
+/**
+ * The data of a run: the built-in synthetic split generated in memory, a
+ * COCO-format folder, or the COCO files a config names.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { loadCoco } from "../data/coco.ts";
+import type { CocoDataset } from "../data/coco_types.ts";
+import { cocoSource, type LoaderSource, memorySource } from "../data/loader.ts";
+import { generateShapesSplits } from "../data/shapes.ts";
+import type { DetectorConfig } from "../configs/types.ts";
+
+/** The training and validation data of a run. */
+export interface Splits {
+  /** Training images. */
+  train: LoaderSource;
+  /** Validation images. */
+  val: LoaderSource;
+  /** Validation annotations (the ground truth of evaluation). */
+  valDataset: CocoDataset;
+}
+
+/**
+ * The splits of `config`'s data, or of the COCO-format folder `dataDir`
+ * (`annotations/instances_{train,val}.json` and `{train,val}/` images).
+ */
+export async function loadSplits(config: DetectorConfig, dataDir?: string): Promise<Splits> {
+  if (dataDir) {
+    const valDataset = await loadCoco(join(dataDir, "annotations", "instances_val.json"));
+    const trainDataset = await loadCoco(join(dataDir, "annotations", "instances_train.json"));
+    return {
+      train: cocoSource(trainDataset, join(dataDir, "train")),
+      val: cocoSource(valDataset, join(dataDir, "val"), { skipCrowd: false }),
+      valDataset,
+    };
+  }
+  const data = config.data;
+  if (data.kind === "coco") {
+    const valDataset = await loadCoco(data.valJson);
+    return {
+      train: cocoSource(await loadCoco(data.trainJson), data.trainImages),
+      val: cocoSource(valDataset, data.valImages, { skipCrowd: false }),
+      valDataset,
+    };
+  }
+  const { train, val } = generateShapesSplits({
+    seed: data.seed,
+    train: data.train,
+    val: data.val,
+    size: data.size,
+  });
+  return { train: memorySource(train), val: memorySource(val), valDataset: val.dataset };
+}
+

@@ -1,0 +1,56 @@
+/**
+ * The shape of a training configuration: the model, the data and the schedule.
+ *
+ * @module
+ */
+
+import type { AtssModelConfig } from "../detectors/atss.ts";
+
+/** How a run trains: optimiser, schedule, batch and image size. */
+export interface TrainSettings {
+  /** Images per batch. */
+  batchSize: number;
+  /** Optimiser steps. */
+  iters: number;
+  /** Base learning rate (SGD). */
+  lr: number;
+  /** SGD momentum. */
+  momentum: number;
+  /** Weight decay. */
+  weightDecay: number;
+  /** Linear warm-up steps and the starting factor. */
+  warmup: { iters: number; factor: number };
+  /** Steps at which the learning rate is multiplied by `gamma`. */
+  milestones: readonly number[];
+  /** Learning-rate factor at each milestone. */
+  gamma: number;
+  /** Clip gradients to this global norm (none when absent). */
+  maxGradNorm?: number;
+  /** Short side of the resized images. */
+  shortSide: number;
+  /** Long-side limit of the resized images. */
+  maxSize: number;
+  /** Probability of a horizontal flip. */
+  flipProb: number;
+  /** Checkpoint every this many steps. */
+  checkpointEvery: number;
+  /** Read back and log the losses every this many steps. */
+  logEvery: number;
+}
+
+/** Where the data comes from: the built-in synthetic set, or COCO files. */
+export type DataSettings =
+  | { kind: "shapes"; train: number; val: number; size: number; seed: number }
+  | { kind: "coco"; trainJson: string; trainImages: string; valJson: string; valImages: string };
+
+/** A complete configuration, as `configs/*.ts` export it. */
+export interface DetectorConfig {
+  /** Name (recorded in checkpoints; a checkpoint only loads into its own config). */
+  name: string;
+  /** The model. */
+  model: AtssModelConfig;
+  /** Training. */
+  train: TrainSettings;
+  /** Data. */
+  data: DataSettings;
+}

@@ -1,0 +1,165 @@
+/**
+ * The ResNet backbone family (He et al., 2016), from a tiny model for the
+ * CPU-only machines up to ResNet-50's shape, returning the outputs of stages
+ * 2–4 (strides 8, 16, 32) for an FPN.
+ *
+ * @module
+ */
+
+import type { Backend } from "../../tensor/backend.ts";
+import { Conv2d, MaxPool2d } from "../../tensor/nn/conv.ts";
+import { kaimingNormal } from "../../tensor/nn/init.ts";
+import { type AnyModule, Module } from "../../tensor/nn/module.ts";
+import { add, relu } from "../../tensor/ops/elementwise.ts";
+import type { Rng } from "../../tensor/rng.ts";
+import type { Tensor } from "../../tensor/tensor.ts";
+import { type NormKind, normLayer } from "../norm_layer.ts";
+
+/** The shape of a ResNet. */
+export interface ResNetConfig {
+  /** `basic` (ResNet-18/34) or `bottleneck` (ResNet-50/101) blocks. */
+  block: "basic" | "bottleneck";
+  /** Blocks in each of the 4 stages, e.g. `[3, 4, 6, 3]` for ResNet-50. */
+  layers: readonly [number, number, number, number];
+  /** Width of the first stage (64 in ResNet-50); each stage doubles it. */
+  baseWidth: number;
+  /** Stem convolution size: 7 (ImageNet models) or 3 (small inputs). */
+  stemKernel: 7 | 3;
+  /** Normalisation layers. */
+  norm: NormKind;
+  /** Stages whose parameters are frozen: 0 none, 1 the stem, 2 the stem and stage 1, ... */
+  frozenStages: number;
+}
+
+/** ResNet-50 as in torchvision (frozen BN and stem + stage 1, as the detectors train it). */
+export const RESNET50: ResNetConfig = {
+  block: "bottleneck",
+  layers: [3, 4, 6, 3],
+  baseWidth: 64,
+  stemKernel: 7,
+  norm: "frozen_batch",
+  frozenStages: 2,
+};
+
+interface Parts {
+  rng: Rng;
+  backend?: Backend;
+  norm: NormKind;
+}
+
+function conv(cin: number, cout: number, k: number, stride: number, parts: Parts): Conv2d {
+  const layer = new Conv2d(cin, cout, k, {
+    rng: parts.rng,
+    stride,
+    padding: (k - 1) >> 1,
+    bias: false,
+    backend: parts.backend,
+  });
+  kaimingNormal(layer.weight, parts.rng, { mode: "fan_out", nonlinearity: "relu" });
+  return layer;
+}
+
+/** One residual block, basic or bottleneck. */
+class ResidualBlock extends Module {
+  readonly #path: [Conv2d, AnyModule][] = [];
+  readonly #shortcut: [Conv2d, AnyModule] | null = null;
+
+  constructor(kind: "basic" | "bottleneck", cin: number, width: number, stride: number, parts: Parts) {
+    super();
+    const cout = kind === "basic" ? width : width * 4;
+    const specs: [number, number, number, number][] = kind === "basic"
+      ? [[cin, width, 3, stride], [width, width, 3, 1]]
+      : [[cin, width, 1, 1], [width, width, 3, stride], [width, cout, 1, 1]];
+    specs.forEach(([i, o, k, s], n) => {
+      const c = this.registerModule(`conv${n + 1}`, conv(i, o, k, s, parts));
+      const b = this.registerModule(`bn${n + 1}`, normLayer(parts.norm, o, 32, parts.backend));
+      this.#path.push([c, b]);
+    });
+    if (stride !== 1 || cin !== cout) {
+      this.#shortcut = [
+        this.registerModule("downsample_conv", conv(cin, cout, 1, stride, parts)),
+        this.registerModule("downsample_bn", normLayer(parts.norm, cout, 32, parts.backend)),
+      ];
+    }
+  }
+
+  forward(x: Tensor): Tensor {
+    let y = x;
+    this.#path.forEach(([c, b], n) => {
+      y = b.forward(c.forward(y));
+      if (n < this.#path.length - 1) y = relu(y);
+    });
+    const identity = this.#shortcut ? this.#shortcut[1].forward(this.#shortcut[0].forward(x)) : x;
+    return relu(add(y, identity));
+  }
+}
+
+/** A sequence of residual blocks. */
+class Stage extends Module {
+  readonly blocks: ResidualBlock[] = [];
+  constructor(config: ResNetConfig, index: number, cin: number, parts: Parts) {
+    super();
+    const width = config.baseWidth * 2 ** index;
+    let channels = cin;
+    for (let b = 0; b < config.layers[index]; b++) {
+      const block = new ResidualBlock(config.block, channels, width, b === 0 && index > 0 ? 2 : 1, parts);
+      this.blocks.push(this.registerModule(`${b}`, block));
+      channels = config.block === "basic" ? width : width * 4;
+    }
+  }
+  forward(x: Tensor): Tensor {
+    return this.blocks.reduce((y, block) => block.forward(y), x);
+  }
+}
+
+/**
+ * A ResNet returning the outputs of its last three stages `[C3, C4, C5]`.
+ *
+ * @example A tiny ResNet
+ * ```ts ignore
+ * import { ResNet } from "./resnet.ts";
+ * import { Rng } from "../../tensor/rng.ts";
+ * const net = new ResNet({ ...RESNET50, block: "basic", layers: [1, 1, 1, 1], baseWidth: 8 }, new Rng(0));
+ * console.log(net.outChannels); // [16, 32, 64]
+ * ```
+ */
+export class ResNet extends Module<Tensor, Tensor[]> {
+  /** Channels of `[C3, C4, C5]`. */
+  readonly outChannels: number[];
+  readonly #stem: [Conv2d, AnyModule];
+  readonly #pool = new MaxPool2d(3, { stride: 2, padding: 1 });
+  readonly #stages: Stage[] = [];
+
+  /** Builds the network with weights from `rng`. */
+  constructor(readonly config: ResNetConfig, rng: Rng, backend?: Backend) {
+    super();
+    const parts = { rng, backend, norm: config.norm };
+    this.#stem = [
+      this.registerModule("conv1", conv(3, config.baseWidth, config.stemKernel, 2, parts)),
+      this.registerModule("bn1", normLayer(config.norm, config.baseWidth, 32, backend)),
+    ];
+    let channels = config.baseWidth;
+    const expansion = config.block === "basic" ? 1 : 4;
+    for (let s = 0; s < 4; s++) {
+      this.#stages.push(this.registerModule(`layer${s + 1}`, new Stage(config, s, channels, parts)));
+      channels = config.baseWidth * 2 ** s * expansion;
+    }
+    this.outChannels = [1, 2, 3].map((s) => config.baseWidth * 2 ** s * expansion);
+    const frozen: AnyModule[] = [];
+    if (config.frozenStages >= 1) frozen.push(this.#stem[0], this.#stem[1]);
+    for (let s = 0; s < config.frozenStages - 1; s++) frozen.push(this.#stages[s]);
+    for (const m of frozen) for (const p of m.parameters()) p.requiresGrad = false;
+  }
+
+  /** `[C3, C4, C5]` of `images` `[N, 3, H, W]`. */
+  forward(images: Tensor): Tensor[] {
+    let x = relu(this.#stem[1].forward(this.#stem[0].forward(images)));
+    x = this.#pool.forward(x);
+    const outs: Tensor[] = [];
+    this.#stages.forEach((stage, s) => {
+      x = stage.forward(x);
+      if (s >= 1) outs.push(x);
+    });
+    return outs;
+  }
+}
