@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { DetectorConfig } from "../../configs/types.ts";
+import ATSS_TINY_SHAPES from "../../configs/atss_tiny_shapes.ts";
+import { generateShapes } from "../../data/shapes.ts";
+import { DetectionLoader, memorySource } from "../../data/loader.ts";
+import { Atss } from "../../detectors/atss.ts";
+import { train } from "../../cli/train.ts";
+import { loadModel } from "../../cli/model_io.ts";
+import { backward } from "../../tensor/autograd.ts";
+import { SGD } from "../../tensor/optim/sgd.ts";
+import { loadCheckpoint, saveCheckpoint } from "../../tensor/safetensors.ts";
+import { tensor, tidy } from "../../tensor/tensor.ts";
+import { CPU, GPU, gpuBackend } from "../tensor/helpers.ts";
+
+/** A model and data small enough for tests: 64 px images, narrow layers. */
+const SMALL: DetectorConfig = {
+  ...ATSS_TINY_SHAPES,
+  name: "atss_test_small",
+  model: {
+    ...ATSS_TINY_SHAPES.model,
+    backbone: { ...ATSS_TINY_SHAPES.model.backbone, baseWidth: 8 },
+    neckChannels: 16,
+    head: { ...ATSS_TINY_SHAPES.model.head, featChannels: 16, stackedConvs: 1, normGroups: 4 },
+    anchors: { ...ATSS_TINY_SHAPES.model.anchors, strides: [8, 16, 32] },
+  },
+  train: {
+    ...ATSS_TINY_SHAPES.train,
+    batchSize: 2,
+    iters: 4,
+    milestones: [3],
+    warmup: { iters: 1, factor: 0.5 },
+    shortSide: 64,
+    maxSize: 64,
+    checkpointEvery: 2,
+    logEvery: 1,
+  },
+  data: { kind: "shapes", train: 8, val: 2, size: 64, seed: 3 },
+};
+
+const backend = GPU ? await gpuBackend() : CPU;
+
+async function firstBatch(config: DetectorConfig) {
+  const split = generateShapes({ numImages: 4, seed: 11, size: 64 });
+  const loader = new DetectionLoader(memorySource(split), {
+    batchSize: config.train.batchSize,
+    seed: 0,
+    shuffle: false,
+    transform: { shortSide: 64, maxSize: 64, flipProb: 0 },
+  });
+  const batch = (await loader.epoch(0).next()).value!;
+  loader.close();
+  return batch;
+}
+
+Deno.test("ATSS: a few steps on one batch lower each loss", async (t) => {
+  const batch = await firstBatch(SMALL);
+  for (const loss of ["brs", "focal"] as const) {
+    await t.step(loss, async () => {
+      const model = new Atss({ ...SMALL.model, loss }, { seed: 1, backend });
+      const params = model.parameters().filter((p) => p.requiresGrad);
+      const opt = new SGD(params, { lr: 0.01, momentum: 0.9 });
+      const totals: number[] = [];
+      for (let step = 0; step < 8; step++) {
+        const total = tidy(() => {
+          const l = model.loss(batch);
+          backward(l.total);
+          opt.step();
+          opt.zeroGrad();
+          return l.total;
+        });
+        totals.push((await total.data())[0]);
+        total.dispose();
+      }
+      assert.ok(totals.every(Number.isFinite), `non-finite loss: ${totals}`);
+      assert.ok(totals.at(-1)! < totals[0], `${loss} loss did not fall: ${totals.map((v) => v.toFixed(4))}`);
+    });
+  }
+});
+
+Deno.test("ATSS: bad input gives clear errors", async () => {
+  const model = new Atss(SMALL.model, { seed: 0, backend });
+  assert.throws(() => model.forward(tensor(new Float32Array(2 * 64 * 32), [2, 1, 64, 32], { backend })), /expected f32 images \[N, 3, H, W\]/);
+  assert.throws(() => model.forward(tensor(new Float32Array(3 * 40 * 40), [1, 3, 40, 40], { backend })), /not a multiple of 32/);
+  assert.throws(() => new Atss({ ...SMALL.model, loss: "hinge" as "brs" }, { seed: 0, backend }), /unknown loss "hinge"/);
+  const dir = await Deno.makeTempDir();
+  const other = new Atss({ ...SMALL.model, numClasses: 3 }, { seed: 0, backend });
+  const path = join(dir, "other.safetensors");
+  await saveCheckpoint(path, { model: other, metadata: { step: 0, seed: 0, config: "atss_tiny_shapes", loss: "brs" } });
+  await assert.rejects(() => loadModel(path, backend), /loadStateDict: "[a-z_0-9.]+"/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("ATSS: predict on an image with no objects gives typed, empty results", async () => {
+  const model = new Atss(SMALL.model, { seed: 0, backend });
+  model.eval();
+  const blank = tensor(new Float32Array(2 * 3 * 64 * 64), [2, 3, 64, 64], { backend });
+  const results = await model.predict(blank, [[1, 1], [0.5, 0.5]]);
+  assert.equal(results.length, 2);
+  for (const r of results) {
+    assert.ok(r.boxes instanceof Float32Array && r.scores instanceof Float32Array && r.labels instanceof Int32Array);
+    assert.equal(r.boxes.length, 4 * r.scores.length);
+    assert.equal(r.scores.length, 0);
+  }
+});
+
+Deno.test("ATSS training: checkpoint round trip and resume give the same model", async () => {
+  const dir = await Deno.makeTempDir();
+  const quiet = () => {};
+  const full = await train({ config: SMALL, seed: 5, out: join(dir, "full"), backend, evaluate: false, write: quiet });
+  await train({ config: SMALL, seed: 5, out: join(dir, "cut"), backend, evaluate: false, stopAfter: 2, write: quiet });
+  const resumed = await train({ config: SMALL, seed: 5, out: join(dir, "cut"), backend, evaluate: false, resume: true, write: quiet });
+  assert.equal(full.step, 4);
+  assert.equal(resumed.step, 4);
+  const a = full.model.stateDict(), b = resumed.model.stateDict();
+  for (const [name, t] of a) {
+    assert.deepEqual(await b.get(name)!.data(), await t.data(), `${name} differs after resuming`);
+  }
+  // The checkpoint restores a model that predicts exactly what the trained one does.
+  const restored = new Atss(SMALL.model, { seed: 99, backend });
+  await loadCheckpoint(join(dir, "full", "checkpoint.safetensors"), { model: restored });
+  const batch = await firstBatch(SMALL);
+  full.model.eval();
+  restored.eval();
+  const images = tensor(batch.images, [2, 3, 64, 64], { backend });
+  const p1 = await full.model.predict(images, [[1, 1], [1, 1]]);
+  const p2 = await restored.predict(images, [[1, 1], [1, 1]]);
+  assert.deepEqual(p2, p1);
+  const metrics = (await Deno.readTextFile(join(dir, "cut", "metrics.jsonl"))).trim().split("\n");
+  assert.deepEqual(metrics.map((l) => JSON.parse(l).step), [1, 2, 3, 4]);
+  await Deno.remove(dir, { recursive: true });
+});
