@@ -50,6 +50,7 @@ export {
   fastBucketedRankSortLoss,
 } from "./losses/fast/mod.ts";
 export * from "./losses/baselines/mod.ts";
+export * as F from "./losses/ops/mod.ts";
 
 export * as mask from "./data/mask.ts";
 export type * from "./data/coco_types.ts";

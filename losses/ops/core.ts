@@ -1,0 +1,332 @@
+/**
+ * The shared pipeline of the ranking-loss ops: one forward pass of kernels that computes the
+ * loss values and the error-driven gradient on the tensors' backend, with no readback, wrapped
+ * in a `customOp` whose backward scales the stored gradient by the upstream gradient of the
+ * ranking output.
+ *
+ * Steps (see `kernels.ts`): per-chunk positive counts → totals and offsets → compaction of the
+ * `P` positives → their sort (descending logit, index on ties) → the boundary list (the sorted
+ * positives for the bucketed losses; the knees `p ± δ` for the others) → every relevant
+ * negative finds its interval by binary search and adds to its column's count and fixed-point
+ * sum → interval counts and means → per-positive errors (direct `P x P` and `P x L`) → per-
+ * interval negative weights → scatter to the negatives (`O(1)` each) and the positives.
+ *
+ * @module
+ */
+
+import { customOp, needsGrad } from "../../tensor/autograd.ts";
+import type { DType } from "../../tensor/dtype.ts";
+import { mul } from "../../tensor/ops/elementwise.ts";
+import { expectDtype, floatOf, launch } from "../../tensor/ops/launch.ts";
+import { empty, type Tensor, tensor } from "../../tensor/tensor.ts";
+import {
+  alrpLocalisationKernel,
+  apEnvelopeKernel,
+  CHUNK,
+  chunkStatsKernel,
+  COLUMN_WG,
+  compactKernel,
+  edgesKernel,
+  finalizeKernel,
+  gatherErrorsKernel,
+  GRID,
+  intervalWeightsKernel,
+  type LossKind,
+  MAX_COLUMNS,
+  MAX_POSITIVES,
+  partialsKernel,
+  positiveGradKernel,
+  positiveKernel,
+  reduceIntervalsKernel,
+  SCATTER_PER_LANE,
+  scatterNegativesKernel,
+  sortPositivesKernel,
+  SUB,
+  totalsKernel,
+  zeroMatrixKernel,
+} from "./kernels.ts";
+
+/** Options of the ranking-loss ops. */
+export interface RankingOpOptions {
+  /** Half-width `δ >= 0` of the ramp of `H`; `0` is the unit step with `H(0) = 1`. */
+  delta?: number;
+  /**
+   * Upper bound on the number of positives (default `M`); sizes the positive buffers. When the
+   * data has more (or more than 16,383, the limit of the direct pairwise kernels), the loss
+   * values are NaN and the gradient is 0.
+   */
+  maxPositives?: number;
+}
+
+/** Loss values and gradient of one forward pass (no autograd). */
+export interface RankingForward {
+  /** Ranking loss `[]` (AP family: the loss). */
+  rankingLoss: Tensor;
+  /** Sorting loss `[]` (0 for the AP family). */
+  sortingLoss: Tensor;
+  /** Gradient `[M]` of the loss for an upstream gradient of 1. */
+  grad: Tensor;
+  /** aLRP only: gradient `[P]` of the localisation loss (`sortingLoss`) w.r.t. the errors. */
+  errorGrad?: Tensor;
+}
+
+const DEFAULT_DELTA: Record<LossKind, number> = { rs: 0.5, brs: 0.5, ap: 1, bap: 1, alrp: 1 };
+const NAMES: Record<LossKind, string> = {
+  rs: "rankSort",
+  brs: "bucketedRankSort",
+  ap: "apLoss",
+  bap: "bucketedAp",
+  alrp: "alrp",
+};
+
+/** Checks inputs where they enter; returns the resolved `δ` and positive capacity. */
+export function checkInputs(
+  kind: LossKind,
+  logits: Tensor,
+  targets: Tensor,
+  options: RankingOpOptions,
+): { delta: number; pcap: number } {
+  const op = NAMES[kind];
+  expectDtype(op, logits, ["f32", "f64"]);
+  expectDtype(op, targets, ["f32", "f64"]);
+  if (logits.rank !== 1 || targets.rank !== 1 || logits.size !== targets.size) {
+    throw new TypeError(
+      `${op}: logits [${logits.shape.join(", ")}] and targets [${
+        targets.shape.join(", ")
+      }] must be 1-D of equal length`,
+    );
+  }
+  if (logits.dtype !== targets.dtype) {
+    throw new TypeError(`${op}: logits are ${logits.dtype} but targets are ${targets.dtype}`);
+  }
+  if (logits.backend !== targets.backend) {
+    throw new TypeError(`${op}: logits and targets live on different backends`);
+  }
+  const delta = options.delta ?? DEFAULT_DELTA[kind];
+  if (typeof delta !== "number" || !Number.isFinite(delta) || delta < 0) {
+    throw new RangeError(`${op}: delta ${delta} must be a finite number >= 0`);
+  }
+  const m = logits.size;
+  const pcap = options.maxPositives ?? m;
+  if (!Number.isInteger(pcap) || pcap < 0) {
+    throw new RangeError(`${op}: maxPositives ${pcap} must be an integer >= 0`);
+  }
+  if (m >= 2 ** 28) throw new RangeError(`${op}: ${m} entries exceed the limit of 2^28`);
+  // More positives than the direct kernels handle make the loss NaN anyway: no larger buffers.
+  return { delta, pcap: Math.min(pcap, m, MAX_POSITIVES + 1) };
+}
+
+/**
+ * Runs the forward kernels of loss `kind` on `logits`/`targets` (1-D, same length, f32 on
+ * either backend or f64 on the CPU). Returns fresh tensors; nothing is read back.
+ */
+export function rankingForward(
+  kind: LossKind,
+  logits: Tensor,
+  targets: Tensor,
+  options: RankingOpOptions = {},
+  errors?: Tensor,
+): RankingForward {
+  const { delta, pcap } = checkInputs(kind, logits, targets, options);
+  if ((kind === "alrp") !== (errors !== undefined)) {
+    throw new TypeError(`${NAMES[kind]}: regression errors go with aLRP only`);
+  }
+  if (errors) {
+    expectDtype("alrp", errors, [logits.dtype]);
+    if (errors.rank !== 1 || errors.backend !== logits.backend) {
+      throw new TypeError(
+        `alrp: regression errors [${errors.shape.join(", ")}] must be 1-D on the logits' backend`,
+      );
+    }
+  }
+  const backend = logits.backend;
+  const f: DType = floatOf(logits);
+  const m = logits.size;
+  const bucketed = kind === "brs" || kind === "bap";
+  const sorting = kind === "rs" || kind === "brs";
+  const posEq1 = kind === "ap" || kind === "alrp" ? 1 : 0;
+  const ne = errors ? errors.size : 0xffffffff;
+  const errorGrad = errors
+    ? tensor(f === "f64" ? new Float64Array(errors.size) : new Float32Array(errors.size), [
+      errors.size,
+    ], { backend })
+    : undefined;
+  const rankingLoss = empty([], f, backend);
+  const sortingLoss = empty([], f, backend);
+  const grad = empty([m], f, backend);
+  const scratch: Tensor[] = [];
+  const alloc = (n: number, dtype: DType): Tensor => {
+    const t = empty([Math.max(1, n)], dtype, backend);
+    scratch.push(t);
+    return t;
+  };
+  try {
+    const chunks = Math.max(1, Math.ceil(m / CHUNK));
+    const lcap = bucketed || delta === 0 ? pcap : 2 * pcap;
+    // Partial-sum matrix: up to 64 columns, never more than O(M) entries.
+    const cape = Math.min(MAX_COLUMNS * (lcap + 1), lcap + 1 + 2 * m) + MAX_COLUMNS;
+    const minColumns = Math.min(MAX_COLUMNS, Math.max(1, Math.floor(cape / (lcap + 1))));
+    const grid = Math.max(1, Math.min(GRID, pcap + 1));
+    const gridGroups = Math.ceil(grid / 64);
+    const cnt = alloc(chunks, "u32"), minp = alloc(chunks, f), maxn = alloc(chunks, f);
+    const offs = alloc(chunks, "u32"), info = alloc(8, "u32"), fmeta = alloc(4, f);
+    launch(chunkStatsKernel(f), [logits, targets], [cnt, minp, maxn], {
+      m,
+      chunks,
+      pos_eq1: posEq1,
+    }, Math.ceil(chunks / 64));
+    launch(totalsKernel(f), [cnt, minp, maxn], [offs, info, fmeta], {
+      chunks,
+      m,
+      delta,
+      edges: bucketed ? 0 : 1,
+      cape,
+      pcap,
+      ne,
+    }, 1);
+    const cs = alloc(pcap, f), cy = alloc(pcap, f), ci = alloc(pcap, "u32");
+    launch(compactKernel(f), [logits, targets, offs, info], [cs, cy, ci], {
+      m,
+      chunks,
+      pos_eq1: posEq1,
+      pcap,
+    }, Math.ceil(chunks / 64));
+    const ps = alloc(pcap, f), py = alloc(pcap, f), pi = alloc(pcap, "u32");
+    const pk = alloc(pcap, "u32");
+    launch(sortPositivesKernel(f), [cs, cy, ci, info], [ps, py, pi, pk], { grid }, gridGroups);
+    // aLRP reads the errors (sorted order) where the others read the targets.
+    let py2 = py;
+    if (errors) {
+      py2 = alloc(pcap, f);
+      launch(gatherErrorsKernel(f), [errors, pk, info], [py2], { grid }, gridGroups);
+    }
+    const e = alloc(lcap, f), ea = alloc(pcap, "u32"), eb = alloc(pcap, "u32");
+    launch(edgesKernel(f), [ps, info], [e, ea, eb], { grid, delta }, gridGroups);
+    const mat = alloc(3 * cape, "u32");
+    launch(
+      zeroMatrixKernel(),
+      [info],
+      [mat],
+      { total: 3 * cape },
+      Math.ceil(3 * cape / 256 / 64),
+    );
+    const qid = alloc(m, "u32");
+    const subs = Math.max(1, Math.ceil(Math.ceil(m / minColumns) / SUB));
+    const columnGroups = Math.ceil(MAX_COLUMNS / COLUMN_WG);
+    for (let sub = 0; sub < subs; sub++) {
+      launch(partialsKernel(f, bucketed), [logits, targets, e, info, fmeta], [mat, qid], {
+        m,
+        sub,
+      }, columnGroups);
+    }
+    const icnt = alloc(cape, f), imean = alloc(cape, f);
+    launch(reduceIntervalsKernel(f), [mat, e, info, fmeta], [icnt, imean], { grid }, gridGroups);
+    const pd = alloc(8 * pcap, f);
+    launch(
+      positiveKernel(f, kind),
+      [ps, py2, icnt, imean, ea, eb, info],
+      [pd],
+      { grid, delta },
+      gridGroups,
+    );
+    if (kind === "ap") launch(apEnvelopeKernel(f), [info], [pd], { unused: 0 }, 1);
+    if (errorGrad) {
+      launch(alrpLocalisationKernel(f), [py2, pk, info], [pd, errorGrad], { unused: 0 }, 1);
+    }
+    const wa = alloc(cape, f), wb = alloc(cape, f);
+    launch(
+      intervalWeightsKernel(f, bucketed),
+      [ps, pd, imean, ea, eb, info],
+      [wa, wb],
+      { grid, delta },
+      gridGroups,
+    );
+    if (m > 0) {
+      launch(
+        scatterNegativesKernel(f),
+        [logits, qid, wa, wb, info],
+        [grad],
+        { m },
+        Math.ceil(m / (64 * SCATTER_PER_LANE)),
+      );
+    }
+    launch(positiveGradKernel(f, sorting), [ps, py, pi, pd, info], [grad], {
+      grid,
+      delta,
+    }, gridGroups);
+    launch(finalizeKernel(f), [pd, info], [rankingLoss, sortingLoss], { unused: 0 }, 1);
+  } catch (error) {
+    rankingLoss.dispose();
+    sortingLoss.dispose();
+    grad.dispose();
+    errorGrad?.dispose();
+    throw error;
+  } finally {
+    for (const t of scratch) t.dispose();
+  }
+  return { rankingLoss, sortingLoss, grad, errorGrad };
+}
+
+/**
+ * The autograd op of loss `kind`: outputs `[rankingLoss, sortingLoss]`; backward gives
+ * `logits` the stored gradient times the upstream gradient of `rankingLoss` (spec Q10: the
+ * sorting output's upstream gradient is not used), `targets` none.
+ */
+export function rankingOp(
+  kind: LossKind,
+  options: RankingOpOptions,
+): (logits: Tensor, targets: Tensor) => Tensor[] {
+  return (logits: Tensor, targets: Tensor) => {
+    const wanted = needsGrad([logits]);
+    return customOp({
+      label: `ranking_ops.${kind}`,
+      forward: ([s, y]) => {
+        const r = rankingForward(kind, s, y, options);
+        const outputs = [r.rankingLoss, r.sortingLoss];
+        if (!wanted) {
+          r.grad.dispose();
+          return { outputs };
+        }
+        return { outputs, saved: [r.grad] };
+      },
+      // The tape runs each backward once: the stored gradient is released here.
+      backward: ([gRank], [grad]) => {
+        const out = gRank ? mul(grad, gRank) : null;
+        grad.dispose();
+        return [out, null];
+      },
+    })(logits, targets);
+  };
+}
+
+/**
+ * The aLRP autograd op: outputs `[classificationLoss, localisationLoss]`; backward gives
+ * `logits` the stored error-driven gradient times the upstream gradient of the classification
+ * loss and `errors` the gradient of the localisation loss (ranks detached) times its upstream.
+ */
+export function alrpOp(
+  options: RankingOpOptions,
+): (logits: Tensor, targets: Tensor, errors: Tensor) => Tensor[] {
+  return (logits: Tensor, targets: Tensor, errors: Tensor) => {
+    const wanted = needsGrad([logits, errors]);
+    return customOp({
+      label: "ranking_ops.alrp",
+      forward: ([s, y, e]) => {
+        const r = rankingForward("alrp", s, y, options, e);
+        const outputs = [r.rankingLoss, r.sortingLoss];
+        if (!wanted) {
+          r.grad.dispose();
+          r.errorGrad!.dispose();
+          return { outputs };
+        }
+        return { outputs, saved: [r.grad, r.errorGrad!] };
+      },
+      backward: ([gCls, gLoc], [grad, errorGrad]) => {
+        const out = [gCls ? mul(grad, gCls) : null, null, gLoc ? mul(errorGrad, gLoc) : null];
+        grad.dispose();
+        errorGrad.dispose();
+        return out;
+      },
+    })(logits, targets, errors);
+  };
+}

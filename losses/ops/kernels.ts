@@ -1,0 +1,1041 @@
+/**
+ * Kernels (WGSL + CPU twin) of the ranking-loss ops. None reads back: counts that depend on the
+ * data (the number of positives `P`, the number of intervals `L`, the column count of the
+ * partial-sum matrix) live in a small `u32` buffer `info` and every kernel reads them there.
+ *
+ * `info` (u32): `[0] P`, `[1] L` (boundaries), `[2] ncol` (columns of the partial-sum matrix),
+ * `[3] R` (entries per column), `[4] ok` (1 when `P` is within the supported range).
+ * `fmeta` (float): `[0]` min positive logit, `[1]` max negative logit, `[2]` threshold `t`.
+ *
+ * Loops are bounded for llvmpipe (about 65,535 iterations per invocation): per-chunk loops walk
+ * {@linkcode CHUNK} entries, grid-stride loops over positives assume `P <= MAX_POSITIVES`,
+ * binary searches are unrolled straight-line code.
+ *
+ * @module
+ */
+
+import type { DType } from "../../tensor/dtype.ts";
+import { entryPoint, type Kernel } from "../../tensor/kernel.ts";
+
+/** Entries one invocation of the chunked passes over `M` walks. */
+export const CHUNK = 4096;
+/** Invocations of the grid-stride kernels over positives and intervals. */
+export const GRID = 16384;
+/** Largest `P` the direct pairwise kernels support (loop limit); above it the loss is NaN. */
+export const MAX_POSITIVES = 16383;
+/** Most columns of the partial-sum matrix (one invocation each). */
+export const MAX_COLUMNS = 64;
+/** Entries a column walks per dispatch of the partial-sum pass. */
+export const SUB = 49152;
+/** Unrolled binary-search steps: boundary lists up to `2^26 - 1` long. */
+const SEARCH_STEPS = 26;
+const WG = 64;
+/** Workgroup size of the column pass (several workgroups so that llvmpipe uses every core). */
+export const COLUMN_WG = 8;
+/** Entries each lane of the negative scatter writes (fewer, fuller workgroups). */
+export const SCATTER_PER_LANE = 16;
+/** Interval id of entries that are not relevant negatives. */
+const NONE = 0xffffffff;
+/** Fixed-point scale of the interval sums. */
+const FIX = 16777216;
+
+const cache = new Map<string, Kernel>();
+
+function cached(key: string, make: () => Kernel): Kernel {
+  let k = cache.get(key);
+  if (!k) {
+    k = make();
+    cache.set(key, k);
+  }
+  return k;
+}
+
+type P = Record<string, number>;
+
+/** `H(x)` in WGSL (reads `p.delta`). */
+const H_WGSL = `
+fn hstep(x: f32) -> f32 {
+  if (p.delta == 0.0) { return select(0.0, 1.0, x >= 0.0); }
+  return clamp(x / (2.0 * p.delta) + 0.5, 0.0, 1.0);
+}`;
+
+/** `H(x)` in JS. */
+export function hstep(x: number, delta: number): number {
+  if (delta === 0) return x >= 0 ? 1 : 0;
+  const h = x / (2 * delta) + 0.5;
+  return h <= 0 ? 0 : h >= 1 ? 1 : h;
+}
+
+function isPosWgsl(): string {
+  return `select(y > 0.0, y == 1.0, p.pos_eq1 != 0u)`;
+}
+function isPos(y: number, eq1: number): boolean {
+  return eq1 ? y === 1 : y > 0;
+}
+
+/** Per-chunk positive count, min positive logit, max negative logit. */
+export function chunkStatsKernel(f: DType): Kernel {
+  return cached(`stats|${f}`, () => ({
+    label: "rank_ops.chunk_stats",
+    inputs: { s: f, yv: f },
+    outputs: { cnt: "u32", minp: f, maxn: f },
+    params: { m: "u32", chunks: "u32", pos_eq1: "u32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  if (i >= p.chunks) { return; }
+  let start = i * ${CHUNK}u;
+  let stop = min(p.m, start + ${CHUNK}u);
+  var c = 0u;
+  var mn = 3.0e38;
+  var mx = -3.0e38;
+  for (var k = start; k < stop; k++) {
+    let y = yv[k];
+    let v = s[k];
+    if (${isPosWgsl()}) { c++; mn = min(mn, v); } else if (y == 0.0) { mx = max(mx, v); }
+  }
+  cnt[i] = c;
+  minp[i] = mn;
+  maxn[i] = mx;
+}`,
+    cpu(ins, outs, p) {
+      const { m, chunks, pos_eq1: eq1 } = p as P;
+      const s = ins.s, y = ins.yv;
+      for (let i = 0; i < chunks; i++) {
+        let c = 0, mn = 3.0e38, mx = -3.0e38;
+        const stop = Math.min(m, (i + 1) * CHUNK);
+        for (let k = i * CHUNK; k < stop; k++) {
+          if (isPos(y[k], eq1)) {
+            c++;
+            if (s[k] < mn) mn = s[k];
+          } else if (y[k] === 0 && s[k] > mx) mx = s[k];
+        }
+        outs.cnt[i] = c;
+        outs.minp[i] = mn;
+        outs.maxn[i] = mx;
+      }
+    },
+  }));
+}
+
+/** One invocation: totals, chunk offsets, `info` and `fmeta`. */
+export function totalsKernel(f: DType): Kernel {
+  return cached(`totals|${f}`, () => ({
+    label: "rank_ops.totals",
+    inputs: { cnt: "u32", minp: f, maxn: f },
+    outputs: { offs: "u32", info: "u32", fmeta: f },
+    params: {
+      chunks: "u32",
+      m: "u32",
+      delta: "f32",
+      edges: "u32",
+      cape: "u32",
+      pcap: "u32",
+      ne: "u32",
+    },
+    workgroupSize: 1,
+    code: `${entryPoint(1)}
+  if (i > 0u) { return; }
+  var total = 0u;
+  var mn = 3.0e38;
+  var mx = -3.0e38;
+  for (var c = 0u; c < p.chunks; c++) {
+    offs[c] = total;
+    total += cnt[c];
+    mn = min(mn, minp[c]);
+    mx = max(mx, maxn[c]);
+  }
+  var l = total;
+  if (p.edges != 0u && p.delta > 0.0) { l = 2u * total; }
+  let ncol = clamp(p.cape / (l + 1u), 1u, ${MAX_COLUMNS}u);
+  info[0] = total;
+  info[1] = l;
+  info[2] = ncol;
+  info[3] = (p.m + ncol - 1u) / ncol;
+  info[4] = select(0u, 1u, total <= min(p.pcap, ${MAX_POSITIVES}u) && (p.ne == ${NONE}u || p.ne == total));
+  fmeta[0] = mn;
+  fmeta[1] = mx;
+  fmeta[2] = mn - p.delta;
+  fmeta[3] = 0.0;
+}`,
+    cpu(ins, outs, p) {
+      const { chunks, m, delta, edges, cape, pcap, ne } = p as P;
+      let total = 0, mn = 3.0e38, mx = -3.0e38;
+      for (let c = 0; c < chunks; c++) {
+        outs.offs[c] = total;
+        total += ins.cnt[c];
+        mn = Math.min(mn, ins.minp[c]);
+        mx = Math.max(mx, ins.maxn[c]);
+      }
+      const l = edges && delta > 0 ? 2 * total : total;
+      const ncol = Math.min(MAX_COLUMNS, Math.max(1, Math.floor(cape / (l + 1))));
+      const info = outs.info;
+      info[0] = total;
+      info[1] = l;
+      info[2] = ncol;
+      info[3] = Math.ceil(m / ncol);
+      info[4] = total <= Math.min(pcap, MAX_POSITIVES) && (ne === NONE || ne === total) ? 1 : 0;
+      outs.fmeta[0] = mn;
+      outs.fmeta[1] = mx;
+      outs.fmeta[2] = mn - delta;
+      outs.fmeta[3] = 0;
+    },
+  }));
+}
+
+/** Writes the positives in index order at their chunk offsets (first `P` slots). */
+export function compactKernel(f: DType): Kernel {
+  return cached(`compact|${f}`, () => ({
+    label: "rank_ops.compact",
+    inputs: { s: f, yv: f, offs: "u32", info: "u32" },
+    outputs: { cs: f, cy: f, ci: "u32" },
+    params: { m: "u32", chunks: "u32", pos_eq1: "u32", pcap: "u32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  if (i >= p.chunks || info[4] == 0u) { return; }
+  let start = i * ${CHUNK}u;
+  let stop = min(p.m, start + ${CHUNK}u);
+  var o = offs[i];
+  for (var k = start; k < stop; k++) {
+    let y = yv[k];
+    if (${isPosWgsl()}) {
+      cs[o] = s[k];
+      cy[o] = y;
+      ci[o] = k;
+      o++;
+    }
+  }
+}`,
+    cpu(ins, outs, p) {
+      const { m, chunks, pos_eq1: eq1 } = p as P;
+      if (ins.info[4] === 0) return;
+      for (let i = 0; i < chunks; i++) {
+        let o = ins.offs[i];
+        const stop = Math.min(m, (i + 1) * CHUNK);
+        for (let k = i * CHUNK; k < stop; k++) {
+          if (isPos(ins.yv[k], eq1)) {
+            outs.cs[o] = ins.s[k];
+            outs.cy[o] = ins.yv[k];
+            outs.ci[o] = k;
+            o++;
+          }
+        }
+      }
+    },
+  }));
+}
+
+/** Sorts the positives by descending logit, lower index first on ties (rank by counting). */
+export function sortPositivesKernel(f: DType): Kernel {
+  return cached(`sortpos|${f}`, () => ({
+    label: "rank_ops.sort_positives",
+    inputs: { cs: f, cy: f, ci: "u32", info: "u32" },
+    outputs: { ps: f, py: f, pi: "u32", pk: "u32" },
+    params: { grid: "u32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  let np = info[0];
+  if (i >= p.grid || info[4] == 0u) { return; }
+  for (var a = i; a < np; a += p.grid) {
+    let v = cs[a];
+    var r = 0u;
+    for (var b = 0u; b < np; b++) {
+      let w = cs[b];
+      if (w > v || (w == v && b < a)) { r++; }
+    }
+    ps[r] = v;
+    py[r] = cy[a];
+    pi[r] = ci[a];
+    pk[r] = a;
+  }
+}`,
+    cpu(ins, outs) {
+      const np = ins.info[0];
+      if (ins.info[4] === 0) return;
+      const cs = ins.cs;
+      // Same order as the WGSL ranks: a stable descending argsort.
+      const order = Array.from({ length: np }, (_, k) => k);
+      order.sort((a, b) => (cs[b] - cs[a]) || (a - b));
+      for (let r = 0; r < np; r++) {
+        const a = order[r];
+        outs.ps[r] = cs[a];
+        outs.py[r] = ins.cy[a];
+        outs.pi[r] = ins.ci[a];
+        outs.pk[r] = a;
+      }
+    },
+  }));
+}
+
+/**
+ * Boundary list `e` (descending) that the negatives are binned against, and for each positive
+ * the indices `ea`, `eb` of its knees `p + δ` and `p - δ` in it. Bucketed losses and `δ = 0`:
+ * `e` = the sorted positives. Otherwise the merge of `p + δ` and `p - δ` (`2P` entries).
+ */
+export function edgesKernel(f: DType): Kernel {
+  return cached(`edges|${f}`, () => ({
+    label: "rank_ops.edges",
+    inputs: { ps: f, info: "u32" },
+    outputs: { e: f, ea: "u32", eb: "u32" },
+    params: { grid: "u32", delta: "f32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  let np = info[0];
+  if (i >= p.grid || info[4] == 0u) { return; }
+  let two = info[1] != np;
+  for (var j = i; j < np; j += p.grid) {
+    if (!two) {
+      e[j] = ps[j];
+      ea[j] = j;
+      eb[j] = j;
+      continue;
+    }
+    let va = ps[j] + p.delta;
+    let vb = ps[j] - p.delta;
+    // #{k: ps[k] - delta > va} and #{k: ps[k] + delta >= vb}; both are prefixes.
+    var lo = 0u;
+    var hi = np;
+    while (lo < hi) {
+      let mid = (lo + hi) / 2u;
+      if (ps[mid] - p.delta > va) { lo = mid + 1u; } else { hi = mid; }
+    }
+    let a = j + lo;
+    lo = 0u;
+    hi = np;
+    while (lo < hi) {
+      let mid = (lo + hi) / 2u;
+      if (ps[mid] + p.delta >= vb) { lo = mid + 1u; } else { hi = mid; }
+    }
+    let b = j + lo;
+    e[a] = va;
+    e[b] = vb;
+    ea[j] = a;
+    eb[j] = b;
+  }
+}`,
+    cpu(ins, outs, p) {
+      const np = ins.info[0];
+      if (ins.info[4] === 0) return;
+      const two = ins.info[1] !== np;
+      const ps = ins.ps, e = outs.e;
+      const fr = e instanceof Float32Array ? Math.fround : (x: number) => x;
+      const delta = (p as P).delta;
+      for (let j = 0; j < np; j++) {
+        if (!two) {
+          e[j] = ps[j];
+          outs.ea[j] = j;
+          outs.eb[j] = j;
+          continue;
+        }
+        const va = fr(ps[j] + delta), vb = fr(ps[j] - delta);
+        let lo = 0, hi = np;
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (fr(ps[mid] - delta) > va) lo = mid + 1;
+          else hi = mid;
+        }
+        const a = j + lo;
+        lo = 0;
+        hi = np;
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (fr(ps[mid] + delta) >= vb) lo = mid + 1;
+          else hi = mid;
+        }
+        const b = j + lo;
+        e[a] = va;
+        e[b] = vb;
+        outs.ea[j] = a;
+        outs.eb[j] = b;
+      }
+    },
+  }));
+}
+
+/** Zeroes the used part of the partial-sum matrix (`3 ncol (L + 1)` entries). */
+export function zeroMatrixKernel(): Kernel {
+  return cached(`zero`, () => ({
+    label: "rank_ops.zero_matrix",
+    inputs: { info: "u32" },
+    outputs: { mat: "u32" },
+    params: { total: "u32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  let used = min(p.total, 3u * info[2] * (info[1] + 1u));
+  let start = i * 256u;
+  if (start >= used) { return; }
+  let stop = min(used, start + 256u);
+  for (var k = start; k < stop; k++) { mat[k] = 0u; }
+}`,
+    cpu(ins, outs, p) {
+      const used = Math.min((p as P).total, 3 * ins.info[2] * (ins.info[1] + 1));
+      outs.mat.fill(0, 0, used);
+    },
+  }));
+}
+
+/** Unrolled search: number of boundaries `e[k]` (descending, `L` of them) with `e[k] >= s` (`ge`) or `> s`. */
+function searchWgsl(ge: boolean): string {
+  const lines = [`fn interval_of(s: f32, l: u32) -> u32 {`, `  var lo = 0u;`];
+  for (let b = SEARCH_STEPS - 1; b >= 0; b--) {
+    const step = 2 ** b;
+    lines.push(
+      `  if (${step}u <= l) { let c = lo + ${step}u; if (c <= l && e[c - 1u] ${
+        ge ? ">=" : ">"
+      } s) { lo = c; } }`,
+    );
+  }
+  lines.push(`  return lo;`, `}`);
+  return lines.join("\n");
+}
+
+/** JS twin of the search. */
+export function intervalOf(e: ArrayLike<number>, l: number, s: number, ge: boolean): number {
+  let lo = 0, hi = l;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ge ? e[mid] >= s : e[mid] > s) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+const FRAME_WGSL = `
+fn frame_top(q: u32, l: u32) -> f32 { if (q == 0u) { return fmeta[1]; } return e[q - 1u]; }
+fn frame_bot(q: u32, l: u32) -> f32 { if (q == l) { return fmeta[2]; } return e[q]; }`;
+
+function frameTop(q: number, e: ArrayLike<number>, fmeta: ArrayLike<number>): number {
+  return q === 0 ? fmeta[1] : e[q - 1];
+}
+function frameBot(q: number, l: number, e: ArrayLike<number>, fmeta: ArrayLike<number>): number {
+  return q === l ? fmeta[2] : e[q];
+}
+
+/**
+ * One column per invocation: the relevant negatives of its entry range (part `sub` of it) are
+ * binned, and per interval the column accumulates the count and a 64-bit fixed-point sum of
+ * `(top - s) / width` (exact integer sums: deterministic, no cancellation).
+ */
+export function partialsKernel(f: DType, ge: boolean): Kernel {
+  return cached(`partials|${f}|${ge}`, () => ({
+    label: `rank_ops.interval_partials_${ge ? "ge" : "gt"}`,
+    inputs: { s: f, yv: f, e: f, info: "u32", fmeta: f },
+    outputs: { mat: "u32", qid: "u32" },
+    params: { m: "u32", sub: "u32" },
+    workgroupSize: COLUMN_WG,
+    code: `${searchWgsl(ge)}
+${FRAME_WGSL}
+${entryPoint(COLUMN_WG)}
+  let ncol = info[2];
+  if (i >= ncol || info[4] == 0u || info[0] == 0u) { return; }
+  let l = info[1];
+  let r = info[3];
+  let cstart = i * r;
+  let start = cstart + p.sub * ${SUB}u;
+  let stop = min(min(p.m, cstart + r), start + ${SUB}u);
+  let t = fmeta[2];
+  for (var k = start; k < stop; k++) {
+    let v = s[k];
+    if (yv[k] != 0.0 || !(v >= t)) {
+      qid[k] = ${NONE}u;
+      continue;
+    }
+    let q = interval_of(v, l);
+    qid[k] = q;
+    let top = frame_top(q, l);
+    let width = top - frame_bot(q, l);
+    var x = 0u;
+    if (width > 0.0) { x = u32(clamp(round((top - v) / width * ${FIX}.0), 0.0, ${FIX}.0)); }
+    let at = (q * ncol + i) * 3u;
+    mat[at] = mat[at] + 1u;
+    let lo = mat[at + 1u] + x;
+    mat[at + 1u] = lo;
+    if (lo < x) { mat[at + 2u] = mat[at + 2u] + 1u; }
+  }
+}`,
+    cpu(ins, outs, p) {
+      const { m, sub } = p as P;
+      const info = ins.info, fmeta = ins.fmeta, e = ins.e, s = ins.s, y = ins.yv;
+      const mat = outs.mat, qid = outs.qid;
+      const ncol = info[2], l = info[1], r = info[3], tt = fmeta[2];
+      if (info[4] === 0 || info[0] === 0) return;
+      for (let c = 0; c < ncol; c++) {
+        const cstart = c * r;
+        const start = cstart + sub * SUB;
+        const stop = Math.min(m, cstart + r, start + SUB);
+        for (let k = start; k < stop; k++) {
+          const v = s[k];
+          if (y[k] !== 0 || !(v >= tt)) {
+            qid[k] = NONE;
+            continue;
+          }
+          const q = intervalOf(e, l, v, ge);
+          qid[k] = q;
+          const top = frameTop(q, e, fmeta);
+          const width = top - frameBot(q, l, e, fmeta);
+          let x = 0;
+          if (width > 0) x = Math.min(FIX, Math.max(0, Math.round(((top - v) / width) * FIX)));
+          const at = (q * ncol + c) * 3;
+          mat[at]++;
+          const lo = (mat[at + 1] + x) >>> 0;
+          mat[at + 1] = lo;
+          if (lo < x) mat[at + 2]++;
+        }
+      }
+    },
+  }));
+}
+
+/** Per interval: member count and mean logit (from the column partials). */
+export function reduceIntervalsKernel(f: DType): Kernel {
+  return cached(`reduce|${f}`, () => ({
+    label: "rank_ops.reduce_intervals",
+    inputs: { mat: "u32", e: f, info: "u32", fmeta: f },
+    outputs: { icnt: f, imean: f },
+    params: { grid: "u32" },
+    workgroupSize: WG,
+    code: `${FRAME_WGSL}
+${entryPoint(WG)}
+  if (i >= p.grid || info[4] == 0u || info[0] == 0u) { return; }
+  let l = info[1];
+  let ncol = info[2];
+  for (var q = i; q <= l; q += p.grid) {
+    var c = 0u;
+    var lo = 0u;
+    var hi = 0u;
+    for (var k = 0u; k < ncol; k++) {
+      let at = (q * ncol + k) * 3u;
+      c += mat[at];
+      let x = mat[at + 1u];
+      lo += x;
+      if (lo < x) { hi++; }
+      hi += mat[at + 2u];
+    }
+    icnt[q] = f32(c);
+    if (c == 0u) { imean[q] = 0.0; continue; }
+    let top = frame_top(q, l);
+    let bot = frame_bot(q, l);
+    let frac = (f32(hi) * 4294967296.0 + f32(lo)) / (f32(c) * ${FIX}.0);
+    imean[q] = clamp(top - (top - bot) * frac, bot, top);
+  }
+}`,
+    cpu(ins, outs) {
+      const info = ins.info, mat = ins.mat, e = ins.e, fmeta = ins.fmeta;
+      if (info[4] === 0 || info[0] === 0) return;
+      const l = info[1], ncol = info[2];
+      for (let q = 0; q <= l; q++) {
+        let c = 0, sum = 0;
+        for (let k = 0; k < ncol; k++) {
+          const at = (q * ncol + k) * 3;
+          c += mat[at];
+          sum += mat[at + 1] + mat[at + 2] * 4294967296;
+        }
+        outs.icnt[q] = c;
+        if (c === 0) {
+          outs.imean[q] = 0;
+          continue;
+        }
+        const top = frameTop(q, e, fmeta), bot = frameBot(q, l, e, fmeta);
+        const frac = sum / (c * FIX);
+        outs.imean[q] = Math.min(top, Math.max(bot, top - (top - bot) * frac));
+      }
+    },
+  }));
+}
+
+/** Which loss a per-positive kernel computes. */
+export type LossKind = "rs" | "brs" | "ap" | "bap" | "alrp";
+
+/**
+ * Per positive (sorted order): `pd[8 i + …]` = `0` ranking value, `1` sorting error, `2`
+ * weight of each negative's `H`, `3` share of the sorting error per unit `H`, `4` the
+ * positive's own gradient term, `5` precision (AP), `6` rank (AP).
+ */
+export function positiveKernel(f: DType, kind: LossKind): Kernel {
+  const bucketed = kind === "brs" || kind === "bap";
+  const sorting = kind === "rs" || kind === "brs";
+  return cached(`pos|${f}|${kind}`, () => ({
+    label: `rank_ops.positive_${kind}`,
+    inputs: { ps: f, py: f, icnt: f, imean: f, ea: "u32", eb: "u32", info: "u32" },
+    outputs: { pd: f },
+    params: { grid: "u32", delta: "f32" },
+    workgroupSize: WG,
+    code: `${H_WGSL}
+${entryPoint(WG)}
+  let np = info[0];
+  if (i >= p.grid || info[4] == 0u) { return; }
+  let l = info[1];
+  for (var a = i; a < np; a += p.grid) {
+    let si = ps[a];
+    let yi = py[a];
+    var rankp = 0.0;
+    var cur = 0.0;
+    var tnum = 0.0;
+    var tden = 0.0;
+    var miss = 0.0;
+    for (var b = 0u; b < np; b++) {
+      let h = hstep(ps[b] - si);
+      rankp += h;
+      ${
+      sorting
+        ? `let yb = py[b];
+      cur += h * (1.0 - yb);
+      if (yb >= yi) { tnum += h * (1.0 - yb); tden += h; } else { miss += h; }`
+        : ""
+    }
+    }
+    var nfp = 0.0;
+    ${
+      bucketed
+        ? `for (var q = 0u; q <= l; q++) {
+      let c = icnt[q];
+      if (c > 0.0) { nfp += c * hstep(imean[q] - si); }
+    }`
+        : `let qa = ea[a];
+    let qb = eb[a];
+    for (var q = 0u; q <= l; q++) {
+      let c = icnt[q];
+      if (c == 0.0) { continue; }
+      if (q <= qa) { nfp += c; } else if (q <= qb) { nfp += c * ((imean[q] - si) / (2.0 * p.delta) + 0.5); }
+    }`
+    }
+    let o = a * 8u;
+    ${
+      kind === "alrp"
+        ? `var loc = 0.0;
+    for (var b = 0u; b < np; b++) { loc += hstep(ps[b] - si) * py[b]; }
+    loc -= hstep(0.0) * yi;
+    let rp = rankp - hstep(0.0) + 1.0;
+    let rank = rp + nfp;
+    var w = 0.0;
+    var g = 0.0;
+    if (nfp > 1e-5) {
+      let err = (loc + nfp) / rank;
+      w = err / nfp;
+      g = -err;
+    }
+    pd[o] = 1.0 - rp / rank;
+    pd[o + 1u] = 0.0;
+    pd[o + 2u] = w;
+    pd[o + 3u] = 0.0;
+    pd[o + 4u] = g;
+    pd[o + 6u] = rank;`
+        : kind === "ap"
+        ? `let rp = rankp - hstep(0.0) + 1.0;
+    let rank = rp + nfp;
+    pd[o + 5u] = rp / rank;
+    pd[o + 6u] = rank;`
+        : `var re = 0.0;
+    ${kind === "rs" ? "re = nfp / (rankp + nfp);" : "if (nfp > 0.0) { re = nfp / (rankp + nfp); }"}
+    let eps = ${kind === "rs" ? "1e-10" : "0.0"};
+    var w = 0.0;
+    var g = 0.0;
+    if (nfp > eps) { w = re / nfp; ${kind === "rs" ? "g = -re;" : ""} }
+    ${kind === "rs" ? "" : "g = -re;"}
+    var se = 0.0;
+    var share = 0.0;
+    ${
+          sorting
+            ? `se = cur / rankp - tnum / tden;
+    if (miss > eps) { share = se / miss; g -= se; }`
+            : ""
+        }
+    pd[o] = re;
+    pd[o + 1u] = se;
+    pd[o + 2u] = w;
+    pd[o + 3u] = share;
+    pd[o + 4u] = g;`
+    }
+  }
+}`,
+    cpu(ins, outs, p) {
+      const { delta } = p as P;
+      const info = ins.info, np = info[0], l = info[1];
+      if (info[4] === 0) return;
+      const { ps, py, icnt, imean, ea, eb } = ins;
+      const pd = outs.pd;
+      for (let a = 0; a < np; a++) {
+        const si = ps[a], yi = py[a];
+        let rankp = 0, cur = 0, tnum = 0, tden = 0, miss = 0;
+        for (let b = 0; b < np; b++) {
+          const h = hstep(ps[b] - si, delta);
+          rankp += h;
+          if (sorting) {
+            const yb = py[b];
+            cur += h * (1 - yb);
+            if (yb >= yi) {
+              tnum += h * (1 - yb);
+              tden += h;
+            } else miss += h;
+          }
+        }
+        let nfp = 0;
+        if (bucketed) {
+          for (let q = 0; q <= l; q++) {
+            if (icnt[q] > 0) nfp += icnt[q] * hstep(imean[q] - si, delta);
+          }
+        } else {
+          const qa = ea[a], qb = eb[a];
+          for (let q = 0; q <= l; q++) {
+            const c = icnt[q];
+            if (c === 0) continue;
+            if (q <= qa) nfp += c;
+            else if (q <= qb) nfp += c * ((imean[q] - si) / (2 * delta) + 0.5);
+          }
+        }
+        const o = a * 8;
+        if (kind === "alrp") {
+          let loc = 0;
+          for (let b = 0; b < np; b++) loc += hstep(ps[b] - si, delta) * py[b];
+          loc -= hstep(0, delta) * yi;
+          const rp = rankp - hstep(0, delta) + 1;
+          const rank = rp + nfp;
+          let w = 0, g = 0;
+          if (nfp > 1e-5) {
+            const err = (loc + nfp) / rank;
+            w = err / nfp;
+            g = -err;
+          }
+          pd[o] = 1 - rp / rank;
+          pd[o + 1] = 0;
+          pd[o + 2] = w;
+          pd[o + 3] = 0;
+          pd[o + 4] = g;
+          pd[o + 6] = rank;
+          continue;
+        }
+        if (kind === "ap") {
+          const rp = rankp - hstep(0, delta) + 1;
+          const rank = rp + nfp;
+          pd[o + 5] = rp / rank;
+          pd[o + 6] = rank;
+          continue;
+        }
+        let re = 0;
+        if (kind === "rs") re = nfp / (rankp + nfp);
+        else if (nfp > 0) re = nfp / (rankp + nfp);
+        const eps = kind === "rs" ? 1e-10 : 0;
+        let w = 0, g = 0;
+        if (nfp > eps) {
+          w = re / nfp;
+          if (kind === "rs") g = -re;
+        }
+        if (kind !== "rs") g = -re;
+        let se = 0, share = 0;
+        if (sorting) {
+          se = cur / rankp - tnum / tden;
+          if (miss > eps) {
+            share = se / miss;
+            g -= se;
+          }
+        }
+        pd[o] = re;
+        pd[o + 1] = se;
+        pd[o + 2] = w;
+        pd[o + 3] = share;
+        pd[o + 4] = g;
+      }
+    },
+  }));
+}
+
+/** AP: the precision envelope from the lowest-scored positive up (one invocation). */
+export function apEnvelopeKernel(f: DType): Kernel {
+  return cached(`apenv|${f}`, () => ({
+    label: "rank_ops.ap_envelope",
+    inputs: { info: "u32" },
+    outputs: { pd: f },
+    params: { unused: "u32" },
+    workgroupSize: 1,
+    code: `${entryPoint(1)}
+  if (i > 0u || info[4] == 0u) { return; }
+  var best = 0.0;
+  for (var k = info[0]; k > 0u; k--) {
+    let o = (k - 1u) * 8u;
+    let prec = pd[o + 5u];
+    var scale = 1.0 / pd[o + 6u];
+    if (best <= prec) { best = prec; } else { scale *= (1.0 - best) / (1.0 - prec); }
+    pd[o] = 1.0 - best;
+    pd[o + 1u] = 0.0;
+    pd[o + 2u] = scale;
+    pd[o + 3u] = 0.0;
+    pd[o + 4u] = -(1.0 - best);
+  }
+}`,
+    cpu(ins, outs) {
+      if (ins.info[4] === 0) return;
+      const pd = outs.pd;
+      let best = 0;
+      for (let k = ins.info[0]; k > 0; k--) {
+        const o = (k - 1) * 8;
+        const prec = pd[o + 5];
+        let scale = 1 / pd[o + 6];
+        if (best <= prec) best = prec;
+        else scale *= (1 - best) / (1 - prec);
+        pd[o] = 1 - best;
+        pd[o + 1] = 0;
+        pd[o + 2] = scale;
+        pd[o + 3] = 0;
+        pd[o + 4] = -(1 - best);
+      }
+    },
+  }));
+}
+
+/**
+ * Per interval `q`: the negatives' gradient is `(A_q + B_q s) / P`. Bucketed: `A_q = Σ_i
+ * H(m_q - p_i) w_i`, `B_q = 0`. Unbucketed: by the interval's piece of `H(s - p_i)`: ones
+ * (`q <= ea_i`) add `w_i` to `A`; the ramp (`ea_i < q <= eb_i`) adds `w_i (1/2 - p_i/(2δ))` to
+ * `A` and `w_i / (2δ)` to `B`.
+ */
+export function intervalWeightsKernel(f: DType, bucketed: boolean): Kernel {
+  return cached(`weights|${f}|${bucketed}`, () => ({
+    label: `rank_ops.interval_weights_${bucketed ? "bucketed" : "edges"}`,
+    inputs: { ps: f, pd: f, imean: f, ea: "u32", eb: "u32", info: "u32" },
+    outputs: { wa: f, wb: f },
+    params: { grid: "u32", delta: "f32" },
+    workgroupSize: WG,
+    code: `${H_WGSL}
+${entryPoint(WG)}
+  if (i >= p.grid || info[4] == 0u || info[0] == 0u) { return; }
+  let np = info[0];
+  let l = info[1];
+  for (var q = i; q <= l; q += p.grid) {
+    var a = 0.0;
+    var b = 0.0;
+    {
+      for (var k = 0u; k < np; k++) {
+        let w = pd[k * 8u + 2u];
+        ${
+      bucketed
+        ? `a += hstep(imean[q] - ps[k]) * w;`
+        : `if (q <= ea[k]) { a += w; } else if (q <= eb[k]) {
+          a += w * (0.5 - ps[k] / (2.0 * p.delta));
+          b += w / (2.0 * p.delta);
+        }`
+    }
+      }
+    }
+    wa[q] = a;
+    wb[q] = b;
+  }
+}`,
+    cpu(ins, outs, p) {
+      const { delta } = p as P;
+      const info = ins.info;
+      if (info[4] === 0 || info[0] === 0) return;
+      const np = info[0], l = info[1];
+      const { ps, pd, imean, ea, eb } = ins;
+      for (let q = 0; q <= l; q++) {
+        let a = 0, b = 0;
+        {
+          for (let k = 0; k < np; k++) {
+            const w = pd[k * 8 + 2];
+            if (bucketed) a += hstep(imean[q] - ps[k], delta) * w;
+            else if (q <= ea[k]) a += w;
+            else if (q <= eb[k]) {
+              a += w * (0.5 - ps[k] / (2 * delta));
+              b += w / (2 * delta);
+            }
+          }
+        }
+        outs.wa[q] = a;
+        outs.wb[q] = b;
+      }
+    },
+  }));
+}
+
+/** Every entry: relevant negatives `(A_q + B_q s) / P` (interval `q` from the binning pass), others 0. */
+export function scatterNegativesKernel(f: DType): Kernel {
+  return cached(`scatter|${f}`, () => ({
+    label: "rank_ops.scatter_negatives",
+    inputs: { s: f, qid: "u32", wa: f, wb: f, info: "u32" },
+    outputs: { grad: f },
+    params: { m: "u32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  // Workgroup b covers entries [b WG K, (b + 1) WG K); lane l takes every WG-th of them.
+  let base = (i / WG) * WG * ${SCATTER_PER_LANE}u + i % WG;
+  let np = info[0];
+  let ok = info[4] != 0u && np > 0u;
+  for (var k = 0u; k < ${SCATTER_PER_LANE}u; k++) {
+    let at = base + k * WG;
+    if (at >= p.m) { break; }
+    var g = 0.0;
+    if (ok) {
+      let q = qid[at];
+      if (q != ${NONE}u) { g = (wa[q] + wb[q] * s[at]) / f32(np); }
+    }
+    grad[at] = g;
+  }
+}`,
+    cpu(ins, outs, p) {
+      const { m } = p as P;
+      const { s, qid, wa, wb, info } = ins;
+      const grad = outs.grad;
+      const np = info[0], ok = info[4] !== 0 && np > 0;
+      for (let i = 0; i < m; i++) {
+        const q = ok ? qid[i] : NONE;
+        grad[i] = q !== NONE ? (wa[q] + wb[q] * s[i]) / np : 0;
+      }
+    },
+  }));
+}
+
+/**
+ * Positives' gradients: own term plus (sorting losses) `Σ_{y_i < y_k} H(p_i - p_k) share_k`,
+ * divided by `P`, written at their original indices.
+ */
+export function positiveGradKernel(f: DType, sorting: boolean): Kernel {
+  return cached(`posgrad|${f}|${sorting}`, () => ({
+    label: `rank_ops.positive_grad${sorting ? "_sorting" : ""}`,
+    inputs: { ps: f, py: f, pi: "u32", pd: f, info: "u32" },
+    outputs: { grad: f },
+    params: { grid: "u32", delta: "f32" },
+    workgroupSize: WG,
+    code: `${H_WGSL}
+${entryPoint(WG)}
+  let np = info[0];
+  if (i >= p.grid || info[4] == 0u) { return; }
+  for (var a = i; a < np; a += p.grid) {
+    var g = pd[a * 8u + 4u];
+    ${
+      sorting
+        ? `let yi = py[a];
+    let si = ps[a];
+    for (var k = 0u; k < np; k++) {
+      if (yi < py[k]) { g += hstep(si - ps[k]) * pd[k * 8u + 3u]; }
+    }`
+        : ""
+    }
+    grad[pi[a]] = g / f32(np);
+  }
+}`,
+    cpu(ins, outs, p) {
+      const { delta } = p as P;
+      const { ps, py, pi, pd, info } = ins;
+      if (info[4] === 0) return;
+      const np = info[0];
+      for (let a = 0; a < np; a++) {
+        let g = pd[a * 8 + 4];
+        if (sorting) {
+          for (let k = 0; k < np; k++) {
+            if (py[a] < py[k]) g += hstep(ps[a] - ps[k], delta) * pd[k * 8 + 3];
+          }
+        }
+        outs.grad[pi[a]] = g / np;
+      }
+    },
+  }));
+}
+
+/** Loss values: means of the ranking and sorting values (NaN when `P` is out of range). */
+export function finalizeKernel(f: DType): Kernel {
+  return cached(`final|${f}`, () => ({
+    label: "rank_ops.finalize",
+    inputs: { pd: f, info: "u32" },
+    outputs: { lr: f, ls: f },
+    params: { unused: "u32" },
+    workgroupSize: 1,
+    code: `${entryPoint(1)}
+  if (i > 0u) { return; }
+  let np = info[0];
+  if (info[4] == 0u) {
+    let nan = bitcast<f32>(0x7fc00000u);
+    lr[0] = nan;
+    ls[0] = nan;
+    return;
+  }
+  var a = 0.0;
+  var b = 0.0;
+  for (var k = 0u; k < np; k++) {
+    a += pd[k * 8u];
+    b += pd[k * 8u + 1u];
+  }
+  if (np == 0u) {
+    lr[0] = 0.0;
+    ls[0] = 0.0;
+  } else {
+    lr[0] = a / f32(np);
+    ls[0] = b / f32(np);
+  }
+}`,
+    cpu(ins, outs) {
+      const np = ins.info[0];
+      if (ins.info[4] === 0) {
+        outs.lr[0] = NaN;
+        outs.ls[0] = NaN;
+        return;
+      }
+      let a = 0, b = 0;
+      for (let k = 0; k < np; k++) {
+        a += ins.pd[k * 8];
+        b += ins.pd[k * 8 + 1];
+      }
+      outs.lr[0] = np === 0 ? 0 : a / np;
+      outs.ls[0] = np === 0 ? 0 : b / np;
+    },
+  }));
+}
+
+/** aLRP: regression errors in sorted order, `pe[r] = err[pk[r]]`. */
+export function gatherErrorsKernel(f: DType): Kernel {
+  return cached(`gathererr|${f}`, () => ({
+    label: "rank_ops.gather_errors",
+    inputs: { err: f, pk: "u32", info: "u32" },
+    outputs: { pe: f },
+    params: { grid: "u32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  if (i >= p.grid || info[4] == 0u) { return; }
+  for (var r = i; r < info[0]; r += p.grid) { pe[r] = err[pk[r]]; }
+}`,
+    cpu(ins, outs) {
+      if (ins.info[4] === 0) return;
+      for (let r = 0; r < ins.info[0]; r++) outs.pe[r] = ins.err[ins.pk[r]];
+    },
+  }));
+}
+
+/**
+ * aLRP localisation part (one invocation): running sums of the errors in descending-logit order
+ * over the detached ranks into `pd[8 r + 1]`, and the gradient of the mean with respect to each
+ * error, `Σ_{r' >= r} 1 / rank(r') / P`, at its position among the positives (`rg`, `[P]`).
+ */
+export function alrpLocalisationKernel(f: DType): Kernel {
+  return cached(`alrploc|${f}`, () => ({
+    label: "rank_ops.alrp_localisation",
+    inputs: { pe: f, pk: "u32", info: "u32" },
+    outputs: { pd: f, rg: f },
+    params: { unused: "u32" },
+    workgroupSize: 1,
+    code: `${entryPoint(1)}
+  if (i > 0u || info[4] == 0u) { return; }
+  let np = info[0];
+  var run = 0.0;
+  for (var r = 0u; r < np; r++) {
+    run += pe[r];
+    pd[r * 8u + 1u] = run / pd[r * 8u + 6u];
+  }
+  var tail = 0.0;
+  for (var r = np; r > 0u; r--) {
+    tail += 1.0 / pd[(r - 1u) * 8u + 6u];
+    rg[pk[r - 1u]] = tail / f32(np);
+  }
+}`,
+    cpu(ins, outs) {
+      if (ins.info[4] === 0) return;
+      const np = ins.info[0], pd = outs.pd;
+      let run = 0;
+      for (let r = 0; r < np; r++) {
+        run += ins.pe[r];
+        pd[r * 8 + 1] = run / pd[r * 8 + 6];
+      }
+      let tail = 0;
+      for (let r = np; r > 0; r--) {
+        tail += 1 / pd[(r - 1) * 8 + 6];
+        outs.rg[ins.pk[r - 1]] = tail / np;
+      }
+    },
+  }));
+}
