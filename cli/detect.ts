@@ -19,6 +19,7 @@ import { detectAll } from "./evaluate_model.ts";
 import { detectionsSvg, drawBoxes, type DrawnBox } from "./draw.ts";
 import { ensureDir, writeFileAtomic } from "./files.ts";
 import { loadModel } from "./model_io.ts";
+import { parseFlags } from "./args.ts";
 
 /** Usage text of `deno task detect`. */
 export const DETECT_USAGE = `Usage: deno task detect --checkpoint FILE [options] IMAGE...
@@ -37,44 +38,48 @@ Options:
 
 /** Runs the task with command-line `args`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        checkpoint: { type: "string" },
-        out: { type: "string", default: "detections" },
-        format: { type: "string", default: "png" },
-        "score-thr": { type: "string", default: "0.3" },
-        backend: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${DETECT_USAGE}`);
-    return 2;
-  }
+  const parsed = parseFlags(
+    () =>
+      parseArgs({
+        args,
+        strict: true,
+        allowPositionals: true,
+        options: {
+          checkpoint: { type: "string" },
+          out: { type: "string", default: "detections" },
+          format: { type: "string", default: "png" },
+          "score-thr": { type: "string", default: "0.3" },
+          backend: { type: "string" },
+          help: { type: "boolean", short: "h", default: false },
+        },
+      }),
+    DETECT_USAGE,
+  );
+  if (typeof parsed === "number") return parsed;
   const v = parsed.values;
-  if (v.help) {
-    console.log(DETECT_USAGE);
-    return 0;
-  }
   if (!v.checkpoint || parsed.positionals.length === 0 || !["png", "svg"].includes(v.format!)) {
-    console.error(`brl detect: give --checkpoint, --format png|svg and at least one image\n\n${DETECT_USAGE}`);
+    console.error(
+      `brl detect: give --checkpoint, --format png|svg and at least one image\n\n${DETECT_USAGE}`,
+    );
     return 2;
   }
   try {
     const scoreThr = Number(v["score-thr"]);
-    if (!(scoreThr >= 0 && scoreThr <= 1)) throw new RangeError(`--score-thr must be in [0, 1], got "${v["score-thr"]}"`);
+    if (!(scoreThr >= 0 && scoreThr <= 1)) {
+      throw new RangeError(`--score-thr must be in [0, 1], got "${v["score-thr"]}"`);
+    }
     const backend = await initBackend(v.backend as BackendName | undefined);
     const { model, config } = await loadModel(v.checkpoint, backend);
     const paths = parsed.positionals;
     const images = await Promise.all(paths.map(async (p) => toRgb(await loadImage(p))));
     const names = config.data.kind === "shapes" ? SHAPE_CLASSES : undefined;
     const dataset: CocoDataset = {
-      images: paths.map((p, i) => ({ id: i + 1, file_name: p, width: images[i].width, height: images[i].height })),
+      images: paths.map((p, i) => ({
+        id: i + 1,
+        file_name: p,
+        width: images[i].width,
+        height: images[i].height,
+      })),
       categories: Array.from({ length: config.model.numClasses }, (_, k) => ({
         id: k + 1,
         name: names?.[k] ?? `class${k + 1}`,
@@ -108,7 +113,10 @@ export async function main(args: string[]): Promise<number> {
       if (v.format === "svg") {
         await writeFileAtomic(join(v.out!, `${stem}.svg`), await detectionsSvg(images[i], boxes));
       } else {
-        await writeFileAtomic(join(v.out!, `${stem}.png`), await encodePng(drawBoxes(images[i], boxes)));
+        await writeFileAtomic(
+          join(v.out!, `${stem}.png`),
+          await encodePng(drawBoxes(images[i], boxes)),
+        );
       }
       console.log(`${path}: ${boxes.length} detections at score >= ${scoreThr}`);
     }

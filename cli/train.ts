@@ -28,6 +28,7 @@ import { ensureDir, writeFileAtomic } from "./files.ts";
 import { MetricsWriter, readMetrics } from "./metrics.ts";
 import { Progress } from "./progress.ts";
 import { lossCurvesSvg } from "./svg_chart.ts";
+import { parseFlags, positiveInt } from "./args.ts";
 
 /** Usage text of `deno task train`. */
 export const TRAIN_USAGE = `Usage: deno task train [options]
@@ -99,7 +100,8 @@ const CHECKPOINT = "checkpoint.safetensors";
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const { config, seed, out } = options;
   const settings = config.train;
-  const write = options.write ?? ((text: string) => Deno.stderr.writeSync(new TextEncoder().encode(text)));
+  const write = options.write ??
+    ((text: string) => Deno.stderr.writeSync(new TextEncoder().encode(text)));
   await ensureDir(out);
   const splits = await loadSplits(config, options.dataDir);
   const model = new Atss(config.model, { seed, backend: options.backend });
@@ -137,7 +139,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     batchSize: settings.batchSize,
     seed,
     dropLast: true,
-    transform: { shortSide: settings.shortSide, maxSize: settings.maxSize, flipProb: settings.flipProb },
+    transform: {
+      shortSide: settings.shortSide,
+      maxSize: settings.maxSize,
+      flipProb: settings.flipProb,
+    },
   });
   const perEpoch = loader.length;
   if (perEpoch === 0) throw new RangeError(`The training split has fewer images than one batch`);
@@ -159,7 +165,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const records = await readMetrics(join(out, "metrics.jsonl"));
     await writeFileAtomic(
       join(out, "loss_curves.svg"),
-      lossCurvesSvg(records, ["loss", ...Object.keys(records.at(-1) ?? {}).filter((k) => k.startsWith("loss_"))], {
+      lossCurvesSvg(records, [
+        "loss",
+        ...Object.keys(records.at(-1) ?? {}).filter((k) => k.startsWith("loss_")),
+      ], {
         smooth: 5,
       }),
     );
@@ -177,7 +186,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           const names = Object.keys(losses.parts);
           return {
             names,
-            values: stack([reshape(losses.total, [1]), ...names.map((n) => reshape(losses.parts[n], [1]))]),
+            values: stack([
+              reshape(losses.total, [1]),
+              ...names.map((n) => reshape(losses.parts[n], [1])),
+            ]),
             positives: losses.numPositives,
           };
         });
@@ -206,7 +218,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   progress.done();
   const result: TrainResult = { model, step, trainSeconds };
   if (step >= settings.iters && options.evaluate !== false) {
-    await writeFileAtomic(join(out, "model_final.safetensors"), await Deno.readFile(checkpointPath));
+    await writeFileAtomic(
+      join(out, "model_final.safetensors"),
+      await Deno.readFile(checkpointPath),
+    );
     const valLoader = new DetectionLoader(splits.val, {
       batchSize: settings.batchSize,
       seed,
@@ -220,7 +235,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       result.eval = { stats: coco.stats, oLRP: lrp.oLRP, summary: coco.summary };
       await writeFileAtomic(
         join(out, "eval.json"),
-        JSON.stringify({ stats: coco.stats, oLRP: lrp.oLRP, oLRPLoc: lrp.oLRPLoc, oLRPFP: lrp.oLRPFP, oLRPFN: lrp.oLRPFN, trainSeconds }, null, 2),
+        JSON.stringify(
+          {
+            stats: coco.stats,
+            oLRP: lrp.oLRP,
+            oLRPLoc: lrp.oLRPLoc,
+            oLRPFP: lrp.oLRPFP,
+            oLRPFN: lrp.oLRPFN,
+            trainSeconds,
+          },
+          null,
+          2,
+        ),
       );
     } finally {
       valLoader.close();
@@ -229,44 +255,32 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   return result;
 }
 
-function positiveInt(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`--${name} must be a non-negative integer, got "${value}"`);
-  return n;
-}
-
 /** Runs the task with command-line `args`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      strict: true,
-      options: {
-        config: { type: "string", default: "atss_tiny_shapes" },
-        loss: { type: "string" },
-        data: { type: "string" },
-        iters: { type: "string" },
-        batch: { type: "string" },
-        seed: { type: "string", default: "0" },
-        out: { type: "string" },
-        resume: { type: "boolean", default: false },
-        "no-eval": { type: "boolean", default: false },
-        backend: { type: "string" },
-        "log-every": { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${TRAIN_USAGE}`);
-    return 2;
-  }
+  const parsed = parseFlags(
+    () =>
+      parseArgs({
+        args,
+        strict: true,
+        options: {
+          config: { type: "string", default: "atss_tiny_shapes" },
+          loss: { type: "string" },
+          data: { type: "string" },
+          iters: { type: "string" },
+          batch: { type: "string" },
+          seed: { type: "string", default: "0" },
+          out: { type: "string" },
+          resume: { type: "boolean", default: false },
+          "no-eval": { type: "boolean", default: false },
+          backend: { type: "string" },
+          "log-every": { type: "string" },
+          help: { type: "boolean", short: "h", default: false },
+        },
+      }),
+    TRAIN_USAGE,
+  );
+  if (typeof parsed === "number") return parsed;
   const v = parsed.values;
-  if (v.help) {
-    console.log(TRAIN_USAGE);
-    return 0;
-  }
   try {
     const seed = positiveInt("seed", v.seed) ?? 0;
     const config = applyOverrides(await loadConfig(v.config!), {

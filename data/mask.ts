@@ -28,88 +28,22 @@ import type {
   CocoUncompressedRle,
 } from "./coco_types.ts";
 
+import {
+  countsFromString,
+  countsToString,
+  type MaskRuns,
+  mergeRuns,
+  polygonRuns,
+  runsArea,
+  runsBbox,
+  runsIou,
+} from "./mask_runs.ts";
+
 export type { CocoRle, CocoUncompressedRle } from "./coco_types.ts";
+export { countsFromString, countsToString } from "./mask_runs.ts";
 
 /** Decoded run lengths, cached per RLE object so repeated IoUs decode once. */
 const decodedCache = new WeakMap<CocoRle, Uint32Array>();
-
-/**
- * Compress column-major run lengths into COCO's string form.
- *
- * @example
- * ```ts
- * import { countsToString, countsFromString } from "./mask.ts";
- * import assert from "node:assert/strict";
- *
- * const s = countsToString([3, 2, 7]);
- * assert.deepEqual(Array.from(countsFromString(s)), [3, 2, 7]);
- * ```
- *
- * @param counts Run lengths, starting with a run of zeros.
- * @returns The compressed string.
- */
-export function countsToString(counts: ArrayLike<number>): string {
-  const chars: number[] = [];
-  for (let i = 0; i < counts.length; i++) {
-    let x = counts[i];
-    if (i > 2) x -= counts[i - 2];
-    let more = true;
-    while (more) {
-      let c = x & 0x1f;
-      x = Math.floor(x / 32); // arithmetic shift, safe beyond 32 bits
-      more = (c & 0x10) ? x !== -1 : x !== 0;
-      if (more) c |= 0x20;
-      chars.push(c + 48);
-    }
-  }
-  // Chunked to stay below the argument limit of String.fromCharCode.
-  let out = "";
-  for (let i = 0; i < chars.length; i += 8192) {
-    out += String.fromCharCode(...chars.slice(i, i + 8192));
-  }
-  return out;
-}
-
-/**
- * Decompress COCO's string form into run lengths.
- *
- * @param s Compressed counts.
- * @returns The run lengths.
- * @throws {SyntaxError} When the string holds a character outside COCO's alphabet or ends mid-count.
- */
-export function countsFromString(s: string): Uint32Array {
-  const out: number[] = [];
-  let p = 0;
-  while (p < s.length) {
-    let x = 0;
-    let k = 0;
-    let more = true;
-    while (more) {
-      if (p >= s.length) {
-        throw new SyntaxError(`Cannot decode RLE counts: string ends inside count ${out.length}`);
-      }
-      const c = s.charCodeAt(p) - 48;
-      if (c < 0 || c > 63) {
-        throw new SyntaxError(
-          `Cannot decode RLE counts: character ${JSON.stringify(s[p])} at ${p} is not valid`,
-        );
-      }
-      x += (c & 0x1f) * 2 ** (5 * k);
-      more = (c & 0x20) !== 0;
-      p++;
-      k++;
-      if (!more && (c & 0x10)) x -= 2 ** (5 * k);
-    }
-    if (out.length > 2) x += out[out.length - 2];
-    out.push(x);
-  }
-  for (let i = 0; i < out.length; i++) {
-    if (!(out[i] >= 0 && out[i] <= 0xffffffff)) {
-      throw new SyntaxError(`Cannot decode RLE counts: count ${i} is ${out[i]}`);
-    }
-  }
-  return Uint32Array.from(out);
-}
 
 function checkSize(size: unknown, what: string): [number, number] {
   if (
@@ -135,88 +69,15 @@ export function rleCounts(rle: CocoRle): Uint32Array {
   return c;
 }
 
+/** The decoded runs of a compressed RLE, with its size. */
+function toRuns(rle: CocoRle): MaskRuns {
+  return { h: rle.size[0], w: rle.size[1], counts: rleCounts(rle) };
+}
+
 function makeRle(h: number, w: number, counts: ArrayLike<number>): CocoRle {
   const rle: CocoRle = { size: [h, w], counts: countsToString(counts) };
   decodedCache.set(rle, Uint32Array.from(counts));
   return rle;
-}
-
-/** C's `(int)(v + 0.5)`: truncation toward zero; NaN gives INT_MIN like x86. */
-function cRound(v: number): number {
-  const t = v + 0.5;
-  if (Number.isNaN(t)) return -2147483648;
-  return Math.trunc(t);
-}
-
-/** Rasterise one polygon exactly as pycocotools' `rleFrPoly` does. */
-function polygonCounts(xy: ArrayLike<number>, h: number, w: number): number[] {
-  const k = Math.floor(xy.length / 2);
-  const scale = 5;
-  const x = new Array<number>(k + 1);
-  const y = new Array<number>(k + 1);
-  for (let j = 0; j < k; j++) x[j] = cRound(scale * xy[2 * j]);
-  for (let j = 0; j < k; j++) y[j] = cRound(scale * xy[2 * j + 1]);
-  x[k] = x[0];
-  y[k] = y[0];
-  // Dense boundary points on the upsampled grid, one unit step along the major axis.
-  const u: number[] = [];
-  const v: number[] = [];
-  for (let j = 0; j < k; j++) {
-    let xs = x[j], xe = x[j + 1], ys = y[j], ye = y[j + 1];
-    const dx = Math.abs(xe - xs), dy = Math.abs(ys - ye);
-    const flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
-    if (flip) {
-      [xs, xe] = [xe, xs];
-      [ys, ye] = [ye, ys];
-    }
-    if (dx >= dy) {
-      const s = (ye - ys) / dx;
-      for (let d = 0; d <= dx; d++) {
-        const t = flip ? dx - d : d;
-        u.push(t + xs);
-        v.push(cRound(ys + s * t));
-      }
-    } else {
-      const s = (xe - xs) / dy;
-      for (let d = 0; d <= dy; d++) {
-        const t = flip ? dy - d : d;
-        v.push(t + ys);
-        u.push(cRound(xs + s * t));
-      }
-    }
-  }
-  // Keep the column crossings and map them back to the pixel grid.
-  const idx: number[] = [];
-  for (let j = 1; j < u.length; j++) {
-    if (u[j] === u[j - 1]) continue;
-    let xd = u[j] < u[j - 1] ? u[j] : u[j - 1];
-    xd = (xd + 0.5) / scale - 0.5;
-    if (Math.floor(xd) !== xd || xd < 0 || xd > w - 1) continue;
-    let yd = v[j] < v[j - 1] ? v[j] : v[j - 1];
-    yd = (yd + 0.5) / scale - 0.5;
-    if (yd < 0) yd = 0;
-    else if (yd > h) yd = h;
-    yd = Math.ceil(yd);
-    idx.push(xd * h + yd);
-  }
-  idx.push(h * w);
-  idx.sort((a, b) => a - b);
-  // Differences are toggling runs; a zero-length run merges its neighbours.
-  let prev = 0;
-  for (let j = 0; j < idx.length; j++) {
-    const t = idx[j];
-    idx[j] -= prev;
-    prev = t;
-  }
-  const out: number[] = [idx[0]];
-  for (let j = 1; j < idx.length;) {
-    if (idx[j] > 0) out.push(idx[j++]);
-    else {
-      j++;
-      if (j < idx.length) out[out.length - 1] += idx[j++];
-    }
-  }
-  return out;
 }
 
 function checkDims(height: number, width: number): void {
@@ -249,7 +110,7 @@ export function fromPolygons(
         throw new TypeError(`Polygon ${i} has coordinate ${j} = ${p[j]}`);
       }
     }
-    return makeRle(height, width, polygonCounts(p, height, width));
+    return makeRle(height, width, polygonRuns(p, height, width));
   });
 }
 
@@ -329,6 +190,40 @@ export function fromSegmentation(
 }
 
 /**
+ * Runs of any COCO segmentation, as pycocotools' `annToRLE` builds the mask:
+ * polygon parts at `h`x`w`, rasterised and united; RLE at its own size. The
+ * same mask as {@linkcode fromSegmentation} without building or caching a
+ * compressed string (the evaluator's hot path).
+ *
+ * @param seg Polygon list, compressed RLE or uncompressed RLE.
+ * @param h Image height (for polygons).
+ * @param w Image width (for polygons).
+ * @returns The mask.
+ * @throws {TypeError} On a segmentation of no known form.
+ */
+export function segmentationRuns(seg: CocoSegmentation, h: number, w: number): MaskRuns {
+  if (Array.isArray(seg)) {
+    const ok = seg.length > 0 &&
+      seg.every((p) =>
+        Array.isArray(p) && p.length >= 4 && p.length % 2 === 0 && p.every(Number.isFinite)
+      );
+    if (ok && Number.isInteger(h) && Number.isInteger(w) && h >= 0 && w >= 0) {
+      let counts = polygonRuns(seg[0], h, w);
+      for (let i = 1; i < seg.length; i++) counts = mergeRuns(counts, polygonRuns(seg[i], h, w));
+      return { h, w, counts };
+    }
+  } else if (
+    seg !== null && typeof seg === "object" && typeof seg.counts === "string" &&
+    Array.isArray(seg.size) && seg.size.length === 2 &&
+    seg.size.every((v) => Number.isInteger(v) && v >= 0)
+  ) {
+    return { h: seg.size[0], w: seg.size[1], counts: countsFromString(seg.counts) };
+  }
+  // Everything else (uncompressed RLE, malformed input) takes the checked path.
+  return toRuns(fromSegmentation(seg, h, w));
+}
+
+/**
  * Encode a row-major binary bitmap (any non-zero value is foreground).
  *
  * @param bitmap `height * width` values, `bitmap[y * width + x]`.
@@ -395,10 +290,7 @@ export function decode(rle: CocoRle): Uint8Array {
  * @returns The pixel count.
  */
 export function area(rle: CocoRle): number {
-  const c = rleCounts(rle);
-  let a = 0;
-  for (let j = 1; j < c.length; j += 2) a += c[j];
-  return a;
+  return runsArea(rleCounts(rle));
 }
 
 /**
@@ -409,60 +301,7 @@ export function area(rle: CocoRle): number {
  * @returns The box.
  */
 export function toBbox(rle: CocoRle): CocoBbox {
-  return countsBbox(rleCounts(rle), rle.size[0], rle.size[1]);
-}
-
-function countsBbox(c: Uint32Array, h: number, w: number): CocoBbox {
-  const m = Math.floor(c.length / 2) * 2;
-  if (m === 0) return [0, 0, 0, 0];
-  let xs = w, ys = h, xe = 0, ye = 0, cc = 0, xp = 0;
-  for (let j = 0; j < m; j++) {
-    cc += c[j];
-    const t = cc - (j % 2);
-    const y = t % h;
-    const x = (t - y) / h;
-    if (j % 2 === 0) xp = x;
-    else if (xp < x) {
-      ys = 0;
-      ye = h - 1;
-    }
-    if (x < xs) xs = x;
-    if (x > xe) xe = x;
-    if (y < ys) ys = y;
-    if (y > ye) ye = y;
-  }
-  return [xs, ys, xe - xs + 1, ye - ys + 1];
-}
-
-function mergeTwo(a: Uint32Array, b: Uint32Array, intersect: boolean): number[] {
-  const out: number[] = [];
-  let ca = a[0], cb = b[0];
-  let va = 0, vb = 0, v = 0;
-  let ia = 1, ib = 1, cc = 0, ct = 1;
-  while (ct > 0) {
-    const c = ca < cb ? ca : cb;
-    cc += c;
-    ct = 0;
-    ca -= c;
-    if (!ca && ia < a.length) {
-      ca = a[ia++];
-      va ^= 1;
-    }
-    ct += ca;
-    cb -= c;
-    if (!cb && ib < b.length) {
-      cb = b[ib++];
-      vb ^= 1;
-    }
-    ct += cb;
-    const vp = v;
-    v = intersect ? va & vb : va | vb;
-    if (v !== vp || ct === 0) {
-      out.push(cc);
-      cc = 0;
-    }
-  }
-  return out;
+  return runsBbox(toRuns(rle));
 }
 
 /**
@@ -477,13 +316,13 @@ export function merge(rles: CocoRle[], intersect = false): CocoRle {
   if (rles.length === 0) return makeRle(0, 0, []);
   const [h, w] = rles[0].size;
   if (rles.length === 1) return rles[0];
-  let acc: ArrayLike<number> = rleCounts(rles[0]);
+  let acc = rleCounts(rles[0]);
   for (let i = 1; i < rles.length; i++) {
     const [hi, wi] = rles[i].size;
     if (hi !== h || wi !== w) {
       throw new RangeError(`Cannot merge mask ${i} of size ${hi}x${wi} with size ${h}x${w}`);
     }
-    acc = mergeTwo(Uint32Array.from(acc), rleCounts(rles[i]), intersect);
+    acc = mergeRuns(acc, rleCounts(rles[i]), intersect);
   }
   return makeRle(h, w, acc);
 }
@@ -549,47 +388,7 @@ export function iou(
     throw new TypeError("Detections and ground truths must both be RLEs or boxes");
   }
   if (!dIsRle) return bboxIouInto(dets as ArrayLike<number>[], gts as ArrayLike<number>[], isCrowd);
-  const dr = dets as CocoRle[], gr = gts as CocoRle[];
-  const dc = dr.map(rleCounts), gc = gr.map(rleCounts);
-  const db = dr.map((r, i) => countsBbox(dc[i], r.size[0], r.size[1]));
-  const gb = gr.map((r, i) => countsBbox(gc[i], r.size[0], r.size[1]));
-  const out = bboxIouInto(db, gb, isCrowd);
-  for (let d = 0; d < dr.length; d++) {
-    for (let g = 0; g < gr.length; g++) {
-      if (!(out[d][g] > 0)) continue;
-      if (dr[d].size[0] !== gr[g].size[0] || dr[d].size[1] !== gr[g].size[1]) {
-        out[d][g] = -1;
-        continue;
-      }
-      const a = dc[d], b = gc[g];
-      let ca = a[0], cb = b[0], va = 0, vb = 0, ia = 1, ib = 1, u = 0, inter = 0, ct = 1;
-      while (ct > 0) {
-        const c = ca < cb ? ca : cb;
-        if (va || vb) {
-          u += c;
-          if (va && vb) inter += c;
-        }
-        ct = 0;
-        ca -= c;
-        if (!ca && ia < a.length) {
-          ca = a[ia++];
-          va ^= 1;
-        }
-        ct += ca;
-        cb -= c;
-        if (!cb && ib < b.length) {
-          cb = b[ib++];
-          vb ^= 1;
-        }
-        ct += cb;
-      }
-      if (inter === 0) u = 1;
-      else if (isCrowd[g]) {
-        u = 0;
-        for (let j = 1; j < a.length; j += 2) u += a[j];
-      }
-      out[d][g] = inter / u;
-    }
-  }
-  return out;
+  const out = new Float64Array(dets.length * gts.length);
+  runsIou((dets as CocoRle[]).map(toRuns), (gts as CocoRle[]).map(toRuns), isCrowd, out);
+  return dets.map((_, d) => Array.from(out.subarray(d * gts.length, (d + 1) * gts.length)));
 }

@@ -58,6 +58,17 @@ fn anchor_at(r: u32) -> vec4<f32> {
 }
 `;
 
+/** WGSL shared by decode and its gradient: de-normalised deltas, box centre and size. */
+const DECODE_CENTRE = `  let q = anchor_at(i);
+  let d = vec4<f32>(deltas[o], deltas[o + 1u], deltas[o + 2u], deltas[o + 3u]) * s + m;
+  let dw = clamp(d.z, -p.max_ratio, p.max_ratio);
+  let dh = clamp(d.w, -p.max_ratio, p.max_ratio);
+  let w = q.z * exp(dw);
+  let h = q.w * exp(dh);
+  let cx = q.x + q.z * d.x;
+  let cy = q.y + q.w * d.y;
+`;
+
 function coderKernel(variant: Variant, dtype: DType): Kernel {
   const key = `${variant}|${dtype}`;
   let kernel = kernels.get(key);
@@ -82,15 +93,8 @@ function coderKernel(variant: Variant, dtype: DType): Kernel {
   out[o + 1u] = r.y;
   out[o + 2u] = r.z;
   out[o + 3u] = r.w;`,
-    decode: `  let q = anchor_at(i);
-  let d = vec4<f32>(deltas[o], deltas[o + 1u], deltas[o + 2u], deltas[o + 3u]) * s + m;
-  let dw = clamp(d.z, -p.max_ratio, p.max_ratio);
-  let dh = clamp(d.w, -p.max_ratio, p.max_ratio);
-  let w = q.z * exp(dw);
-  let h = q.w * exp(dh);
-  let cx = q.x + q.z * d.x;
-  let cy = q.y + q.w * d.y;
-  var box = vec4<f32>(cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h);
+    decode:
+      `${DECODE_CENTRE}  var box = vec4<f32>(cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h);
   if (p.clip == 1u) {
     box = clamp(box, vec4<f32>(0.0), vec4<f32>(p.max_w, p.max_h, p.max_w, p.max_h));
   }
@@ -98,15 +102,8 @@ function coderKernel(variant: Variant, dtype: DType): Kernel {
   out[o + 1u] = box.y;
   out[o + 2u] = box.z;
   out[o + 3u] = box.w;`,
-    decode_grad: `  let q = anchor_at(i);
-  let d = vec4<f32>(deltas[o], deltas[o + 1u], deltas[o + 2u], deltas[o + 3u]) * s + m;
-  let dw = clamp(d.z, -p.max_ratio, p.max_ratio);
-  let dh = clamp(d.w, -p.max_ratio, p.max_ratio);
-  let w = q.z * exp(dw);
-  let h = q.w * exp(dh);
-  let cx = q.x + q.z * d.x;
-  let cy = q.y + q.w * d.y;
-  let box = vec4<f32>(cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h);
+    decode_grad:
+      `${DECODE_CENTRE}  let box = vec4<f32>(cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h);
   var gb = vec4<f32>(g[o], g[o + 1u], g[o + 2u], g[o + 3u]);
   if (p.clip == 1u) {
     let hi = vec4<f32>(p.max_w, p.max_h, p.max_w, p.max_h);

@@ -22,8 +22,8 @@
  */
 
 import type { CocoBbox, CocoDataset, CocoDetection, CocoSegmentation } from "../data/coco_types.ts";
-import { iou as boxIou } from "../data/mask.ts";
-import { type MaskRuns, runsArea, runsBbox, runsIou, segmentationRuns } from "./mask_runs.ts";
+import { iou as boxIou, segmentationRuns } from "../data/mask.ts";
+import { type MaskRuns, runsArea, runsBbox, runsIou } from "../data/mask_runs.ts";
 
 /** Which region the IoU compares: boxes or masks. */
 export type IouType = "bbox" | "segm";

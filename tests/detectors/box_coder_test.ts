@@ -8,14 +8,12 @@ import {
   assertClose,
   compareBackends,
   CPU,
+  f64,
   GPU,
   gradcheck,
   poisonPool,
   randomArray,
 } from "../tensor/helpers.ts";
-
-const f64 = (data: ArrayLike<number>, shape: number[]) =>
-  tensor(Float64Array.from(data), shape, { backend: CPU });
 
 function randomBoxes(n: number, seed: number, span = 40): Float32Array {
   const r = randomArray(4 * n, seed, 0, 1);

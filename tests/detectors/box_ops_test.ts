@@ -15,14 +15,12 @@ import {
   assertClose,
   compareBackends,
   CPU,
+  f64,
   GPU,
   gradcheck,
   poisonPool,
   randomArray,
 } from "../tensor/helpers.ts";
-
-const f64 = (data: ArrayLike<number>, shape: number[]) =>
-  tensor(Float64Array.from(data), shape, { backend: CPU });
 
 /** Independent float64 overlap of two xyxy boxes. */
 function overlapRef(a: number[], b: number[], mode: "iou" | "iof" | "giou"): number {

@@ -6,17 +6,10 @@ import {
   apLoss,
   bucketedApLoss,
   bucketedRankSortLoss,
-  type RankingLossOptions,
-  type RankingLossResult,
   rankSortLoss,
 } from "../../losses/reference/mod.ts";
 import { fastBucketedApLoss, fastBucketedRankSortLoss } from "../../losses/fast/mod.ts";
-
-type LossFn = (
-  logits: ArrayLike<number>,
-  targets: ArrayLike<number>,
-  options?: RankingLossOptions,
-) => RankingLossResult;
+import type { LossFn } from "./helpers.ts";
 
 const LOSSES: [string, LossFn][] = [
   ["rankSortLoss", rankSortLoss],

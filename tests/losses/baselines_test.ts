@@ -19,6 +19,7 @@ import {
   assertClose,
   compareBackends,
   CPU,
+  f64,
   GPU,
   gradcheck,
   poisonPool,
@@ -75,8 +76,6 @@ function jitterBoxes(gt: Float32Array, seed: number, scale = 1.5): Float32Array 
   return gt.map((v, i) => v + r[i]);
 }
 
-const f64 = (data: ArrayLike<number>, shape: number[], requiresGrad = false) =>
-  tensor(Float64Array.from(data), shape, { backend: CPU, requiresGrad });
 const i32 = (data: number[], backend: Backend = CPU) =>
   tensor(Int32Array.from(data), [data.length], { backend });
 

@@ -10,18 +10,11 @@ import {
   apLoss,
   bucketedApLoss,
   bucketedRankSortLoss,
-  type RankingLossOptions,
-  type RankingLossResult,
   rankSortLoss,
 } from "../../losses/reference/mod.ts";
 import { fastBucketedApLoss, fastBucketedRankSortLoss } from "../../losses/fast/mod.ts";
 import { mulberry32, randomRankingInputs } from "./random_inputs.ts";
-
-type LossFn = (
-  logits: ArrayLike<number>,
-  targets: ArrayLike<number>,
-  options?: RankingLossOptions,
-) => RankingLossResult;
+import type { LossFn } from "./helpers.ts";
 
 /** aLRP with a regression error tied to each positive entry (a function of its logit). */
 const alrpWithErrors: LossFn = (logits, targets, options) => {

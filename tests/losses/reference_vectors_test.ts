@@ -10,7 +10,6 @@ import {
   apLoss,
   bucketedApLoss,
   bucketedRankSortLoss,
-  type RankingLossOptions,
   type RankingLossResult,
   rankSortLoss,
 } from "../../losses/reference/mod.ts";
@@ -26,12 +25,7 @@ import {
   loadRankingVectors,
   type VectorCase,
 } from "./loss_vectors.ts";
-
-type LossFn = (
-  logits: ArrayLike<number>,
-  targets: ArrayLike<number>,
-  options?: RankingLossOptions,
-) => RankingLossResult;
+import type { LossFn } from "./helpers.ts";
 
 const REFERENCE: Record<VectorCase["loss"], LossFn> = {
   RankSort: rankSortLoss,

@@ -1,40 +1,28 @@
 import assert from "node:assert/strict";
-import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import { concat, pad, slice, split, stack } from "../../tensor/ops/concat.ts";
-import { type Tensor, tensor } from "../../tensor/tensor.ts";
+import { tensor } from "../../tensor/tensor.ts";
 import {
   assertClose,
+  assertReleases,
   compareBackends,
+  coords,
   CPU,
   GPU,
   gpuBackend,
   gradcheck,
+  offset,
   poisonPool,
   randomArray,
+  shapeSize,
+  testBackends,
 } from "./helpers.ts";
-
-/** Row-major coordinates of flat index `i`. */
-function coords(i: number, shape: readonly number[]): number[] {
-  const c = new Array<number>(shape.length);
-  for (let d = shape.length - 1; d >= 0; d--) {
-    c[d] = i % shape[d];
-    i = Math.floor(i / shape[d]);
-  }
-  return c;
-}
-
-function offset(c: readonly number[], shape: readonly number[]): number {
-  return c.reduce((at, v, d) => at * shape[d] + v, 0);
-}
-
-const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Reference concat by coordinates. */
 function referenceConcat(parts: { data: ArrayLike<number>; shape: number[] }[], axis: number) {
   const shape = [...parts[0].shape];
   shape[axis] = parts.reduce((s, p) => s + p.shape[axis], 0);
-  const out = new Float64Array(size(shape));
+  const out = new Float64Array(shapeSize(shape));
   for (let i = 0; i < out.length; i++) {
     const c = coords(i, shape);
     let k = 0, at = c[axis];
@@ -54,7 +42,7 @@ function referencePad(
   value: number,
 ) {
   const outShape = shape.map((d, k) => d + (pads[k]?.[0] ?? 0) + (pads[k]?.[1] ?? 0));
-  const out = new Float64Array(size(outShape));
+  const out = new Float64Array(shapeSize(outShape));
   for (let i = 0; i < out.length; i++) {
     const c = coords(i, outShape).map((v, k) => v - (pads[k]?.[0] ?? 0));
     out[i] = c.every((v, k) => v >= 0 && v < shape[k]) ? x[offset(c, shape)] : value;
@@ -73,7 +61,10 @@ const CONCAT_CASES: { shapes: number[][]; axis: number }[] = [
 Deno.test("concat() matches a reference by coordinates", async (t) => {
   for (const { shapes, axis } of CONCAT_CASES) {
     await t.step(`${JSON.stringify(shapes)} axis ${axis}`, async () => {
-      const parts = shapes.map((shape, k) => ({ data: randomArray(size(shape), k + 1), shape }));
+      const parts = shapes.map((shape, k) => ({
+        data: randomArray(shapeSize(shape), k + 1),
+        shape,
+      }));
       const a = axis < 0 ? axis + shapes[0].length : axis;
       const ref = referenceConcat(parts, a);
       const out = concat(parts.map((p) => tensor(p.data, p.shape, { backend: CPU })), axis);
@@ -186,8 +177,8 @@ Deno.test("concat kernels match their CPU twins", { ignore: !GPU }, async (t) =>
   const gpu = await gpuBackend();
   for (const { shapes, axis } of CONCAT_CASES) {
     await t.step(`concat ${JSON.stringify(shapes)} axis ${axis}`, async () => {
-      const data = shapes.map((s, k) => randomArray(size(s), k + 20));
-      const total = shapes.reduce((s, sh) => s + size(sh), 0);
+      const data = shapes.map((s, k) => randomArray(shapeSize(s), k + 20));
+      const total = shapes.reduce((s, sh) => s + shapeSize(sh), 0);
       poisonPool(gpu, [total]);
       await compareBackends(
         (b: Backend) => concat(shapes.map((s, k) => tensor(data[k], s, { backend: b })), axis),
@@ -198,7 +189,7 @@ Deno.test("concat kernels match their CPU twins", { ignore: !GPU }, async (t) =>
   }
   await t.step("slice and pad with 1.5e6 outputs", async () => {
     const shape = [3, 500, 1001];
-    const x = randomArray(size(shape), 31);
+    const x = randomArray(shapeSize(shape), 31);
     poisonPool(gpu, [3 * 500 * 1003, 2 * 499 * 1001]);
     await compareBackends(
       (b: Backend) => {
@@ -222,23 +213,8 @@ Deno.test("concat kernels match their CPU twins", { ignore: !GPU }, async (t) =>
   });
 });
 
-/** Runs `fn` forward and backward (gradient of ones) and checks that no buffer is left behind. */
-async function assertReleases(backend: Backend, fn: (x: Tensor) => Tensor[]): Promise<void> {
-  const x = tensor(randomArray(24 * 35, 77), [24, 35], { backend, requiresGrad: true });
-  const before = backend.liveBuffers();
-  const outs = fn(x);
-  const ones = tensor(new Float32Array(outs[0].size).fill(1), outs[0].shape, { backend });
-  backward(outs[0], ones);
-  await x.grad!.data();
-  for (const t of [ones, ...outs, x.grad!]) t.dispose();
-  x.grad = null;
-  assert.equal(backend.liveBuffers(), before);
-  x.dispose();
-}
-
 Deno.test("concat ops release every buffer", async () => {
-  const backends = GPU ? [CPU, await gpuBackend()] : [CPU];
-  for (const backend of backends) {
+  for (const backend of await testBackends()) {
     await assertReleases(backend, (x) => [concat([x, x], 1)]);
     await assertReleases(backend, (x) => {
       const part = slice(x, [1, 2], [20, 30]);

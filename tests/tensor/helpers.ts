@@ -35,7 +35,11 @@ export function assertClose(
   rtol = 1e-5,
   what = "value",
 ): void {
-  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} != ${expected.length}`);
+  assert.equal(
+    actual.length,
+    expected.length,
+    `${what}: length ${actual.length} != ${expected.length}`,
+  );
   for (let i = 0; i < expected.length; i++) {
     const a = actual[i], e = expected[i];
     if (Number.isNaN(e) && Number.isNaN(a)) continue;
@@ -122,7 +126,9 @@ export async function gradcheck(
   const out = fn(...leaves);
   backward(sum(mul(out, tensor(weights, out.shape, { backend: CPU }))));
   for (let k = 0; k < inputs.length; k++) {
-    const analytic = leaves[k].grad ? await leaves[k].grad!.data() : new Float64Array(base[k].length);
+    const analytic = leaves[k].grad
+      ? await leaves[k].grad!.data()
+      : new Float64Array(base[k].length);
     const numeric = new Float64Array(base[k].length);
     for (let i = 0; i < base[k].length; i++) {
       const plus = base.map((b) => b.slice()), minus = base.map((b) => b.slice());
@@ -132,4 +138,58 @@ export async function gradcheck(
     }
     assertClose(analytic, numeric, atol, rtol, `gradient of input ${k}`);
   }
+}
+
+/** Number of elements of a tensor of `shape`. */
+export function shapeSize(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Row-major coordinates of flat index `i` in `shape`. */
+export function coords(i: number, shape: readonly number[]): number[] {
+  const c = new Array<number>(shape.length);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    c[d] = i % shape[d];
+    i = Math.floor(i / shape[d]);
+  }
+  return c;
+}
+
+/** Row-major flat index of coordinates `c` in `shape`. */
+export function offset(c: readonly number[], shape: readonly number[]): number {
+  return c.reduce((at, v, d) => at * shape[d] + v, 0);
+}
+
+/** The backends a test runs on: the CPU, and WebGPU where there is one. */
+export async function testBackends(): Promise<Backend[]> {
+  return GPU ? [CPU, await gpuBackend()] : [CPU];
+}
+
+/**
+ * Runs `fn` on a `[24, 35]` input forward and backward (gradient of ones on
+ * its first output) and checks that no buffer is left behind.
+ */
+export async function assertReleases(
+  backend: Backend,
+  fn: (x: Tensor) => Tensor[],
+): Promise<void> {
+  const x = tensor(randomArray(24 * 35, 77), [24, 35], { backend, requiresGrad: true });
+  const before = backend.liveBuffers();
+  const outs = fn(x);
+  const ones = tensor(new Float32Array(outs[0].size).fill(1), outs[0].shape, { backend });
+  backward(outs[0], ones);
+  await x.grad!.data();
+  for (const t of [ones, ...outs, x.grad!]) t.dispose();
+  x.grad = null;
+  assert.equal(backend.liveBuffers(), before);
+  x.dispose();
+}
+
+/** A float64 tensor on the CPU backend (for exact references and gradient checks). */
+export function f64(
+  data: ArrayLike<number>,
+  shape: readonly number[],
+  requiresGrad = false,
+): Tensor {
+  return tensor(Float64Array.from(data), shape, { backend: CPU, requiresGrad });
 }

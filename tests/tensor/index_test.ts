@@ -1,33 +1,22 @@
 import assert from "node:assert/strict";
-import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import { gather, indexSelect, SCATTER_CHUNK, scatterAdd } from "../../tensor/ops/index.ts";
-import { type Tensor, tensor } from "../../tensor/tensor.ts";
+import { tensor } from "../../tensor/tensor.ts";
 import {
   assertClose,
+  assertReleases,
   compareBackends,
+  coords,
   CPU,
   GPU,
   gpuBackend,
   gradcheck,
+  offset,
   poisonPool,
   randomArray,
+  shapeSize,
+  testBackends,
 } from "./helpers.ts";
-
-function coords(i: number, shape: readonly number[]): number[] {
-  const c = new Array<number>(shape.length);
-  for (let d = shape.length - 1; d >= 0; d--) {
-    c[d] = i % shape[d];
-    i = Math.floor(i / shape[d]);
-  }
-  return c;
-}
-
-function offset(c: readonly number[], shape: readonly number[]): number {
-  return c.reduce((at, v, d) => at * shape[d] + v, 0);
-}
-
-const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Seeded indices in `[0, limit)`. */
 function randomIndex(length: number, limit: number, seed: number): Int32Array {
@@ -79,8 +68,8 @@ Deno.test("gather() matches a reference on the CPU", async (t) => {
   for (const { shape, axis, ishape } of GATHER_CASES) {
     for (const dtype of ["i32", "u32"] as const) {
       await t.step(`[${shape}] axis ${axis} index [${ishape}] ${dtype}`, async () => {
-        const x = randomArray(size(shape), 1);
-        const index = randomIndex(size(ishape), shape[axis], 2);
+        const x = randomArray(shapeSize(shape), 1);
+        const index = randomIndex(shapeSize(ishape), shape[axis], 2);
         const out = gather(
           tensor(x, shape, { backend: CPU }),
           axis,
@@ -120,9 +109,9 @@ const SCATTER_CASES = [
 Deno.test("scatterAdd() matches a reference on the CPU", async (t) => {
   for (const { shape, axis, ishape, sshape } of SCATTER_CASES) {
     await t.step(`[${shape}] axis ${axis} index [${ishape}] src [${sshape}]`, async () => {
-      const target = randomArray(size(shape), 4);
-      const src = randomArray(size(sshape), 5);
-      const index = randomIndex(size(ishape), shape[axis], 6);
+      const target = randomArray(shapeSize(shape), 4);
+      const src = randomArray(shapeSize(sshape), 5);
+      const index = randomIndex(shapeSize(ishape), shape[axis], 6);
       const out = scatterAdd(
         tensor(target, shape, { backend: CPU }),
         axis,
@@ -200,9 +189,9 @@ Deno.test("index kernels match their CPU twins", { ignore: !GPU }, async (t) => 
   const gpu = await gpuBackend();
   for (const { shape, axis, ishape } of GATHER_CASES) {
     await t.step(`gather [${shape}] axis ${axis}`, async () => {
-      const x = randomArray(size(shape), 7);
-      const index = randomIndex(size(ishape), shape[axis], 8);
-      poisonPool(gpu, [size(ishape)]);
+      const x = randomArray(shapeSize(shape), 7);
+      const index = randomIndex(shapeSize(ishape), shape[axis], 8);
+      poisonPool(gpu, [shapeSize(ishape)]);
       await compareBackends(
         (b: Backend) =>
           gather(
@@ -217,10 +206,10 @@ Deno.test("index kernels match their CPU twins", { ignore: !GPU }, async (t) => 
   }
   for (const { shape, axis, ishape, sshape } of SCATTER_CASES) {
     await t.step(`scatterAdd [${shape}] axis ${axis} index [${ishape}]`, async () => {
-      const target = randomArray(size(shape), 9);
-      const src = randomArray(size(sshape), 10);
-      const index = randomIndex(size(ishape), shape[axis], 11);
-      poisonPool(gpu, [size(shape)]);
+      const target = randomArray(shapeSize(shape), 9);
+      const src = randomArray(shapeSize(sshape), 10);
+      const index = randomIndex(shapeSize(ishape), shape[axis], 11);
+      poisonPool(gpu, [shapeSize(shape)]);
       await compareBackends(
         (b: Backend) =>
           scatterAdd(
@@ -258,23 +247,8 @@ Deno.test("index kernels match their CPU twins", { ignore: !GPU }, async (t) => 
   });
 });
 
-/** Runs `fn` forward and backward (gradient of ones) and checks that no buffer is left behind. */
-async function assertReleases(backend: Backend, fn: (x: Tensor) => Tensor[]): Promise<void> {
-  const x = tensor(randomArray(24 * 35, 77), [24, 35], { backend, requiresGrad: true });
-  const before = backend.liveBuffers();
-  const outs = fn(x);
-  const ones = tensor(new Float32Array(outs[0].size).fill(1), outs[0].shape, { backend });
-  backward(outs[0], ones);
-  await x.grad!.data();
-  for (const t of [ones, ...outs, x.grad!]) t.dispose();
-  x.grad = null;
-  assert.equal(backend.liveBuffers(), before);
-  x.dispose();
-}
-
 Deno.test("index ops release every buffer", async () => {
-  const backends = GPU ? [CPU, await gpuBackend()] : [CPU];
-  for (const backend of backends) {
+  for (const backend of await testBackends()) {
     const index = tensor(randomIndex(24 * 3, 35, 1), [24, 3], { backend, dtype: "i32" });
     const rows = tensor([3, 3, 0], undefined, { backend, dtype: "u32" });
     await assertReleases(backend, (x) => [gather(x, 1, index)]);

@@ -17,9 +17,8 @@ import {
   gradcheck,
   poisonPool,
   randomArray,
+  shapeSize,
 } from "./helpers.ts";
-
-const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 /** Direct pooling in plain JS; `max` ignores padding, `avg` divides by the window size. */
 function naivePool(
@@ -60,7 +59,7 @@ const POOLS: [string, number[], Pool2dOptions][] = [
 Deno.test("pooling CPU twins match direct computations", async (t) => {
   for (const [name, shape, o] of POOLS) {
     await t.step(name, async () => {
-      const data = randomArray(size(shape), 3);
+      const data = randomArray(shapeSize(shape), 3);
       const x = tensor(data, shape, { backend: CPU });
       const k = o.kernelSize as number,
         s = (o.stride ?? k) as number,
@@ -133,10 +132,10 @@ Deno.test("pooling gradients match finite differences", async (t) => {
   };
   for (const [name, shape, o] of POOLS) {
     await t.step(`maxPool2d ${name}`, async () => {
-      await gradcheck((x) => maxPool2d(x, o), [{ data: distinct(size(shape), 5), shape }]);
+      await gradcheck((x) => maxPool2d(x, o), [{ data: distinct(shapeSize(shape), 5), shape }]);
     });
     await t.step(`avgPool2d ${name}`, async () => {
-      await gradcheck((x) => avgPool2d(x, o), [{ data: randomArray(size(shape), 6), shape }]);
+      await gradcheck((x) => avgPool2d(x, o), [{ data: randomArray(shapeSize(shape), 6), shape }]);
     });
   }
   await t.step("upsampleNearest2d", async () => {
@@ -148,7 +147,7 @@ Deno.test("pooling gradients match finite differences", async (t) => {
 });
 
 function input(backend: Backend, shape: number[], seed: number, grad = false) {
-  return tensor(randomArray(size(shape), seed), shape, { backend, requiresGrad: grad });
+  return tensor(randomArray(shapeSize(shape), seed), shape, { backend, requiresGrad: grad });
 }
 
 Deno.test("pooling kernels match their CPU twins", { ignore: !GPU }, async (t) => {
@@ -157,8 +156,8 @@ Deno.test("pooling kernels match their CPU twins", { ignore: !GPU }, async (t) =
     for (const op of [maxPool2d, avgPool2d]) {
       await t.step(`${op.name} ${name} forward and backward`, async () => {
         poisonPool(gpu, [
-          size(shape),
-          maxPool2d(tensor(new Float32Array(size(shape)), shape, { backend: CPU }), o).size,
+          shapeSize(shape),
+          maxPool2d(tensor(new Float32Array(shapeSize(shape)), shape, { backend: CPU }), o).size,
         ]);
         await compareBackends(
           (backend) => {
@@ -188,7 +187,7 @@ Deno.test("pooling kernels match their CPU twins", { ignore: !GPU }, async (t) =
   });
   await t.step("upsampleNearest2d with more than 65,535 workgroups", async () => {
     const shape = [1, 1, 1200, 1000];
-    poisonPool(gpu, [size(shape) * 4]);
+    poisonPool(gpu, [shapeSize(shape) * 4]);
     await compareBackends((backend) => upsampleNearest2d(input(backend, shape, 60), 2), 0, 0);
   });
   await t.step("empty input", async () => {

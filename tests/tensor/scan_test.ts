@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import { cumsum, exclusiveScan } from "../../tensor/ops/scan.ts";
-import { type Tensor, tensor } from "../../tensor/tensor.ts";
+import { tensor } from "../../tensor/tensor.ts";
 import {
   assertClose,
+  assertReleases,
   compareBackends,
   CPU,
   GPU,
@@ -12,6 +12,7 @@ import {
   gradcheck,
   poisonPool,
   randomArray,
+  testBackends,
 } from "./helpers.ts";
 
 /** Independent reference: float64 running sums along `axis` of a row-major array. */
@@ -162,23 +163,8 @@ Deno.test("scan kernels match their CPU twins", { ignore: !GPU }, async (t) => {
   });
 });
 
-/** Runs `fn` forward and backward (gradient of ones) and checks that no buffer is left behind. */
-async function assertReleases(backend: Backend, fn: (x: Tensor) => Tensor[]): Promise<void> {
-  const x = tensor(randomArray(24 * 35, 77), [24, 35], { backend, requiresGrad: true });
-  const before = backend.liveBuffers();
-  const outs = fn(x);
-  const ones = tensor(new Float32Array(outs[0].size).fill(1), outs[0].shape, { backend });
-  backward(outs[0], ones);
-  await x.grad!.data();
-  for (const t of [ones, ...outs, x.grad!]) t.dispose();
-  x.grad = null;
-  assert.equal(backend.liveBuffers(), before);
-  x.dispose();
-}
-
 Deno.test("cumsum() releases every buffer", async () => {
-  const backends = GPU ? [CPU, await gpuBackend()] : [CPU];
-  for (const backend of backends) {
+  for (const backend of await testBackends()) {
     await assertReleases(backend, (x) => [cumsum(x, 0, { reverse: true })]);
   }
 });

@@ -1,9 +1,17 @@
 import assert from "node:assert/strict";
-import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import { argsort, sort, topk } from "../../tensor/ops/sort.ts";
 import { type Tensor, tensor } from "../../tensor/tensor.ts";
-import { CPU, GPU, gpuBackend, gradcheck, poisonPool, randomArray } from "./helpers.ts";
+import {
+  assertReleases,
+  CPU,
+  GPU,
+  gpuBackend,
+  gradcheck,
+  poisonPool,
+  randomArray,
+  testBackends,
+} from "./helpers.ts";
 
 /** Independent reference: a stable comparator sort of each row, NaN last. */
 function referenceSort(x: ArrayLike<number>, rows: number, n: number, descending: boolean) {
@@ -232,23 +240,8 @@ Deno.test("sort kernels match the reference on WebGPU", { ignore: !GPU }, async 
   });
 });
 
-/** Runs `fn` forward and backward (gradient of ones) and checks that no buffer is left behind. */
-async function assertReleases(backend: Backend, fn: (x: Tensor) => Tensor[]): Promise<void> {
-  const x = tensor(randomArray(24 * 35, 77), [24, 35], { backend, requiresGrad: true });
-  const before = backend.liveBuffers();
-  const outs = fn(x);
-  const ones = tensor(new Float32Array(outs[0].size).fill(1), outs[0].shape, { backend });
-  backward(outs[0], ones);
-  await x.grad!.data();
-  for (const t of [ones, ...outs, x.grad!]) t.dispose();
-  x.grad = null;
-  assert.equal(backend.liveBuffers(), before);
-  x.dispose();
-}
-
 Deno.test("sort() and topk() release every buffer", async () => {
-  const backends = GPU ? [CPU, await gpuBackend()] : [CPU];
-  for (const backend of backends) {
+  for (const backend of await testBackends()) {
     await assertReleases(backend, (x) => Object.values(sort(x, { descending: true })));
     await assertReleases(backend, (x) => Object.values(topk(x, 3, { axis: 0 })));
   }

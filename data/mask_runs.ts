@@ -1,21 +1,27 @@
 /**
- * Masks as bare run-length arrays for the evaluator's hot path: polygon
- * rasterisation, compressed-string decoding, union and IoU with the same
- * results as `data/mask.ts` (and pycocotools), without building or caching
- * compressed strings. The rasteriser visits only the boundary steps that can
- * land on a pixel column instead of every point of the 5x grid. On the
- * 500-image timing fixture the mask work (2,700 polygons, 6,400 RLE strings,
- * 10,000 mask IoUs) drops from ~250 ms through `data/mask.ts` to ~60 ms.
- * `tests/eval/mask_runs_test.ts` checks every function against `data/mask.ts`
- * and pycocotools' reference masks.
+ * Masks as bare run-length arrays: compressed-string coding, polygon
+ * rasterisation, union/intersection, area, box and IoU, with the same results
+ * as pycocotools. `data/mask.ts` builds its `CocoRle` API on these functions
+ * and the evaluator calls them directly on its hot path. The rasteriser visits
+ * only the boundary steps that can land on a pixel column instead of every
+ * point of the 5x grid; decoding and rasterising reuse scratch buffers.
  *
  * Run lengths are column-major (Fortran order) and start with a run of zeros.
+ *
+ * @example Rasterise and measure a polygon
+ * ```ts
+ * import { polygonRuns, runsArea, runsBbox } from "./mask_runs.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const counts = polygonRuns([1, 1, 4, 1, 4, 3, 1, 3], 5, 6);
+ * assert.equal(runsArea(counts), 6);
+ * assert.deepEqual(runsBbox({ h: 5, w: 6, counts }), [1, 1, 3, 2]);
+ * ```
  *
  * @module
  */
 
-import type { CocoBbox, CocoSegmentation } from "../data/coco_types.ts";
-import { fromSegmentation, rleCounts } from "../data/mask.ts";
+import type { CocoBbox } from "./coco_types.ts";
 
 /** A mask of `h` rows and `w` columns as run lengths. */
 export interface MaskRuns {
@@ -31,15 +37,51 @@ let scratch = new Uint32Array(4096);
 const POW32 = Array.from({ length: 14 }, (_, k) => 32 ** k);
 
 /**
- * Decode COCO's compressed counts string (same results and errors as
- * `countsFromString` in `data/mask.ts`).
+ * Compress column-major run lengths into COCO's string form.
+ *
+ * @example
+ * ```ts
+ * import { countsFromString, countsToString } from "./mask_runs.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const s = countsToString([3, 2, 7]);
+ * assert.deepEqual(Array.from(countsFromString(s)), [3, 2, 7]);
+ * ```
+ *
+ * @param counts Run lengths, starting with a run of zeros.
+ * @returns The compressed string.
+ */
+export function countsToString(counts: ArrayLike<number>): string {
+  const chars: number[] = [];
+  for (let i = 0; i < counts.length; i++) {
+    let x = counts[i];
+    if (i > 2) x -= counts[i - 2];
+    let more = true;
+    while (more) {
+      let c = x & 0x1f;
+      x = Math.floor(x / 32); // arithmetic shift, safe beyond 32 bits
+      more = (c & 0x10) ? x !== -1 : x !== 0;
+      if (more) c |= 0x20;
+      chars.push(c + 48);
+    }
+  }
+  // Chunked to stay below the argument limit of String.fromCharCode.
+  let out = "";
+  for (let i = 0; i < chars.length; i += 8192) {
+    out += String.fromCharCode(...chars.slice(i, i + 8192));
+  }
+  return out;
+}
+
+/**
+ * Decompress COCO's string form into run lengths.
  *
  * @param s Compressed counts.
  * @returns The run lengths.
  * @throws {SyntaxError} On a character outside COCO's alphabet, a string that ends inside a count,
  *   or a count outside `[0, 2^32)`.
  */
-export function decodeCounts(s: string): Uint32Array {
+export function countsFromString(s: string): Uint32Array {
   if (scratch.length < s.length) scratch = new Uint32Array(2 * s.length);
   const out = scratch; // typed-array allocation is costly in Deno: one per mask, by `slice`
   let m = 0, p = 0;
@@ -54,11 +96,11 @@ export function decodeCounts(s: string): Uint32Array {
           `Cannot decode RLE counts: character ${JSON.stringify(s[p])} at ${p} is not valid`,
         );
       }
-      x += (c & 0x1f) * POW32[k];
+      x += (c & 0x1f) * (POW32[k] ?? 2 ** (5 * k));
       more = (c & 0x20) !== 0;
       p++;
       k++;
-      if (!more && (c & 0x10)) x -= POW32[k];
+      if (!more && (c & 0x10)) x -= POW32[k] ?? 2 ** (5 * k);
     }
     if (m > 2) x += out[m - 2];
     if (!(x >= 0 && x <= 0xffffffff)) {
@@ -238,13 +280,14 @@ function pointsToRuns(h: number, w: number): Uint32Array {
 }
 
 /**
- * Union of two masks' runs of the same size.
+ * Union (or intersection) of two masks' runs of the same size.
  *
  * @param a First mask's runs.
  * @param b Second mask's runs.
- * @returns The runs of the union.
+ * @param intersect Intersect instead of unite.
+ * @returns The combined runs.
  */
-export function unionRuns(a: Uint32Array, b: Uint32Array): Uint32Array {
+export function mergeRuns(a: Uint32Array, b: Uint32Array, intersect = false): Uint32Array {
   const out: number[] = [];
   let ca = a[0], cb = b[0], va = 0, vb = 0, v = 0, ia = 1, ib = 1, cc = 0, ct = 1;
   while (ct > 0) {
@@ -264,46 +307,13 @@ export function unionRuns(a: Uint32Array, b: Uint32Array): Uint32Array {
     }
     ct += cb;
     const vp = v;
-    v = va | vb;
+    v = intersect ? va & vb : va | vb;
     if (v !== vp || ct === 0) {
       out.push(cc);
       cc = 0;
     }
   }
   return Uint32Array.from(out);
-}
-
-/**
- * Runs of any COCO segmentation, as pycocotools' `annToRLE` builds the mask:
- * polygon parts at `h`x`w`, rasterised and united; RLE at its own size.
- *
- * @param seg Polygon list, compressed RLE or uncompressed RLE.
- * @param h Image height (for polygons).
- * @param w Image width (for polygons).
- * @returns The mask.
- * @throws {TypeError} On a segmentation of no known form.
- */
-export function segmentationRuns(seg: CocoSegmentation, h: number, w: number): MaskRuns {
-  if (Array.isArray(seg)) {
-    const ok = seg.length > 0 &&
-      seg.every((p) =>
-        Array.isArray(p) && p.length >= 4 && p.length % 2 === 0 && p.every(Number.isFinite)
-      );
-    if (ok && Number.isInteger(h) && Number.isInteger(w) && h >= 0 && w >= 0) {
-      let counts = polygonRuns(seg[0], h, w);
-      for (let i = 1; i < seg.length; i++) counts = unionRuns(counts, polygonRuns(seg[i], h, w));
-      return { h, w, counts };
-    }
-  } else if (
-    seg !== null && typeof seg === "object" && typeof seg.counts === "string" &&
-    Array.isArray(seg.size) && seg.size.length === 2 &&
-    seg.size.every((v) => Number.isInteger(v) && v >= 0)
-  ) {
-    return { h: seg.size[0], w: seg.size[1], counts: decodeCounts(seg.counts) };
-  }
-  // Everything else (uncompressed RLE, malformed input) takes data/mask.ts's checked path.
-  const rle = fromSegmentation(seg, h, w);
-  return { h: rle.size[0], w: rle.size[1], counts: rleCounts(rle) };
 }
 
 /**
@@ -381,7 +391,7 @@ function intersection(a: Uint32Array, b: Uint32Array): number {
 export function runsIou(
   dets: MaskRuns[],
   gts: MaskRuns[],
-  crowd: ArrayLike<number>,
+  crowd: ArrayLike<number | boolean>,
   out: Float64Array,
   offset = 0,
 ): void {
