@@ -3,7 +3,10 @@
  * WebGPU backend: `deno run --allow-read --allow-env bench/matmul_conv_table.ts`.
  *
  * Each row is timed after one warm-up run (so compile time is excluded), as
- * the mean of `--repeat` runs ended by `backend.sync()`.
+ * the mean of `--repeat` runs ended by `backend.sync()`. The `path` column
+ * compares, in the same run, the default choice (`auto`: packed uniform-window
+ * products on llvmpipe) with the storage-buffer kernels (`storage`); pick with
+ * `--paths auto,storage`.
  *
  * @module
  */
@@ -12,8 +15,8 @@ import { parseArgs } from "node:util";
 import { backward } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
 import { webgpu } from "../tensor/device.ts";
-import { conv2d } from "../tensor/ops/conv.ts";
-import { matmul, type MatmulTile } from "../tensor/ops/matmul.ts";
+import { conv2d, setConvUniformPath } from "../tensor/ops/conv.ts";
+import { matmul } from "../tensor/ops/matmul.ts";
 import { type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 
 function random(n: number): Float32Array {
@@ -35,45 +38,54 @@ if (import.meta.main) {
     options: {
       repeat: { type: "string", default: "2" },
       sizes: { type: "string", default: "256,512,1024" },
+      paths: { type: "string", default: "auto,storage" },
     },
   });
   const repeat = Number(values.repeat);
   const backend = await webgpu();
   console.log(`Adapter: ${backend.description}\n`);
-  console.log("| op | shape | tile | ms | GFLOP/s |");
+  console.log("| op | shape | path | ms | GFLOP/s |");
   console.log("| --- | --- | --- | ---: | ---: |");
   const row = (op: string, shape: string, tile: string, ms: number, flops: number) =>
     console.log(
       `| ${op} | ${shape} | ${tile} | ${ms.toFixed(1)} | ${(flops / ms / 1e6).toFixed(2)} |`,
     );
-  for (const s of values.sizes!.split(",").map(Number)) {
-    const a = tensor(random(s * s), [s, s], { backend });
-    const b = tensor(random(s * s), [s, s], { backend });
-    const tiles: (MatmulTile | undefined)[] = [undefined];
-    for (const tile of tiles) {
-      const ms = await time(backend, repeat, () => matmul(a, b, { tile }).dispose());
-      row("matmul", `${s}x${s}x${s}`, tile ? `${tile.tm}x${tile.tn}` : "auto", ms, 2 * s ** 3);
+  const paths = values.paths!.split(",").map((p) => p === "auto");
+  const product = async (m: number, k: number, n: number) => {
+    const a = tensor(random(m * k), [m, k], { backend });
+    const b = tensor(random(k * n), [k, n], { backend });
+    for (const auto of paths) {
+      const uniformPath = auto ? undefined : false;
+      const ms = await time(backend, repeat, () => matmul(a, b, { uniformPath }).dispose());
+      row("matmul", `${m}x${k}x${n}`, auto ? "auto" : "storage", ms, 2 * m * n * k);
     }
     a.dispose();
     b.dispose();
-  }
+  };
+  for (const s of values.sizes!.split(",").map(Number)) await product(s, s, s);
+  await product(64, 576, 8 * 64 * 64);
   const [n, c, h, w, co] = [8, 64, 64, 64, 64];
   const flops = 2 * n * co * h * w * c * 9;
   const x = tensor(random(n * c * h * w), [n, c, h, w], { backend, requiresGrad: true });
   const wt = tensor(random(co * c * 9), [co, c, 3, 3], { backend, requiresGrad: true });
-  const fwd = await time(backend, repeat, () => conv2d(x, wt, { padding: 1 }).dispose());
-  row("conv2d fwd", "8x64x64x64, 3x3 pad 1", "auto", fwd, flops);
   const gy = tensor(random(n * co * h * w), [n, co, h, w], { backend });
-  const bwd = await time(backend, repeat, () => {
-    tidy(() => {
-      const y = conv2d(x, wt, { padding: 1 });
-      backward(y, gy);
+  for (const auto of paths) {
+    const previous = setConvUniformPath(auto ? "auto" : "off");
+    const path = auto ? "auto" : "storage";
+    const fwd = await time(backend, repeat, () => conv2d(x, wt, { padding: 1 }).dispose());
+    row("conv2d fwd", "8x64x64x64, 3x3 pad 1", path, fwd, flops);
+    const bwd = await time(backend, repeat, () => {
+      tidy(() => {
+        const y = conv2d(x, wt, { padding: 1 });
+        backward(y, gy);
+      });
+      (x.grad as Tensor).dispose();
+      (wt.grad as Tensor).dispose();
+      x.grad = null;
+      wt.grad = null;
     });
-    (x.grad as Tensor).dispose();
-    (wt.grad as Tensor).dispose();
-    x.grad = null;
-    wt.grad = null;
-  });
-  row("conv2d fwd+bwd", "8x64x64x64, 3x3 pad 1", "auto", bwd, 3 * flops);
-  row("conv2d bwd only", "8x64x64x64, 3x3 pad 1", "auto", bwd - fwd, 2 * flops);
+    row("conv2d fwd+bwd", "8x64x64x64, 3x3 pad 1", path, bwd, 3 * flops);
+    row("conv2d bwd only", "8x64x64x64, 3x3 pad 1", path, bwd - fwd, 2 * flops);
+    setConvUniformPath(previous);
+  }
 }

@@ -158,7 +158,9 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
             const text = messages.map((m) =>
               `${m.lineNum}:${m.linePos}: ${m.message}\n  ${lines[m.lineNum - 1] ?? ""}`
             ).join("\n");
-            failure ??= new ShaderCompileError(`Kernel "${kernel.label}" failed to compile:\n${text}`);
+            failure ??= new ShaderCompileError(
+              `Kernel "${kernel.label}" failed to compile:\n${text}`,
+            );
           } else if (error) {
             failure ??= new ShaderCompileError(`Kernel "${kernel.label}": ${error.message}`);
           }

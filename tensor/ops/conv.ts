@@ -12,16 +12,35 @@
  * so no atomics). Images are processed in chunks so that the column matrix
  * stays under {@linkcode CONV_COL_LIMIT} elements (see {@linkcode setConvColLimit}).
  *
+ * (These products use matmul's storage-buffer kernels: packing the large column
+ * matrices would cost more than it saves.) On llvmpipe (f32, groups 1; see
+ * {@linkcode setConvUniformPath}) the products
+ * run through the packed uniform-window kernels of `matmul.ts` instead:
+ * `conv.im2col_packed` reads each image through 64 KiB uniform windows (as
+ * many channels as fit) and writes the receptive fields straight into packed
+ * panels; the forward pass multiplies them by the packed weight; the input
+ * gradient of a stride-1 convolution is the forward convolution of the output
+ * gradient with the flipped, transposed weight; the weight gradient is one
+ * product of the output gradient `[Cout, images x pixels]` with the transposed
+ * packed columns.
+ *
  * @module
  */
 
 import { record } from "../autograd.ts";
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel } from "../kernel.ts";
+import { entryPoint, type Kernel, UNIFORM_WINDOW_FLOATS } from "../kernel.ts";
 import { empty, type Tensor, viewOf } from "../tensor.ts";
 import { add, map } from "./elementwise.ts";
 import { backendOf, launch } from "./launch.ts";
-import { matmul } from "./matmul.ts";
+import {
+  isLlvmpipe,
+  matmul,
+  MATMUL_PANEL,
+  packedMatmulInto,
+  packedShape,
+  packMatmulOperand,
+} from "./matmul.ts";
 import { sum } from "./reduce.ts";
 
 /** Default most elements of one im2col matrix (images are processed in chunks below it). */
@@ -243,6 +262,329 @@ export function col2imKernel(dtype: DType = "f32"): Kernel {
   return kernel;
 }
 
+/** Whether conv2d uses packed uniform-window products: by default on llvmpipe only. */
+let uniformMode: "auto" | "on" | "off" = "auto";
+
+/**
+ * Forces (`"on"`, also on the CPU backend, running the kernels' twins) or disables (`"off"`) the packed uniform-window
+ * path of {@linkcode conv2d} (tests and benchmarks); `"auto"` (the default)
+ * uses it for large enough f32 convolutions on llvmpipe. Returns the previous mode.
+ *
+ * @example
+ * ```ts
+ * import { setConvUniformPath } from "./conv.ts";
+ * const previous = setConvUniformPath("off");
+ * setConvUniformPath(previous);
+ * ```
+ */
+export function setConvUniformPath(mode: "auto" | "on" | "off"): "auto" | "on" | "off" {
+  if (mode !== "auto" && mode !== "on" && mode !== "off") {
+    throw new RangeError(`setConvUniformPath: mode ${JSON.stringify(mode)} is not auto, on or off`);
+  }
+  const previous = uniformMode;
+  uniformMode = mode;
+  return previous;
+}
+
+const PACKED_PARAMS = {
+  rows: "u32",
+  b: "u32",
+  c0: "u32",
+  delta: "u32",
+  kp: "u32",
+  transposed: "u32",
+  kofs: "u32",
+  h: "u32",
+  w: "u32",
+  kh: "u32",
+  kw: "u32",
+  sh: "u32",
+  sw: "u32",
+  ph: "u32",
+  pw: "u32",
+  dh: "u32",
+  dw: "u32",
+  ho: "u32",
+  wo: "u32",
+} as const;
+
+/**
+ * `conv.im2col_packed` (`window`: x read through a 64 KiB uniform window `xw`
+ * starting `delta` floats before channel `c0` of image `b`; otherwise from
+ * storage at `delta`): writes the receptive fields of channels `[c0, c0 + rows
+ * / (kh * kw * ho))` straight into the packed panel layout of the matmul
+ * uniform path: `dst[(g * kp + q) * PANEL + j]` with `q = (ci * kh + ki) * kw +
+ * kj` and pixel `g * PANEL + j` (forward), or with `q = kofs + pixel` and column
+ * `g * PANEL + j = (ci * kh + ki) * kw + kj` (`transposed`, for the weight gradient).
+ */
+export function im2colPackedKernel(window: boolean): Kernel {
+  const key = `im2col_packed|${window}`;
+  let kernel = kernels.get(key);
+  if (kernel) return kernel;
+  const read = window ? "xw[e / 4u][e % 4u]" : "x[e]";
+  kernel = {
+    label: `conv.im2col_packed_${window ? "window" : "storage"}`,
+    inputs: window ? {} : { x: "f32" },
+    outputs: { dst: "f32" },
+    params: PACKED_PARAMS,
+    workgroupSize: WORKGROUP,
+    uniforms: window ? ["xw"] : [],
+    code: `${entryPoint(WORKGROUP)}
+  if (i >= p.rows) { return; }
+  let oy = i % p.ho;
+  let ql = i / p.ho;
+  let taps = p.kh * p.kw;
+  let cl = ql / taps;
+  let t = ql % taps;
+  let ki = t / p.kw;
+  let kj = t % p.kw;
+  let q = p.c0 * taps + ql;
+  let y = i32(oy * p.sh + ki * p.dh) - i32(p.ph);
+  let yin = y >= 0 && y < i32(p.h);
+  let rowbase = p.delta + (cl * p.h + u32(max(y, 0))) * p.w;
+  var xx = i32(kj * p.dw) - i32(p.pw);
+  for (var ox = 0u; ox < p.wo; ox++) {
+    let inside = yin && xx >= 0 && xx < i32(p.w);
+    let e = select(0u, rowbase + u32(max(xx, 0)), inside);
+    let v = select(0.0, ${read}, inside);
+    let pix = oy * p.wo + ox;
+    var at: u32;
+    if (p.transposed != 0u) {
+      at = ((q / ${MATMUL_PANEL}u) * p.kp + p.kofs + pix) * ${MATMUL_PANEL}u + q % ${MATMUL_PANEL}u;
+    } else {
+      at = ((pix / ${MATMUL_PANEL}u) * p.kp + q) * ${MATMUL_PANEL}u + pix % ${MATMUL_PANEL}u;
+    }
+    dst[at] = v;
+    xx += i32(p.sw);
+  }
+}`,
+    cpu(ins, outs, p) {
+      const x = window ? ins.xw : ins.x, dst = outs.dst;
+      const {
+        rows,
+        c0,
+        delta,
+        kp,
+        transposed,
+        kofs,
+        h,
+        w,
+        kh,
+        kw,
+        sh,
+        sw,
+        ph,
+        pw,
+        dh,
+        dw,
+        ho,
+        wo,
+      } = p as Record<string, number>;
+      const P = MATMUL_PANEL, taps = kh * kw;
+      for (let i = 0; i < rows; i++) {
+        const oy = i % ho, ql = Math.floor(i / ho);
+        const cl = Math.floor(ql / taps), t = ql % taps;
+        const ki = Math.floor(t / kw), kj = t % kw, q = c0 * taps + ql;
+        const y = oy * sh + ki * dh - ph;
+        for (let ox = 0; ox < wo; ox++) {
+          const xx = ox * sw + kj * dw - pw;
+          const v = y >= 0 && y < h && xx >= 0 && xx < w ? x[delta + (cl * h + y) * w + xx] : 0;
+          const pix = oy * wo + ox;
+          const at = transposed
+            ? (Math.floor(q / P) * kp + kofs + pix) * P + (q % P)
+            : (Math.floor(pix / P) * kp + q) * P + (pix % P);
+          dst[at] = v;
+        }
+      }
+    },
+  };
+  kernels.set(key, kernel);
+  return kernel;
+}
+
+/**
+ * `conv.col2im_window` (`window`: the columns read through a 64 KiB uniform
+ * window `cw`; otherwise from storage `col`): the adjoint of im2col for
+ * channels `[c0, c0 + total / (h * w))` of image `b`, whose column rows start
+ * `delta` floats into the window (or the storage).
+ */
+export function col2imWindowKernel(window: boolean): Kernel {
+  const key = `col2im_window|${window}`;
+  let kernel = kernels.get(key);
+  if (kernel) return kernel;
+  const read = window ? "cw[e / 4u][e % 4u]" : "col[e]";
+  kernel = {
+    label: `conv.col2im_${window ? "window" : "storage"}`,
+    inputs: window ? {} : { col: "f32" },
+    outputs: { dx: "f32" },
+    params: { ...PARAMS, c0: "u32", delta: "u32" },
+    workgroupSize: WORKGROUP,
+    uniforms: window ? ["cw"] : [],
+    code: `${entryPoint(WORKGROUP)}
+  if (i >= p.total) { return; }
+  let plane = p.h * p.w;
+  let xx = i32(i % p.w) + i32(p.pw);
+  let yy = i32((i / p.w) % p.h) + i32(p.ph);
+  let cl = i / plane;
+  let hw = p.ho * p.wo;
+  var acc = 0.0;
+  for (var ki = 0u; ki < p.kh; ki++) {
+    let ty = yy - i32(ki * p.dh);
+    let oy = ty / i32(p.sh);
+    let oky = ty >= 0 && oy * i32(p.sh) == ty && oy < i32(p.ho);
+    for (var kj = 0u; kj < p.kw; kj++) {
+      let tx = xx - i32(kj * p.dw);
+      let ox = tx / i32(p.sw);
+      if (oky && tx >= 0 && ox * i32(p.sw) == tx && ox < i32(p.wo)) {
+        let e = p.delta + ((cl * p.kh + ki) * p.kw + kj) * hw + u32(oy) * p.wo + u32(ox);
+        acc = acc + ${read};
+      }
+    }
+  }
+  dx[(p.b0 * p.c + p.c0 + cl) * plane + i % plane] = acc;
+}`,
+    cpu(ins, outs, p) {
+      const col = window ? ins.cw : ins.col, dx = outs.dx;
+      const { total, b0, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, c0, delta } = p as Record<
+        string,
+        number
+      >;
+      const hw = ho * wo, plane = h * w;
+      for (let i = 0; i < total; i++) {
+        const xx = (i % w) + pw, yy = (Math.floor(i / w) % h) + ph, cl = Math.floor(i / plane);
+        let acc = 0;
+        for (let ki = 0; ki < kh; ki++) {
+          const ty = yy - ki * dh;
+          if (ty < 0 || ty % sh !== 0 || ty / sh >= ho) continue;
+          for (let kj = 0; kj < kw; kj++) {
+            const tx = xx - kj * dw;
+            if (tx < 0 || tx % sw !== 0 || tx / sw >= wo) continue;
+            acc += col[delta + ((cl * kh + ki) * kw + kj) * hw + (ty / sh) * wo + tx / sw];
+          }
+        }
+        dx[(b0 * c + c0 + cl) * plane + (i % plane)] = acc;
+      }
+    },
+  };
+  kernels.set(key, kernel);
+  return kernel;
+}
+
+/**
+ * Folds `dcol` (`[nb, C * kh * kw, Ho * Wo]`) into `dx` (`[nb, C, H, W]`) reading
+ * the columns through uniform windows; false (nothing launched) when the
+ * columns of one channel do not fit a window.
+ */
+function col2imWindowed(dcol: Tensor, dx: Tensor, g: Geometry, nb: number): boolean {
+  const taps = g.kh * g.kw, hwo = g.ho * g.wo, rowsPer = taps * hwo;
+  const per = Math.floor((UNIFORM_WINDOW_FLOATS - 63) / rowsPer);
+  if (per < 1 || dcol.dtype !== "f32") return false;
+  for (let b = 0; b < nb; b++) {
+    for (let c0 = 0; c0 < g.c; c0 += per) {
+      const cw = Math.min(per, g.c - c0);
+      const start = (b * g.c + c0) * rowsPer;
+      const aligned = Math.floor(start / 64) * 64;
+      const total = cw * g.h * g.w;
+      const params = { ...geometryParams(g, total, b), c0, delta: start - aligned };
+      const workgroups = Math.ceil(total / WORKGROUP);
+      if (aligned + UNIFORM_WINDOW_FLOATS <= dcol.size) {
+        dx.backend.run({
+          kernel: col2imWindowKernel(true),
+          inputs: [],
+          outputs: [{ storage: dx.storage, dtype: "f32", size: dx.size }],
+          params,
+          workgroups,
+          uniformInputs: [{ storage: dcol.storage, byteOffset: aligned * 4 }],
+        });
+      } else {
+        launch(col2imWindowKernel(false), [dcol], [dx], { ...params, delta: start }, workgroups);
+      }
+    }
+  }
+  return true;
+}
+
+/** Whether `conv2d` takes the packed uniform-window path for geometry `g`. */
+function usePacked(x: Tensor, g: Geometry): boolean {
+  if (uniformMode === "off" || x.dtype !== "f32" || g.groups !== 1) return false;
+  if (uniformMode === "on") return true;
+  const k = g.c * g.kh * g.kw;
+  return isLlvmpipe(x.backend) && g.cout >= 16 && k >= 16 && g.cout * g.ho * g.wo * k >= 1 << 18;
+}
+
+/**
+ * Writes images `[b0, b0 + nb)` of `x` into `dst` in the packed layout (see
+ * {@linkcode im2colPackedKernel}); `kp` is the packed inner length of `dst`.
+ */
+function im2colPacked(
+  x: Tensor,
+  g: Geometry,
+  b0: number,
+  nb: number,
+  dst: Tensor,
+  kp: number,
+  transposed: boolean,
+): void {
+  const hw = g.h * g.w, taps = g.kh * g.kw;
+  const perWindow = Math.floor((UNIFORM_WINDOW_FLOATS - 63) / hw);
+  const common = {
+    kp,
+    transposed: transposed ? 1 : 0,
+    h: g.h,
+    w: g.w,
+    kh: g.kh,
+    kw: g.kw,
+    sh: g.sh,
+    sw: g.sw,
+    ph: g.ph,
+    pw: g.pw,
+    dh: g.dh,
+    dw: g.dw,
+    ho: g.ho,
+    wo: g.wo,
+  };
+  for (let b = b0; b < b0 + nb; b++) {
+    const kofs = (b - b0) * g.ho * g.wo;
+    const step = Math.max(perWindow, 1);
+    for (let c0 = 0; c0 < g.c; c0 += step) {
+      const cw = perWindow > 0 ? Math.min(perWindow, g.c - c0) : g.c;
+      const base = (b * g.c + c0) * hw;
+      const aligned = Math.floor(base / 64) * 64;
+      const rows = cw * taps * g.ho;
+      const windowed = perWindow > 0 && (aligned + UNIFORM_WINDOW_FLOATS) <= x.size;
+      const params = { ...common, rows, b, c0, kofs, delta: windowed ? base - aligned : base };
+      const groups = Math.ceil(rows / WORKGROUP);
+      if (windowed) {
+        x.backend.run({
+          kernel: im2colPackedKernel(true),
+          inputs: [],
+          outputs: [{ storage: dst.storage, dtype: "f32", size: dst.size }],
+          params,
+          workgroups: groups,
+          uniformInputs: [{ storage: x.storage, byteOffset: aligned * 4 }],
+        });
+      } else {
+        launch(im2colPackedKernel(false), [x], [dst], params, groups);
+      }
+      if (perWindow === 0) break;
+    }
+  }
+}
+
+/** Forward pass through packed products; `pa` is the packed `[Cout, C * kh * kw]` weight. */
+function forwardPacked(x: Tensor, pa: Tensor, g: Geometry): Tensor {
+  const k = g.c * g.kh * g.kw, hw = g.ho * g.wo;
+  const out = empty([g.n, g.cout, g.ho, g.wo], "f32", x.backend);
+  const { kp, size } = packedShape(hw, k);
+  for (let b = 0; b < g.n; b++) {
+    const pb = empty([size], "f32", x.backend);
+    im2colPacked(x, g, b, 1, pb, kp, false);
+    packedMatmulInto(pa, pb, out, g.cout, hw, k, b * g.cout * hw);
+    pb.dispose();
+  }
+  return out;
+}
+
 function pair(
   op: string,
   name: string,
@@ -350,6 +692,13 @@ function placeImages(whole: Tensor, part: Tensor, b0: number): void {
 }
 
 function forward(x: Tensor, weight: Tensor, g: Geometry): Tensor {
+  if (usePacked(x, g) && g.n > 0) {
+    const k = g.c * g.kh * g.kw;
+    const pa = packMatmulOperand(weight, g.cout, k, k, 1, 0);
+    const out = forwardPacked(x, pa, g);
+    pa.dispose();
+    return out;
+  }
   const cg = g.c / g.groups, og = g.cout / g.groups;
   const w3 = viewOf(weight, [1, g.groups, og, cg * g.kh * g.kw]);
   const chunk = chunkSize(g);
@@ -357,7 +706,7 @@ function forward(x: Tensor, weight: Tensor, g: Geometry): Tensor {
   for (let b0 = 0; b0 < g.n; b0 += chunk) {
     const nb = Math.min(chunk, g.n - b0);
     const col = im2col(x, g, b0, nb);
-    const part = matmul(w3, col);
+    const part = matmul(w3, col, { uniformPath: false });
     col.dispose();
     if (nb === g.n) {
       out = viewOf(part, [g.n, g.cout, g.ho, g.wo]);
@@ -372,6 +721,31 @@ function forward(x: Tensor, weight: Tensor, g: Geometry): Tensor {
 }
 
 function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
+  const padY = g.dh * (g.kh - 1) - g.ph, padX = g.dw * (g.kw - 1) - g.pw;
+  const flipped: Geometry = {
+    ...g,
+    c: g.cout,
+    h: g.ho,
+    w: g.wo,
+    cout: g.c,
+    sh: 1,
+    sw: 1,
+    ph: padY,
+    pw: padX,
+    ho: g.h,
+    wo: g.w,
+  };
+  if (
+    g.sh === 1 && g.sw === 1 && padY >= 0 && padX >= 0 && g.n > 0 && usePacked(gy, flipped)
+  ) {
+    // Stride 1: the input gradient is the convolution of gy with the flipped,
+    // transposed weight: A'(ci, (co, t)) = weight[co, ci, taps - 1 - t].
+    const taps = g.kh * g.kw;
+    const pa = packMatmulOperand(weight, g.c, g.cout * taps, taps, -1, taps - 1, taps, g.c * taps);
+    const dx = forwardPacked(gy, pa, flipped);
+    pa.dispose();
+    return dx;
+  }
   const cg = g.c / g.groups, og = g.cout / g.groups, hw = g.ho * g.wo;
   const w3 = viewOf(weight, [1, g.groups, og, cg * g.kh * g.kw]);
   const dx = empty([g.n, g.c, g.h, g.w], gy.dtype, gy.backend);
@@ -379,10 +753,14 @@ function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
   for (let b0 = 0; b0 < g.n; b0 += chunk) {
     const nb = Math.min(chunk, g.n - b0);
     const gyPart = sliceImages(gy, b0, nb, [nb, g.groups, og, hw]);
-    const dcol = matmul(w3, gyPart, { transposeA: true });
+    // Strided convolutions on the packed path still gain from packed products here.
+    const uniformPath = usePacked(gy, g) ? undefined : false;
+    const dcol = matmul(w3, gyPart, { transposeA: true, uniformPath });
     gyPart.dispose();
     const total = nb * g.c * g.h * g.w;
-    if (nb === g.n) {
+    if (uniformPath === undefined && nb === g.n && col2imWindowed(dcol, dx, g, nb)) {
+      // Folded through uniform windows.
+    } else if (nb === g.n) {
       launch(
         col2imKernel(gy.dtype),
         [dcol],
@@ -411,12 +789,28 @@ function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
 function gradWeight(gy: Tensor, x: Tensor, g: Geometry): Tensor {
   const og = g.cout / g.groups, hw = g.ho * g.wo;
   const chunk = chunkSize(g);
+  if (usePacked(x, g) && g.n > 0) {
+    // grad weight [Cout, C * kh * kw] = gy [Cout, (image, pixel)] x cols [(image, pixel), C * kh * kw].
+    const k = g.c * g.kh * g.kw;
+    const gw = empty([g.cout, g.c, g.kh, g.kw], "f32", x.backend);
+    for (let b0 = 0; b0 < g.n; b0 += chunk) {
+      const nb = Math.min(chunk, g.n - b0);
+      const pa = packMatmulOperand(gy, g.cout, nb * hw, hw, 1, b0 * g.cout * hw, hw, g.cout * hw);
+      const { kp, size } = packedShape(k, nb * hw);
+      const pb = empty([size], "f32", x.backend);
+      im2colPacked(x, g, b0, nb, pb, kp, true);
+      packedMatmulInto(pa, pb, gw, g.cout, k, nb * hw, 0, b0 > 0);
+      pa.dispose();
+      pb.dispose();
+    }
+    return gw;
+  }
   let total: Tensor | null = null;
   for (let b0 = 0; b0 < g.n; b0 += chunk) {
     const nb = Math.min(chunk, g.n - b0);
     const col = im2col(x, g, b0, nb);
     const gyPart = sliceImages(gy, b0, nb, [nb, g.groups, og, hw]);
-    const perImage = matmul(gyPart, col, { transposeB: true });
+    const perImage = matmul(gyPart, col, { transposeB: true, uniformPath: false });
     col.dispose();
     gyPart.dispose();
     const partial = sum(perImage, 0);

@@ -225,10 +225,25 @@ export function restride(
   shape: readonly number[],
   strides: readonly number[],
 ): Tensor {
-  if (shape.length > MAX_RANK) throw new RangeError(`${label}: rank ${shape.length} exceeds ${MAX_RANK}`);
+  if (shape.length > MAX_RANK) {
+    throw new RangeError(`${label}: rank ${shape.length} exceeds ${MAX_RANK}`);
+  }
   const n = sizeOf(shape);
-  const kernel = mapKernel({ label, wgsl: "a", cpu: (a) => a }, ["strided"], x.dtype, x.dtype, shape.length);
-  return launchInto(kernel, [x], shape, x.dtype, { n, shape: [...shape], st_a: [...strides] }, Math.ceil(n / WORKGROUP));
+  const kernel = mapKernel(
+    { label, wgsl: "a", cpu: (a) => a },
+    ["strided"],
+    x.dtype,
+    x.dtype,
+    shape.length,
+  );
+  return launchInto(
+    kernel,
+    [x],
+    shape,
+    x.dtype,
+    { n, shape: [...shape], st_a: [...strides] },
+    Math.ceil(n / WORKGROUP),
+  );
 }
 
 function tensorsOf(operands: readonly Operand[]): Tensor[] {
@@ -312,11 +327,13 @@ export function div(a: Operand, b: Operand): Tensor {
     b,
     (g, out) => [
       needs(a) ? div(g, b) : null,
-      needs(b) ? map({ label: "div_grad_b", wgsl: "-a * b / c", cpu: (a, b, c) => -a * b / c }, [
-        g,
-        out,
-        b,
-      ]) : null,
+      needs(b)
+        ? map({ label: "div_grad_b", wgsl: "-a * b / c", cpu: (a, b, c) => -a * b / c }, [
+          g,
+          out,
+          b,
+        ])
+        : null,
     ],
   );
 }
@@ -336,7 +353,11 @@ export function pow(a: Operand, b: Operand): Tensor {
         }, [g, b, a])
         : null,
       needs(b)
-        ? map({ label: "pow_grad_b", wgsl: "a * b * log(c)", cpu: (a, b, c) => a * b * Math.log(c) }, [
+        ? map({
+          label: "pow_grad_b",
+          wgsl: "a * b * log(c)",
+          cpu: (a, b, c) => a * b * Math.log(c),
+        }, [
           g,
           out,
           a,
@@ -392,7 +413,8 @@ export function sqrt(x: Tensor): Tensor {
   return unary(
     { label: "sqrt", wgsl: "sqrt(a)", cpu: Math.sqrt },
     x,
-    (g, out) => map({ label: "sqrt_grad", wgsl: "0.5 * a / b", cpu: (a, b) => 0.5 * a / b }, [g, out]),
+    (g, out) =>
+      map({ label: "sqrt_grad", wgsl: "0.5 * a / b", cpu: (a, b) => 0.5 * a / b }, [g, out]),
   );
 }
 
@@ -410,7 +432,11 @@ export function relu(x: Tensor): Tensor {
   return unary(
     { label: "relu", wgsl: "max(a, T(0))", cpu: (a) => Math.max(a, 0) },
     x,
-    (g) => map({ label: "relu_grad", wgsl: "select(0.0, a, b > 0.0)", cpu: (a, b) => b > 0 ? a : 0 }, [g, x]),
+    (g) =>
+      map({ label: "relu_grad", wgsl: "select(0.0, a, b > 0.0)", cpu: (a, b) => b > 0 ? a : 0 }, [
+        g,
+        x,
+      ]),
   );
 }
 
@@ -424,7 +450,10 @@ export function sigmoid(x: Tensor): Tensor {
     },
     x,
     (g, out) =>
-      map({ label: "sigmoid_grad", wgsl: "a * b * (1.0 - b)", cpu: (a, b) => a * b * (1 - b) }, [g, out]),
+      map({ label: "sigmoid_grad", wgsl: "a * b * (1.0 - b)", cpu: (a, b) => a * b * (1 - b) }, [
+        g,
+        out,
+      ]),
   );
 }
 
@@ -451,24 +480,35 @@ export function tanh(x: Tensor): Tensor {
   return unary(
     { label: "tanh", wgsl: "tanh(a)", cpu: Math.tanh },
     x,
-    (g, out) => map({ label: "tanh_grad", wgsl: "a * (1.0 - b * b)", cpu: (a, b) => a * (1 - b * b) }, [g, out]),
+    (g, out) =>
+      map({ label: "tanh_grad", wgsl: "a * (1.0 - b * b)", cpu: (a, b) => a * (1 - b * b) }, [
+        g,
+        out,
+      ]),
   );
 }
 
 /** Elementwise `min(max(x, lo), hi)`; the gradient passes where `lo <= x <= hi`. */
 export function clamp(x: Tensor, lo: number, hi: number): Tensor {
   if (!(lo <= hi)) throw new RangeError(`clamp: lower bound ${lo} exceeds upper bound ${hi}`);
-  const out = map({ label: "clamp", wgsl: "clamp(a, b, c)", cpu: (a, b, c) => Math.min(Math.max(a, b), c) }, [
+  const out = map({
+    label: "clamp",
+    wgsl: "clamp(a, b, c)",
+    cpu: (a, b, c) => Math.min(Math.max(a, b), c),
+  }, [
     x,
     lo,
     hi,
   ]);
   record("clamp", [x], [out], ([g]) => [
-    map({ label: "clamp_grad", wgsl: "select(T(0), a, b == c)", cpu: (a, b, c) => b === c ? a : 0 }, [
-      g!,
-      x,
-      out,
-    ]),
+    map(
+      { label: "clamp_grad", wgsl: "select(T(0), a, b == c)", cpu: (a, b, c) => b === c ? a : 0 },
+      [
+        g!,
+        x,
+        out,
+      ],
+    ),
   ]);
   return out;
 }
@@ -486,15 +526,31 @@ function compare(label: string, wgsl: string, cpu: (a: number, b: number) => boo
 }
 
 /** `1` where `a == b`, else `0` (as `f32`); no gradient. */
-export const equal: (a: Operand, b: Operand) => Tensor = compare("equal", "a == b", (a, b) => a === b);
+export const equal: (a: Operand, b: Operand) => Tensor = compare(
+  "equal",
+  "a == b",
+  (a, b) => a === b,
+);
 /** `1` where `a != b`, else `0`; no gradient. */
-export const notEqual: (a: Operand, b: Operand) => Tensor = compare("not_equal", "a != b", (a, b) => a !== b);
+export const notEqual: (a: Operand, b: Operand) => Tensor = compare(
+  "not_equal",
+  "a != b",
+  (a, b) => a !== b,
+);
 /** `1` where `a < b`, else `0`; no gradient. */
 export const less: (a: Operand, b: Operand) => Tensor = compare("less", "a < b", (a, b) => a < b);
 /** `1` where `a <= b`, else `0`; no gradient. */
-export const lessEqual: (a: Operand, b: Operand) => Tensor = compare("less_equal", "a <= b", (a, b) => a <= b);
+export const lessEqual: (a: Operand, b: Operand) => Tensor = compare(
+  "less_equal",
+  "a <= b",
+  (a, b) => a <= b,
+);
 /** `1` where `a > b`, else `0`; no gradient. */
-export const greater: (a: Operand, b: Operand) => Tensor = compare("greater", "a > b", (a, b) => a > b);
+export const greater: (a: Operand, b: Operand) => Tensor = compare(
+  "greater",
+  "a > b",
+  (a, b) => a > b,
+);
 /** `1` where `a >= b`, else `0`; no gradient. */
 export const greaterEqual: (a: Operand, b: Operand) => Tensor = compare(
   "greater_equal",
@@ -504,7 +560,8 @@ export const greaterEqual: (a: Operand, b: Operand) => Tensor = compare(
 
 /** Picks `a` where `condition` is non-zero and `b` elsewhere, broadcasting. */
 export function where(condition: Tensor, a: Operand, b: Operand): Tensor {
-  const valueType = [a, b].find((o): o is Tensor => typeof o !== "number")?.dtype ?? condition.dtype;
+  const valueType = [a, b].find((o): o is Tensor => typeof o !== "number")?.dtype ??
+    condition.dtype;
   const cond = condition.dtype === valueType ? condition : cast(condition, valueType);
   const out = map(
     { label: "where", wgsl: "select(c, b, a != T(0))", cpu: (a, b, c) => a !== 0 ? b : c },

@@ -83,7 +83,11 @@ ${entryPoint(WORKGROUP)}
       const { outer, r, inner, chunk, out_r: outR } = p as Record<string, number>;
       const x = ins.x, idxIn = ins.idx_in, out = outs.out, idx = outs.idx;
       const isInt = valueType !== "f32";
-      const initial = op === "sum" || !isInt ? INIT[op][1] : op === "min" ? 2147483647 : -2147483647;
+      const initial = op === "sum" || !isInt
+        ? INIT[op][1]
+        : op === "min"
+        ? 2147483647
+        : -2147483647;
       for (let o = 0; o < outer; o++) {
         for (let c = 0; c < outR; c++) {
           for (let n = 0; n < inner; n++) {
@@ -222,7 +226,12 @@ export function mean(x: Tensor, axis?: number | readonly number[], keepDims = fa
   return out;
 }
 
-function extremum(op: "max" | "min", x: Tensor, axis?: number | readonly number[], keepDims = false) {
+function extremum(
+  op: "max" | "min",
+  x: Tensor,
+  axis?: number | readonly number[],
+  keepDims = false,
+) {
   const out = reduceAxes(op, x, axis, keepDims);
   const axes = axesOf(op, x, axis);
   record(op, [x], [out], ([g]) => {
@@ -272,4 +281,3 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
   reduced.dispose();
   return out;
 }
-

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
-import { conv2d, type Conv2dOptions, setConvColLimit } from "../../tensor/ops/conv.ts";
+import {
+  conv2d,
+  type Conv2dOptions,
+  setConvColLimit,
+  setConvUniformPath,
+} from "../../tensor/ops/conv.ts";
 import { type Tensor, tensor } from "../../tensor/tensor.ts";
 import {
   assertClose,
@@ -127,6 +132,41 @@ Deno.test("conv2d() CPU implementation matches a direct convolution", async (t) 
   });
 });
 
+Deno.test("conv2d() packed uniform-window path (CPU twins) matches a direct convolution", async (t) => {
+  const previous = setConvUniformPath("on");
+  // 40 x 40 images: x is read through uniform windows of 10 channels.
+  const wide: Case = { name: "40x40", x: [2, 8, 40, 40], w: [9, 8, 3, 3], o: { padding: 1 } };
+  try {
+    for (const [k, c] of [...CASES, wide].entries()) {
+      if ((c.o.groups ?? 1) !== 1) continue;
+      await t.step(c.name, async () => {
+        const { x, w, bias } = inputs(CPU, c, 150 + k, true);
+        const y = conv2d(x, w, options(c, bias));
+        const ref = naiveConv(
+          await x.data(),
+          await w.data(),
+          bias ? await bias.data() : null,
+          c.x,
+          c.w,
+          c.o,
+        );
+        assertClose(await y.data(), ref.data, 1e-5, 1e-5);
+        // Gradients against the default (im2col + matmul) path.
+        const gy = tensor(randomArray(y.size, 160 + k), y.shape, { backend: CPU });
+        backward(y, gy);
+        setConvUniformPath("off");
+        const { x: x2, w: w2, bias: b2 } = inputs(CPU, c, 150 + k, true);
+        backward(conv2d(x2, w2, options(c, b2)), gy);
+        setConvUniformPath("on");
+        assertClose(await x.grad!.data(), await x2.grad!.data(), 1e-5, 1e-5);
+        assertClose(await w.grad!.data(), await w2.grad!.data(), 1e-5, 1e-5);
+      });
+    }
+  } finally {
+    setConvUniformPath(previous);
+  }
+});
+
 Deno.test("conv2d() rejects bad input with a TypeError naming the shapes", () => {
   const x = tensor(randomArray(2 * 3 * 5 * 5, 1), [2, 3, 5, 5], { backend: CPU });
   const w = tensor(randomArray(4 * 2 * 3 * 3, 2), [4, 2, 3, 3], { backend: CPU });
@@ -224,6 +264,57 @@ Deno.test("conv2d() kernels match their CPU twins", { ignore: !GPU }, async (t) 
           const y = conv2d(x, w, options(c, bias));
           backward(y, tensor(randomArray(y.size, 801), y.shape, { backend }));
           return [y, x.grad!, w.grad!, bias!.grad!];
+        },
+        1e-4,
+        1e-4,
+      );
+    } finally {
+      setConvColLimit(previous);
+    }
+  });
+  const packedCases: Case[] = [
+    ...CASES.filter((c) => (c.o.groups ?? 1) === 1),
+    // 1600 pixels: x read through uniform windows of 10 channels, except past the buffer end.
+    { name: "40x40, 8 channels", x: [2, 8, 40, 40], w: [9, 8, 3, 3], o: { padding: 1 } },
+    // 16,900 pixels: one channel does not fit a window, so x is read from storage.
+    { name: "130x130", x: [1, 1, 130, 130], w: [3, 1, 3, 3], o: { padding: 1, bias: true } },
+    { name: "70 filters, 33x40", x: [2, 5, 33, 40], w: [70, 5, 3, 3], o: { padding: 1 } },
+  ];
+  for (const [k, c] of packedCases.entries()) {
+    await t.step(`packed path, forward and backward: ${c.name}`, async () => {
+      poisonPool(gpu, [size(c.x), size(c.w), size(c.x) * 9]);
+      await compareBackends(
+        (backend) => {
+          const previous = setConvUniformPath(backend === CPU ? "off" : "on");
+          try {
+            const { x, w, bias } = inputs(backend, c, 900 + k, true);
+            const y = conv2d(x, w, options(c, bias));
+            backward(y, tensor(randomArray(y.size, 950 + k), y.shape, { backend }));
+            return bias ? [y, x.grad!, w.grad!, bias.grad!] : [y, x.grad!, w.grad!];
+          } finally {
+            setConvUniformPath(previous);
+          }
+        },
+        1e-4,
+        1e-4,
+      );
+    });
+  }
+  await t.step("packed path with chunked images (weight gradient accumulates)", async () => {
+    const c: Case = { name: "chunks", x: [3, 3, 6, 5], w: [2, 3, 3, 3], o: { padding: 1 } };
+    const previous = setConvColLimit(500);
+    try {
+      await compareBackends(
+        (backend) => {
+          const mode = setConvUniformPath(backend === CPU ? "off" : "on");
+          try {
+            const { x, w } = inputs(backend, c, 990, true);
+            const y = conv2d(x, w, options(c));
+            backward(y, tensor(randomArray(y.size, 991), y.shape, { backend }));
+            return [y, x.grad!, w.grad!];
+          } finally {
+            setConvUniformPath(mode);
+          }
         },
         1e-4,
         1e-4,

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
-import { matmul, type MatmulOptions } from "../../tensor/ops/matmul.ts";
+import {
+  matmul,
+  type MatmulOptions,
+  packedShape,
+  packMatmulOperand,
+} from "../../tensor/ops/matmul.ts";
 import { tensor } from "../../tensor/tensor.ts";
 import {
   assertClose,
@@ -91,6 +96,33 @@ Deno.test("matmul() CPU twin matches a naive product", async (t) => {
   });
 });
 
+Deno.test("matmul() packed uniform-window path (CPU twins) matches a naive product", async (t) => {
+  const cases: [string, number, number, number, MatmulOptions][] = [
+    ["odd 5x7 * 7x3", 5, 7, 3, {}],
+    ["70x33 * 33x130 (panel tails)", 70, 33, 130, {}],
+    ["3x1100 * 1100x2 (inner axis over 4 windows)", 3, 1100, 2, {}],
+    ["40x600 * 600x50 (operands read through uniform windows)", 40, 600, 50, {}],
+  ];
+  for (const [name, m, k, n] of cases) {
+    await t.step(name, async () => {
+      const a = randomArray(m * k, m), b = randomArray(k * n, n);
+      const c = matmul(tensor(a, [m, k], { backend: CPU }), tensor(b, [k, n], { backend: CPU }), {
+        uniformPath: true,
+      });
+      assertClose(await c.data(), naive(a, b, m, k, n), 1e-4, 1e-4);
+    });
+  }
+  await t.step("transposed and batched", async () => {
+    const a = randomArray(2 * 6 * 4, 3), b = randomArray(5 * 6, 4);
+    const at = tensor(a, [2, 6, 4], { backend: CPU }), bt = tensor(b, [5, 6], { backend: CPU });
+    const got = await matmul(at, bt, { transposeA: true, transposeB: true, uniformPath: true })
+      .data();
+    const want = await matmul(at, bt, { transposeA: true, transposeB: true, uniformPath: false })
+      .data();
+    assertClose(got, want, 1e-5, 1e-5);
+  });
+});
+
 Deno.test("matmul() rejects bad operands with a TypeError naming the shapes", () => {
   const a = tensor(randomArray(6, 1), [2, 3], { backend: CPU });
   const b = tensor(randomArray(20, 2), [4, 5], { backend: CPU });
@@ -164,6 +196,56 @@ Deno.test("matmul() kernel matches its CPU twin", { ignore: !GPU }, async (t) =>
       );
     });
   }
+  const packedCases: [string, number[], number[], MatmulOptions][] = [
+    ["packed: odd 5x7 * 7x3", [5, 7], [7, 3], {}],
+    ["packed: 70x33 * 33x130 (panel tails)", [70, 33], [33, 130], {}],
+    ["packed: 129x17 * 17x64 transposeA", [17, 129], [17, 64], { transposeA: true }],
+    ["packed: 65x40 * 40x67 transposeB", [65, 40], [67, 40], { transposeB: true }],
+    ["packed: batched broadcast", [2, 1, 9, 6], [3, 6, 11], {}],
+    ["packed: inner axis 1100 (two dispatch chunks)", [67, 1100], [1100, 70], {}],
+    ["packed: 256^3", [256, 256], [256, 256], {}],
+  ];
+  for (const [name, sa, sb, o] of packedCases) {
+    await t.step(name, async () => {
+      const s = seed += 2;
+      poisonPool(gpu, [sa.at(-2)! * sb.at(-1)! * 6, sa.at(-2)! * sb.at(-1)!]);
+      await compareBackends(
+        (backend) => {
+          const [a, b] = randomPair(backend, sa, sb, s);
+          return matmul(a, b, { ...o, uniformPath: backend !== CPU });
+        },
+        1e-4,
+        1e-4,
+      );
+    });
+  }
+  await t.step("packed: 70,000 rows (many windows, storage tail)", async () => {
+    await compareBackends(
+      (backend) => {
+        const [a, b] = randomPair(backend, [70000, 16], [16, 16], 42);
+        return matmul(a, b, { uniformPath: backend !== CPU });
+      },
+      1e-4,
+      1e-4,
+    );
+  });
+  await t.step("generic strided pack over 65,535 workgroups, split inner axis", async () => {
+    // Element (r, q) at 5 + 2 r + (q / 1000) * 3000 + (q % 1000) * 2200 * 2: neither axis contiguous.
+    const rows = 1100, k = 4000, { groups, kp } = packedShape(rows, k);
+    const data = randomArray(4 * 3000 + 1000 * 4400 + 16, 43);
+    poisonPool(gpu, [packedShape(rows, k).size]);
+    const run = async (backend: Backend) => {
+      const src = tensor(data, [data.length], { backend });
+      const packed = packMatmulOperand(src, rows, k, 2, 4400, 5, 1000, 3000);
+      const out = (await packed.data()).subarray(0, groups * kp * 64);
+      src.dispose();
+      packed.dispose();
+      return out;
+    };
+    const want = await run(CPU);
+    assert.equal(want[64 * 3 + 2], data[5 + 2 * 2 + 3 * 4400]);
+    assertClose(await run(gpu), want, 0, 0);
+  });
   await t.step("inner axis of 70,000 (past llvmpipe's loop limit)", async () => {
     await compareBackends(
       (backend) => {
@@ -187,6 +269,20 @@ Deno.test("matmul() kernel matches its CPU twin", { ignore: !GPU }, async (t) =>
     const c = matmul(tensor([], [2, 0], { backend: gpu }), tensor([], [0, 3], { backend: gpu }));
     assert.deepEqual([...await c.data()], [0, 0, 0, 0, 0, 0]);
     c.dispose();
+  });
+  await t.step("gradients (packed path from 64x64 up)", async () => {
+    await compareBackends(
+      (backend) => {
+        const [a, b] = randomPair(backend, [2, 70, 150], [150, 100], 52);
+        a.requiresGrad = true;
+        b.requiresGrad = true;
+        const c = matmul(a, b, {});
+        backward(c, tensor(randomArray(c.size, 53), c.shape, { backend }));
+        return [c, a.grad!, b.grad!];
+      },
+      1e-4,
+      1e-4,
+    );
   });
   await t.step("gradients", async () => {
     await compareBackends((backend) => {
