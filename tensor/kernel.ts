@@ -135,6 +135,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 export function paramLayout(
   params: Readonly<Record<string, ParamType>>,
 ): { offsets: Record<string, number>; size: number } {
+  const known = layouts.get(params);
+  if (known) return known;
+  const layout = computeLayout(params);
+  layouts.set(params, layout);
+  return layout;
+}
+
+const layouts = new WeakMap<object, { offsets: Record<string, number>; size: number }>();
+
+function computeLayout(
+  params: Readonly<Record<string, ParamType>>,
+): { offsets: Record<string, number>; size: number } {
   const offsets: Record<string, number> = {};
   let offset = 0;
   let align = 4;

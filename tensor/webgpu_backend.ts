@@ -54,6 +54,8 @@ const UNIFORM_WINDOW_BYTES = 65536;
 export function createWebGpuBackend(device: GPUDevice, description: string): Backend {
   const pool = new Map<number, GPUBuffer[]>();
   const pipelines = new Map<string, CompiledKernel>();
+  // Kernel objects are long-lived: look them up without rebuilding their source.
+  const byKernel = new WeakMap<Kernel, CompiledKernel>();
   const storageLayouts = new Map<string, GPUBindGroupLayout>();
   const pending: Promise<void>[] = [];
   const recentLabels: string[] = [];
@@ -120,9 +122,14 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
   }
 
   function compile(kernel: Kernel): CompiledKernel {
+    const known = byKernel.get(kernel);
+    if (known) return known;
     const code = wgslPrelude(kernel) + kernel.code;
     let compiled = pipelines.get(code);
-    if (compiled) return compiled;
+    if (compiled) {
+      byKernel.set(kernel, compiled);
+      return compiled;
+    }
     if (paramLayout(kernel.params).size > PARAM_SLOT) {
       throw new RangeError(`Kernel "${kernel.label}" has more than ${PARAM_SLOT} bytes of params`);
     }
@@ -169,6 +176,7 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
     );
     compiled = { pipeline, layout, uniformLayout };
     pipelines.set(code, compiled);
+    byKernel.set(kernel, compiled);
     return compiled;
   }
 
