@@ -134,7 +134,7 @@ export {
 } from "./detectors/atss.ts";
 export { type AnchorConfig, type Anchors, generateAnchors } from "./detectors/anchors.ts";
 export { type Assignment, atssAssign } from "./detectors/atss_assigner.ts";
-export { RESNET50, ResNet, type ResNetConfig } from "./detectors/backbones/resnet.ts";
+export { ResNet, RESNET50, type ResNetConfig } from "./detectors/backbones/resnet.ts";
 export { Fpn } from "./detectors/necks/fpn.ts";
 export { AtssHead, type AtssHeadConfig, type AtssHeadOutput } from "./detectors/heads/atss_head.ts";
 export { type NormKind } from "./detectors/norm_layer.ts";
@@ -152,8 +152,8 @@ export {
 export { DeltaXywhCoder, type DeltaXywhCoderOptions } from "./detectors/box_coder.ts";
 export { batchedNms, batchedNmsHost, type NmsOptions, type NmsResult } from "./detectors/nms.ts";
 export {
-  type DenseLevel,
   denseDetections,
+  type DenseLevel,
   type DensePostprocessOptions,
   type Detections,
   postprocessDetections,

@@ -18,7 +18,9 @@ export async function loadConfig(nameOrPath: string): Promise<DetectorConfig> {
   try {
     module = await import(url);
   } catch (error) {
-    throw new TypeError(`Cannot load config "${nameOrPath}": ${(error as Error).message.split("\n")[0]}`);
+    throw new TypeError(
+      `Cannot load config "${nameOrPath}": ${(error as Error).message.split("\n")[0]}`,
+    );
   }
   const config = module.default;
   if (!config || typeof config !== "object" || !config.model || !config.train) {

@@ -53,4 +53,3 @@ export async function loadSplits(config: DetectorConfig, dataDir?: string): Prom
   });
   return { train: memorySource(train), val: memorySource(val), valDataset: val.dataset };
 }
-

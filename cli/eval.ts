@@ -87,7 +87,9 @@ export async function evaluateCheckpoint(
   const outcome = evaluateResults(splits.valDataset, detections, "bbox", true);
   const written: string[] = [];
   if (options.out) {
-    written.push(...await writeEvalOutputs(options.out, outcome, { perCategory: options.perCategory }));
+    written.push(
+      ...await writeEvalOutputs(options.out, outcome, { perCategory: options.perCategory }),
+    );
     const path = `${options.out}/detections.json`;
     await writeFileAtomic(path, JSON.stringify(detections));
     written.push(path);
@@ -161,7 +163,9 @@ export function parseEvalArgs(args: string[]): EvalOptions | "help" {
       perCategory: values["per-category"],
     };
   }
-  if (values.data || values.backend) throw new UsageError("--data and --backend go with --checkpoint");
+  if (values.data || values.backend) {
+    throw new UsageError("--data and --backend go with --checkpoint");
+  }
   if (!values.gt) throw new UsageError("Missing --gt FILE");
   if (!values.dets) throw new UsageError("Missing --dets FILE");
   const iouType = values["iou-type"];

@@ -141,7 +141,7 @@ export function generateShapes(options: ShapesOptions): ShapesSplit {
   }
   if (size < 16) throw new RangeError(`Image size ${size} is below 16`);
   const firstId = options.firstImageId ?? 1;
-    const images: DecodedImage[] = [];
+  const images: DecodedImage[] = [];
   const cocoImages: CocoImage[] = [];
   const annotations: CocoAnnotation[] = [];
   const scaleArea = size * size / (128 * 128);

@@ -34,7 +34,11 @@ export interface Anchors {
 }
 
 /** Feature map sizes of each level for an input of `height x width` (ceil division, as a stride-2 conv stack gives). */
-export function featureSizes(height: number, width: number, strides: readonly number[]): [number, number][] {
+export function featureSizes(
+  height: number,
+  width: number,
+  strides: readonly number[],
+): [number, number][] {
   return strides.map((s) => [Math.ceil(height / s), Math.ceil(width / s)]);
 }
 
@@ -50,7 +54,10 @@ export function featureSizes(height: number, width: number, strides: readonly nu
  */
 export function generateAnchors(height: number, width: number, config: AnchorConfig): Anchors {
   const { strides, octaveBaseScale, scalesPerOctave, ratios } = config;
-  const scales = Array.from({ length: scalesPerOctave }, (_, i) => octaveBaseScale * 2 ** (i / scalesPerOctave));
+  const scales = Array.from(
+    { length: scalesPerOctave },
+    (_, i) => octaveBaseScale * 2 ** (i / scalesPerOctave),
+  );
   const perLocation = scales.length * ratios.length;
   const sizes = featureSizes(height, width, strides);
   const perLevel = sizes.map(([h, w]) => h * w * perLocation);

@@ -9,12 +9,7 @@
  */
 
 import type { Batch } from "../data/loader.ts";
-import {
-  bucketedAp,
-  bucketedRankSort,
-  apLoss as apLossOp,
-  rankSort,
-} from "../losses/ops/mod.ts";
+import { apLoss as apLossOp, bucketedAp, bucketedRankSort, rankSort } from "../losses/ops/mod.ts";
 import { binaryCrossEntropyWithLogits } from "../losses/baselines/cross_entropy.ts";
 import { sigmoidFocalLoss } from "../losses/baselines/focal_loss.ts";
 import { giouLoss } from "../losses/baselines/iou_loss.ts";
@@ -37,7 +32,7 @@ import { bboxOverlaps } from "./box_ops.ts";
 import { DeltaXywhCoder } from "./box_coder.ts";
 import { AtssHead, type AtssHeadConfig, type AtssHeadOutput } from "./heads/atss_head.ts";
 import { Fpn } from "./necks/fpn.ts";
-import { type Detections, denseDetections, readDetections } from "./postprocess.ts";
+import { denseDetections, type Detections, readDetections } from "./postprocess.ts";
 
 /** The classification losses ATSS can train with. */
 export type AtssLoss = "brs" | "rs" | "bap" | "ap" | "focal";
@@ -134,7 +129,8 @@ export function centernessTargets(targets: AtssTargets): Float32Array {
   const n = targets.index.length;
   const out = new Float32Array(n);
   for (let p = 0; p < n; p++) {
-    const a = targets.anchor.subarray(4 * p, 4 * p + 4), g = targets.gtBox.subarray(4 * p, 4 * p + 4);
+    const a = targets.anchor.subarray(4 * p, 4 * p + 4),
+      g = targets.gtBox.subarray(4 * p, 4 * p + 4);
     const cx = (a[0] + a[2]) / 2, cy = (a[1] + a[3]) / 2;
     const l = cx - g[0], t = cy - g[1], r = g[2] - cx, b = g[3] - cy;
     out[p] = Math.sqrt(
@@ -172,7 +168,9 @@ export class Atss extends Module<Tensor, AtssHeadOutput> {
   constructor(readonly config: AtssModelConfig, options: { seed: number; backend?: Backend }) {
     super();
     if (!ATSS_LOSSES.includes(config.loss)) {
-      throw new RangeError(`Atss: unknown loss "${config.loss}" (expected ${ATSS_LOSSES.join(", ")})`);
+      throw new RangeError(
+        `Atss: unknown loss "${config.loss}" (expected ${ATSS_LOSSES.join(", ")})`,
+      );
     }
     const backend = options.backend ?? defaultDevice();
     this.backend = backend;
@@ -185,14 +183,18 @@ export class Atss extends Module<Tensor, AtssHeadOutput> {
     );
     this.head = this.registerModule(
       "bbox_head",
-      new AtssHead({
-        ...config.head,
-        numClasses: config.numClasses,
-        inChannels: config.neckChannels,
-        anchorsPerLocation: config.anchors.scalesPerOctave * config.anchors.ratios.length,
-        numLevels: levels,
-        centerness: config.loss === "focal",
-      }, rng, backend),
+      new AtssHead(
+        {
+          ...config.head,
+          numClasses: config.numClasses,
+          inChannels: config.neckChannels,
+          anchorsPerLocation: config.anchors.scalesPerOctave * config.anchors.ratios.length,
+          numLevels: levels,
+          centerness: config.loss === "focal",
+        },
+        rng,
+        backend,
+      ),
     );
   }
 
@@ -216,7 +218,9 @@ export class Atss extends Module<Tensor, AtssHeadOutput> {
     let entry = this.#anchors.get(key);
     if (!entry) {
       const host = generateAnchors(height, width, this.config.anchors);
-      const device = keep(tensor(host.boxes, [host.boxes.length / 4, 4], { backend: this.backend }));
+      const device = keep(
+        tensor(host.boxes, [host.boxes.length / 4, 4], { backend: this.backend }),
+      );
       entry = { host, device };
       this.#anchors.set(key, entry);
     }
@@ -273,7 +277,9 @@ export class Atss extends Module<Tensor, AtssHeadOutput> {
     const box = scoreWeightedMean(giouLoss(posBoxes, gtBox, { reduction: "none" }), weights);
     if (loss === "rs" || loss === "brs") {
       const delta = this.config.delta ?? 0.5;
-      const rs = loss === "rs" ? rankSort(logits, targetVector, { delta }) : bucketedRankSort(logits, targetVector, { delta });
+      const rs = loss === "rs"
+        ? rankSort(logits, targetVector, { delta })
+        : bucketedRankSort(logits, targetVector, { delta });
       const ranking = add(rs.rankingLoss, rs.sortingLoss);
       const balanced = selfBalance(box, ranking);
       return {
@@ -283,7 +289,9 @@ export class Atss extends Module<Tensor, AtssHeadOutput> {
       };
     }
     const delta = this.config.delta ?? 1;
-    const ap = loss === "ap" ? apLossOp(logits, targetVector, { delta }) : bucketedAp(logits, targetVector, { delta });
+    const ap = loss === "ap"
+      ? apLossOp(logits, targetVector, { delta })
+      : bucketedAp(logits, targetVector, { delta });
     const weighted = mul(box, 2);
     return { total: add(ap.loss, weighted), parts: { ap: ap.loss, box: weighted }, numPositives };
   }
@@ -342,7 +350,10 @@ export class Atss extends Module<Tensor, AtssHeadOutput> {
         const levels = host.perLevel.map((count) => {
           const end = start + count;
           const level = {
-            logits: reshape(slice(out.cls, [i, start, 0], [i + 1, end, this.config.numClasses]), [count, this.config.numClasses]),
+            logits: reshape(slice(out.cls, [i, start, 0], [i + 1, end, this.config.numClasses]), [
+              count,
+              this.config.numClasses,
+            ]),
             deltas: reshape(slice(out.reg, [i, start, 0], [i + 1, end, 4]), [count, 4]),
             anchors: slice(device, [start, 0], [end, 4]),
             scoreFactors: out.centerness
@@ -366,4 +377,3 @@ export class Atss extends Module<Tensor, AtssHeadOutput> {
     return await readDetections(perImage);
   }
 }
-

@@ -22,7 +22,12 @@ export interface Assignment {
 }
 
 /** IoU of boxes `a[i]` and `b[j]` (`[x1, y1, x2, y2]`, flat arrays). */
-export function boxIouHost(a: ArrayLike<number>, i: number, b: ArrayLike<number>, j: number): number {
+export function boxIouHost(
+  a: ArrayLike<number>,
+  i: number,
+  b: ArrayLike<number>,
+  j: number,
+): number {
   const ax1 = a[4 * i], ay1 = a[4 * i + 1], ax2 = a[4 * i + 2], ay2 = a[4 * i + 3];
   const bx1 = b[4 * j], by1 = b[4 * j + 1], bx2 = b[4 * j + 2], by2 = b[4 * j + 3];
   const w = Math.min(ax2, bx2) - Math.max(ax1, bx1);
@@ -58,7 +63,9 @@ export function atssAssign(
   const numAnchors = anchors.length / 4, numGt = gtBoxes.length / 4;
   if (perLevel.reduce((a, b) => a + b, 0) !== numAnchors) {
     throw new RangeError(
-      `atssAssign: per-level counts sum to ${perLevel.reduce((a, b) => a + b, 0)}, not ${numAnchors}`,
+      `atssAssign: per-level counts sum to ${
+        perLevel.reduce((a, b) => a + b, 0)
+      }, not ${numAnchors}`,
     );
   }
   const gtIndex = new Int32Array(numAnchors).fill(-1);
@@ -72,7 +79,10 @@ export function atssAssign(
   // best[a]: the highest IoU among boxes for which anchor a is a positive.
   const best = new Float64Array(numAnchors).fill(-Infinity);
   for (let g = 0; g < numGt; g++) {
-    const x1 = gtBoxes[4 * g], y1 = gtBoxes[4 * g + 1], x2 = gtBoxes[4 * g + 2], y2 = gtBoxes[4 * g + 3];
+    const x1 = gtBoxes[4 * g],
+      y1 = gtBoxes[4 * g + 1],
+      x2 = gtBoxes[4 * g + 2],
+      y2 = gtBoxes[4 * g + 3];
     const gx = (x1 + x2) / 2, gy = (y1 + y2) / 2;
     const candidates: number[] = [];
     let start = 0;

@@ -26,7 +26,12 @@ export function groupsFor(channels: number, wanted: number): number {
  * console.log(normLayer("group", 48, 32).constructor.name); // "GroupNorm"
  * ```
  */
-export function normLayer(kind: NormKind, channels: number, groups = 32, backend?: Backend): Module {
+export function normLayer(
+  kind: NormKind,
+  channels: number,
+  groups = 32,
+  backend?: Backend,
+): Module {
   if (kind === "group") return new GroupNorm(groupsFor(channels, groups), channels, { backend });
   return new BatchNorm2d(channels, { frozen: kind === "frozen_batch", backend });
 }

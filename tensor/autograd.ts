@@ -159,9 +159,9 @@ export function backward(output: Tensor, gradOutput?: Tensor): void {
       }
       if (g.size !== input.size) {
         throw new TypeError(
-          `backward of "${node.label}": gradient [${g.shape.join(", ")}] does not match input ${k} [${
-            input.shape.join(", ")
-          }]`,
+          `backward of "${node.label}": gradient [${
+            g.shape.join(", ")
+          }] does not match input ${k} [${input.shape.join(", ")}]`,
         );
       }
       if (input.node) accumulate(grads, input, g);

@@ -22,7 +22,12 @@ export interface TypedArrayFor {
 }
 
 /** Bytes per element of each element type. */
-export const BYTES_PER_ELEMENT: Readonly<Record<DType, number>> = { f32: 4, i32: 4, u32: 4, f64: 8 };
+export const BYTES_PER_ELEMENT: Readonly<Record<DType, number>> = {
+  f32: 4,
+  i32: 4,
+  u32: 4,
+  f64: 8,
+};
 
 /** Whether values of this type are floating point. */
 export function isFloat(dtype: DType): boolean {
@@ -30,7 +35,12 @@ export function isFloat(dtype: DType): boolean {
 }
 
 /** A view of `buffer` typed as `dtype`, `length` elements long. */
-export function viewAs(buffer: ArrayBufferLike, dtype: DType, length: number, offset = 0): TypedArray {
+export function viewAs(
+  buffer: ArrayBufferLike,
+  dtype: DType,
+  length: number,
+  offset = 0,
+): TypedArray {
   switch (dtype) {
     case "f32":
       return new Float32Array(buffer, offset, length);

@@ -8,16 +8,16 @@ export type { Backend, BackendName, Storage } from "./backend.ts";
 export type { DType, TypedArray } from "./dtype.ts";
 export { cpu, defaultDevice, hasGpu, initBackend, webgpu } from "./device.ts";
 export { GpuError, GpuUnavailableError, ShaderCompileError } from "./errors.ts";
-export type { BufferBinding, CpuTwin, Kernel, Launch, ParamType, ParamValues } from "./kernel.ts";
-export {
-  empty,
-  type GradNode,
-  keep,
-  Tensor,
-  tensor,
-  type TensorOptions,
-  tidy,
-} from "./tensor.ts";
+export type {
+  BufferBinding,
+  CpuTwin,
+  Kernel,
+  Launch,
+  ParamType,
+  ParamValues,
+  UniformWindow,
+} from "./kernel.ts";
+export { empty, type GradNode, keep, Tensor, tensor, type TensorOptions, tidy } from "./tensor.ts";
 export {
   backward,
   type CustomForward,
@@ -72,7 +72,14 @@ export {
 } from "./ops/pool.ts";
 export { concat, pad, slice, split, stack } from "./ops/concat.ts";
 export { gather, indexSelect, scatterAdd } from "./ops/index.ts";
-export { argsort, sort, type SortOptions, type SortResult, topk, type TopkOptions } from "./ops/sort.ts";
+export {
+  argsort,
+  sort,
+  type SortOptions,
+  type SortResult,
+  topk,
+  type TopkOptions,
+} from "./ops/sort.ts";
 export { cumsum, exclusiveScan, type ScanOptions } from "./ops/scan.ts";
 export { logSoftmax, softmax } from "./ops/softmax.ts";
 export { batchNorm, type BatchNormOptions as BatchNormOpOptions, groupNorm } from "./ops/norm.ts";

@@ -202,7 +202,9 @@ export function tensor(
   if (ArrayBuffer.isView(data)) {
     values = data as TypedArray;
     inferred = [values.length];
-    if (options.dtype && options.dtype !== dtypeOf(values)) values = castArray(values, options.dtype);
+    if (options.dtype && options.dtype !== dtypeOf(values)) {
+      values = castArray(values, options.dtype);
+    }
   } else {
     const flat = fromNested(data, inferred);
     values = castArray(Float64Array.from(flat), options.dtype ?? "f32");
@@ -237,7 +239,7 @@ type Kept = Tensor | readonly Kept[] | { readonly [key: string]: Kept } | unknow
 
 function collect(value: Kept, into: Set<Tensor>): void {
   if (value instanceof Tensor) into.add(value);
-  else if (Array.isArray(value)) for (const item of value) collect(item, into);
+  else if (Array.isArray(value)) { for (const item of value) collect(item, into); }
   else if (value && typeof value === "object" && !ArrayBuffer.isView(value)) {
     for (const item of Object.values(value)) collect(item, into);
   }
@@ -279,7 +281,7 @@ export function tidy<T>(fn: () => T): T {
     if (!returned.has(t)) t.dispose();
   }
   const parent = scopes.at(-1);
-  if (parent) for (const t of returned) if (scope.has(t) && !t.disposed) parent.add(t);
+  if (parent) { for (const t of returned) if (scope.has(t) && !t.disposed) parent.add(t); }
   return result;
 }
 

@@ -64,7 +64,13 @@ class ResidualBlock extends Module {
   readonly #path: [Conv2d, AnyModule][] = [];
   readonly #shortcut: [Conv2d, AnyModule] | null = null;
 
-  constructor(kind: "basic" | "bottleneck", cin: number, width: number, stride: number, parts: Parts) {
+  constructor(
+    kind: "basic" | "bottleneck",
+    cin: number,
+    width: number,
+    stride: number,
+    parts: Parts,
+  ) {
     super();
     const cout = kind === "basic" ? width : width * 4;
     const specs: [number, number, number, number][] = kind === "basic"
@@ -102,7 +108,13 @@ class Stage extends Module {
     const width = config.baseWidth * 2 ** index;
     let channels = cin;
     for (let b = 0; b < config.layers[index]; b++) {
-      const block = new ResidualBlock(config.block, channels, width, b === 0 && index > 0 ? 2 : 1, parts);
+      const block = new ResidualBlock(
+        config.block,
+        channels,
+        width,
+        b === 0 && index > 0 ? 2 : 1,
+        parts,
+      );
       this.blocks.push(this.registerModule(`${b}`, block));
       channels = config.block === "basic" ? width : width * 4;
     }
@@ -141,7 +153,9 @@ export class ResNet extends Module<Tensor, Tensor[]> {
     let channels = config.baseWidth;
     const expansion = config.block === "basic" ? 1 : 4;
     for (let s = 0; s < 4; s++) {
-      this.#stages.push(this.registerModule(`layer${s + 1}`, new Stage(config, s, channels, parts)));
+      this.#stages.push(
+        this.registerModule(`layer${s + 1}`, new Stage(config, s, channels, parts)),
+      );
       channels = config.baseWidth * 2 ** s * expansion;
     }
     this.outChannels = [1, 2, 3].map((s) => config.baseWidth * 2 ** s * expansion);

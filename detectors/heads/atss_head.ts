@@ -57,11 +57,20 @@ class Tower extends Module {
     super();
     for (let k = 0; k < config.stackedConvs; k++) {
       const cin = k === 0 ? config.inChannels : config.featChannels;
-      const conv = new Conv2d(cin, config.featChannels, 3, { rng, padding: 1, bias: false, backend });
-      normal(conv.weight, rng, 0, 0.01);
-      const gn = new GroupNorm(groupsFor(config.featChannels, config.normGroups), config.featChannels, {
+      const conv = new Conv2d(cin, config.featChannels, 3, {
+        rng,
+        padding: 1,
+        bias: false,
         backend,
       });
+      normal(conv.weight, rng, 0, 0.01);
+      const gn = new GroupNorm(
+        groupsFor(config.featChannels, config.normGroups),
+        config.featChannels,
+        {
+          backend,
+        },
+      );
       this.#layers.push([this.registerModule(`conv${k}`, conv), this.registerModule(`gn${k}`, gn)]);
     }
   }
@@ -104,7 +113,10 @@ export class AtssHead extends Module<Tensor[], AtssHeadOutput> {
       "atss_cls",
       outputConv(config.featChannels, a * config.numClasses, prior, rng, backend),
     );
-    this.#reg = this.registerModule("atss_reg", outputConv(config.featChannels, a * 4, 0, rng, backend));
+    this.#reg = this.registerModule(
+      "atss_reg",
+      outputConv(config.featChannels, a * 4, 0, rng, backend),
+    );
     this.#centerness = config.centerness
       ? this.registerModule("atss_centerness", outputConv(config.featChannels, a, 0, rng, backend))
       : null;

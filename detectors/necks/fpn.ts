@@ -34,9 +34,14 @@ export class Fpn extends Module<Tensor[], Tensor[]> {
   ) {
     super();
     inChannels.forEach((c, k) => {
-      this.#lateral.push(this.registerModule(`lateral${k}`, new Conv2d(c, outChannels, 1, { rng, backend })));
+      this.#lateral.push(
+        this.registerModule(`lateral${k}`, new Conv2d(c, outChannels, 1, { rng, backend })),
+      );
       this.#output.push(
-        this.registerModule(`fpn${k}`, new Conv2d(outChannels, outChannels, 3, { rng, padding: 1, backend })),
+        this.registerModule(
+          `fpn${k}`,
+          new Conv2d(outChannels, outChannels, 3, { rng, padding: 1, backend }),
+        ),
       );
     });
     for (let k = inChannels.length; k < numOuts; k++) {

@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { featureSizes, generateAnchors } from "../../detectors/anchors.ts";
 import { atssAssign, boxIouHost } from "../../detectors/atss_assigner.ts";
 
-const ATSS_RS = { strides: [8, 16, 32, 64, 128], octaveBaseScale: 4, scalesPerOctave: 3, ratios: [1] };
+const ATSS_RS = {
+  strides: [8, 16, 32, 64, 128],
+  octaveBaseScale: 4,
+  scalesPerOctave: 3,
+  ratios: [1],
+};
 
 Deno.test("anchors follow mmdetection's layout", () => {
   const a = generateAnchors(64, 48, ATSS_RS);

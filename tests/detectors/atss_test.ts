@@ -73,20 +73,35 @@ Deno.test("ATSS: a few steps on one batch lower each loss", async (t) => {
         total.dispose();
       }
       assert.ok(totals.every(Number.isFinite), `non-finite loss: ${totals}`);
-      assert.ok(totals.at(-1)! < totals[0], `${loss} loss did not fall: ${totals.map((v) => v.toFixed(4))}`);
+      assert.ok(
+        totals.at(-1)! < totals[0],
+        `${loss} loss did not fall: ${totals.map((v) => v.toFixed(4))}`,
+      );
     });
   }
 });
 
 Deno.test("ATSS: bad input gives clear errors", async () => {
   const model = new Atss(SMALL.model, { seed: 0, backend });
-  assert.throws(() => model.forward(tensor(new Float32Array(2 * 64 * 32), [2, 1, 64, 32], { backend })), /expected f32 images \[N, 3, H, W\]/);
-  assert.throws(() => model.forward(tensor(new Float32Array(3 * 40 * 40), [1, 3, 40, 40], { backend })), /not a multiple of 32/);
-  assert.throws(() => new Atss({ ...SMALL.model, loss: "hinge" as "brs" }, { seed: 0, backend }), /unknown loss "hinge"/);
+  assert.throws(
+    () => model.forward(tensor(new Float32Array(2 * 64 * 32), [2, 1, 64, 32], { backend })),
+    /expected f32 images \[N, 3, H, W\]/,
+  );
+  assert.throws(
+    () => model.forward(tensor(new Float32Array(3 * 40 * 40), [1, 3, 40, 40], { backend })),
+    /not a multiple of 32/,
+  );
+  assert.throws(
+    () => new Atss({ ...SMALL.model, loss: "hinge" as "brs" }, { seed: 0, backend }),
+    /unknown loss "hinge"/,
+  );
   const dir = await Deno.makeTempDir();
   const other = new Atss({ ...SMALL.model, numClasses: 3 }, { seed: 0, backend });
   const path = join(dir, "other.safetensors");
-  await saveCheckpoint(path, { model: other, metadata: { step: 0, seed: 0, config: "atss_tiny_shapes", loss: "brs" } });
+  await saveCheckpoint(path, {
+    model: other,
+    metadata: { step: 0, seed: 0, config: "atss_tiny_shapes", loss: "brs" },
+  });
   await assert.rejects(() => loadModel(path, backend), /loadStateDict: "[a-z_0-9.]+"/);
   await Deno.remove(dir, { recursive: true });
 });
@@ -98,7 +113,10 @@ Deno.test("ATSS: predict on an image with no objects gives typed, empty results"
   const results = await model.predict(blank, [[1, 1], [0.5, 0.5]]);
   assert.equal(results.length, 2);
   for (const r of results) {
-    assert.ok(r.boxes instanceof Float32Array && r.scores instanceof Float32Array && r.labels instanceof Int32Array);
+    assert.ok(
+      r.boxes instanceof Float32Array && r.scores instanceof Float32Array &&
+        r.labels instanceof Int32Array,
+    );
     assert.equal(r.boxes.length, 4 * r.scores.length);
     assert.equal(r.scores.length, 0);
   }
@@ -107,9 +125,32 @@ Deno.test("ATSS: predict on an image with no objects gives typed, empty results"
 Deno.test("ATSS training: checkpoint round trip and resume give the same model", async () => {
   const dir = await Deno.makeTempDir();
   const quiet = () => {};
-  const full = await train({ config: SMALL, seed: 5, out: join(dir, "full"), backend, evaluate: false, write: quiet });
-  await train({ config: SMALL, seed: 5, out: join(dir, "cut"), backend, evaluate: false, stopAfter: 2, write: quiet });
-  const resumed = await train({ config: SMALL, seed: 5, out: join(dir, "cut"), backend, evaluate: false, resume: true, write: quiet });
+  const full = await train({
+    config: SMALL,
+    seed: 5,
+    out: join(dir, "full"),
+    backend,
+    evaluate: false,
+    write: quiet,
+  });
+  await train({
+    config: SMALL,
+    seed: 5,
+    out: join(dir, "cut"),
+    backend,
+    evaluate: false,
+    stopAfter: 2,
+    write: quiet,
+  });
+  const resumed = await train({
+    config: SMALL,
+    seed: 5,
+    out: join(dir, "cut"),
+    backend,
+    evaluate: false,
+    resume: true,
+    write: quiet,
+  });
   assert.equal(full.step, 4);
   assert.equal(resumed.step, 4);
   const a = full.model.stateDict(), b = resumed.model.stateDict();

@@ -12,7 +12,9 @@ Deno.test("initBackend honours its argument and rejects unknown names", async ()
 });
 
 Deno.test("BRL_BACKEND=cpu forces the CPU backend in a fresh process", async () => {
-  const code = `import { initBackend } from "${new URL("../../tensor/device.ts", import.meta.url).href}";
+  const code = `import { initBackend } from "${
+    new URL("../../tensor/device.ts", import.meta.url).href
+  }";
 console.log((await initBackend()).name);`;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["eval", code],
@@ -39,7 +41,10 @@ Deno.test("a disposed tensor cannot be used", () => {
 });
 
 Deno.test("tensor() checks its data against the shape", () => {
-  assert.throws(() => tensor([1, 2, 3], [2, 2], { backend: CPU }), /3 values do not fill shape \[2, 2\]/);
+  assert.throws(
+    () => tensor([1, 2, 3], [2, 2], { backend: CPU }),
+    /3 values do not fill shape \[2, 2\]/,
+  );
   assert.throws(() => tensor([[1, 2], [3]], undefined, { backend: CPU }), /ragged/);
 });
 

@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import * as ew from "../../tensor/ops/elementwise.ts";
 import { tensor } from "../../tensor/tensor.ts";
-import { assertClose, compareBackends, CPU, GPU, gpuBackend, gradcheck, poisonPool, randomArray } from "./helpers.ts";
+import {
+  assertClose,
+  compareBackends,
+  CPU,
+  GPU,
+  gpuBackend,
+  gradcheck,
+  poisonPool,
+  randomArray,
+} from "./helpers.ts";
 import type { Backend } from "../../tensor/backend.ts";
 
 const UNARY = {
@@ -44,7 +53,11 @@ Deno.test("unary ops match plain JS on the CPU backend", () => {
     tanh: Math.tanh,
   };
   for (const [name, fn] of Object.entries(UNARY)) {
-    const got = new Float32Array((fn(t).storage as unknown as { buffer: ArrayBuffer }).buffer, 0, 11);
+    const got = new Float32Array(
+      (fn(t).storage as unknown as { buffer: ArrayBuffer }).buffer,
+      0,
+      11,
+    );
     assertClose(got, Array.from(x, expect[name as keyof typeof expect]), 1e-6, 1e-5, name);
   }
 });
@@ -55,7 +68,10 @@ Deno.test("broadcasting follows NumPy rules", async () => {
   const c = ew.add(a, b);
   assert.deepEqual(c.shape, [2, 3]);
   assert.deepEqual(Array.from(await c.data()), [11, 12, 13, 24, 25, 26]);
-  assert.throws(() => ew.add(a, tensor([1, 2], undefined, { backend: CPU })), /add: shapes \[2, 3\] and \[2\] do not broadcast/);
+  assert.throws(
+    () => ew.add(a, tensor([1, 2], undefined, { backend: CPU })),
+    /add: shapes \[2, 3\] and \[2\] do not broadcast/,
+  );
   assert.deepEqual(Array.from(await ew.sub(1, a).data()), [0, -1, -2, -3, -4, -5]);
 });
 
@@ -66,7 +82,10 @@ Deno.test("where, clamp, comparisons and cast", async () => {
   assert.deepEqual(Array.from(await ew.where(ew.less(x, 0), x, 7).data()), [-2, -0.5, 7, 7, 7]);
   assert.deepEqual(Array.from(await ew.cast(x, "i32").data()), [-2, 0, 0, 0, 2]);
   assert.throws(() => ew.clamp(x, 1, -1), RangeError);
-  assert.throws(() => ew.add(x, tensor([1, 2, 3, 4, 5], undefined, { backend: CPU, dtype: "i32" })), TypeError);
+  assert.throws(
+    () => ew.add(x, tensor([1, 2, 3, 4, 5], undefined, { backend: CPU, dtype: "i32" })),
+    TypeError,
+  );
 });
 
 Deno.test("elementwise kernels match their CPU twins", { ignore: !GPU }, async (t) => {

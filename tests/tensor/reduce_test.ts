@@ -3,7 +3,15 @@ import { argmax, max, mean, min, sum, sumTo } from "../../tensor/ops/reduce.ts";
 import { permute, reshape, transpose } from "../../tensor/ops/shape.ts";
 import { tensor } from "../../tensor/tensor.ts";
 import type { Backend } from "../../tensor/backend.ts";
-import { compareBackends, CPU, GPU, gradcheck, poisonPool, gpuBackend, randomArray } from "./helpers.ts";
+import {
+  compareBackends,
+  CPU,
+  GPU,
+  gpuBackend,
+  gradcheck,
+  poisonPool,
+  randomArray,
+} from "./helpers.ts";
 
 Deno.test("reductions on small hand-checked inputs", async () => {
   const x = tensor([[1, 5, 3], [4, 2, 6]], undefined, { backend: CPU });
@@ -16,10 +24,17 @@ Deno.test("reductions on small hand-checked inputs", async () => {
   assert.deepEqual(Array.from(await min(x, 0).data()), [1, 2, 3]);
   assert.deepEqual(Array.from(await argmax(x, 1).data()), [1, 2]);
   assert.deepEqual(Array.from(await argmax(x).data()), [5]);
-  assert.deepEqual(Array.from(await argmax(tensor([3, 7, 7, 1], undefined, { backend: CPU })).data()), [1]);
+  assert.deepEqual(
+    Array.from(await argmax(tensor([3, 7, 7, 1], undefined, { backend: CPU })).data()),
+    [1],
+  );
   assert.throws(() => sum(x, 2), /sum: axis 2 is out of range for rank 2/);
   assert.deepEqual(Array.from(await sumTo(x, [1, 3]).data()), [5, 7, 9]);
-  assert.deepEqual(Array.from(await sum(tensor([], [0, 3], { backend: CPU }), 0).data()), [0, 0, 0]);
+  assert.deepEqual(Array.from(await sum(tensor([], [0, 3], { backend: CPU }), 0).data()), [
+    0,
+    0,
+    0,
+  ]);
 });
 
 Deno.test("shape ops", async () => {
@@ -51,17 +66,23 @@ Deno.test("reduce kernels match their CPU twins", { ignore: !GPU }, async (t) =>
     const x = randomArray(n, n, -1, 1);
     await t.step(`sum/max/min/argmax [${shape}] axis ${axis}`, async () => {
       poisonPool(gpu, [n, Math.ceil(n / 1024)]);
-      await compareBackends((backend: Backend) => {
-        const tx = tensor(x, shape, { backend });
-        const outs = [sum(tx, axis), max(tx, axis), min(tx, axis)];
-        if (typeof axis !== "object") outs.push(argmax(tx, axis));
-        return outs;
-      }, 2e-3, 1e-4);
+      await compareBackends(
+        (backend: Backend) => {
+          const tx = tensor(x, shape, { backend });
+          const outs = [sum(tx, axis), max(tx, axis), min(tx, axis)];
+          if (typeof axis !== "object") outs.push(argmax(tx, axis));
+          return outs;
+        },
+        2e-3,
+        1e-4,
+      );
     });
   }
   await t.step("permute [3, 50, 7] -> [2, 0, 1]", async () => {
     const x = randomArray(1050, 3);
-    await compareBackends((backend: Backend) => permute(tensor(x, [3, 50, 7], { backend }), [2, 0, 1]));
+    await compareBackends((backend: Backend) =>
+      permute(tensor(x, [3, 50, 7], { backend }), [2, 0, 1])
+    );
   });
 });
 
