@@ -27,6 +27,8 @@ export interface ResNetConfig {
   stemKernel: 7 | 3;
   /** Normalisation layers. */
   norm: NormKind;
+  /** Groups of group normalisation (default 32). */
+  normGroups?: number;
   /** Stages whose parameters are frozen: 0 none, 1 the stem, 2 the stem and stage 1, ... */
   frozenStages: number;
 }
@@ -45,6 +47,7 @@ interface Parts {
   rng: Rng;
   backend?: Backend;
   norm: NormKind;
+  groups: number;
 }
 
 function conv(cin: number, cout: number, k: number, stride: number, parts: Parts): Conv2d {
@@ -78,13 +81,19 @@ class ResidualBlock extends Module {
       : [[cin, width, 1, 1], [width, width, 3, stride], [width, cout, 1, 1]];
     specs.forEach(([i, o, k, s], n) => {
       const c = this.registerModule(`conv${n + 1}`, conv(i, o, k, s, parts));
-      const b = this.registerModule(`bn${n + 1}`, normLayer(parts.norm, o, 32, parts.backend));
+      const b = this.registerModule(
+        `bn${n + 1}`,
+        normLayer(parts.norm, o, parts.groups, parts.backend),
+      );
       this.#path.push([c, b]);
     });
     if (stride !== 1 || cin !== cout) {
       this.#shortcut = [
         this.registerModule("downsample_conv", conv(cin, cout, 1, stride, parts)),
-        this.registerModule("downsample_bn", normLayer(parts.norm, cout, 32, parts.backend)),
+        this.registerModule(
+          "downsample_bn",
+          normLayer(parts.norm, cout, parts.groups, parts.backend),
+        ),
       ];
     }
   }
@@ -145,10 +154,10 @@ export class ResNet extends Module<Tensor, Tensor[]> {
   /** Builds the network with weights from `rng`. */
   constructor(readonly config: ResNetConfig, rng: Rng, backend?: Backend) {
     super();
-    const parts = { rng, backend, norm: config.norm };
+    const parts = { rng, backend, norm: config.norm, groups: config.normGroups ?? 32 };
     this.#stem = [
       this.registerModule("conv1", conv(3, config.baseWidth, config.stemKernel, 2, parts)),
-      this.registerModule("bn1", normLayer(config.norm, config.baseWidth, 32, backend)),
+      this.registerModule("bn1", normLayer(config.norm, config.baseWidth, parts.groups, backend)),
     ];
     let channels = config.baseWidth;
     const expansion = config.block === "basic" ? 1 : 4;

@@ -1,0 +1,101 @@
+/**
+ * The paper's claim in miniature: the default ATSS trained with focal, AP,
+ * BAP, RS and BRS under the same seed and schedule. Prints a markdown table of
+ * AP, AP50, oLRP, seconds per step and the loss alone (forward + backward of
+ * the head losses on fixed head outputs, in milliseconds).
+ *
+ * Run: `deno run -A bench/atss_losses.ts [--iters 150] [--losses brs,rs,bap,ap,focal]`
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import ATSS_TINY_SHAPES from "../configs/atss_tiny_shapes.ts";
+import { applyOverrides } from "../cli/config.ts";
+import { train } from "../cli/train.ts";
+import { DetectionLoader, memorySource } from "../data/loader.ts";
+import { generateShapes } from "../data/shapes.ts";
+import { assignBatch, Atss, type AtssLoss } from "../detectors/atss.ts";
+import { backward, detach } from "../tensor/autograd.ts";
+import { initBackend } from "../tensor/device.ts";
+import { tidy } from "../tensor/tensor.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    iters: { type: "string", default: "150" },
+    losses: { type: "string", default: "focal,ap,bap,rs,brs" },
+    out: { type: "string", default: "bench/results/atss_losses" },
+  },
+});
+const backend = await initBackend();
+const iters = Number(values.iters);
+
+/** Forward + backward of the head losses alone, on fixed outputs of one batch (ms). */
+async function lossOnlyMs(loss: AtssLoss): Promise<number> {
+  const config = applyOverrides(ATSS_TINY_SHAPES, { loss });
+  const model = new Atss(config.model, { seed: 0, backend });
+  const split = generateShapes({ numImages: config.train.batchSize, seed: 1, size: 128 });
+  const loader = new DetectionLoader(memorySource(split), {
+    batchSize: config.train.batchSize,
+    seed: 0,
+    shuffle: false,
+  });
+  const batch = (await loader.epoch(0).next()).value!;
+  loader.close();
+  const fixed = tidy(() => {
+    const out = model.forward(model.images(batch));
+    const leaf = (t: typeof out.cls) => {
+      const d = detach(t);
+      d.requiresGrad = true;
+      return d;
+    };
+    return {
+      cls: leaf(out.cls),
+      reg: leaf(out.reg),
+      centerness: out.centerness ? leaf(out.centerness) : undefined,
+    };
+  });
+  const { host } = model.anchors(batch.height, batch.width);
+  const targets = assignBatch(host, batch.boxes, batch.labels, config.model.topk);
+  const once = () =>
+    tidy(() => {
+      backward(model.lossFromOutputs(fixed, targets).total);
+      for (const t of [fixed.cls, fixed.reg, fixed.centerness]) {
+        t?.grad?.dispose();
+        if (t) t.grad = null;
+      }
+    });
+  once();
+  await backend.sync();
+  const reps = 5;
+  const t0 = performance.now();
+  for (let r = 0; r < reps; r++) once();
+  await backend.sync();
+  return (performance.now() - t0) / reps;
+}
+
+const rows: string[] = [];
+for (const loss of values.losses!.split(",") as AtssLoss[]) {
+  const config = applyOverrides(ATSS_TINY_SHAPES, { loss, iters });
+  const result = await train({
+    config,
+    seed: 0,
+    out: join(values.out!, loss),
+    backend,
+    write: () => {},
+  });
+  const ms = await lossOnlyMs(loss);
+  const [ap, ap50] = result.eval!.stats;
+  rows.push(
+    `| ${loss} | ${(100 * ap).toFixed(1)} | ${(100 * ap50).toFixed(1)} | ${
+      result.eval!.oLRP.toFixed(3)
+    } | ${(result.trainSeconds / result.step).toFixed(2)} | ${ms.toFixed(0)} |`,
+  );
+  console.error(rows.at(-1));
+}
+console.log(`ATSS tiny, shapes, ${iters} steps, seed 0, ${backend.description}\n`);
+console.log("| loss | AP | AP50 | oLRP | s/step | loss only, ms |");
+console.log("| --- | --- | --- | --- | --- | --- |");
+for (const row of rows) console.log(row);
