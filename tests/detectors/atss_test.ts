@@ -23,6 +23,8 @@ const SMALL: DetectorConfig = {
     neckChannels: 16,
     head: { ...ATSS_TINY_SHAPES.model.head, featChannels: 16, stackedConvs: 1, normGroups: 4 },
     anchors: { ...ATSS_TINY_SHAPES.model.anchors, strides: [8, 16, 32] },
+    // The stock threshold: an untrained head scores everything at its 0.01 prior.
+    test: { ...ATSS_TINY_SHAPES.model.test, scoreThr: 0.05 },
   },
   train: {
     ...ATSS_TINY_SHAPES.train,
