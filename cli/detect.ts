@@ -19,7 +19,7 @@ import { detectAll } from "./evaluate_model.ts";
 import { detectionsSvg, drawBoxes, type DrawnBox } from "./draw.ts";
 import { ensureDir, writeFileAtomic } from "./files.ts";
 import { loadModel } from "./model_io.ts";
-import { parseFlags } from "./args.ts";
+import { parseFlags, positiveInt } from "./args.ts";
 
 /** Usage text of `deno task detect`. */
 export const DETECT_USAGE = `Usage: deno task detect --checkpoint FILE [options] IMAGE...
@@ -31,7 +31,10 @@ Options:
   --checkpoint FILE    a checkpoint written by deno task train (required)
   --out DIR            output folder (default detections/)
   --format png|svg     drawn images as PNG (boxes only) or SVG (boxes, labels, scores); default png
-  --score-thr X        draw detections scoring at least X (default 0.3; all go to the JSON)
+  --score-thr X        draw detections scoring at least X (default 0; all go to the JSON)
+  --max-draw N         draw at most the N highest-scoring detections per image (default 10;
+                       ranking losses order scores without calibrating them, so a fixed
+                       threshold may draw nothing)
   --backend NAME       webgpu | cpu
   -h, --help           this text
 `;
@@ -48,7 +51,8 @@ export async function main(args: string[]): Promise<number> {
           checkpoint: { type: "string" },
           out: { type: "string", default: "detections" },
           format: { type: "string", default: "png" },
-          "score-thr": { type: "string", default: "0.3" },
+          "score-thr": { type: "string", default: "0" },
+          "max-draw": { type: "string", default: "10" },
           backend: { type: "string" },
           help: { type: "boolean", short: "h", default: false },
         },
@@ -68,6 +72,7 @@ export async function main(args: string[]): Promise<number> {
     if (!(scoreThr >= 0 && scoreThr <= 1)) {
       throw new RangeError(`--score-thr must be in [0, 1], got "${v["score-thr"]}"`);
     }
+    const maxDraw = positiveInt("max-draw", v["max-draw"])!;
     const backend = await initBackend(v.backend as BackendName | undefined);
     const { model, config } = await loadModel(v.checkpoint, backend);
     const paths = parsed.positionals;
@@ -103,6 +108,8 @@ export async function main(args: string[]): Promise<number> {
     for (const [i, path] of paths.entries()) {
       const boxes: DrawnBox[] = detections
         .filter((d) => d.image_id === i + 1 && d.score >= scoreThr)
+        .sort((a, b) => b.score - a.score)
+        .slice(0, maxDraw)
         .map((d) => ({
           box: [d.bbox![0], d.bbox![1], d.bbox![0] + d.bbox![2], d.bbox![1] + d.bbox![3]],
           classId: d.category_id - 1,
@@ -118,7 +125,9 @@ export async function main(args: string[]): Promise<number> {
           await encodePng(drawBoxes(images[i], boxes)),
         );
       }
-      console.log(`${path}: ${boxes.length} detections at score >= ${scoreThr}`);
+      console.log(
+        `${path}: drew ${boxes.length} detections (score >= ${scoreThr}, at most ${maxDraw})`,
+      );
     }
     await writeFileAtomic(join(v.out!, "detections.json"), JSON.stringify(detections));
     return 0;
