@@ -111,7 +111,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     momentum: settings.momentum,
     weightDecay: settings.weightDecay,
     maxGradNorm: settings.maxGradNorm,
-    // As mmdetection's default: no decay on norm layers and biases is not used by ATSS.
   });
   const schedule = composeSchedules(
     linearWarmup(settings.warmup.iters, settings.warmup.factor),

@@ -18,7 +18,7 @@ import { detach, noGrad } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
 import { defaultDevice } from "../tensor/device.ts";
 import { Module } from "../tensor/nn/module.ts";
-import { zeros } from "../tensor/ops/creation.ts";
+import { full, zeros } from "../tensor/ops/creation.ts";
 import { slice } from "../tensor/ops/concat.ts";
 import { add, mul } from "../tensor/ops/elementwise.ts";
 import { indexSelect, scatterAdd } from "../tensor/ops/index.ts";
@@ -265,7 +265,7 @@ export class Atss extends Module<Tensor, AtssHeadOutput> {
     const entryIndex = tensor(entry, [numPositives], { backend });
     const values = loss === "rs" || loss === "brs"
       ? noGrad(() => bboxOverlaps(detach(posBoxes), gtBox, { isAligned: true }))
-      : tensor(new Float32Array(numPositives).fill(1), [numPositives], { backend });
+      : full([numPositives], 1, { backend });
     const targetVector = scatterAdd(
       zeros([n * numAnchors * numClasses], { backend }),
       0,
