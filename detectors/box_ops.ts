@@ -430,26 +430,11 @@ function alignedRow(
   return out;
 }
 
-const WGSL_ALIGNED = /* wgsl */ `
-struct Row { a: vec4<f32>, b: vec4<f32> }
+const WGSL_ALIGNED = /* wgsl */ `${WGSL_OVERLAP}struct Row { a: vec4<f32>, b: vec4<f32> }
 fn load_row(r: u32) -> Row {
   let o = 4u * r;
   return Row(vec4<f32>(a[o], a[o + 1u], a[o + 2u], a[o + 3u]),
              vec4<f32>(b[o], b[o + 1u], b[o + 2u], b[o + 3u]));
-}
-fn aligned_value(a: vec4<f32>, b: vec4<f32>, mode: u32, eps: f32) -> f32 {
-  let area_a = (a.z - a.x) * (a.w - a.y);
-  let area_b = (b.z - b.x) * (b.w - b.y);
-  let iw = max(min(a.z, b.z) - max(a.x, b.x), 0.0);
-  let ih = max(min(a.w, b.w) - max(a.y, b.y), 0.0);
-  let inter = iw * ih;
-  let uni = max(select(area_a + area_b - inter, area_a, mode == 1u), eps);
-  let iou = inter / uni;
-  if (mode != 2u) { return iou; }
-  let ew = max(max(a.z, b.z) - min(a.x, b.x), 0.0);
-  let eh = max(max(a.w, b.w) - min(a.y, b.y), 0.0);
-  let enclose = max(ew * eh, eps);
-  return iou - (enclose - uni) / enclose;
 }
 fn finish(v: f32, kind: u32, floor: f32) -> f32 {
   let vc = max(v, floor);
@@ -475,7 +460,7 @@ function alignedKernel(dtype: DType): Kernel {
 ${entryPoint(WORKGROUP)}
   if (i >= p.n) { return; }
   let row = load_row(i);
-  out[i] = finish(aligned_value(row.a, row.b, p.mode, p.eps), p.kind, p.floor);
+  out[i] = finish(overlap(row.a, row.b, p.mode, p.eps), p.kind, p.floor);
 }`,
     cpu(ins, outs, p) {
       const { n, mode, kind, eps, floor } = p as Record<string, number>;

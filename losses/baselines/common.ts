@@ -86,6 +86,34 @@ export function checkWeight(
   }
 }
 
+/**
+ * The checks of an elementwise loss of two same-shape float inputs: the
+ * reduction, the pair (named `names` in errors), the weight and `avgFactor`.
+ *
+ * @example
+ * ```ts
+ * import { checkPointwiseInputs } from "./common.ts";
+ * import { tensor } from "../../tensor/tensor.ts";
+ * const x = tensor([1, 2]);
+ * console.log(checkPointwiseInputs("myLoss", x, x, ["pred", "target"], {})); // "mean"
+ * ```
+ *
+ * @returns The reduction, `"mean"` by default.
+ */
+export function checkPointwiseInputs(
+  op: string,
+  a: Tensor,
+  b: Tensor,
+  names: [string, string],
+  options: ReduceOptions,
+): Reduction {
+  const reduction = checkReduction(op, options.reduction ?? "mean");
+  checkPair(op, a, b, names);
+  checkWeight(op, options.weight, a, a.shape);
+  checkAvgFactor(op, options, reduction);
+  return reduction;
+}
+
 /** Checks `avgFactor` against `reduction`. */
 export function checkAvgFactor(op: string, options: ReduceOptions, reduction: Reduction): void {
   const f = options.avgFactor;

@@ -16,10 +16,8 @@ import { sum } from "../../tensor/ops/reduce.ts";
 import { logSoftmax } from "../../tensor/ops/softmax.ts";
 import { type Tensor, viewOf } from "../../tensor/tensor.ts";
 import {
-  checkAvgFactor,
-  checkPair,
+  checkPointwiseInputs,
   checkReduction,
-  checkWeight,
   pointwiseLoss,
   type ReduceOptions,
   type Reduction,
@@ -249,10 +247,7 @@ export function binaryCrossEntropyWithLogits(
   options: BceOptions = {},
 ): Tensor {
   const op = "binaryCrossEntropyWithLogits";
-  const reduction = checkReduction(op, options.reduction ?? "mean");
-  checkPair(op, logits, targets, ["logits", "targets"]);
-  checkWeight(op, options.weight, logits, logits.shape);
-  checkAvgFactor(op, options, reduction);
+  const reduction = checkPointwiseInputs(op, logits, targets, ["logits", "targets"], options);
   return pointwiseLoss(
     op,
     {

@@ -7,15 +7,7 @@
 
 import type { Tensor } from "../../tensor/tensor.ts";
 import { neg } from "../../tensor/ops/elementwise.ts";
-import {
-  checkAvgFactor,
-  checkPair,
-  checkReduction,
-  checkWeight,
-  pointwiseLoss,
-  type ReduceOptions,
-  wgslFloat,
-} from "./common.ts";
+import { checkPointwiseInputs, pointwiseLoss, type ReduceOptions, wgslFloat } from "./common.ts";
 
 /** Options of {@linkcode l1Loss}. */
 export type L1LossOptions = ReduceOptions;
@@ -24,14 +16,6 @@ export type L1LossOptions = ReduceOptions;
 export interface SmoothL1LossOptions extends ReduceOptions {
   /** Where the quadratic part ends; `>= 0`, default `1` (`0` is plain L1). */
   beta?: number;
-}
-
-function prepare(op: string, pred: Tensor, target: Tensor, options: ReduceOptions) {
-  const reduction = checkReduction(op, options.reduction ?? "mean");
-  checkPair(op, pred, target, ["pred", "target"]);
-  checkWeight(op, options.weight, pred, pred.shape);
-  checkAvgFactor(op, options, reduction);
-  return reduction;
 }
 
 /**
@@ -51,7 +35,7 @@ function prepare(op: string, pred: Tensor, target: Tensor, options: ReduceOption
  */
 export function l1Loss(pred: Tensor, target: Tensor, options: L1LossOptions = {}): Tensor {
   const op = "l1Loss";
-  const reduction = prepare(op, pred, target, options);
+  const reduction = checkPointwiseInputs(op, pred, target, ["pred", "target"], options);
   return pointwiseLoss(
     op,
     {
@@ -95,7 +79,7 @@ export function smoothL1Loss(
   const op = "smoothL1Loss";
   const beta = options.beta ?? 1;
   if (!(beta >= 0)) throw new RangeError(`${op}: beta ${beta} is negative`);
-  const reduction = prepare(op, pred, target, options);
+  const reduction = checkPointwiseInputs(op, pred, target, ["pred", "target"], options);
   const b = wgslFloat(op, "beta", beta);
   return pointwiseLoss(
     op,

@@ -134,11 +134,18 @@ function loadWgsl(mode: PassMode, needPos: boolean): string {
 
 const kernels = new Map<string, Kernel>();
 
+/** The kernel cached under `key`, made by `make` on first use. */
+function cached(key: string, make: () => Kernel): Kernel {
+  let kernel = kernels.get(key);
+  if (!kernel) {
+    kernel = make();
+    kernels.set(key, kernel);
+  }
+  return kernel;
+}
+
 function histogramKernel(mode: PassMode, wg: number): Kernel {
-  const cacheKey = `histogram|${mode}|${wg}`;
-  let kernel = kernels.get(cacheKey);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(`histogram|${mode}|${wg}`, () => ({
     label: `sort.histogram_${mode}`,
     inputs: { src: "u32" },
     outputs: { counts: "u32" },
@@ -168,9 +175,7 @@ ${entryPoint(wg)}
         for (let b = 0; b < BINS; b++) counts[b * p.chunks + c] = h[b];
       }
     },
-  };
-  kernels.set(cacheKey, kernel);
-  return kernel;
+  }));
 }
 
 /**
@@ -185,30 +190,28 @@ function scatterKernel(
   valueType: DType,
   wg: number,
 ): Kernel {
-  const cacheKey = `scatter|${mode}|${last}|${writeKeys}|${valueType}|${wg}`;
-  let kernel = kernels.get(cacheKey);
-  if (kernel) return kernel;
-  const inputs: Record<string, DType> = { src: "u32" };
-  if (mode === "key") inputs.pos = "u32";
-  inputs.offsets = "u32";
-  if (last) inputs.x = valueType;
-  const outputs: Record<string, DType> = last
-    ? { values: valueType, perm: "u32" }
-    : writeKeys
-    ? { keys_out: "u32", pos_out: "u32" }
-    : { pos_out: "u32" };
-  const store = last
-    ? `values[at] = x[ps];
+  return cached(`scatter|${mode}|${last}|${writeKeys}|${valueType}|${wg}`, () => {
+    const inputs: Record<string, DType> = { src: "u32" };
+    if (mode === "key") inputs.pos = "u32";
+    inputs.offsets = "u32";
+    if (last) inputs.x = valueType;
+    const outputs: Record<string, DType> = last
+      ? { values: valueType, perm: "u32" }
+      : writeKeys
+      ? { keys_out: "u32", pos_out: "u32" }
+      : { pos_out: "u32" };
+    const store = last
+      ? `values[at] = x[ps];
     perm[at] = ps % p.row_len;`
-    : `${writeKeys ? "keys_out[at] = k;" : ""}
+      : `${writeKeys ? "keys_out[at] = k;" : ""}
     pos_out[at] = ps;`;
-  kernel = {
-    label: `sort.scatter_${mode}${last ? "_last" : ""}`,
-    inputs,
-    outputs,
-    params: PASS_PARAMS,
-    workgroupSize: wg,
-    code: `${KEY_WGSL}
+    return {
+      label: `sort.scatter_${mode}${last ? "_last" : ""}`,
+      inputs,
+      outputs,
+      params: PASS_PARAMS,
+      workgroupSize: wg,
+      code: `${KEY_WGSL}
 ${entryPoint(wg)}
   if (i >= p.chunks) { return; }
   var next: array<u32, ${BINS}>;
@@ -222,38 +225,37 @@ ${entryPoint(wg)}
     ${store}
   }
 }`,
-    cpu(ins, outs, params) {
-      const p = params as unknown as PassParams;
-      const next = new Uint32Array(BINS);
-      const src = ins.src as Uint32Array, offsets = ins.offsets as Uint32Array;
-      for (let c = 0; c < p.chunks; c++) {
-        for (let b = 0; b < BINS; b++) next[b] = offsets[b * p.chunks + c];
-        const start = c * p.chunk, stop = Math.min(p.n, start + p.chunk);
-        if (last) {
-          scatterLastCpu(
-            mode,
-            p,
-            src,
-            ins.pos as Uint32Array,
-            ins.x,
-            next,
-            start,
-            stop,
-            outs.values,
-            outs.perm as Uint32Array,
-          );
-        } else if (mode === "row") {
-          scatterRowCpu(p, src, next, start, stop, outs.pos_out as Uint32Array);
-        } else {
-          const pos = mode === "first" ? null : ins.pos as Uint32Array;
-          const keysOut = writeKeys ? outs.keys_out as Uint32Array : null;
-          scatterKeyCpu(p, src, pos, next, start, stop, keysOut, outs.pos_out as Uint32Array);
+      cpu(ins, outs, params) {
+        const p = params as unknown as PassParams;
+        const next = new Uint32Array(BINS);
+        const src = ins.src as Uint32Array, offsets = ins.offsets as Uint32Array;
+        for (let c = 0; c < p.chunks; c++) {
+          for (let b = 0; b < BINS; b++) next[b] = offsets[b * p.chunks + c];
+          const start = c * p.chunk, stop = Math.min(p.n, start + p.chunk);
+          if (last) {
+            scatterLastCpu(
+              mode,
+              p,
+              src,
+              ins.pos as Uint32Array,
+              ins.x,
+              next,
+              start,
+              stop,
+              outs.values,
+              outs.perm as Uint32Array,
+            );
+          } else if (mode === "row") {
+            scatterRowCpu(p, src, next, start, stop, outs.pos_out as Uint32Array);
+          } else {
+            const pos = mode === "first" ? null : ins.pos as Uint32Array;
+            const keysOut = writeKeys ? outs.keys_out as Uint32Array : null;
+            scatterKeyCpu(p, src, pos, next, start, stop, keysOut, outs.pos_out as Uint32Array);
+          }
         }
-      }
-    },
-  };
-  kernels.set(cacheKey, kernel);
-  return kernel;
+      },
+    };
+  });
 }
 
 // The CPU twins' inner loops, one monomorphic function per case.
@@ -336,10 +338,7 @@ function scatterLastCpu(
 }
 
 function gatherRowsKernel(dtype: DType): Kernel {
-  const key = `gather_rows|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(`gather_rows|${dtype}`, () => ({
     label: "sort.gather_rows",
     inputs: { src: dtype, perm: "u32" },
     outputs: { out: dtype },
@@ -354,16 +353,11 @@ function gatherRowsKernel(dtype: DType): Kernel {
       const { src, perm } = ins, out = outs.out;
       for (let i = 0; i < total; i++) out[i] = src[Math.floor(i / k) * n + perm[i]];
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 function fillKernel(dtype: DType): Kernel {
-  const key = `fill|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(`fill|${dtype}`, () => ({
     label: "sort.zero",
     inputs: {},
     outputs: { out: dtype },
@@ -376,9 +370,7 @@ function fillKernel(dtype: DType): Kernel {
     cpu(_ins, outs) {
       outs.out.fill(0);
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 /**
@@ -400,10 +392,7 @@ export function scatterRows(src: Tensor, perm: Tensor, n: number): Tensor {
 }
 
 function placeKernel(dtype: DType): Kernel {
-  const key = `place|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(`place|${dtype}`, () => ({
     label: "sort.place_rows",
     inputs: { src: dtype, perm: "u32" },
     outputs: { out: dtype },
@@ -418,9 +407,7 @@ function placeKernel(dtype: DType): Kernel {
       const { src, perm } = ins, out = outs.out;
       for (let i = 0; i < total; i++) out[Math.floor(i / k) * n + perm[i]] = src[i];
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 /** Sorts each row of `x` viewed as `[rows, n]`: sorted values and positions in the row. */
@@ -672,10 +659,7 @@ export function topk(x: Tensor, k: number, options: TopkOptions = {}): SortResul
 }
 
 function takeColumnsKernel(dtype: DType): Kernel {
-  const key = `take|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(`take|${dtype}`, () => ({
     label: "sort.take_columns",
     inputs: { src: dtype },
     outputs: { out: dtype },
@@ -690,7 +674,5 @@ function takeColumnsKernel(dtype: DType): Kernel {
       const src = ins.src, out = outs.out;
       for (let i = 0; i < total; i++) out[i] = src[Math.floor(i / k) * n + i % k];
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }

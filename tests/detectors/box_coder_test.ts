@@ -6,6 +6,7 @@ import { tensor } from "../../tensor/tensor.ts";
 import { DEFAULT_MAX_RATIO, DeltaXywhCoder } from "../../detectors/box_coder.ts";
 import {
   assertClose,
+  boxRows,
   compareBackends,
   CPU,
   f64,
@@ -13,17 +14,8 @@ import {
   gradcheck,
   poisonPool,
   randomArray,
+  randomBoxes,
 } from "../tensor/helpers.ts";
-
-function randomBoxes(n: number, seed: number, span = 40): Float32Array {
-  const r = randomArray(4 * n, seed, 0, 1);
-  const out = new Float32Array(4 * n);
-  for (let i = 0; i < n; i++) {
-    const x = r[4 * i] * span, y = r[4 * i + 1] * span;
-    out.set([x, y, x + 1 + r[4 * i + 2] * span, y + 1 + r[4 * i + 3] * span], 4 * i);
-  }
-  return out;
-}
 
 /** mmdetection's bbox2delta / delta2bbox in plain float64 JS. */
 function encodeRef(p: number[], g: number[], means: number[], stds: number[]): number[] {
@@ -51,17 +43,14 @@ function decodeRef(
   return box.map((v, k) => Math.min(Math.max(v, 0), hi[k]));
 }
 
-const rows = (data: ArrayLike<number>) =>
-  Array.from({ length: data.length / 4 }, (_, i) => Array.from(data).slice(4 * i, 4 * i + 4));
-
 const MEANS = [0, 0, 0, 0], STDS = [0.1, 0.1, 0.2, 0.2];
 
 Deno.test("DeltaXywhCoder encode/decode match mmdetection's formulas", async (t) => {
   const coder = new DeltaXywhCoder();
-  const anchors = randomBoxes(9, 1), gts = randomBoxes(9, 2);
+  const anchors = randomBoxes(9, 1, 40), gts = randomBoxes(9, 2, 40);
   await t.step("encode", async () => {
     const got = await coder.encode(f64(anchors, [9, 4]), f64(gts, [9, 4])).data();
-    const expected = rows(anchors).flatMap((a, i) => encodeRef(a, rows(gts)[i], MEANS, STDS));
+    const expected = boxRows(anchors).flatMap((a, i) => encodeRef(a, boxRows(gts)[i], MEANS, STDS));
     assertClose(got, expected, 1e-12, 1e-10);
   });
   await t.step("decode, with and without clipping, clamped log-sizes", async () => {
@@ -70,8 +59,8 @@ Deno.test("DeltaXywhCoder encode/decode match mmdetection's formulas", async (t)
     deltas[7] = -30;
     for (const maxShape of [undefined, [30, 25] as [number, number]]) {
       const got = await coder.decode(f64(anchors, [9, 4]), f64(deltas, [9, 4]), maxShape).data();
-      const expected = rows(anchors).flatMap((a, i) =>
-        decodeRef(a, rows(deltas)[i], MEANS, STDS, maxShape)
+      const expected = boxRows(anchors).flatMap((a, i) =>
+        decodeRef(a, boxRows(deltas)[i], MEANS, STDS, maxShape)
       );
       assertClose(got, expected, 1e-12, 1e-10);
     }
@@ -85,7 +74,7 @@ Deno.test("DeltaXywhCoder encode/decode match mmdetection's formulas", async (t)
     const got = await c2.encode(f64(anchors, [9, 4]), f64(gts, [9, 4])).data();
     assertClose(
       got,
-      rows(anchors).flatMap((a, i) => encodeRef(a, rows(gts)[i], means, stds)),
+      boxRows(anchors).flatMap((a, i) => encodeRef(a, boxRows(gts)[i], means, stds)),
       1e-12,
       1e-10,
     );
@@ -95,7 +84,7 @@ Deno.test("DeltaXywhCoder encode/decode match mmdetection's formulas", async (t)
 Deno.test("DeltaXywhCoder round trip: decode(encode(gt)) == gt", async (t) => {
   const coder = new DeltaXywhCoder();
   await t.step("float64", async () => {
-    const anchors = randomBoxes(11, 4), gts = randomBoxes(11, 5);
+    const anchors = randomBoxes(11, 4, 40), gts = randomBoxes(11, 5, 40);
     const back = coder.decode(
       f64(anchors, [11, 4]),
       coder.encode(f64(anchors, [11, 4]), f64(gts, [11, 4])),
@@ -103,11 +92,11 @@ Deno.test("DeltaXywhCoder round trip: decode(encode(gt)) == gt", async (t) => {
     assertClose(await back.data(), gts, 1e-9, 1e-9);
   });
   await t.step("anchors repeated over a batch [2, 11, 4]", async () => {
-    const anchors = randomBoxes(11, 6), gts = randomBoxes(22, 7);
+    const anchors = randomBoxes(11, 6, 40), gts = randomBoxes(22, 7, 40);
     const deltas = coder.encode(f64(anchors, [11, 4]), f64(gts, [2, 11, 4]));
     assert.deepEqual(deltas.shape, [2, 11, 4]);
-    const second = rows(gts).slice(11);
-    const expected = rows(anchors).flatMap((a, i) => encodeRef(a, second[i], MEANS, STDS));
+    const second = boxRows(gts).slice(11);
+    const expected = boxRows(anchors).flatMap((a, i) => encodeRef(a, second[i], MEANS, STDS));
     assertClose((await deltas.data()).slice(44), expected, 1e-12, 1e-10);
     assertClose(await coder.decode(f64(anchors, [11, 4]), deltas).data(), gts, 1e-9, 1e-9);
   });
@@ -117,7 +106,7 @@ Deno.test("DeltaXywhCoder round trip: decode(encode(gt)) == gt", async (t) => {
 });
 
 Deno.test("DeltaXywhCoder.decode gradient (float64 finite differences)", async (t) => {
-  const anchors = randomBoxes(6, 8);
+  const anchors = randomBoxes(6, 8, 40);
   const deltas = Array.from(randomArray(24, 9, -1.5, 1.5));
   deltas[3] = 25; // clamped: zero gradient on this entry
   const coder = new DeltaXywhCoder();

@@ -13,13 +13,14 @@ import {
 } from "../../detectors/box_ops.ts";
 import {
   assertClose,
+  boxRows,
   compareBackends,
   CPU,
   f64,
   GPU,
   gradcheck,
   poisonPool,
-  randomArray,
+  randomBoxes,
 } from "../tensor/helpers.ts";
 
 /** Independent float64 overlap of two xyxy boxes. */
@@ -34,19 +35,6 @@ function overlapRef(a: number[], b: number[], mode: "iou" | "iof" | "giou"): num
     (Math.max(a[3], b[3]) - Math.min(a[1], b[1]));
   return inter / union - (c - union) / Math.max(c, 1e-6);
 }
-
-function randomBoxes(n: number, seed: number, span = 20): Float32Array {
-  const r = randomArray(4 * n, seed, 0, 1);
-  const out = new Float32Array(4 * n);
-  for (let i = 0; i < n; i++) {
-    const x = r[4 * i] * span, y = r[4 * i + 1] * span;
-    out.set([x, y, x + 0.5 + r[4 * i + 2] * span, y + 0.5 + r[4 * i + 3] * span], 4 * i);
-  }
-  return out;
-}
-
-const rows = (data: ArrayLike<number>) =>
-  Array.from({ length: data.length / 4 }, (_, i) => Array.from(data).slice(4 * i, 4 * i + 4));
 
 Deno.test("boxIou of known boxes", async (t) => {
   const a = f64([0, 0, 2, 2], [1, 4]);
@@ -68,23 +56,23 @@ Deno.test("boxIou of known boxes", async (t) => {
 });
 
 Deno.test("boxIou matches a float64 reference on random boxes", async () => {
-  const a = randomBoxes(13, 1), b = randomBoxes(9, 2);
+  const a = randomBoxes(13, 1, 20, 0.5), b = randomBoxes(9, 2, 20, 0.5);
   for (const mode of ["iou", "iof", "giou"] as const) {
-    const expected = rows(a).flatMap((x) => rows(b).map((y) => overlapRef(x, y, mode)));
+    const expected = boxRows(a).flatMap((x) => boxRows(b).map((y) => overlapRef(x, y, mode)));
     const got = await boxIou(f64(a, [13, 4]), f64(b, [9, 4]), { mode }).data();
     assertClose(got, expected, 1e-12, 1e-10, mode);
   }
 });
 
 Deno.test("bboxOverlaps aligned: values and gradients", async (t) => {
-  const a = randomBoxes(6, 3, 5), b = randomBoxes(6, 4, 5);
+  const a = randomBoxes(6, 3, 5, 0.5), b = randomBoxes(6, 4, 5, 0.5);
   for (const mode of ["iou", "giou"] as const) {
     await t.step(mode, async () => {
-      const expected = rows(a).map((x, i) => overlapRef(x, rows(b)[i], mode));
+      const expected = boxRows(a).map((x, i) => overlapRef(x, boxRows(b)[i], mode));
       const got = await bboxOverlaps(f64(a, [6, 4]), f64(b, [6, 4]), { isAligned: true, mode })
         .data();
       assertClose(got, expected, 1e-12, 1e-10);
-      const pa = randomBoxes(5, 5, 3),
+      const pa = randomBoxes(5, 5, 3, 0.5),
         pb = Float32Array.from(pa, (v, i) => v + [0.3, -0.2, 0.4, 0.1][i % 4]);
       await gradcheck((x, y) => bboxOverlaps(x, y, { isAligned: true, mode }), [
         { data: pa, shape: [5, 4] },
@@ -100,7 +88,7 @@ Deno.test("bboxOverlaps aligned: values and gradients", async (t) => {
 });
 
 Deno.test("format conversions round-trip and have gradients", async (t) => {
-  const boxes = randomBoxes(7, 6);
+  const boxes = randomBoxes(7, 6, 20, 0.5);
   await t.step("known values", async () => {
     const b = f64([1, 2, 5, 8], [1, 4]);
     assert.deepEqual(Array.from(await xyxyToXywh(b).data()), [1, 2, 4, 6]);
@@ -148,7 +136,7 @@ Deno.test("box ops reject bad input with a TypeError naming the op", () => {
 });
 
 Deno.test("box ops agree on CPU and WebGPU", { ignore: !GPU }, async (t) => {
-  const a = randomBoxes(301, 7, 50), b = randomBoxes(37, 8, 50);
+  const a = randomBoxes(301, 7, 50, 0.5), b = randomBoxes(37, 8, 50, 0.5);
   await t.step("pairwise, all modes", async () => {
     await compareBackends(
       (backend: Backend) => {
@@ -162,7 +150,7 @@ Deno.test("box ops agree on CPU and WebGPU", { ignore: !GPU }, async (t) => {
   });
   await t.step("pairwise with more than 65,535 workgroups", async () => {
     const n = 2100, m = 2000; // 4.2M pairs / 64 per workgroup = 65,625 workgroups
-    const big = randomBoxes(n, 9, 100), gts = randomBoxes(m, 10, 100);
+    const big = randomBoxes(n, 9, 100, 0.5), gts = randomBoxes(m, 10, 100, 0.5);
     await compareBackends(
       (backend: Backend) => {
         poisonPool(backend, [n * m]);

@@ -24,6 +24,7 @@ import {
   gradcheck,
   poisonPool,
   randomArray,
+  randomBoxes,
 } from "../tensor/helpers.ts";
 
 // ---------------------------------------------------------------------------
@@ -57,17 +58,6 @@ function boxRef(p: number[], t: number[], mode: "iou" | "giou", eps = 1e-6): num
     eps,
   );
   return inter / union - (enclose - union) / enclose;
-}
-
-/** Random valid xyxy boxes (n x 4) from a seed. */
-function randomBoxes(n: number, seed: number, span = 10): Float32Array {
-  const r = randomArray(4 * n, seed, 0, 1);
-  const out = new Float32Array(4 * n);
-  for (let i = 0; i < n; i++) {
-    const x = r[4 * i] * span, y = r[4 * i + 1] * span;
-    out.set([x, y, x + 1 + r[4 * i + 2] * span, y + 1 + r[4 * i + 3] * span], 4 * i);
-  }
-  return out;
 }
 
 /** Pred boxes near `gt`: overlapping, with distinct coordinates (no kinks at the test point). */
@@ -299,7 +289,7 @@ Deno.test("l1Loss and smoothL1Loss match PyTorch and give gradients to both inpu
 
 Deno.test("iouLoss and giouLoss match mmdetection's formulas", async (t) => {
   const n = 7;
-  const gt = randomBoxes(n, 11);
+  const gt = randomBoxes(n, 11, 10);
   const pred = jitterBoxes(gt, 12);
   // Add a disjoint pair and an identical pair.
   const p = Array.from(pred).concat([0, 0, 1, 1, 2, 2, 5, 6]);

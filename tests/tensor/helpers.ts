@@ -64,6 +64,28 @@ export function randomArray(length: number, seed: number, lo = -1, hi = 1): Floa
 }
 
 /**
+ * Seeded random valid xyxy boxes, flat `[n, 4]`: the top-left corner in
+ * `[0, span)`, width and height in `[minSide, minSide + span)`.
+ */
+export function randomBoxes(n: number, seed: number, span: number, minSide = 1): Float32Array {
+  const r = randomArray(4 * n, seed, 0, 1);
+  const out = new Float32Array(4 * n);
+  for (let i = 0; i < n; i++) {
+    const x = r[4 * i] * span, y = r[4 * i + 1] * span;
+    out.set([x, y, x + minSide + r[4 * i + 2] * span, y + minSide + r[4 * i + 3] * span], 4 * i);
+  }
+  return out;
+}
+
+/** Flat `[N, 4]` box data as `N` rows of four numbers. */
+export function boxRows(data: ArrayLike<number>): number[][] {
+  return Array.from(
+    { length: data.length / 4 },
+    (_, i) => Array.from(data).slice(4 * i, 4 * i + 4),
+  );
+}
+
+/**
  * Fills pooled buffers of the given element counts with NaN and returns them
  * to the pool, so the next outputs of those sizes start as NaN: a kernel that
  * leaves an element unwritten then fails its comparison.
