@@ -5,7 +5,7 @@
  *
  * Departures from the paper's recipe, for 128 px images and a short schedule:
  * three pyramid levels (P3–P5) with anchors of 2x the stride (16–101 px);
- * batch 4 with lr 0.02; and no score threshold at test time — a ranking loss
+ * batch 4 with lr 0.04; and no score threshold at test time — a ranking loss
  * orders scores but does not calibrate them, and after a short schedule every
  * sigmoid score is still below the stock 0.05 threshold.
  *
@@ -39,7 +39,7 @@ export const ATSS_TINY_SHAPES: DetectorConfig = {
   train: {
     batchSize: 4,
     iters: 1000,
-    lr: 0.02,
+    lr: 0.04,
     momentum: 0.9,
     weightDecay: 1e-4,
     warmup: { iters: 100, factor: 0.001 },
