@@ -119,16 +119,9 @@ export interface Pool2dLayerOptions {
  * ```
  */
 export class MaxPool2d extends Module {
-  /** Window size. */
-  readonly kernelSize: Pair;
-  /** Stride and padding. */
-  readonly options: Pool2dLayerOptions;
-
-  /** Creates the layer. */
-  constructor(kernelSize: Pair, options: Pool2dLayerOptions = {}) {
+  /** Creates the layer with its window size, stride and padding. */
+  constructor(readonly kernelSize: Pair, readonly options: Pool2dLayerOptions = {}) {
     super();
-    this.kernelSize = kernelSize;
-    this.options = options;
   }
 
   /** Pools `x`. */
@@ -149,16 +142,9 @@ export class MaxPool2d extends Module {
  * ```
  */
 export class AvgPool2d extends Module {
-  /** Window size. */
-  readonly kernelSize: Pair;
-  /** Stride and padding. */
-  readonly options: Pool2dLayerOptions;
-
-  /** Creates the layer. */
-  constructor(kernelSize: Pair, options: Pool2dLayerOptions = {}) {
+  /** Creates the layer with its window size, stride and padding. */
+  constructor(readonly kernelSize: Pair, readonly options: Pool2dLayerOptions = {}) {
     super();
-    this.kernelSize = kernelSize;
-    this.options = options;
   }
 
   /** Pools `x`. */

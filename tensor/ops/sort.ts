@@ -36,6 +36,7 @@ import type { DType, TypedArray } from "../dtype.ts";
 import { entryPoint, type Kernel } from "../kernel.ts";
 import { empty, keep, sizeOf, Tensor, viewOf } from "../tensor.ts";
 import { cast } from "./elementwise.ts";
+import { zeros } from "./creation.ts";
 import { backendOf, expectDtype, launch, normalizeAxis } from "./launch.ts";
 import { scanLines } from "./scan.ts";
 import { permute } from "./shape.ts";
@@ -356,23 +357,6 @@ function gatherRowsKernel(dtype: DType): Kernel {
   }));
 }
 
-function fillKernel(dtype: DType): Kernel {
-  return cached(`fill|${dtype}`, () => ({
-    label: "sort.zero",
-    inputs: {},
-    outputs: { out: dtype },
-    params: { total: "u32" },
-    workgroupSize: 64,
-    code: `${entryPoint(64)}
-  if (i >= p.total) { return; }
-  out[i] = ${dtype === "f64" ? "f32" : dtype}(0);
-}`,
-    cpu(_ins, outs) {
-      outs.out.fill(0);
-    },
-  }));
-}
-
 /**
  * Places `src` (`[rows, k]`) at columns `perm` (`[rows, k]` `u32`, distinct
  * within a row) of a zero `[rows, n]` tensor. No gradient is recorded.
@@ -380,12 +364,11 @@ function fillKernel(dtype: DType): Kernel {
 export function scatterRows(src: Tensor, perm: Tensor, n: number): Tensor {
   const rows = src.shape[0], k = src.shape[1];
   const backend = backendOf("scatterRows", [src, perm]);
-  const out = empty([rows, n], src.dtype, backend);
-  if (out.size === 0) return out;
   // A full permutation writes every element; otherwise zeros go first.
-  if (k < n) {
-    launch(fillKernel(src.dtype), [], [out], { total: out.size }, Math.ceil(out.size / 64));
-  }
+  const out = k < n
+    ? zeros([rows, n], { dtype: src.dtype, backend })
+    : empty([rows, n], src.dtype, backend);
+  if (out.size === 0) return out;
   const total = rows * k;
   launch(placeKernel(src.dtype), [src, perm], [out], { total, k, n }, Math.ceil(total / 64));
   return out;
