@@ -4,12 +4,18 @@
  * in a `customOp` whose backward scales the stored gradient by the upstream gradient of the
  * ranking output.
  *
- * Steps (see `kernels.ts`): per-chunk positive counts → totals and offsets → compaction of the
- * `P` positives → their sort (descending logit, index on ties) → the boundary list (the sorted
- * positives for the bucketed losses; the knees `p ± δ` for the others) → every relevant
- * negative finds its interval by binary search and adds to its column's count and fixed-point
- * sum → interval counts and means → per-positive errors (direct `P x P` and `P x L`) → per-
- * interval negative weights → scatter to the negatives (`O(1)` each) and the positives.
+ * Steps (see `kernels.ts`, `merge_kernels.ts`, `prefix_kernels.ts`): per-chunk positive counts →
+ * totals and offsets → compaction of the `P` positives → their merge sort (descending logit,
+ * index on ties; `log2 P` passes) → the boundary list (the sorted positives for the bucketed
+ * losses; the knees `p ± δ` for the others) → every relevant negative finds its interval by
+ * binary search and adds to its column's count and fixed-point sum → interval counts and means
+ * → prefix sums over positives and intervals → per-positive errors, each sum over positives or
+ * intervals a ramp sum (two binary searches and a prefix lookup), the sorting losses' sums over
+ * positives with larger targets from merge-sort levels in target order → per-interval negative
+ * weights (ramp sums again) → scatter to the negatives (`O(1)` each) and the positives.
+ *
+ * Cost: `O(M log P)` for the negatives and `O(P log² P)` for the positives; no buffer is larger
+ * than `O(M + P)`. Every data-dependent count stays on the device.
  *
  * @module
  */
@@ -38,22 +44,34 @@ import {
   positiveGradKernel,
   positiveKernel,
   reduceIntervalsKernel,
+  ROWS,
+  rowsKernel,
   SCATTER_PER_LANE,
   scatterNegativesKernel,
-  sortPositivesKernel,
+  sortedPositivesKernel,
   SUB,
   totalsKernel,
   zeroMatrixKernel,
 } from "./kernels.ts";
+import {
+  DOMINANCE_CHANNELS,
+  DOMINANCE_OUTPUTS,
+  dominanceKernel,
+  type DominanceRound,
+  gatherRowsKernel,
+  mergeLevelKernel,
+  targetBoundsKernel,
+} from "./merge_kernels.ts";
+import { scanKernel, type ScanOp } from "./prefix_kernels.ts";
 
 /** Options of the ranking-loss ops. */
 export interface RankingOpOptions {
   /** Half-width `δ >= 0` of the ramp of `H`; `0` is the unit step with `H(0) = 1`. */
   delta?: number;
   /**
-   * Upper bound on the number of positives (default `M`); sizes the positive buffers. When the
-   * data has more (or more than 16,383, the limit of the direct pairwise kernels), the loss
-   * values are NaN and the gradient is 0.
+   * Upper bound on the number of positives (default `M`); sizes the positive buffers and sets
+   * the number of merge passes (`log2`). When the data has more (or more than
+   * `MAX_POSITIVES` = 2,097,151), the loss values are NaN and the gradient is 0.
    */
   maxPositives?: number;
 }
@@ -112,7 +130,7 @@ export function checkInputs(
     throw new RangeError(`${op}: maxPositives ${pcap} must be an integer >= 0`);
   }
   if (m >= 2 ** 28) throw new RangeError(`${op}: ${m} entries exceed the limit of 2^28`);
-  // More positives than the direct kernels handle make the loss NaN anyway: no larger buffers.
+  // More positives than the kernels handle make the loss NaN anyway: no larger buffers.
   return { delta, pcap: Math.min(pcap, m, MAX_POSITIVES + 1) };
 }
 
@@ -168,6 +186,8 @@ export function rankingForward(
     const minColumns = Math.min(MAX_COLUMNS, Math.max(1, Math.floor(cape / (lcap + 1))));
     const grid = Math.max(1, Math.min(GRID, pcap + 1));
     const gridGroups = Math.ceil(grid / 64);
+    let levels = 0;
+    while (2 ** levels < pcap) levels++;
     const cnt = alloc(chunks, "u32"), minp = alloc(chunks, f), maxn = alloc(chunks, f);
     const offs = alloc(chunks, "u32"), info = alloc(8, "u32"), fmeta = alloc(4, f);
     launch(chunkStatsKernel(f), [logits, targets], [cnt, minp, maxn], {
@@ -191,14 +211,64 @@ export function rankingForward(
       pos_eq1: posEq1,
       pcap,
     }, Math.ceil(chunks / 64));
+    const perPositive = { grid };
+    const rows = (layout: keyof typeof ROWS, ps: Tensor, yv: Tensor, pd: Tensor, umode = 0) => {
+      const x = alloc(pcap * ROWS[layout].channels, f);
+      launch(rowsKernel(f), [ps, yv, pd, info], [x], {
+        grid,
+        shape: ROWS[layout].id,
+        umode,
+      }, gridGroups);
+      return x;
+    };
+    /** Exclusive prefix of `n` rows (`n = info[slot] + add`, capacity `cap`). */
+    const scan = (
+      x: Tensor,
+      channels: number,
+      cap: number,
+      slot = 0,
+      add = 0,
+      op: ScanOp = "sum",
+    ) => {
+      const g = alloc((cap + 1) * channels * 2, f);
+      launch(scanKernel(f, channels, op), [x, info], [g], { slot, add }, 1);
+      return g;
+    };
+    /** Merge passes over the positives; `after(level, keys, rows)` sees each level first. */
+    const mergeLevels = (
+      key: Tensor,
+      x: Tensor,
+      channels: number,
+      after?: (level: number, key: Tensor, x: Tensor) => void,
+    ) => {
+      for (let level = 0;; level++) {
+        after?.(level, key, x);
+        if (level === levels) return { key, x };
+        const kb = alloc(pcap, f), xb = alloc(pcap * channels, f);
+        launch(mergeLevelKernel(f, channels), [key, x, info], [kb, xb], {
+          grid,
+          w: 2 ** level,
+        }, gridGroups);
+        key = kb;
+        x = xb;
+      }
+    };
+    const iota = rows("iota", cs, cy, cs);
+    const byLogit = mergeLevels(cs, iota, 1);
     const ps = alloc(pcap, f), py = alloc(pcap, f), pi = alloc(pcap, "u32");
     const pk = alloc(pcap, "u32");
-    launch(sortPositivesKernel(f), [cs, cy, ci, info], [ps, py, pi, pk], { grid }, gridGroups);
+    launch(
+      sortedPositivesKernel(f),
+      [byLogit.key, byLogit.x, cy, ci, info],
+      [ps, py, pi, pk],
+      perPositive,
+      gridGroups,
+    );
     // aLRP reads the errors (sorted order) where the others read the targets.
     let py2 = py;
     if (errors) {
       py2 = alloc(pcap, f);
-      launch(gatherErrorsKernel(f), [errors, pk, info], [py2], { grid }, gridGroups);
+      launch(gatherErrorsKernel(f), [errors, pk, info], [py2], perPositive, gridGroups);
     }
     const e = alloc(lcap, f), ea = alloc(pcap, "u32"), eb = alloc(pcap, "u32");
     launch(edgesKernel(f), [ps, info], [e, ea, eb], { grid, delta }, gridGroups);
@@ -219,24 +289,65 @@ export function rankingForward(
         sub,
       }, columnGroups);
     }
-    const icnt = alloc(cape, f), imean = alloc(cape, f);
-    launch(reduceIntervalsKernel(f), [mat, e, info, fmeta], [icnt, imean], { grid }, gridGroups);
+    const icnt = alloc(lcap + 1, f), imean = alloc(lcap + 1, f), xq = alloc(2 * (lcap + 1), f);
+    launch(
+      reduceIntervalsKernel(f),
+      [mat, e, info, fmeta],
+      [icnt, imean, xq],
+      { grid },
+      gridGroups,
+    );
+    const gq = scan(xq, 2, lcap + 1, 1, 1);
+    const xp = rows("positives", ps, py2, ps, sorting ? 1 : errors ? 2 : 0);
+    const gp = scan(xp, ROWS.positives.channels, pcap);
+    // Sorting losses: sums over the positives with larger targets, level by level.
+    let ys: Tensor | undefined, lge = info, lgt = info;
+    const dominance = (round: DominanceRound, xs: Tensor) => {
+      const channels = DOMINANCE_CHANNELS[round];
+      const acc = alloc(pcap * DOMINANCE_OUTPUTS[round], f);
+      const k0 = alloc(pcap, f), x0 = alloc(pcap * channels, f);
+      launch(gatherRowsKernel(f, channels), [ps, ys!, xs, info], [k0, x0], perPositive, gridGroups);
+      mergeLevels(k0, x0, channels, (level, key, x) => {
+        const g = scan(x, channels, pcap);
+        launch(dominanceKernel(f, round), [key, g, ps, lge, lgt, info], [acc], {
+          grid,
+          level,
+          first: level === 0 ? 1 : 0,
+          delta,
+        }, gridGroups);
+      });
+      return acc;
+    };
+    let dom = ps;
+    if (sorting) {
+      const byTarget = mergeLevels(py, rows("iota", ps, py, ps), 1);
+      ys = byTarget.x;
+      lge = alloc(pcap, "u32");
+      lgt = alloc(pcap, "u32");
+      launch(targetBoundsKernel(f), [py, byTarget.key, info], [lge, lgt], perPositive, gridGroups);
+      dom = dominance("targets", xp);
+    }
     const pd = alloc(8 * pcap, f);
     launch(
       positiveKernel(f, kind),
-      [ps, py2, icnt, imean, ea, eb, info],
+      [ps, py2, gp, imean, gq, ea, eb, dom, info],
       [pd],
       { grid, delta },
       gridGroups,
     );
-    if (kind === "ap") launch(apEnvelopeKernel(f), [info], [pd], { unused: 0 }, 1);
-    if (errorGrad) {
-      launch(alrpLocalisationKernel(f), [py2, pk, info], [pd, errorGrad], { unused: 0 }, 1);
+    if (kind === "ap") {
+      const gx = scan(rows("precisions", ps, py, pd), 1, pcap, 0, 0, "max");
+      launch(apEnvelopeKernel(f), [gx, info], [pd], perPositive, gridGroups);
     }
-    const wa = alloc(cape, f), wb = alloc(cape, f);
+    if (errorGrad) {
+      const gl = scan(rows("localisation", ps, py2, pd), 2, pcap);
+      launch(alrpLocalisationKernel(f), [gl, pk, info], [pd, errorGrad], perPositive, gridGroups);
+    }
+    const gw = scan(rows("weights", ps, py, pd), 2, pcap);
+    const wa = alloc(lcap + 1, f), wb = alloc(lcap + 1, f);
     launch(
       intervalWeightsKernel(f, bucketed),
-      [ps, pd, imean, ea, eb, info],
+      [ps, gw, imean, ea, eb, info],
       [wa, wb],
       { grid, delta },
       gridGroups,
@@ -250,11 +361,10 @@ export function rankingForward(
         Math.ceil(m / (64 * SCATTER_PER_LANE)),
       );
     }
-    launch(positiveGradKernel(f, sorting), [ps, py, pi, pd, info], [grad], {
-      grid,
-      delta,
-    }, gridGroups);
-    launch(finalizeKernel(f), [pd, info], [rankingLoss, sortingLoss], { unused: 0 }, 1);
+    const shares = sorting ? dominance("shares", rows("shares", ps, py, pd)) : pd;
+    launch(positiveGradKernel(f, sorting), [pi, pd, shares, info], [grad], perPositive, gridGroups);
+    const gt = scan(rows("totals", ps, py, pd), 2, pcap);
+    launch(finalizeKernel(f), [gt, info], [rankingLoss, sortingLoss], { unused: 0 }, 1);
   } catch (error) {
     rankingLoss.dispose();
     sortingLoss.dispose();

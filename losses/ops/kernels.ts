@@ -8,21 +8,22 @@
  * `fmeta` (float): `[0]` min positive logit, `[1]` max negative logit, `[2]` threshold `t`.
  *
  * Loops are bounded for llvmpipe (about 65,535 iterations per invocation): per-chunk loops walk
- * {@linkcode CHUNK} entries, grid-stride loops over positives assume `P <= MAX_POSITIVES`,
- * binary searches are unrolled straight-line code.
+ * {@linkcode CHUNK} entries, grid-stride loops over positives and intervals run at most
+ * `MAX_POSITIVES / GRID` rounds of a few binary searches, scans walk one chunk per lane.
  *
  * @module
  */
 
 import type { DType } from "../../tensor/dtype.ts";
 import { entryPoint, type Kernel } from "../../tensor/kernel.ts";
+import { MAX_SCAN_ROWS, RampSums, rampWgsl } from "./prefix_kernels.ts";
 
 /** Entries one invocation of the chunked passes over `M` walks. */
 export const CHUNK = 4096;
 /** Invocations of the grid-stride kernels over positives and intervals. */
 export const GRID = 16384;
-/** Largest `P` the direct pairwise kernels support (loop limit); above it the loss is NaN. */
-export const MAX_POSITIVES = 16383;
+/** Largest `P` supported (the `2P + 1` intervals must fit one scan); above it the loss is NaN. */
+export const MAX_POSITIVES = (MAX_SCAN_ROWS >>> 1) - 1;
 /** Most columns of the partial-sum matrix (one invocation each). */
 export const MAX_COLUMNS = 64;
 /** Entries a column walks per dispatch of the partial-sum pass. */
@@ -224,43 +225,113 @@ export function compactKernel(f: DType): Kernel {
   }));
 }
 
-/** Sorts the positives by descending logit, lower index first on ties (rank by counting). */
-export function sortPositivesKernel(f: DType): Kernel {
-  return cached(`sortpos|${f}`, () => ({
-    label: "rank_ops.sort_positives",
-    inputs: { cs: f, cy: f, ci: "u32", info: "u32" },
+/**
+ * The positives in sorted order (after the merge sort of their logits, which carries each
+ * one's compacted position `ko` as an exact float): logit, target, original index, position.
+ */
+export function sortedPositivesKernel(f: DType): Kernel {
+  return cached(`sorted|${f}`, () => ({
+    label: "rank_ops.sorted_positives",
+    inputs: { ks: f, ko: f, cy: f, ci: "u32", info: "u32" },
     outputs: { ps: f, py: f, pi: "u32", pk: "u32" },
     params: { grid: "u32" },
     workgroupSize: WG,
     code: `${entryPoint(WG)}
-  let np = info[0];
   if (i >= p.grid || info[4] == 0u) { return; }
-  for (var a = i; a < np; a += p.grid) {
-    let v = cs[a];
-    var r = 0u;
-    for (var b = 0u; b < np; b++) {
-      let w = cs[b];
-      if (w > v || (w == v && b < a)) { r++; }
-    }
-    ps[r] = v;
+  for (var r = i; r < info[0]; r += p.grid) {
+    let a = u32(ko[r]);
+    ps[r] = ks[r];
     py[r] = cy[a];
     pi[r] = ci[a];
     pk[r] = a;
   }
 }`,
     cpu(ins, outs) {
-      const np = ins.info[0];
       if (ins.info[4] === 0) return;
-      const cs = ins.cs;
-      // Same order as the WGSL ranks: a stable descending argsort.
-      const order = Array.from({ length: np }, (_, k) => k);
-      order.sort((a, b) => (cs[b] - cs[a]) || (a - b));
-      for (let r = 0; r < np; r++) {
-        const a = order[r];
-        outs.ps[r] = cs[a];
+      for (let r = 0; r < ins.info[0]; r++) {
+        const a = ins.ko[r];
+        outs.ps[r] = ins.ks[r];
         outs.py[r] = ins.cy[a];
         outs.pi[r] = ins.ci[a];
         outs.pk[r] = a;
+      }
+    },
+  }));
+}
+
+/** Row layouts of {@linkcode rowsKernel}, with their channel counts. */
+export const ROWS = {
+  /** `[a]`: positions, the payload of the sorts. */
+  iota: { id: 0, channels: 1 },
+  /** `[1, s, u, u s]`: `u` is `1 - y` (`umode` 1), `y` (2, aLRP errors) or 0. */
+  positives: { id: 1, channels: 4 },
+  /** `[w, w s]`: each negative's weight per unit `H`. */
+  weights: { id: 2, channels: 2 },
+  /** `[σ, σ s]`: each positive's share of its sorting error. */
+  shares: { id: 3, channels: 2 },
+  /** `[ranking value, sorting value]`. */
+  totals: { id: 4, channels: 2 },
+  /** AP precisions in reverse order (for a suffix maximum). */
+  precisions: { id: 5, channels: 1 },
+  /** aLRP: `[error, 1 / rank]`. */
+  localisation: { id: 6, channels: 2 },
+} as const;
+
+/** Per positive (sorted order, `P = info[0]`): one row of the layout `ROWS[..].id`. */
+export function rowsKernel(f: DType): Kernel {
+  return cached(`rows|${f}`, () => ({
+    label: "rank_ops.rows",
+    inputs: { ps: f, yv: f, pd: f, info: "u32" },
+    outputs: { x: f },
+    params: { grid: "u32", shape: "u32", umode: "u32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  let np = info[0];
+  if (i >= p.grid || info[4] == 0u) { return; }
+  for (var a = i; a < np; a += p.grid) {
+    let s = ps[a];
+    let o = a * 8u;
+    switch p.shape {
+      case 0u: { x[a] = f32(a); }
+      case 1u: {
+        var u = 0.0;
+        if (p.umode == 1u) { u = 1.0 - yv[a]; } else if (p.umode == 2u) { u = yv[a]; }
+        x[a * 4u] = 1.0;
+        x[a * 4u + 1u] = s;
+        x[a * 4u + 2u] = u;
+        x[a * 4u + 3u] = u * s;
+      }
+      case 2u, 3u: {
+        let w = pd[o + p.shape];
+        x[a * 2u] = w;
+        x[a * 2u + 1u] = w * s;
+      }
+      case 4u: {
+        x[a * 2u] = pd[o];
+        x[a * 2u + 1u] = pd[o + 1u];
+      }
+      case 5u: { x[np - 1u - a] = pd[o + 5u]; }
+      default: {
+        x[a * 2u] = yv[a];
+        x[a * 2u + 1u] = 1.0 / pd[o + 6u];
+      }
+    }
+  }
+}`,
+    cpu(ins, outs, p) {
+      const { shape: layout, umode } = p as P;
+      if (ins.info[4] === 0) return;
+      const np = ins.info[0], x = outs.x, { ps, yv, pd } = ins;
+      for (let a = 0; a < np; a++) {
+        const s = ps[a], o = a * 8;
+        if (layout === 0) x[a] = a;
+        else if (layout === 1) {
+          const u = umode === 1 ? 1 - yv[a] : umode === 2 ? yv[a] : 0;
+          x.set([1, s, u, u * s], a * 4);
+        } else if (layout === 2 || layout === 3) x.set([pd[o + layout], pd[o + layout] * s], a * 2);
+        else if (layout === 4) x.set([pd[o], pd[o + 1]], a * 2);
+        else if (layout === 5) x[np - 1 - a] = pd[o + 5];
+        else x.set([yv[a], 1 / pd[o + 6]], a * 2);
       }
     },
   }));
@@ -485,12 +556,16 @@ ${entryPoint(COLUMN_WG)}
   }));
 }
 
-/** Per interval: member count and mean logit (from the column partials). */
+/**
+ * Per interval: member count and mean logit (from the column partials), and the interval rows
+ * `xq = [count, count · mean]` for their prefix. An empty interval's mean is its lower edge, so
+ * the means descend and can be searched.
+ */
 export function reduceIntervalsKernel(f: DType): Kernel {
   return cached(`reduce|${f}`, () => ({
     label: "rank_ops.reduce_intervals",
     inputs: { mat: "u32", e: f, info: "u32", fmeta: f },
-    outputs: { icnt: f, imean: f },
+    outputs: { icnt: f, imean: f, xq: f },
     params: { grid: "u32" },
     workgroupSize: WG,
     code: `${FRAME_WGSL}
@@ -510,12 +585,17 @@ ${entryPoint(WG)}
       if (lo < x) { hi++; }
       hi += mat[at + 2u];
     }
-    icnt[q] = f32(c);
-    if (c == 0u) { imean[q] = 0.0; continue; }
     let top = frame_top(q, l);
     let bot = frame_bot(q, l);
-    let frac = (f32(hi) * 4294967296.0 + f32(lo)) / (f32(c) * ${FIX}.0);
-    imean[q] = clamp(top - (top - bot) * frac, bot, top);
+    var mean = bot;
+    if (c > 0u) {
+      let frac = (f32(hi) * 4294967296.0 + f32(lo)) / (f32(c) * ${FIX}.0);
+      mean = clamp(top - (top - bot) * frac, bot, top);
+    }
+    icnt[q] = f32(c);
+    imean[q] = mean;
+    xq[q * 2u] = f32(c);
+    xq[q * 2u + 1u] = f32(c) * mean;
   }
 }`,
     cpu(ins, outs) {
@@ -529,14 +609,14 @@ ${entryPoint(WG)}
           c += mat[at];
           sum += mat[at + 1] + mat[at + 2] * 4294967296;
         }
-        outs.icnt[q] = c;
-        if (c === 0) {
-          outs.imean[q] = 0;
-          continue;
-        }
         const top = frameTop(q, e, fmeta), bot = frameBot(q, l, e, fmeta);
-        const frac = sum / (c * FIX);
-        outs.imean[q] = Math.min(top, Math.max(bot, top - (top - bot) * frac));
+        const mean = c === 0
+          ? bot
+          : Math.min(top, Math.max(bot, top - (top - bot) * (sum / (c * FIX))));
+        outs.icnt[q] = c;
+        outs.imean[q] = mean;
+        outs.xq[q * 2] = c;
+        outs.xq[q * 2 + 1] = c * outs.imean[q];
       }
     },
   }));
@@ -548,62 +628,55 @@ export type LossKind = "rs" | "brs" | "ap" | "bap" | "alrp";
 /**
  * Per positive (sorted order): `pd[8 i + …]` = `0` ranking value, `1` sorting error, `2`
  * weight of each negative's `H`, `3` share of the sorting error per unit `H`, `4` the
- * positive's own gradient term, `5` precision (AP), `6` rank (AP).
+ * positive's own gradient term, `5` precision (AP), `6` rank (AP, aLRP). Every sum over
+ * positives or intervals is a ramp sum over a prefix (`gp`: rows `ROWS.positives`, `gq`:
+ * interval rows `[count, count · mean]`); the sorting losses read their dominance sums from
+ * `dom` (round `targets`).
  */
 export function positiveKernel(f: DType, kind: LossKind): Kernel {
   const bucketed = kind === "brs" || kind === "bap";
   const sorting = kind === "rs" || kind === "brs";
   return cached(`pos|${f}|${kind}`, () => ({
     label: `rank_ops.positive_${kind}`,
-    inputs: { ps: f, py: f, icnt: f, imean: f, ea: "u32", eb: "u32", info: "u32" },
+    inputs: {
+      ps: f,
+      yv: f,
+      gp: f,
+      imean: f,
+      gq: f,
+      ea: "u32",
+      eb: "u32",
+      dom: f,
+      info: "u32",
+    },
     outputs: { pd: f },
     params: { grid: "u32", delta: "f32" },
     workgroupSize: WG,
     code: `${H_WGSL}
+${rampWgsl("pos", "ps", "gp", ROWS.positives.channels)}
+${rampWgsl("iv", "imean", "gq", 2)}
 ${entryPoint(WG)}
   let np = info[0];
   if (i >= p.grid || info[4] == 0u) { return; }
   let l = info[1];
   for (var a = i; a < np; a += p.grid) {
     let si = ps[a];
-    let yi = py[a];
-    var rankp = 0.0;
-    var cur = 0.0;
-    var tnum = 0.0;
-    var tden = 0.0;
-    var miss = 0.0;
-    for (var b = 0u; b < np; b++) {
-      let h = hstep(ps[b] - si);
-      rankp += h;
-      ${
-      sorting
-        ? `let yb = py[b];
-      cur += h * (1.0 - yb);
-      if (yb >= yi) { tnum += h * (1.0 - yb); tden += h; } else { miss += h; }`
-        : ""
-    }
-    }
-    var nfp = 0.0;
+    let yi = yv[a];
+    let rankp = pos_up(0u, np, si, 0u);
+    let cur = pos_up(0u, np, si, 2u);
     ${
-      bucketed
-        ? `for (var q = 0u; q <= l; q++) {
-      let c = icnt[q];
-      if (c > 0.0) { nfp += c * hstep(imean[q] - si); }
-    }`
-        : `let qa = ea[a];
-    let qb = eb[a];
-    for (var q = 0u; q <= l; q++) {
-      let c = icnt[q];
-      if (c == 0.0) { continue; }
-      if (q <= qa) { nfp += c; } else if (q <= qb) { nfp += c * ((imean[q] - si) / (2.0 * p.delta) + 0.5); }
+      bucketed ? `let nfp = iv_up(0u, l + 1u, si, 0u);` : `let qa = ea[a] + 1u;
+    let qb = eb[a] + 1u;
+    var nfp = iv_sum(0u, qa, 0u);
+    if (qb > qa) {
+      let c = iv_sum(qa, qb, 0u);
+      nfp += (iv_sum(qa, qb, 1u) - si * c) / (2.0 * p.delta) + 0.5 * c;
     }`
     }
     let o = a * 8u;
     ${
       kind === "alrp"
-        ? `var loc = 0.0;
-    for (var b = 0u; b < np; b++) { loc += hstep(ps[b] - si) * py[b]; }
-    loc -= hstep(0.0) * yi;
+        ? `let loc = cur - hstep(0.0) * yi;
     let rp = rankp - hstep(0.0) + 1.0;
     let rank = rp + nfp;
     var w = 0.0;
@@ -635,7 +708,10 @@ ${entryPoint(WG)}
     var share = 0.0;
     ${
           sorting
-            ? `se = cur / rankp - tnum / tden;
+            ? `let tden = dom[a * 3u];
+    let tnum = dom[a * 3u + 1u];
+    let miss = dom[a * 3u + 2u];
+    se = cur / rankp - tnum / tden;
     if (miss > eps) { share = se / miss; g -= se; }`
             : ""
         }
@@ -651,109 +727,85 @@ ${entryPoint(WG)}
       const { delta } = p as P;
       const info = ins.info, np = info[0], l = info[1];
       if (info[4] === 0) return;
-      const { ps, py, icnt, imean, ea, eb } = ins;
+      const { ps, yv, ea, eb, dom } = ins;
+      const pos = new RampSums(ps, ins.gp, ROWS.positives.channels, delta);
+      const iv = new RampSums(ins.imean, ins.gq, 2, delta);
       const pd = outs.pd;
+      const h0 = hstep(0, delta);
       for (let a = 0; a < np; a++) {
-        const si = ps[a], yi = py[a];
-        let rankp = 0, cur = 0, tnum = 0, tden = 0, miss = 0;
-        for (let b = 0; b < np; b++) {
-          const h = hstep(ps[b] - si, delta);
-          rankp += h;
-          if (sorting) {
-            const yb = py[b];
-            cur += h * (1 - yb);
-            if (yb >= yi) {
-              tnum += h * (1 - yb);
-              tden += h;
-            } else miss += h;
+        const si = ps[a], yi = yv[a], o = a * 8;
+        const rankp = pos.up(0, np, si, 0);
+        const cur = pos.up(0, np, si, 2);
+        let nfp: number;
+        if (bucketed) nfp = iv.up(0, l + 1, si, 0);
+        else {
+          const qa = ea[a] + 1, qb = eb[a] + 1;
+          nfp = iv.sum(0, qa, 0);
+          if (qb > qa) {
+            const c = iv.sum(qa, qb, 0);
+            nfp += (iv.sum(qa, qb, 1) - si * c) / (2 * delta) + 0.5 * c;
           }
         }
-        let nfp = 0;
-        if (bucketed) {
-          for (let q = 0; q <= l; q++) {
-            if (icnt[q] > 0) nfp += icnt[q] * hstep(imean[q] - si, delta);
-          }
-        } else {
-          const qa = ea[a], qb = eb[a];
-          for (let q = 0; q <= l; q++) {
-            const c = icnt[q];
-            if (c === 0) continue;
-            if (q <= qa) nfp += c;
-            else if (q <= qb) nfp += c * ((imean[q] - si) / (2 * delta) + 0.5);
-          }
-        }
-        const o = a * 8;
         if (kind === "alrp") {
-          let loc = 0;
-          for (let b = 0; b < np; b++) loc += hstep(ps[b] - si, delta) * py[b];
-          loc -= hstep(0, delta) * yi;
-          const rp = rankp - hstep(0, delta) + 1;
-          const rank = rp + nfp;
+          const loc = cur - h0 * yi;
+          const rp = rankp - h0 + 1, rank = rp + nfp;
           let w = 0, g = 0;
           if (nfp > 1e-5) {
             const err = (loc + nfp) / rank;
             w = err / nfp;
             g = -err;
           }
-          pd[o] = 1 - rp / rank;
-          pd[o + 1] = 0;
-          pd[o + 2] = w;
-          pd[o + 3] = 0;
-          pd[o + 4] = g;
+          pd.set([1 - rp / rank, 0, w, 0, g], o);
           pd[o + 6] = rank;
-          continue;
-        }
-        if (kind === "ap") {
-          const rp = rankp - hstep(0, delta) + 1;
-          const rank = rp + nfp;
+        } else if (kind === "ap") {
+          const rp = rankp - h0 + 1, rank = rp + nfp;
           pd[o + 5] = rp / rank;
           pd[o + 6] = rank;
-          continue;
-        }
-        let re = 0;
-        if (kind === "rs") re = nfp / (rankp + nfp);
-        else if (nfp > 0) re = nfp / (rankp + nfp);
-        const eps = kind === "rs" ? 1e-10 : 0;
-        let w = 0, g = 0;
-        if (nfp > eps) {
-          w = re / nfp;
-          if (kind === "rs") g = -re;
-        }
-        if (kind !== "rs") g = -re;
-        let se = 0, share = 0;
-        if (sorting) {
-          se = cur / rankp - tnum / tden;
-          if (miss > eps) {
-            share = se / miss;
-            g -= se;
+        } else {
+          const re = kind === "rs" || nfp > 0 ? nfp / (rankp + nfp) : 0;
+          const eps = kind === "rs" ? 1e-10 : 0;
+          let w = 0, g = kind === "rs" ? 0 : -re;
+          if (nfp > eps) {
+            w = re / nfp;
+            if (kind === "rs") g = -re;
           }
+          let se = 0, share = 0;
+          if (sorting) {
+            const tden = dom[a * 3], tnum = dom[a * 3 + 1], miss = dom[a * 3 + 2];
+            se = cur / rankp - tnum / tden;
+            if (miss > eps) {
+              share = se / miss;
+              g -= se;
+            }
+          }
+          pd.set([re, se, w, share, g], o);
         }
-        pd[o] = re;
-        pd[o + 1] = se;
-        pd[o + 2] = w;
-        pd[o + 3] = share;
-        pd[o + 4] = g;
       }
     },
   }));
 }
 
-/** AP: the precision envelope from the lowest-scored positive up (one invocation). */
+/**
+ * AP: the precision envelope. `gx` is the max-prefix of the precisions in reverse order, so the
+ * best precision among the positives ranked at or below positive `a` is one lookup.
+ */
 export function apEnvelopeKernel(f: DType): Kernel {
   return cached(`apenv|${f}`, () => ({
     label: "rank_ops.ap_envelope",
-    inputs: { info: "u32" },
+    inputs: { gx: f, info: "u32" },
     outputs: { pd: f },
-    params: { unused: "u32" },
-    workgroupSize: 1,
-    code: `${entryPoint(1)}
-  if (i > 0u || info[4] == 0u) { return; }
-  var best = 0.0;
-  for (var k = info[0]; k > 0u; k--) {
-    let o = (k - 1u) * 8u;
+    params: { grid: "u32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  let np = info[0];
+  if (i >= p.grid || info[4] == 0u) { return; }
+  for (var a = i; a < np; a += p.grid) {
+    let o = a * 8u;
     let prec = pd[o + 5u];
+    let below = max(0.0, gx[(np - 1u - a) * 2u]);
+    let best = max(below, prec);
     var scale = 1.0 / pd[o + 6u];
-    if (best <= prec) { best = prec; } else { scale *= (1.0 - best) / (1.0 - prec); }
+    if (below > prec) { scale *= (1.0 - best) / (1.0 - prec); }
     pd[o] = 1.0 - best;
     pd[o + 1u] = 0.0;
     pd[o + 2u] = scale;
@@ -763,19 +815,14 @@ export function apEnvelopeKernel(f: DType): Kernel {
 }`,
     cpu(ins, outs) {
       if (ins.info[4] === 0) return;
-      const pd = outs.pd;
-      let best = 0;
-      for (let k = ins.info[0]; k > 0; k--) {
-        const o = (k - 1) * 8;
-        const prec = pd[o + 5];
+      const np = ins.info[0], pd = outs.pd;
+      for (let a = 0; a < np; a++) {
+        const o = a * 8, prec = pd[o + 5];
+        const below = Math.max(0, ins.gx[(np - 1 - a) * 2]);
+        const best = Math.max(below, prec);
         let scale = 1 / pd[o + 6];
-        if (best <= prec) best = prec;
-        else scale *= (1 - best) / (1 - prec);
-        pd[o] = 1 - best;
-        pd[o + 1] = 0;
-        pd[o + 2] = scale;
-        pd[o + 3] = 0;
-        pd[o + 4] = -(1 - best);
+        if (below > prec) scale *= (1 - best) / (1 - prec);
+        pd.set([1 - best, 0, scale, 0, -(1 - best)], o);
       }
     },
   }));
@@ -783,18 +830,30 @@ export function apEnvelopeKernel(f: DType): Kernel {
 
 /**
  * Per interval `q`: the negatives' gradient is `(A_q + B_q s) / P`. Bucketed: `A_q = Σ_i
- * H(m_q - p_i) w_i`, `B_q = 0`. Unbucketed: by the interval's piece of `H(s - p_i)`: ones
- * (`q <= ea_i`) add `w_i` to `A`; the ramp (`ea_i < q <= eb_i`) adds `w_i (1/2 - p_i/(2δ))` to
- * `A` and `w_i / (2δ)` to `B`.
+ * H(m_q - p_i) w_i`, `B_q = 0`, a ramp sum over the positives. Unbucketed: by the interval's
+ * piece of `H(s - p_i)`: ones (`q <= ea_i`) add `w_i` to `A`; the ramp (`ea_i < q <= eb_i`)
+ * adds `w_i (1/2 - p_i/(2δ))` to `A` and `w_i / (2δ)` to `B`; both sets of positives are
+ * ranges, since `ea` and `eb` ascend. `gw`: prefix of the rows `ROWS.weights`.
  */
 export function intervalWeightsKernel(f: DType, bucketed: boolean): Kernel {
   return cached(`weights|${f}|${bucketed}`, () => ({
     label: `rank_ops.interval_weights_${bucketed ? "bucketed" : "edges"}`,
-    inputs: { ps: f, pd: f, imean: f, ea: "u32", eb: "u32", info: "u32" },
+    inputs: { ps: f, gw: f, imean: f, ea: "u32", eb: "u32", info: "u32" },
     outputs: { wa: f, wb: f },
     params: { grid: "u32", delta: "f32" },
     workgroupSize: WG,
-    code: `${H_WGSL}
+    code: `${rampWgsl("pw", "ps", "gw", 2)}
+fn below(e: u32, q: u32, n: u32) -> u32 {
+  var lo = 0u;
+  var hi = n;
+  while (lo < hi) {
+    let mid = (lo + hi) / 2u;
+    var v = ea[mid];
+    if (e == 1u) { v = eb[mid]; }
+    if (v < q) { lo = mid + 1u; } else { hi = mid; }
+  }
+  return lo;
+}
 ${entryPoint(WG)}
   if (i >= p.grid || info[4] == 0u || info[0] == 0u) { return; }
   let np = info[0];
@@ -802,18 +861,15 @@ ${entryPoint(WG)}
   for (var q = i; q <= l; q += p.grid) {
     var a = 0.0;
     var b = 0.0;
-    {
-      for (var k = 0u; k < np; k++) {
-        let w = pd[k * 8u + 2u];
-        ${
-      bucketed
-        ? `a += hstep(imean[q] - ps[k]) * w;`
-        : `if (q <= ea[k]) { a += w; } else if (q <= eb[k]) {
-          a += w * (0.5 - ps[k] / (2.0 * p.delta));
-          b += w / (2.0 * p.delta);
-        }`
-    }
-      }
+    ${
+      bucketed ? `a = pw_down(0u, np, imean[q], 0u);` : `let k1 = below(0u, q, np);
+    let k2 = below(1u, q, np);
+    a = pw_sum(k1, np, 0u);
+    if (k1 > k2) {
+      let c = pw_sum(k2, k1, 0u);
+      a += 0.5 * c - pw_sum(k2, k1, 1u) / (2.0 * p.delta);
+      b = c / (2.0 * p.delta);
+    }`
     }
     wa[q] = a;
     wb[q] = b;
@@ -824,18 +880,26 @@ ${entryPoint(WG)}
       const info = ins.info;
       if (info[4] === 0 || info[0] === 0) return;
       const np = info[0], l = info[1];
-      const { ps, pd, imean, ea, eb } = ins;
+      const pw = new RampSums(ins.ps, ins.gw, 2, delta);
+      const below = (e: ArrayLike<number>, q: number) => {
+        let lo = 0, hi = np;
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (e[mid] < q) lo = mid + 1;
+          else hi = mid;
+        }
+        return lo;
+      };
       for (let q = 0; q <= l; q++) {
         let a = 0, b = 0;
-        {
-          for (let k = 0; k < np; k++) {
-            const w = pd[k * 8 + 2];
-            if (bucketed) a += hstep(imean[q] - ps[k], delta) * w;
-            else if (q <= ea[k]) a += w;
-            else if (q <= eb[k]) {
-              a += w * (0.5 - ps[k] / (2 * delta));
-              b += w / (2 * delta);
-            }
+        if (bucketed) a = pw.down(0, np, ins.imean[q], 0);
+        else {
+          const k1 = below(ins.ea, q), k2 = below(ins.eb, q);
+          a = pw.sum(k1, np, 0);
+          if (k1 > k2) {
+            const c = pw.sum(k2, k1, 0);
+            a += 0.5 * c - pw.sum(k2, k1, 1) / (2 * delta);
+            b = c / (2 * delta);
           }
         }
         outs.wa[q] = a;
@@ -883,57 +947,37 @@ export function scatterNegativesKernel(f: DType): Kernel {
 }
 
 /**
- * Positives' gradients: own term plus (sorting losses) `Σ_{y_i < y_k} H(p_i - p_k) share_k`,
- * divided by `P`, written at their original indices.
+ * Positives' gradients: own term plus (sorting losses) `Σ_{y_i < y_k} H(p_i - p_k) share_k`
+ * (`dom`, round `shares`), divided by `P`, written at their original indices.
  */
 export function positiveGradKernel(f: DType, sorting: boolean): Kernel {
   return cached(`posgrad|${f}|${sorting}`, () => ({
     label: `rank_ops.positive_grad${sorting ? "_sorting" : ""}`,
-    inputs: { ps: f, py: f, pi: "u32", pd: f, info: "u32" },
+    inputs: { pi: "u32", pd: f, dom: f, info: "u32" },
     outputs: { grad: f },
-    params: { grid: "u32", delta: "f32" },
+    params: { grid: "u32" },
     workgroupSize: WG,
-    code: `${H_WGSL}
-${entryPoint(WG)}
+    code: `${entryPoint(WG)}
   let np = info[0];
   if (i >= p.grid || info[4] == 0u) { return; }
   for (var a = i; a < np; a += p.grid) {
-    var g = pd[a * 8u + 4u];
-    ${
-      sorting
-        ? `let yi = py[a];
-    let si = ps[a];
-    for (var k = 0u; k < np; k++) {
-      if (yi < py[k]) { g += hstep(si - ps[k]) * pd[k * 8u + 3u]; }
-    }`
-        : ""
-    }
-    grad[pi[a]] = g / f32(np);
+    grad[pi[a]] = (pd[a * 8u + 4u]${sorting ? " + dom[a]" : ""}) / f32(np);
   }
 }`,
-    cpu(ins, outs, p) {
-      const { delta } = p as P;
-      const { ps, py, pi, pd, info } = ins;
+    cpu(ins, outs) {
+      const { pi, pd, dom, info } = ins;
       if (info[4] === 0) return;
       const np = info[0];
-      for (let a = 0; a < np; a++) {
-        let g = pd[a * 8 + 4];
-        if (sorting) {
-          for (let k = 0; k < np; k++) {
-            if (py[a] < py[k]) g += hstep(ps[a] - ps[k], delta) * pd[k * 8 + 3];
-          }
-        }
-        outs.grad[pi[a]] = g / np;
-      }
+      for (let a = 0; a < np; a++) outs.grad[pi[a]] = (pd[a * 8 + 4] + (sorting ? dom[a] : 0)) / np;
     },
   }));
 }
 
-/** Loss values: means of the ranking and sorting values (NaN when `P` is out of range). */
+/** Loss values: means of the ranking and sorting values (`gt`: prefix of `ROWS.totals`; NaN when `P` is out of range). */
 export function finalizeKernel(f: DType): Kernel {
   return cached(`final|${f}`, () => ({
     label: "rank_ops.finalize",
-    inputs: { pd: f, info: "u32" },
+    inputs: { gt: f, info: "u32" },
     outputs: { lr: f, ls: f },
     params: { unused: "u32" },
     workgroupSize: 1,
@@ -946,34 +990,23 @@ export function finalizeKernel(f: DType): Kernel {
     ls[0] = nan;
     return;
   }
-  var a = 0.0;
-  var b = 0.0;
-  for (var k = 0u; k < np; k++) {
-    a += pd[k * 8u];
-    b += pd[k * 8u + 1u];
-  }
   if (np == 0u) {
     lr[0] = 0.0;
     ls[0] = 0.0;
-  } else {
-    lr[0] = a / f32(np);
-    ls[0] = b / f32(np);
+    return;
   }
+  lr[0] = (gt[np * 4u] + gt[np * 4u + 1u]) / f32(np);
+  ls[0] = (gt[np * 4u + 2u] + gt[np * 4u + 3u]) / f32(np);
 }`,
     cpu(ins, outs) {
-      const np = ins.info[0];
+      const np = ins.info[0], gt = ins.gt;
       if (ins.info[4] === 0) {
         outs.lr[0] = NaN;
         outs.ls[0] = NaN;
         return;
       }
-      let a = 0, b = 0;
-      for (let k = 0; k < np; k++) {
-        a += ins.pd[k * 8];
-        b += ins.pd[k * 8 + 1];
-      }
-      outs.lr[0] = np === 0 ? 0 : a / np;
-      outs.ls[0] = np === 0 ? 0 : b / np;
+      outs.lr[0] = np === 0 ? 0 : (gt[np * 4] + gt[np * 4 + 1]) / np;
+      outs.ls[0] = np === 0 ? 0 : (gt[np * 4 + 2] + gt[np * 4 + 3]) / np;
     },
   }));
 }
@@ -998,43 +1031,35 @@ export function gatherErrorsKernel(f: DType): Kernel {
 }
 
 /**
- * aLRP localisation part (one invocation): running sums of the errors in descending-logit order
- * over the detached ranks into `pd[8 r + 1]`, and the gradient of the mean with respect to each
- * error, `Σ_{r' >= r} 1 / rank(r') / P`, at its position among the positives (`rg`, `[P]`).
+ * aLRP localisation part: running sums of the errors in descending-logit order over the
+ * detached ranks into `pd[8 r + 1]`, and the gradient of the mean with respect to each error,
+ * `Σ_{r' >= r} 1 / rank(r') / P`, at its position among the positives (`rg`, `[P]`). `gl`:
+ * prefix of the rows `ROWS.localisation`.
  */
 export function alrpLocalisationKernel(f: DType): Kernel {
   return cached(`alrploc|${f}`, () => ({
     label: "rank_ops.alrp_localisation",
-    inputs: { pe: f, pk: "u32", info: "u32" },
+    inputs: { gl: f, pk: "u32", info: "u32" },
     outputs: { pd: f, rg: f },
-    params: { unused: "u32" },
-    workgroupSize: 1,
-    code: `${entryPoint(1)}
-  if (i > 0u || info[4] == 0u) { return; }
+    params: { grid: "u32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
   let np = info[0];
-  var run = 0.0;
-  for (var r = 0u; r < np; r++) {
-    run += pe[r];
+  if (i >= p.grid || info[4] == 0u) { return; }
+  for (var r = i; r < np; r += p.grid) {
+    let run = gl[(r + 1u) * 4u] + gl[(r + 1u) * 4u + 1u];
     pd[r * 8u + 1u] = run / pd[r * 8u + 6u];
-  }
-  var tail = 0.0;
-  for (var r = np; r > 0u; r--) {
-    tail += 1.0 / pd[(r - 1u) * 8u + 6u];
-    rg[pk[r - 1u]] = tail / f32(np);
+    let tail = (gl[np * 4u + 2u] - gl[r * 4u + 2u]) + (gl[np * 4u + 3u] - gl[r * 4u + 3u]);
+    rg[pk[r]] = tail / f32(np);
   }
 }`,
     cpu(ins, outs) {
       if (ins.info[4] === 0) return;
-      const np = ins.info[0], pd = outs.pd;
-      let run = 0;
+      const np = ins.info[0], pd = outs.pd, gl = ins.gl;
       for (let r = 0; r < np; r++) {
-        run += ins.pe[r];
-        pd[r * 8 + 1] = run / pd[r * 8 + 6];
-      }
-      let tail = 0;
-      for (let r = np; r > 0; r--) {
-        tail += 1 / pd[(r - 1) * 8 + 6];
-        outs.rg[ins.pk[r - 1]] = tail / np;
+        pd[r * 8 + 1] = (gl[(r + 1) * 4] + gl[(r + 1) * 4 + 1]) / pd[r * 8 + 6];
+        const tail = (gl[np * 4 + 2] - gl[r * 4 + 2]) + (gl[np * 4 + 3] - gl[r * 4 + 3]);
+        outs.rg[ins.pk[r]] = tail / np;
       }
     },
   }));

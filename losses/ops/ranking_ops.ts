@@ -66,8 +66,8 @@ export function rankSort(
  * Bucketed Rank & Sort loss (official `BucketedRankSort`) as an autograd op, at its real
  * complexity: the `P` positives are sorted, each relevant negative finds its bucket (number of
  * positives scoring at or above it) by binary search, buckets keep a count and an exact
- * fixed-point sum, prototypes are their means; pairwise work is `P x P` and `P x (P + 1)`.
- * Time `O(M log P + P^2)`, memory `O(M)`. Same outputs and backward rule as
+ * fixed-point sum, prototypes are their means; the sums over positives and buckets are prefix
+ * lookups and merge-sort levels. Time `O(M log P + P log² P)`, memory `O(M + P)`. Same outputs and backward rule as
  * {@linkcode rankSort}.
  *
  * @example Spec V1 at δ = 0.5

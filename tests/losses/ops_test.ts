@@ -184,6 +184,9 @@ function randomCase(m: number, p: number, seed: number, binary: boolean) {
   return { s, y };
 }
 
+/** The `O(P M)` reference of the large-`P` RS case, shared by both backends' runs. */
+let largeRsReference: RankingLossResult | undefined;
+
 async function checkRandom(backend: Backend, t: Deno.TestContext): Promise<void> {
   const sizes: [number, number][] = [[1, 0], [7, 3], [1000, 0], [5000, 1], [20011, 97], [
     70001,
@@ -218,6 +221,34 @@ async function checkRandom(backend: Backend, t: Deno.TestContext): Promise<void>
         assertOpClose(got, fast(s, y, { delta }), `${kind} M=${m}`);
       });
     }
+  }
+  // Ties in logits and in targets (the dominance sums split target ties by `>=` and `>`).
+  for (const kind of ["rs", "brs", "ap", "bap"] as const) {
+    for (const delta of [0.5, 0]) {
+      await t.step(`${kind} with tied logits and targets, δ=${delta}`, async () => {
+        const { s, y } = randomCase(6007, 700, 21, kind === "ap" || kind === "bap");
+        for (let i = 0; i < s.length; i++) {
+          s[i] = Math.round(s[i] * 4) / 4;
+          if (y[i] > 0) y[i] = Math.ceil(y[i] * 5) / 5;
+        }
+        const got = await runOp(backend, kind, s, y, delta);
+        assertOpClose(got, REF[kind](s, y, { delta }), `${kind} ties`);
+      });
+    }
+  }
+  // More positives than a P x P kernel could hold (the pairwise sums are prefix lookups).
+  await t.step("rs M=20000 P=17000", async () => {
+    const { s, y } = randomCase(20_000, 17_000, 31, false);
+    largeRsReference ??= refRs(s, y, { delta: 0.5 });
+    assertOpClose(await runOp(backend, "rs", s, y, 0.5), largeRsReference, "rs 1.7e4");
+  });
+  for (const kind of ["brs", "bap"] as const) {
+    await t.step(`${kind} M=1000000 P=100000`, async () => {
+      const { s, y } = randomCase(1_000_000, 100_000, 41, kind === "bap");
+      const delta = kind === "brs" ? 0.5 : 1;
+      const fast = kind === "brs" ? fastBucketedRankSortLoss : fastBucketedApLoss;
+      assertOpClose(await runOp(backend, kind, s, y, delta), fast(s, y, { delta }), kind);
+    });
   }
 }
 
