@@ -27,7 +27,7 @@ export interface ApOutputs {
 /**
  * Rank & Sort loss (official unbucketed `RankSort`) as an autograd op. Inputs are 1-D `f32`
  * tensors of equal length `M` (detectors flatten `[numPred, C]`): targets `> 0` are positives
- * with their IoU, 0 negatives, `< 0` ignored. Cost `O(M log P + P^2)`: negatives are binned
+ * with their IoU, 0 negatives, `< 0` ignored. Cost `O(M log P + P log² P)`: negatives are binned
  * between the knees `p ± δ` of the positives, so no `P x M` work.
  *
  * The gradient stored in the forward pass is that of `rankingLoss + sortingLoss`; backward
@@ -67,8 +67,8 @@ export function rankSort(
  * complexity: the `P` positives are sorted, each relevant negative finds its bucket (number of
  * positives scoring at or above it) by binary search, buckets keep a count and an exact
  * fixed-point sum, prototypes are their means; the sums over positives and buckets are prefix
- * lookups and merge-sort levels. Time `O(M log P + P log² P)`, memory `O(M + P)`. Same outputs and backward rule as
- * {@linkcode rankSort}.
+ * lookups and merge-sort levels. Time `O(M log P + P log² P)`, memory `O(M + P)`. Same outputs
+ * and backward rule as {@linkcode rankSort}.
  *
  * @example Spec V1 at δ = 0.5
  * ```ts
@@ -98,7 +98,7 @@ export function bucketedRankSort(
 /**
  * AP loss (official interpolated `APLoss`) as an autograd op: positives are targets equal to 1,
  * negatives 0, anything else ignored. `δ = 0` is the unit step with `H(0) = 1` (the official
- * code gives NaN at ties there). Cost `O(M log P + P^2)`.
+ * code gives NaN at ties there). Cost `O(M log P + P log² P)`.
  *
  * @example Spec V5 at δ = 1
  * ```ts
