@@ -86,6 +86,12 @@ export interface Launch {
   readonly workgroups: number;
   /** Windows for the kernel's {@linkcode Kernel.uniforms}, in order. */
   readonly uniformInputs?: readonly UniformWindow[];
+  /**
+   * Take the workgroup count from the device instead: three `u32` (x, y, z) at `byteOffset` of
+   * `storage`, written by an earlier kernel. `workgroups` is then an upper bound (a CPU twin
+   * runs once, as always). Data-dependent sizes need no readback this way.
+   */
+  readonly indirect?: { readonly storage: unknown; readonly byteOffset: number };
 }
 
 /** Declarations of a kernel's bindings, its `Params` struct and the `flat_id` helper. */

@@ -208,9 +208,10 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
     const buffer = pool.get(bucket)?.pop() ?? device.createBuffer({
       size: bucket,
       // UNIFORM as well, so that kernels can read 64 KiB windows of any tensor
-      // through uniform bindings (see `Kernel.uniforms`) without a copy.
+      // through uniform bindings (see `Kernel.uniforms`) without a copy; INDIRECT so that a
+      // kernel can size a later dispatch (`Launch.indirect`).
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST |
-        GPUBufferUsage.UNIFORM,
+        GPUBufferUsage.UNIFORM | GPUBufferUsage.INDIRECT,
     });
     live++;
     return { buffer, byteLength, refs: 0 };
@@ -330,6 +331,11 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
       pass.setBindGroup(0, group);
       pass.setBindGroup(1, paramsGroup, [offset]);
       if (uniformGroup) pass.setBindGroup(2, uniformGroup);
+      if (launch.indirect) {
+        const args = launch.indirect.storage as GpuStorage;
+        pass.dispatchWorkgroupsIndirect(args.buffer, launch.indirect.byteOffset);
+        return;
+      }
       const [x, y] = foldGrid(launch.workgroups);
       pass.dispatchWorkgroups(x, y);
     },

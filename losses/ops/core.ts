@@ -189,7 +189,7 @@ export function rankingForward(
     let levels = 0;
     while (2 ** levels < pcap) levels++;
     const cnt = alloc(chunks, "u32"), minp = alloc(chunks, f), maxn = alloc(chunks, f);
-    const offs = alloc(chunks, "u32"), info = alloc(8, "u32"), fmeta = alloc(4, f);
+    const offs = alloc(chunks, "u32"), info = alloc(16, "u32"), fmeta = alloc(4, f);
     launch(chunkStatsKernel(f), [logits, targets], [cnt, minp, maxn], {
       m,
       chunks,
@@ -203,6 +203,7 @@ export function rankingForward(
       cape,
       pcap,
       ne,
+      grid,
     }, 1);
     const cs = alloc(pcap, f), cy = alloc(pcap, f), ci = alloc(pcap, "u32");
     launch(compactKernel(f), [logits, targets, offs, info], [cs, cy, ci], {
@@ -212,13 +213,22 @@ export function rankingForward(
       pcap,
     }, Math.ceil(chunks / 64));
     const perPositive = { grid };
+    // Launches over the positives and over the intervals take their size from `info`.
+    const overPositives = { args: info, index: 8 }, overIntervals = { args: info, index: 11 };
     const rows = (layout: keyof typeof ROWS, ps: Tensor, yv: Tensor, pd: Tensor, umode = 0) => {
       const x = alloc(pcap * ROWS[layout].channels, f);
-      launch(rowsKernel(f), [ps, yv, pd, info], [x], {
-        grid,
-        shape: ROWS[layout].id,
-        umode,
-      }, gridGroups);
+      launch(
+        rowsKernel(f),
+        [ps, yv, pd, info],
+        [x],
+        {
+          grid,
+          shape: ROWS[layout].id,
+          umode,
+        },
+        gridGroups,
+        overPositives,
+      );
       return x;
     };
     /** Exclusive prefix of `n` rows (`n = info[slot] + add`, capacity `cap`). */
@@ -245,10 +255,17 @@ export function rankingForward(
         after?.(level, key, x);
         if (level === levels) return { key, x };
         const kb = alloc(pcap, f), xb = alloc(pcap * channels, f);
-        launch(mergeLevelKernel(f, channels), [key, x, info], [kb, xb], {
-          grid,
-          w: 2 ** level,
-        }, gridGroups);
+        launch(
+          mergeLevelKernel(f, channels),
+          [key, x, info],
+          [kb, xb],
+          {
+            grid,
+            w: 2 ** level,
+          },
+          gridGroups,
+          overPositives,
+        );
         key = kb;
         x = xb;
       }
@@ -263,15 +280,23 @@ export function rankingForward(
       [ps, py, pi, pk],
       perPositive,
       gridGroups,
+      overPositives,
     );
     // aLRP reads the errors (sorted order) where the others read the targets.
     let py2 = py;
     if (errors) {
       py2 = alloc(pcap, f);
-      launch(gatherErrorsKernel(f), [errors, pk, info], [py2], perPositive, gridGroups);
+      launch(
+        gatherErrorsKernel(f),
+        [errors, pk, info],
+        [py2],
+        perPositive,
+        gridGroups,
+        overPositives,
+      );
     }
     const e = alloc(lcap, f), ea = alloc(pcap, "u32"), eb = alloc(pcap, "u32");
-    launch(edgesKernel(f), [ps, info], [e, ea, eb], { grid, delta }, gridGroups);
+    launch(edgesKernel(f), [ps, info], [e, ea, eb], { grid, delta }, gridGroups, overPositives);
     const mat = alloc(3 * cape, "u32");
     launch(
       zeroMatrixKernel(),
@@ -296,6 +321,7 @@ export function rankingForward(
       [icnt, imean, xq],
       { grid },
       gridGroups,
+      overIntervals,
     );
     const gq = scan(xq, 2, lcap + 1, 1, 1);
     const xp = rows("positives", ps, py2, ps, sorting ? 1 : errors ? 2 : 0);
@@ -306,15 +332,29 @@ export function rankingForward(
       const channels = DOMINANCE_CHANNELS[round];
       const acc = alloc(pcap * DOMINANCE_OUTPUTS[round], f);
       const k0 = alloc(pcap, f), x0 = alloc(pcap * channels, f);
-      launch(gatherRowsKernel(f, channels), [ps, ys!, xs, info], [k0, x0], perPositive, gridGroups);
+      launch(
+        gatherRowsKernel(f, channels),
+        [ps, ys!, xs, info],
+        [k0, x0],
+        perPositive,
+        gridGroups,
+        overPositives,
+      );
       mergeLevels(k0, x0, channels, (level, key, x) => {
         const g = scan(x, channels, pcap);
-        launch(dominanceKernel(f, round), [key, g, ps, lge, lgt, info], [acc], {
-          grid,
-          level,
-          first: level === 0 ? 1 : 0,
-          delta,
-        }, gridGroups);
+        launch(
+          dominanceKernel(f, round),
+          [key, g, ps, lge, lgt, info],
+          [acc],
+          {
+            grid,
+            level,
+            first: level === 0 ? 1 : 0,
+            delta,
+          },
+          gridGroups,
+          overPositives,
+        );
       });
       return acc;
     };
@@ -324,7 +364,14 @@ export function rankingForward(
       ys = byTarget.x;
       lge = alloc(pcap, "u32");
       lgt = alloc(pcap, "u32");
-      launch(targetBoundsKernel(f), [py, byTarget.key, info], [lge, lgt], perPositive, gridGroups);
+      launch(
+        targetBoundsKernel(f),
+        [py, byTarget.key, info],
+        [lge, lgt],
+        perPositive,
+        gridGroups,
+        overPositives,
+      );
       dom = dominance("targets", xp);
     }
     const pd = alloc(8 * pcap, f);
@@ -334,14 +381,22 @@ export function rankingForward(
       [pd],
       { grid, delta },
       gridGroups,
+      overPositives,
     );
     if (kind === "ap") {
       const gx = scan(rows("precisions", ps, py, pd), 1, pcap, 0, 0, "max");
-      launch(apEnvelopeKernel(f), [gx, info], [pd], perPositive, gridGroups);
+      launch(apEnvelopeKernel(f), [gx, info], [pd], perPositive, gridGroups, overPositives);
     }
     if (errorGrad) {
       const gl = scan(rows("localisation", ps, py2, pd), 2, pcap);
-      launch(alrpLocalisationKernel(f), [gl, pk, info], [pd, errorGrad], perPositive, gridGroups);
+      launch(
+        alrpLocalisationKernel(f),
+        [gl, pk, info],
+        [pd, errorGrad],
+        perPositive,
+        gridGroups,
+        overPositives,
+      );
     }
     const gw = scan(rows("weights", ps, py, pd), 2, pcap);
     const wa = alloc(lcap + 1, f), wb = alloc(lcap + 1, f);
@@ -351,6 +406,7 @@ export function rankingForward(
       [wa, wb],
       { grid, delta },
       gridGroups,
+      overIntervals,
     );
     if (m > 0) {
       launch(
@@ -362,7 +418,14 @@ export function rankingForward(
       );
     }
     const shares = sorting ? dominance("shares", rows("shares", ps, py, pd)) : pd;
-    launch(positiveGradKernel(f, sorting), [pi, pd, shares, info], [grad], perPositive, gridGroups);
+    launch(
+      positiveGradKernel(f, sorting),
+      [pi, pd, shares, info],
+      [grad],
+      perPositive,
+      gridGroups,
+      overPositives,
+    );
     const gt = scan(rows("totals", ps, py, pd), 2, pcap);
     launch(finalizeKernel(f), [gt, info], [rankingLoss, sortingLoss], { unused: 0 }, 1);
   } catch (error) {

@@ -118,7 +118,11 @@ export function chunkStatsKernel(f: DType): Kernel {
   }));
 }
 
-/** One invocation: totals, chunk offsets, `info` and `fmeta`. */
+/**
+ * One invocation: totals, chunk offsets, `info` and `fmeta`; also the workgroup counts of the
+ * later dispatches over the positives (`info[8..11)`) and the intervals (`info[11..14)`), so
+ * that they launch no more lanes than there is work (`Launch.indirect`).
+ */
 export function totalsKernel(f: DType): Kernel {
   return cached(`totals|${f}`, () => ({
     label: "rank_ops.totals",
@@ -132,6 +136,7 @@ export function totalsKernel(f: DType): Kernel {
       cape: "u32",
       pcap: "u32",
       ne: "u32",
+      grid: "u32",
     },
     workgroupSize: 1,
     code: `${entryPoint(1)}
@@ -157,9 +162,15 @@ export function totalsKernel(f: DType): Kernel {
   fmeta[1] = mx;
   fmeta[2] = mn - p.delta;
   fmeta[3] = 0.0;
+  info[8] = (min(total, p.grid) + ${WG - 1}u) / ${WG}u;
+  info[11] = (min(l + 1u, p.grid) + ${WG - 1}u) / ${WG}u;
+  info[9] = 1u;
+  info[10] = 1u;
+  info[12] = 1u;
+  info[13] = 1u;
 }`,
     cpu(ins, outs, p) {
-      const { chunks, m, delta, edges, cape, pcap, ne } = p as P;
+      const { chunks, m, delta, edges, cape, pcap, ne, grid } = p as P;
       let total = 0, mn = 3.0e38, mx = -3.0e38;
       for (let c = 0; c < chunks; c++) {
         outs.offs[c] = total;
@@ -179,6 +190,8 @@ export function totalsKernel(f: DType): Kernel {
       outs.fmeta[1] = mx;
       outs.fmeta[2] = mn - delta;
       outs.fmeta[3] = 0;
+      info.set([Math.ceil(Math.min(total, grid) / WG), 1, 1], 8);
+      info.set([Math.ceil(Math.min(l + 1, grid) / WG), 1, 1], 11);
     },
   }));
 }

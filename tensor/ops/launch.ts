@@ -36,13 +36,18 @@ export function floatOf(t: Tensor): DType {
   return t.dtype === "f64" ? "f64" : "f32";
 }
 
-/** Runs `kernel` reading `inputs` and writing `outputs` (already allocated). */
+/**
+ * Runs `kernel` reading `inputs` and writing `outputs` (already allocated). With `indirect`, the
+ * WebGPU backend takes the workgroup count from `indirect.args` (`u32` x, y, z at element
+ * `indirect.index`, written by an earlier kernel); `workgroups` is then an upper bound.
+ */
 export function launch(
   kernel: Kernel,
   inputs: readonly Tensor[],
   outputs: readonly Tensor[],
   params: ParamValues,
   workgroups: number,
+  indirect?: { args: Tensor; index: number },
 ): void {
   const backend = backendOf(kernel.label, [...inputs, ...outputs]);
   backend.run({
@@ -51,6 +56,7 @@ export function launch(
     outputs: outputs.map((t) => ({ storage: t.storage, dtype: t.dtype, size: t.size })),
     params,
     workgroups,
+    indirect: indirect && { storage: indirect.args.storage, byteOffset: indirect.index * 4 },
   });
 }
 
