@@ -18,6 +18,16 @@ export interface Storage {
   refs: number;
 }
 
+/** Time spent in the launches of one kernel label while profiling. */
+export interface KernelTime {
+  /** The kernel's label (`family.variant`). */
+  label: string;
+  /** Launches. */
+  calls: number;
+  /** Total milliseconds (device time on WebGPU, wall time of the CPU twin on the CPU). */
+  ms: number;
+}
+
 /** Where tensors live and kernels run. */
 export interface Backend {
   /** Which backend this is. */
@@ -42,4 +52,24 @@ export interface Backend {
   sync(): Promise<void>;
   /** Storages allocated and not returned to the pool. */
   liveBuffers(): number;
+  /**
+   * Starts timing every launch: WebGPU puts each launch in its own pass with timestamp queries
+   * (slower; throws where the adapter lacks `timestamp-query`), the CPU times each twin.
+   */
+  startProfile(): void;
+  /** Stops timing and returns the time per kernel label, largest first. */
+  stopProfile(): Promise<KernelTime[]>;
+}
+
+/** Adds `ms` to `label`'s entry of a profile. */
+export function addKernelTime(times: Map<string, KernelTime>, label: string, ms: number): void {
+  const entry = times.get(label) ?? { label, calls: 0, ms: 0 };
+  entry.calls++;
+  entry.ms += ms;
+  times.set(label, entry);
+}
+
+/** A profile's entries, largest total first. */
+export function sortedKernelTimes(times: Map<string, KernelTime>): KernelTime[] {
+  return [...times.values()].sort((a, b) => b.ms - a.ms);
 }

@@ -6,7 +6,13 @@
  * @module
  */
 
-import type { Backend, Storage } from "./backend.ts";
+import {
+  addKernelTime,
+  type Backend,
+  type KernelTime,
+  sortedKernelTimes,
+  type Storage,
+} from "./backend.ts";
 import { BYTES_PER_ELEMENT, type DType, type TypedArray, viewAs } from "./dtype.ts";
 import type { BufferBinding, Launch } from "./kernel.ts";
 
@@ -22,6 +28,7 @@ function view(binding: BufferBinding): TypedArray {
 /** Creates the CPU backend. */
 export function createCpuBackend(): Backend {
   let live = 0;
+  let profile: Map<string, KernelTime> | null = null;
   return {
     name: "cpu",
     description: "CPU (TypeScript)",
@@ -55,7 +62,9 @@ export function createCpuBackend(): Backend {
         const floats = Math.min(16384, Math.max(0, (buffer.byteLength - window.byteOffset) / 4));
         inputs[name] = new Float32Array(buffer, window.byteOffset, Math.floor(floats));
       });
+      const started = profile ? performance.now() : 0;
       kernel.cpu(inputs, outputs, launch.params);
+      if (profile) addKernelTime(profile, kernel.label, performance.now() - started);
     },
     copy(src: Storage, srcOffset: number, dst: Storage, dstOffset: number, bytes: number) {
       new Uint8Array((dst as CpuStorage).buffer, dstOffset, bytes).set(
@@ -65,5 +74,13 @@ export function createCpuBackend(): Backend {
     flush() {},
     sync: () => Promise.resolve(),
     liveBuffers: () => live,
+    startProfile() {
+      profile = new Map();
+    },
+    stopProfile() {
+      const times = sortedKernelTimes(profile ?? new Map());
+      profile = null;
+      return Promise.resolve(times);
+    },
   };
 }

@@ -41,7 +41,11 @@ async function requestGpu(): Promise<Backend> {
       "maxComputeWorkgroupsPerDimension",
     ] as const
   ) requiredLimits[name] = adapter.limits[name];
-  const device = await adapter.requestDevice({ requiredLimits });
+  // Timestamps serve `Backend.startProfile` only; ask for them where the adapter has them.
+  const requiredFeatures: GPUFeatureName[] = adapter.features.has("timestamp-query")
+    ? ["timestamp-query"]
+    : [];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   return createWebGpuBackend(device, adapter.info.description || adapter.info.vendor || "WebGPU");
 }
 

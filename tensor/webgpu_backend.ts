@@ -9,7 +9,13 @@
  * @module
  */
 
-import type { Backend, Storage } from "./backend.ts";
+import {
+  addKernelTime,
+  type Backend,
+  type KernelTime,
+  sortedKernelTimes,
+  type Storage,
+} from "./backend.ts";
 import { BYTES_PER_ELEMENT, type DType, type TypedArray, viewAs } from "./dtype.ts";
 import { GpuError, ShaderCompileError } from "./errors.ts";
 import { type Kernel, type Launch, packParams, paramLayout, wgslPrelude } from "./kernel.ts";
@@ -96,6 +102,14 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
 
   let encoder: GPUCommandEncoder | null = null;
   let pass: GPUComputePassEncoder | null = null;
+  /** While profiling: two timestamps per launch of the current submit, and the totals. */
+  let profile: {
+    querySet: GPUQuerySet;
+    resolved: GPUBuffer;
+    labels: string[];
+    times: Map<string, KernelTime>;
+    reads: Promise<void>[];
+  } | null = null;
   let ringUsed = 0;
   let launches = 0;
 
@@ -190,12 +204,38 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
     pass = null;
   }
 
+  /** Encodes the copy-out of this submit's timestamps; the returned function starts the read. */
+  function resolveTimestamps(enc: GPUCommandEncoder): () => void {
+    const { querySet, resolved, labels, times, reads } = profile!;
+    const count = labels.length * 2;
+    const out = device.createBuffer({
+      size: count * 8,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    enc.resolveQuerySet(querySet, 0, count, resolved, 0);
+    enc.copyBufferToBuffer(resolved, 0, out, 0, count * 8);
+    const names = labels.splice(0);
+    return () =>
+      void reads.push(
+        out.mapAsync(GPUMapMode.READ).then(() => {
+          const stamps = new BigUint64Array(out.getMappedRange());
+          names.forEach((label, k) => {
+            addKernelTime(times, label, Number(stamps[2 * k + 1] - stamps[2 * k]) / 1e6);
+          });
+          out.unmap();
+          out.destroy();
+        }),
+      );
+  }
+
   function flush(): void {
     throwIfFailed();
     if (!encoder) return;
     endPass();
     if (ringUsed > 0) device.queue.writeBuffer(ring, 0, ringHost, 0, ringUsed);
+    const timed = profile && profile.labels.length > 0 ? resolveTimestamps(encoder) : null;
     device.queue.submit([encoder.finish()]);
+    timed?.();
     encoder = null;
     ringUsed = 0;
     launches = 0;
@@ -326,6 +366,17 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
         });
       }
       const group = device.createBindGroup({ layout: compiled.layout, entries });
+      if (profile) {
+        endPass();
+        const at = profile.labels.push(kernel.label) * 2 - 2;
+        pass = currentEncoder().beginComputePass({
+          timestampWrites: {
+            querySet: profile.querySet,
+            beginningOfPassWriteIndex: at,
+            endOfPassWriteIndex: at + 1,
+          },
+        });
+      }
       pass ??= currentEncoder().beginComputePass();
       pass.setPipeline(compiled.pipeline);
       pass.setBindGroup(0, group);
@@ -358,5 +409,34 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
       throwIfFailed();
     },
     liveBuffers: () => live,
+    startProfile() {
+      if (!device.features.has("timestamp-query")) {
+        throw new Error(
+          `Profiling needs the "timestamp-query" feature, which ${description} lacks`,
+        );
+      }
+      flush();
+      const count = MAX_LAUNCHES_PER_SUBMIT * 2;
+      profile = {
+        querySet: device.createQuerySet({ type: "timestamp", count }),
+        resolved: device.createBuffer({
+          size: count * 8,
+          usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+        }),
+        labels: [],
+        times: new Map(),
+        reads: [],
+      };
+    },
+    async stopProfile() {
+      if (!profile) return [];
+      flush();
+      const { querySet, resolved, times, reads } = profile;
+      profile = null;
+      await Promise.all(reads);
+      querySet.destroy();
+      resolved.destroy();
+      return sortedKernelTimes(times);
+    },
   };
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { initBackend } from "../../tensor/device.ts";
 import { entryPoint, type Kernel } from "../../tensor/kernel.ts";
 import { add } from "../../tensor/ops/elementwise.ts";
+import { launch } from "../../tensor/ops/launch.ts";
 import { foldGrid, poolBucket } from "../../tensor/webgpu_backend.ts";
 import { tensor } from "../../tensor/tensor.ts";
 import { CPU, GPU, gpuBackend } from "./helpers.ts";
@@ -88,4 +89,68 @@ Deno.test("WebGPU: reading an empty tensor and a large one", { ignore: !GPU }, a
   const big = new Float32Array(5_000_000).map((_, i) => i);
   const back = await tensor(big, undefined, { backend: gpu }).data();
   assert.equal(back[4_999_999], 4_999_999);
+});
+
+Deno.test("profiling counts every launch per kernel label", async (t) => {
+  const backends = [CPU];
+  if (GPU) backends.push(await gpuBackend());
+  for (const backend of backends) {
+    await t.step(backend.name, async () => {
+      const a = tensor(new Float32Array(1000).fill(1), [1000], { backend });
+      backend.startProfile();
+      const outs = [add(a, a), add(a, a), add(a, 1)];
+      const times = await backend.stopProfile();
+      const byLabel = new Map(times.map((e) => [e.label, e]));
+      const launches = times.reduce((n, e) => n + e.calls, 0);
+      assert.equal(launches, 3, JSON.stringify(times));
+      for (const e of times) assert.ok(e.ms >= 0 && Number.isFinite(e.ms));
+      assert.ok([...byLabel.values()].some((e) => e.calls === 2 || e.calls === 3));
+      assert.deepEqual(await backend.stopProfile(), []);
+      // Launches after the profile are not timed, and results are unaffected.
+      assert.equal((await outs[2].data())[0], 2);
+      for (const o of [a, ...outs]) o.dispose();
+    });
+  }
+});
+
+Deno.test("WebGPU: an indirect launch takes its workgroup count from the device", {
+  ignore: !GPU,
+}, async () => {
+  const backend = await gpuBackend();
+  const writeArgs: Kernel = {
+    label: "test.write_args",
+    inputs: {},
+    outputs: { args: "u32" },
+    params: { groups: "u32" },
+    workgroupSize: 1,
+    code: `${entryPoint(1)}
+  if (i == 0u) { args[0] = p.groups; args[1] = 1u; args[2] = 1u; }
+}`,
+    cpu(_ins, outs, p) {
+      outs.args.set([p.groups as number, 1, 1]);
+    },
+  };
+  const mark: Kernel = {
+    label: "test.mark",
+    inputs: {},
+    outputs: { out: "u32" },
+    params: { n: "u32" },
+    workgroupSize: 64,
+    code: `${entryPoint(64)}
+  if (i < p.n) { out[i] = 1u; }
+}`,
+    cpu(_ins, outs) {
+      outs.out.fill(1);
+    },
+  };
+  const args = tensor(new Uint32Array(3), [3], { backend });
+  const out = tensor(new Uint32Array(640), [640], { backend });
+  launch(writeArgs, [], [args], { groups: 3 }, 1);
+  launch(mark, [], [out], { n: 640 }, 10, { args, index: 0 });
+  const marked = await out.data();
+  assert.equal(Array.from(marked).reduce((s, v) => s + v, 0), 3 * 64);
+  assert.equal(marked[191], 1);
+  assert.equal(marked[192], 0);
+  args.dispose();
+  out.dispose();
 });

@@ -1,0 +1,100 @@
+/**
+ * Where a training step's time goes: runs steps of a config (default: the tiny ATSS on
+ * synthetic shapes) and prints the wall time per step, then the device time per kernel family
+ * and per kernel from a profiled run (`Backend.startProfile`: WebGPU timestamp queries, one
+ * pass per launch, so the profiled run itself is slower than the plain one).
+ *
+ * Run: `deno run -A bench/train_step_profile.ts [--config atss_tiny_shapes] [--steps 3]
+ * [--batch 4] [--top 25]`
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { loadConfig } from "../cli/config.ts";
+import { DetectionLoader, memorySource } from "../data/loader.ts";
+import { generateShapes } from "../data/shapes.ts";
+import { Atss } from "../detectors/atss.ts";
+import { backward } from "../tensor/autograd.ts";
+import type { KernelTime } from "../tensor/backend.ts";
+import { initBackend } from "../tensor/device.ts";
+import { SGD } from "../tensor/optim/sgd.ts";
+import { tidy } from "../tensor/tensor.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    config: { type: "string", default: "atss_tiny_shapes" },
+    steps: { type: "string", default: "3" },
+    batch: { type: "string" },
+    top: { type: "string", default: "25" },
+  },
+});
+const backend = await initBackend();
+const config = await loadConfig(values.config!);
+const batchSize = Number(values.batch ?? config.train.batchSize);
+const steps = Number(values.steps);
+const model = new Atss(config.model, { seed: 0, backend });
+const optimizer = new SGD(model.namedParameters().filter(([, p]) => p.requiresGrad), {
+  lr: 1e-3,
+  momentum: config.train.momentum,
+  weightDecay: config.train.weightDecay,
+  maxGradNorm: config.train.maxGradNorm,
+});
+const split = generateShapes({ numImages: batchSize * (steps + 2), seed: 1, size: 128 });
+const loader = new DetectionLoader(memorySource(split), { batchSize, seed: 0, shuffle: false });
+const batches = [];
+for await (const batch of loader.epoch(0)) batches.push(batch);
+loader.close();
+
+function step(k: number): void {
+  tidy(() => {
+    backward(model.loss(batches[k % batches.length]).total);
+    optimizer.step();
+    optimizer.zeroGrad();
+  });
+}
+
+step(0); // compiles every kernel
+await backend.sync();
+let started = performance.now();
+for (let k = 1; k <= steps; k++) step(k);
+await backend.sync();
+const wallMs = (performance.now() - started) / steps;
+
+backend.startProfile();
+started = performance.now();
+for (let k = 1; k <= steps; k++) step(k);
+const times = await backend.stopProfile();
+const profiledMs = (performance.now() - started) / steps;
+
+const per = (x: number) => (x / steps).toFixed(1);
+const deviceMs = times.reduce((sum, t) => sum + t.ms, 0);
+const launches = times.reduce((sum, t) => sum + t.calls, 0);
+const families = new Map<string, KernelTime>();
+for (const t of times) {
+  const family = t.label.split(".")[0];
+  const entry = families.get(family) ?? { label: family, calls: 0, ms: 0 };
+  entry.calls += t.calls;
+  entry.ms += t.ms;
+  families.set(family, entry);
+}
+const table = (title: string, rows: KernelTime[]) => {
+  console.log(`\n| ${title} | launches / step | ms / step | share |`);
+  console.log("| --- | --- | --- | --- |");
+  for (const t of rows) {
+    const share = (100 * t.ms / deviceMs).toFixed(1);
+    console.log(`| ${t.label} | ${per(t.calls)} | ${per(t.ms)} | ${share}% |`);
+  }
+};
+console.log(
+  `${config.name} (${config.model.loss}), batch ${batchSize}, ${backend.description}, ${
+    new Date().toISOString().slice(0, 10)
+  }`,
+);
+console.log(
+  `wall ${wallMs.toFixed(0)} ms/step; profiled run ${profiledMs.toFixed(0)} ms/step with ` +
+    `${per(launches)} launches/step and ${per(deviceMs)} ms/step of device time`,
+);
+table("kernel family", [...families.values()].sort((a, b) => b.ms - a.ms));
+table("kernel", times.slice(0, Number(values.top)));
