@@ -88,6 +88,9 @@ export interface RankingForward {
   errorGrad?: Tensor;
 }
 
+/** Most entries of the partial-sum matrix (3 `u32` each: 128 MiB, WebGPU's least binding size). */
+const MAX_MATRIX = Math.floor(2 ** 27 / 12) - MAX_COLUMNS;
+
 const DEFAULT_DELTA: Record<LossKind, number> = { rs: 0.5, brs: 0.5, ap: 1, bap: 1, alrp: 1 };
 const NAMES: Record<LossKind, string> = {
   rs: "rankSort",
@@ -181,8 +184,9 @@ export function rankingForward(
   try {
     const chunks = Math.max(1, Math.ceil(m / CHUNK));
     const lcap = bucketed || delta === 0 ? pcap : 2 * pcap;
-    // Partial-sum matrix: up to 64 columns, never more than O(M) entries.
-    const cape = Math.min(MAX_COLUMNS * (lcap + 1), lcap + 1 + 2 * m) + MAX_COLUMNS;
+    // Partial-sum matrix: up to 64 columns, never more than O(M) entries, and within the
+    // binding size every adapter allows (3 u32 per entry, 128 MiB); `L + 1 <= MAX_MATRIX`.
+    const cape = Math.min(MAX_COLUMNS * (lcap + 1), lcap + 1 + 2 * m, MAX_MATRIX) + MAX_COLUMNS;
     const minColumns = Math.min(MAX_COLUMNS, Math.max(1, Math.floor(cape / (lcap + 1))));
     const grid = Math.max(1, Math.min(GRID, pcap + 1));
     const gridGroups = Math.ceil(grid / 64);
@@ -239,8 +243,11 @@ export function rankingForward(
       slot = 0,
       add = 0,
       op: ScanOp = "sum",
+      keep = true,
     ) => {
-      const g = alloc((cap + 1) * channels * 2, f);
+      const g = keep
+        ? alloc((cap + 1) * channels * 2, f)
+        : empty([(cap + 1) * channels * 2], f, backend);
       launch(scanKernel(f, channels, op), [x, info], [g], { slot, add }, 1);
       return g;
     };
@@ -251,10 +258,13 @@ export function rankingForward(
       channels: number,
       after?: (level: number, key: Tensor, x: Tensor) => void,
     ) => {
+      const spare: [Tensor, Tensor][] = [];
       for (let level = 0;; level++) {
         after?.(level, key, x);
         if (level === levels) return { key, x };
-        const kb = alloc(pcap, f), xb = alloc(pcap * channels, f);
+        // Two buffers per pass alternate (the input level is the caller's).
+        if (level < 2) spare.push([alloc(pcap, f), alloc(pcap * channels, f)]);
+        const [kb, xb] = spare[level % 2];
         launch(
           mergeLevelKernel(f, channels),
           [key, x, info],
@@ -341,20 +351,20 @@ export function rankingForward(
         overPositives,
       );
       mergeLevels(k0, x0, channels, (level, key, x) => {
-        const g = scan(x, channels, pcap);
-        launch(
-          dominanceKernel(f, round),
-          [key, g, ps, lge, lgt, info],
-          [acc],
-          {
-            grid,
-            level,
-            first: level === 0 ? 1 : 0,
-            delta,
-          },
-          gridGroups,
-          overPositives,
-        );
+        // One prefix per level, released as soon as its queries are encoded.
+        const g = scan(x, channels, pcap, 0, 0, "sum", false);
+        try {
+          launch(
+            dominanceKernel(f, round),
+            [key, g, ps, lge, lgt, info],
+            [acc],
+            { grid, level, first: level === 0 ? 1 : 0, delta },
+            gridGroups,
+            overPositives,
+          );
+        } finally {
+          g.dispose();
+        }
       });
       return acc;
     };

@@ -242,6 +242,14 @@ async function checkRandom(backend: Backend, t: Deno.TestContext): Promise<void>
     largeRsReference ??= refRs(s, y, { delta: 0.5 });
     assertOpClose(await runOp(backend, "rs", s, y, 0.5), largeRsReference, "rs 1.7e4");
   });
+  // The default capacity (maxPositives = M) on 1.2e7 entries: every buffer within the binding limit.
+  if (backend.name === "webgpu") {
+    await t.step("brs M=12000000 P=20 maxPositives=M", async () => {
+      const { s, y } = randomCase(12_000_000, 20, 51, false);
+      const got = await runOp(backend, "brs", s, y, 0.5);
+      assertOpClose(got, fastBucketedRankSortLoss(s, y, { delta: 0.5 }), "brs 1.2e7");
+    });
+  }
   for (const kind of ["brs", "bap"] as const) {
     await t.step(`${kind} M=1000000 P=100000`, async () => {
       const { s, y } = randomCase(1_000_000, 100_000, 41, kind === "bap");
