@@ -23,8 +23,11 @@
 import { customOp, needsGrad } from "../../tensor/autograd.ts";
 import type { DType } from "../../tensor/dtype.ts";
 import { mul } from "../../tensor/ops/elementwise.ts";
-import { expectDtype, floatOf, launch } from "../../tensor/ops/launch.ts";
-import { empty, type Tensor, tensor } from "../../tensor/tensor.ts";
+import { gather } from "../../tensor/ops/index.ts";
+import { expectDtype, floatOf, launch, launchInto } from "../../tensor/ops/launch.ts";
+import { cumsum } from "../../tensor/ops/scan.ts";
+import { argsort, sort } from "../../tensor/ops/sort.ts";
+import { empty, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
 import {
   alrpLocalisationKernel,
   apEnvelopeKernel,
@@ -48,7 +51,10 @@ import {
   rowsKernel,
   SCATTER_PER_LANE,
   scatterNegativesKernel,
+  sortedBucketsKernel,
+  sortedPositiveFlagsKernel,
   sortedPositivesKernel,
+  sortFlagsKernel,
   SUB,
   totalsKernel,
   zeroMatrixKernel,
@@ -74,6 +80,13 @@ export interface RankingOpOptions {
    * `MAX_POSITIVES` = 2,097,151), the loss values are NaN and the gradient is 0.
    */
   maxPositives?: number;
+  /**
+   * Bucketed losses: how each negative finds its bucket. `"search"` (default): binary search
+   * among the sorted positives, `O(M log P)`. `"sort"`: the paper's way, a stable sort of all
+   * `M` entries (positives first among equal logits), then a running count of positives,
+   * `O(M log M)`. Both give the same buckets, hence the same outputs bit for bit.
+   */
+  bucketing?: "search" | "sort";
 }
 
 /** Loss values and gradient of one forward pass (no autograd). */
@@ -138,6 +151,38 @@ export function checkInputs(
 }
 
 /**
+ * The paper's bucketing (option `bucketing: "sort"`): a stable sort of all entries by logit,
+ * descending, positives first among equal logits (a sort by a positive flag, then by logit);
+ * the bucket of the relevant negative at sorted position `r` is the number of positives
+ * sorted at or before it. Writes the bucket ids, by original index, into `qid`.
+ */
+function bucketsBySort(
+  logits: Tensor,
+  targets: Tensor,
+  fmeta: Tensor,
+  posEq1: number,
+  qid: Tensor,
+): void {
+  const f = floatOf(logits), m = logits.size;
+  if (m === 0) return;
+  tidy(() => {
+    const groups = Math.ceil(m / 64);
+    const flags = launchInto(sortFlagsKernel(f), [targets], [m], f, { m, pos_eq1: posEq1 }, groups);
+    const byFlag = argsort(flags);
+    const { indices: order } = sort(gather(logits, 0, byFlag), {
+      descending: true,
+      payload: byFlag,
+    });
+    const positive = launchInto(sortedPositiveFlagsKernel(f), [targets, order], [m], "u32", {
+      m,
+      pos_eq1: posEq1,
+    }, groups);
+    const pc = cumsum(positive);
+    launch(sortedBucketsKernel(f), [logits, targets, order, pc, fmeta], [qid], { m }, groups);
+  });
+}
+
+/**
  * Runs the forward kernels of loss `kind` on `logits`/`targets` (1-D, same length, f32 on
  * either backend or f64 on the CPU). Returns fresh tensors; nothing is read back.
  */
@@ -149,6 +194,10 @@ export function rankingForward(
   errors?: Tensor,
 ): RankingForward {
   const { delta, pcap } = checkInputs(kind, logits, targets, options);
+  const bySort = options.bucketing === "sort";
+  if (bySort && kind !== "brs" && kind !== "bap") {
+    throw new TypeError(`${NAMES[kind]}: bucketing "sort" applies to the bucketed losses only`);
+  }
   if ((kind === "alrp") !== (errors !== undefined)) {
     throw new TypeError(`${NAMES[kind]}: regression errors go with aLRP only`);
   }
@@ -315,14 +364,24 @@ export function rankingForward(
       { total: 3 * cape },
       Math.ceil(3 * cape / 256 / 64),
     );
-    const qid = alloc(m, "u32");
     const subs = Math.max(1, Math.ceil(Math.ceil(m / minColumns) / SUB));
     const columnGroups = Math.ceil(MAX_COLUMNS / COLUMN_WG);
-    for (let sub = 0; sub < subs; sub++) {
-      launch(partialsKernel(f, bucketed), [logits, targets, e, info, fmeta], [mat, qid], {
-        m,
-        sub,
-      }, columnGroups);
+    const qid = alloc(m, "u32");
+    if (bySort) {
+      bucketsBySort(logits, targets, fmeta, posEq1, qid);
+      for (let sub = 0; sub < subs; sub++) {
+        launch(partialsKernel(f, true, true), [logits, targets, e, info, fmeta, qid], [mat], {
+          m,
+          sub,
+        }, columnGroups);
+      }
+    } else {
+      for (let sub = 0; sub < subs; sub++) {
+        launch(partialsKernel(f, bucketed), [logits, targets, e, info, fmeta], [mat, qid], {
+          m,
+          sub,
+        }, columnGroups);
+      }
     }
     const icnt = alloc(lcap + 1, f), imean = alloc(lcap + 1, f), xq = alloc(2 * (lcap + 1), f);
     launch(

@@ -497,16 +497,18 @@ function frameBot(q: number, l: number, e: ArrayLike<number>, fmeta: ArrayLike<n
 /**
  * One column per invocation: the relevant negatives of its entry range (part `sub` of it) are
  * binned, and per interval the column accumulates the count and a 64-bit fixed-point sum of
- * `(top - s) / width` (exact integer sums: deterministic, no cancellation).
+ * `(top - s) / width` (exact integer sums: deterministic, no cancellation). The interval of an
+ * entry is found by binary search (written to `qid`), or read from `qid` (`given`: the full-sort
+ * bucketing, {@linkcode sortedBucketsKernel}).
  */
-export function partialsKernel(f: DType, ge: boolean): Kernel {
-  return cached(`partials|${f}|${ge}`, () => ({
-    label: `rank_ops.interval_partials_${ge ? "ge" : "gt"}`,
-    inputs: { s: f, yv: f, e: f, info: "u32", fmeta: f },
-    outputs: { mat: "u32", qid: "u32" },
+export function partialsKernel(f: DType, ge: boolean, given = false): Kernel {
+  return cached(`partials|${f}|${ge}|${given}`, () => ({
+    label: `rank_ops.interval_partials_${given ? "given" : ge ? "ge" : "gt"}`,
+    inputs: { s: f, yv: f, e: f, info: "u32", fmeta: f, ...(given ? { qid: "u32" as const } : {}) },
+    outputs: { mat: "u32", ...(given ? {} : { qid: "u32" as const }) },
     params: { m: "u32", sub: "u32" },
     workgroupSize: COLUMN_WG,
-    code: `${searchWgsl(ge)}
+    code: `${given ? "" : searchWgsl(ge)}
 ${FRAME_WGSL}
 ${entryPoint(COLUMN_WG)}
   let ncol = info[2];
@@ -519,12 +521,17 @@ ${entryPoint(COLUMN_WG)}
   let t = fmeta[2];
   for (var k = start; k < stop; k++) {
     let v = s[k];
-    if (yv[k] != 0.0 || !(v >= t)) {
+    ${
+      given
+        ? `let q = qid[k];
+    if (q == ${NONE}u) { continue; }`
+        : `if (yv[k] != 0.0 || !(v >= t)) {
       qid[k] = ${NONE}u;
       continue;
     }
     let q = interval_of(v, l);
-    qid[k] = q;
+    qid[k] = q;`
+    }
     let top = frame_top(q, l);
     let width = top - frame_bot(q, l);
     var x = 0u;
@@ -539,7 +546,7 @@ ${entryPoint(COLUMN_WG)}
     cpu(ins, outs, p) {
       const { m, sub } = p as P;
       const info = ins.info, fmeta = ins.fmeta, e = ins.e, s = ins.s, y = ins.yv;
-      const mat = outs.mat, qid = outs.qid;
+      const mat = outs.mat, qid = given ? ins.qid : outs.qid;
       const ncol = info[2], l = info[1], r = info[3], tt = fmeta[2];
       if (info[4] === 0 || info[0] === 0) return;
       for (let c = 0; c < ncol; c++) {
@@ -548,12 +555,9 @@ ${entryPoint(COLUMN_WG)}
         const stop = Math.min(m, cstart + r, start + SUB);
         for (let k = start; k < stop; k++) {
           const v = s[k];
-          if (y[k] !== 0 || !(v >= tt)) {
-            qid[k] = NONE;
-            continue;
-          }
-          const q = intervalOf(e, l, v, ge);
-          qid[k] = q;
+          if (!given) qid[k] = y[k] !== 0 || !(v >= tt) ? NONE : intervalOf(e, l, v, ge);
+          const q = qid[k];
+          if (q === NONE) continue;
           const top = frameTop(q, e, fmeta);
           const width = top - frameBot(q, l, e, fmeta);
           let x = 0;
@@ -564,6 +568,73 @@ ${entryPoint(COLUMN_WG)}
           mat[at + 1] = lo;
           if (lo < x) mat[at + 2]++;
         }
+      }
+    },
+  }));
+}
+
+/** Full-sort bucketing, step 1: sort flags, `0` for positives and `1` otherwise (positives go first among equal logits). */
+export function sortFlagsKernel(f: DType): Kernel {
+  return cached(`sortflags|${f}`, () => ({
+    label: "rank_ops.sort_flags",
+    inputs: { yv: f },
+    outputs: { flag: f },
+    params: { m: "u32", pos_eq1: "u32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  if (i >= p.m) { return; }
+  let y = yv[i];
+  flag[i] = select(1.0, 0.0, ${isPosWgsl()});
+}`,
+    cpu(ins, outs, p) {
+      const { m, pos_eq1: eq1 } = p as P;
+      for (let i = 0; i < m; i++) outs.flag[i] = isPos(ins.yv[i], eq1) ? 0 : 1;
+    },
+  }));
+}
+
+/** Full-sort bucketing, step 2: `1` where the entry at sorted position `r` is a positive. */
+export function sortedPositiveFlagsKernel(f: DType): Kernel {
+  return cached(`sortedflags|${f}`, () => ({
+    label: "rank_ops.sorted_positive_flags",
+    inputs: { yv: f, order: "u32" },
+    outputs: { pos: "u32" },
+    params: { m: "u32", pos_eq1: "u32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  if (i >= p.m) { return; }
+  let y = yv[order[i]];
+  pos[i] = select(0u, 1u, ${isPosWgsl()});
+}`,
+    cpu(ins, outs, p) {
+      const { m, pos_eq1: eq1 } = p as P;
+      for (let i = 0; i < m; i++) outs.pos[i] = isPos(ins.yv[ins.order[i]], eq1) ? 1 : 0;
+    },
+  }));
+}
+
+/**
+ * Full-sort bucketing, step 3: the relevant negative at sorted position `r` lies in bucket
+ * `pc[r]`, the number of positives sorted at or before it (`qid`, by original index).
+ */
+export function sortedBucketsKernel(f: DType): Kernel {
+  return cached(`sortedbuckets|${f}`, () => ({
+    label: "rank_ops.sorted_buckets",
+    inputs: { s: f, yv: f, order: "u32", pc: "u32", fmeta: f },
+    outputs: { qid: "u32" },
+    params: { m: "u32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  if (i >= p.m) { return; }
+  let k = order[i];
+  qid[k] = select(${NONE}u, pc[i], yv[k] == 0.0 && s[k] >= fmeta[2]);
+}`,
+    cpu(ins, outs, p) {
+      const { m } = p as P;
+      const { s, yv, order, pc, fmeta } = ins;
+      for (let i = 0; i < m; i++) {
+        const k = order[i];
+        outs.qid[k] = yv[k] === 0 && s[k] >= fmeta[2] ? pc[i] : NONE;
       }
     },
   }));

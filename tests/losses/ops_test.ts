@@ -49,13 +49,14 @@ async function runOp(
   targets: Float32Array,
   delta: number,
   maxPositives?: number,
+  bucketing?: "search" | "sort",
 ): Promise<OpResult> {
   const r = tidy(() =>
     rankingForward(
       kind,
       tensor(logits, [logits.length], { backend }),
       tensor(targets, [targets.length], { backend }),
-      { delta, maxPositives },
+      { delta, maxPositives, bucketing },
     )
   );
   const [lr, ls, g] = await Promise.all([
@@ -242,6 +243,22 @@ async function checkRandom(backend: Backend, t: Deno.TestContext): Promise<void>
     largeRsReference ??= refRs(s, y, { delta: 0.5 });
     assertOpClose(await runOp(backend, "rs", s, y, 0.5), largeRsReference, "rs 1.7e4");
   });
+  // The paper's full-sort bucketing gives the same buckets as the binary search: same bits.
+  for (const kind of ["brs", "bap"] as const) {
+    for (const delta of [kind === "brs" ? 0.5 : 1, 0]) {
+      await t.step(`${kind} bucketing by sort = by search, ties, δ=${delta}`, async () => {
+        const { s, y } = randomCase(30_011, 900, 61, kind === "bap");
+        for (let i = 0; i < s.length; i += 2) s[i] = Math.round(s[i] * 8) / 8;
+        const bySearch = await runOp(backend, kind, s, y, delta, undefined, "search");
+        const bySort = await runOp(backend, kind, s, y, delta, undefined, "sort");
+        assert.equal(bySort.rankingLoss, bySearch.rankingLoss);
+        assert.equal(bySort.sortingLoss, bySearch.sortingLoss);
+        const differ = bySort.grad.findIndex((g, i) => !Object.is(g, bySearch.grad[i]));
+        assert.equal(differ, -1, `gradients differ first at entry ${differ}`);
+        assertOpClose(bySort, REF[kind](s, y, { delta }), `${kind} by sort`);
+      });
+    }
+  }
   // The default capacity (maxPositives = M) on 1.2e7 entries: every buffer within the binding limit.
   if (backend.name === "webgpu") {
     await t.step("brs M=12000000 P=20 maxPositives=M", async () => {
