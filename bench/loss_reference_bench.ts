@@ -4,7 +4,8 @@
  *
  * Run: `deno bench bench/loss_reference_bench.ts` (all groups take a few minutes; filter with
  * `--filter "N=1e5"`). Groups `N=1e7 ...` time only the fast losses (the official PyTorch CPU
- * BRS takes 1.99 s at N = 1e7, P = 1000).
+ * BRS takes 1.99 s at N = 1e7, P = 1000). Inputs: {@linkcode detectorLikeInputs}; the table of
+ * fast-loss times is `bench/fast_loss_table.ts`.
  *
  * @module
  */
@@ -16,38 +17,7 @@ import {
   rankSortLoss,
 } from "../losses/reference/mod.ts";
 import { fastBucketedApLoss, fastBucketedRankSortLoss } from "../losses/fast/mod.ts";
-
-/** mulberry32 uniform generator. */
-function uniform(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/**
- * `n` entries: negatives a 70/30 mix of N(-2.5, 1) and N(0.3, 1), `p` positives at random
- * places with logits N(1, 1) and IoU targets U(0.05, 1), as in the shared vector generator.
- */
-function inputs(n: number, p: number, seed = 1): { logits: Float32Array; targets: Float32Array } {
-  const rand = uniform(seed);
-  const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-  const logits = new Float32Array(n);
-  const targets = new Float32Array(n);
-  for (let i = 0; i < n; i++) logits[i] = rand() < 0.7 ? -2.5 + normal() : 0.3 + normal();
-  for (let placed = 0; placed < p;) {
-    const i = Math.floor(rand() * n);
-    if (targets[i] !== 0) continue;
-    targets[i] = 0.05 + 0.95 * rand();
-    logits[i] = 1 + normal();
-    placed++;
-  }
-  return { logits, targets };
-}
+import { detectorLikeInputs } from "./fast_loss_table.ts";
 
 // The AP family gets binary targets (official `APLoss` counts only targets equal to 1).
 const LOSSES = [
@@ -68,7 +38,7 @@ function cached(n: number, p: number) {
   const key = `${n}/${p}`;
   if (!cache.has(key)) {
     cache.clear();
-    const { logits, targets } = inputs(n, p);
+    const { logits, targets } = detectorLikeInputs(n, p);
     const binary = targets.map((y) => (y > 0 ? 1 : y));
     cache.set(key, { logits, targets, binary });
   }

@@ -1,6 +1,7 @@
 /**
  * Fast CPU bucketed ranking losses (BRS and BAP) on plain arrays, at the real complexity
- * `O(M log P + P log P)`: the algorithm the GPU version follows.
+ * `O(M log P + P log P)` (`O(M + P log P)` when the positives are spread out): the algorithm the
+ * GPU version follows. Typed arrays (`Float32Array`, `Float64Array`) are read in place.
  *
  * @module
  */
@@ -24,9 +25,9 @@ import { directPairwise, type PairwiseSums, prefixPairwise } from "./pairwise.ts
 /** Options of the fast bucketed losses. */
 export interface FastBucketedOptions extends RankingLossOptions {
   /**
-   * How negatives find their bucket: `"search"` (default, a lookup over the sorted positives,
-   * `O(M log P)` at worst) or `"sort"` (the paper's full sort of all relevant entries, here a
-   * radix argsort). Both give bit-identical results.
+   * How negatives find their bucket: `"search"` (default, a grid lookup over the sorted
+   * positives, `O(1)` per negative, `O(log P)` at worst) or `"sort"` (the paper's full sort of
+   * all relevant entries, here a radix argsort). Both give bit-identical results.
    */
   bucketing?: "search" | "sort";
   /**
@@ -42,9 +43,21 @@ interface Prepared {
   proto: { id: Int32Array; size: Float64Array; mean: Float64Array };
   pair: PairwiseSums;
   delta: number;
+  /** `[M]`, bucket id + 1 at every relevant negative, else 0; becomes the gradient. */
+  grad: Float64Array;
 }
 
-/** Validation, step 1 (sort positives) and step 2 (bucket negatives, prototypes). */
+function isFloatArray(x: unknown): x is Float32Array | Float64Array {
+  return x instanceof Float32Array || x instanceof Float64Array;
+}
+
+const NO_ENTRIES = new Float64Array(0);
+
+/**
+ * Validation, step 1 (sort positives) and step 2 (bucket negatives, prototypes). Typed-array
+ * entries are checked during the positives scan (the full validation runs only to report a bad
+ * entry); other array-likes are validated up front.
+ */
 function prepare(
   name: string,
   logits: ArrayLike<number>,
@@ -52,24 +65,31 @@ function prepare(
   options: FastBucketedOptions,
   defaultDelta: number,
 ): Prepared | null {
-  const delta = validateRankingInputs(name, logits, targets, options.delta ?? defaultDelta);
+  const requested = options.delta ?? defaultDelta;
+  const typed = isFloatArray(logits) && isFloatArray(targets) &&
+    logits.length === targets.length;
+  const delta = typed
+    ? validateRankingInputs(name, NO_ENTRIES, NO_ENTRIES, requested)
+    : validateRankingInputs(name, logits, targets, requested);
   const { bucketing = "search", pairwise = "prefix" } = options;
+  // Step 1: the P positives, sorted by descending logit; threshold t = min positive - δ.
+  const pos = sortPositives(logits, targets, delta);
+  if (!pos.valid) validateRankingInputs(name, logits, targets, delta); // throws
   if (bucketing !== "search" && bucketing !== "sort") {
     throw new RangeError(`Cannot compute ${name}: unknown bucketing "${bucketing}"`);
   }
   if (pairwise !== "prefix" && pairwise !== "direct") {
     throw new RangeError(`Cannot compute ${name}: unknown pairwise "${pairwise}"`);
   }
-  // Step 1: the P positives, sorted by descending logit; threshold t = min positive - δ.
-  const pos = sortPositives(logits, targets, delta);
   if (pos.index.length === 0) return null;
   // Step 2: each relevant negative joins bucket k = #positives at or above it; counts, sums.
+  const grad = new Float64Array(logits.length);
   const buckets = bucketing === "search"
-    ? bucketBySearch(logits, targets, pos)
-    : bucketBySort(logits, targets, pos);
+    ? bucketBySearch(logits, targets, pos, grad)
+    : bucketBySort(logits, targets, pos, grad);
   const proto = bucketPrototypes(buckets);
   const pair = pairwise === "prefix" ? prefixPairwise : directPairwise;
-  return { pos, buckets, proto, pair, delta };
+  return { pos, buckets, proto, pair, delta, grad };
 }
 
 /**
@@ -100,21 +120,14 @@ function rankingPart(
 }
 
 /**
- * Step 4: every relevant negative gets its bucket's `u / |P|`, everything else 0, in one
- * branch-free pass (`slotOf` is bucket id + 1, slot 0 holds the 0).
+ * Step 4, negatives: turns the bucket id + 1 that step 2 left in `grad` into the bucket's
+ * `u / |P|` (slot 0, everything else, stays 0), in one branch-free pass.
  */
-function scatterNegatives(
-  m: number,
-  buckets: NegativeBuckets,
-  uById: Float64Array,
-  numPos: number,
-): Float64Array {
+function scatterNegatives(grad: Float64Array, uById: Float64Array, numPos: number): void {
   const bySlot = new Float64Array(uById.length + 1);
   for (let k = 0; k < uById.length; k++) bySlot[k + 1] = uById[k] / numPos;
-  const grad = new Float64Array(m);
-  const slotOf = buckets.slotOf;
-  for (let i = 0; i < m; i++) grad[i] = bySlot[slotOf[i]];
-  return grad;
+  const m = grad.length;
+  for (let i = 0; i < m; i++) grad[i] = bySlot[grad[i]];
 }
 
 /**
@@ -122,14 +135,17 @@ function scatterNegatives(
  * `bucketedRankSortLoss` (official `BucketedRankSort`) in `O(M log P + P log P)` time and
  * `O(M + P)` memory, for inputs up to `1e7` entries (e.g. `Float32Array`).
  *
- * Steps: (1) sort the `P` positives by descending logit, ties by index; (2) one scan over the
- * entries: each relevant negative (target 0, logit `>= min positive - δ`) finds its bucket, the
- * number of positives scoring at or above it (positives first on ties), by a grid lookup checked
- * exactly or a binary search, and adds to that bucket's count and sum; prototypes are the means; (3) per positive `rank+`,
+ * Steps, three passes over the `M` entries in all: (1) one scan collects the positives (and
+ * checks typed-array entries), which are then sorted by descending logit, ties by index;
+ * (2) one scan over the entries: each relevant negative (target 0, logit `>= min positive - δ`)
+ * finds its bucket, the number of positives scoring at or above it (positives first on ties),
+ * with an exact `O(1)` grid lookup, adds to that bucket's count, sum, min and max, and leaves
+ * bucket id + 1 in the gradient array; prototypes are the means; (3) per positive `rank+`,
  * `NFP_b` and the current sorting error by prefix-sum lookups, the IoU-restricted sorting sums by
  * Fenwick sweeps, per bucket the gradient `u_k` by a prefix-sum lookup over the positives;
- * (4) scatter `u_k / |P|` to the members and the positive gradients
- * `(-RE - SE[D ≠ 0] + Σ_{y_k > y_i} H(p_i - p_k) SE(k)/D(k)) / |P|`.
+ * (4) one pass turns each bucket id into `u_k / |P|`, then the positives get
+ * `(-RE - SE[D ≠ 0] + Σ_{y_k > y_i} H(p_i - p_k) SE(k)/D(k)) / |P|`. No `[M]` buffer besides
+ * the gradient itself.
  *
  * Degenerate inputs as the reference: no positive gives zeros; no relevant negative gives
  * `rankingLoss = 0` and the sorting part only.
@@ -159,7 +175,7 @@ export function fastBucketedRankSortLoss(
   const m = logits?.length;
   const prep = prepare("fastBucketedRankSortLoss", logits, targets, options, 0.5);
   if (prep === null) return emptyResult(m);
-  const { pos, buckets, pair, delta } = prep;
+  const { pos, pair, delta, grad } = prep;
   const numPos = pos.logit.length;
   const { re, rankPos, uById } = rankingPart(prep);
 
@@ -169,7 +185,7 @@ export function fastBucketedRankSortLoss(
   for (let k = 0; k < numPos; k++) if (missorted[k] !== 0) share[k] = se[k] / missorted[k];
   const received = pair.sortingShare(pos.logit, pos.target, share, delta);
 
-  const grad = scatterNegatives(m, buckets, uById, numPos);
+  scatterNegatives(grad, uById, numPos);
   let sumRe = 0;
   let sumSe = 0;
   for (let i = 0; i < numPos; i++) {
@@ -213,10 +229,10 @@ export function fastBucketedApLoss(
   const m = logits?.length;
   const prep = prepare("fastBucketedApLoss", logits, targets, options, 1);
   if (prep === null || prep.buckets.relevant === 0) return emptyResult(m);
-  const { pos, buckets } = prep;
+  const { pos, grad } = prep;
   const numPos = pos.logit.length;
   const { re, uById } = rankingPart(prep);
-  const grad = scatterNegatives(m, buckets, uById, numPos);
+  scatterNegatives(grad, uById, numPos);
   let sumRe = 0;
   for (let i = 0; i < numPos; i++) {
     grad[pos.index[i]] = -re[i] / numPos;

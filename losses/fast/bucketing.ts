@@ -1,7 +1,7 @@
 /**
- * Step 1 and 2 of the fast bucketed losses: sort the positives, then put every relevant
- * negative into its bucket, either by binary search over the sorted positives (`O(M log P)`)
- * or by the paper's full sort (`O(M log M)` with a comparison sort; a radix sort here).
+ * Steps 1 and 2 of the fast bucketed losses: collect and sort the positives, then put every
+ * relevant negative into its bucket, either by an `O(1)` grid lookup over the sorted positives
+ * (`O(log P)` at worst) or by the paper's full sort of the relevant entries (a radix sort here).
  *
  * @module
  */
@@ -18,34 +18,16 @@ export interface SortedPositives {
   target: Float64Array;
   /** Relevance threshold `t = min positive logit - δ`. */
   threshold: number;
-}
-
-/**
- * Bucket statistics. Bucket `k` (`0 <= k <= P`) holds the relevant negatives with exactly `k`
- * positives at or above them (positives come first on ties), i.e. the run between sorted
- * positives `k - 1` and `k`. Sums run over members in index order.
- */
-export interface NegativeBuckets {
   /**
-   * Bucket id + 1 of every entry, `[M]`; 0 for positives, ignored and below-threshold entries
-   * (so a zero-initialised array needs no fill, and the scatter needs no branch).
+   * False when the scan met a logit or target that is not finite or a target above 1 (callers
+   * that skipped the up-front validation of typed arrays re-validate to report the entry).
    */
-  slotOf: Int32Array;
-  /** Members per bucket, `[P + 1]`. */
-  count: Float64Array;
-  /** Sum of the members' logits, `[P + 1]`. */
-  sum: Float64Array;
-  /** Smallest member logit, `[P + 1]` (`+Infinity` when empty). */
-  min: Float64Array;
-  /** Largest member logit, `[P + 1]` (`-Infinity` when empty). */
-  max: Float64Array;
-  /** Number of relevant negatives. */
-  relevant: number;
+  valid: boolean;
 }
 
 /**
- * Collects the positives (`target > 0`) and sorts them by descending logit, lower index first
- * on ties; `O(M + P log P)`.
+ * Collects the positives (`target > 0`) in one pass, which also checks every entry of typed
+ * arrays, and sorts them by descending logit, lower index first on ties; `O(M + P log P)`.
  *
  * @example
  * ```ts
@@ -69,15 +51,17 @@ export function sortPositives(
 ): SortedPositives {
   const m = targets.length;
   let numPos = 0;
-  for (let i = 0; i < m; i++) if (targets[i] > 0) numPos++;
-  const flatIndex = new Int32Array(numPos);
-  const flatLogit = new Float64Array(numPos);
-  for (let i = 0, k = 0; i < m; i++) {
-    if (targets[i] > 0) {
-      flatIndex[k] = i;
-      flatLogit[k++] = logits[i];
-    }
+  let valid = true;
+  for (let i = 0; i < m; i++) {
+    const y = targets[i];
+    // Finite logit, finite target <= 1 (NaN fails every comparison).
+    if (!(y <= 1 && y - y === 0 && logits[i] - logits[i] === 0)) valid = false;
+    if (y > 0) numPos++;
   }
+  const flatIndex = new Int32Array(numPos);
+  for (let i = 0, k = 0; k < numPos; i++) if (targets[i] > 0) flatIndex[k++] = i;
+  const flatLogit = new Float64Array(numPos);
+  for (let k = 0; k < numPos; k++) flatLogit[k] = logits[flatIndex[k]];
   // Stable radix argsort: equal logits keep index order.
   const order = argsortDescending(flatLogit);
   const index = new Int32Array(numPos);
@@ -89,41 +73,43 @@ export function sortPositives(
     target[k] = targets[index[k]];
   }
   const threshold = numPos > 0 ? logit[numPos - 1] - delta : NaN;
-  return { index, logit, target, threshold };
+  return { index, logit, target, threshold, valid };
 }
 
-function emptyBuckets(m: number, numPos: number): NegativeBuckets {
-  const min = new Float64Array(numPos + 1).fill(Infinity);
-  const max = new Float64Array(numPos + 1).fill(-Infinity);
-  return {
-    slotOf: new Int32Array(m),
-    count: new Float64Array(numPos + 1),
-    sum: new Float64Array(numPos + 1),
-    min,
-    max,
-    relevant: 0,
-  };
-}
-
-function addMember(b: NegativeBuckets, k: number, s: number): void {
-  b.count[k]++;
-  b.sum[k] += s;
-  if (s < b.min[k]) b.min[k] = s;
-  if (s > b.max[k]) b.max[k] = s;
-  b.relevant++;
+/**
+ * Bucket statistics. Bucket `k` (`0 <= k <= P`) holds the relevant negatives with exactly `k`
+ * positives at or above them (positives come first on ties), i.e. the run between sorted
+ * positives `k - 1` and `k`. Sums run over members in index order.
+ */
+export interface NegativeBuckets {
+  /** Members per bucket, `[P + 1]`. */
+  count: Float64Array;
+  /** Sum of the members' logits, `[P + 1]`. */
+  sum: Float64Array;
+  /** Smallest member logit, `[P + 1]` (`+Infinity` when empty). */
+  min: Float64Array;
+  /** Largest member logit, `[P + 1]` (`-Infinity` when empty). */
+  max: Float64Array;
+  /** Number of relevant negatives. */
+  relevant: number;
 }
 
 /**
  * Number of positives scoring at or above `s`: the first position in the descending `logit`
- * array whose value is below `s` (binary search, `O(log P)`).
+ * array whose value is below `s` (binary search over `[lo, hi)`, `O(log (hi - lo))`).
  *
  * @param logit Positive logits, descending.
  * @param s Query logit.
- * @returns A bucket id in `[0, P]`.
+ * @param lo A known lower bound of the answer (default 0).
+ * @param hi A known upper bound of the answer (default `logit.length`).
+ * @returns A bucket id in `[lo, hi]`.
  */
-export function positivesAtOrAbove(logit: Float64Array, s: number): number {
-  let lo = 0;
-  let hi = logit.length;
+export function positivesAtOrAbove(
+  logit: Float64Array,
+  s: number,
+  lo = 0,
+  hi = logit.length,
+): number {
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (logit[mid] >= s) lo = mid + 1;
@@ -133,73 +119,129 @@ export function positivesAtOrAbove(logit: Float64Array, s: number): number {
 }
 
 /**
- * A uniform grid over `[t, max positive logit]` that answers "how many positives score at or
- * above `s`" for most `s` with one table read: each cell stores the answer at its upper edge
- * and, when no positive falls inside the cell, that is the answer for the whole cell. Cells
- * holding positives fall back to a binary search over the positives of that cell only. Callers
- * verify the hint with two comparisons, so rounding in the cell index never gives a wrong bucket.
+ * Answers "how many positives score at or above `s`" (the bucket id of a negative with logit
+ * `s >= t`) in `O(1)` for most `s`: a uniform grid of about 4 cells per positive over
+ * `[t, max positive logit]`. The cell of a value is one float expression, monotone in the value,
+ * and the positives are placed with that same expression, so a query only compares `s` with
+ * the positives of its own cell (those in higher cells are above it, those in lower cells
+ * below it, whatever the rounding). The answer is exact, ties included; a cell holding many
+ * positives falls back to a binary search among them.
+ *
+ * @example
+ * ```ts
+ * import { BucketGrid } from "./bucketing.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const grid = new BucketGrid(new Float64Array([3, 2, 2, 1]), 0.5);
+ * assert.deepEqual([4, 2, 1.5, 1, 0.7].map((s) => grid.bucketOf(s)), [0, 3, 3, 4, 4]);
+ * ```
  */
 export class BucketGrid {
-  readonly #sorted: Float64Array;
-  readonly #t: number;
-  readonly #scale: number;
-  readonly #cells: number;
-  /** `#upper[c + 1]` = answer at the upper edge of cell `c`; `#upper[0]` = P (at `t`). */
-  readonly #upper: Int32Array;
+  /** Positive logits, descending. */
+  readonly sorted: Float64Array;
+  /** Lower end of the grid, the threshold `t`. */
+  readonly t: number;
+  /** Cells per unit of logit. */
+  readonly scale: number;
+  /** Index of the last cell; values above the grid fall into it. */
+  readonly last: number;
+  /** `atOrAbove[c]` = number of positives in cells `>= c`, `[cells + 1]`. */
+  readonly atOrAbove: Int32Array;
 
   /**
-   * Builds the grid with about 4 cells per positive (at least 1024, at most 2^22) in
-   * `O(cells + P)`.
+   * Builds the grid in `O(cells + P)`, with `4 P` cells (at least 256, at most `2^22`).
    *
-   * @param sorted Positive logits, descending.
+   * @param sorted Positive logits, descending, all `>= t`.
    * @param t Threshold (lower end of the grid).
    */
   constructor(sorted: Float64Array, t: number) {
-    this.#sorted = sorted;
-    this.#t = t;
+    this.sorted = sorted;
+    this.t = t;
     const range = sorted.length > 0 ? sorted[0] - t : 0;
-    const cells = Math.min(1 << 22, Math.max(1024, 4 * sorted.length));
-    this.#cells = range > 0 ? cells : 0;
-    this.#scale = range > 0 ? cells / range : 0;
-    this.#upper = new Int32Array(this.#cells + 1);
-    // Edges rise with c, so the count of positives at or above them only falls: one merge.
-    let k = sorted.length;
-    this.#upper[0] = k;
-    for (let c = 1; c <= this.#cells; c++) {
-      const edge = t + c / this.#scale;
-      while (k > 0 && sorted[k - 1] < edge) k--;
-      this.#upper[c] = k;
-    }
+    const cells = range > 0 ? Math.min(1 << 22, Math.max(256, 4 * sorted.length)) : 1;
+    this.scale = range > 0 ? cells / range : 0;
+    this.last = cells - 1;
+    this.atOrAbove = new Int32Array(cells + 1);
+    // Positives descend, so their cells do not rise: count the positives per cell, then sum
+    // from the top cell down.
+    for (let j = 0; j < sorted.length; j++) this.atOrAbove[this.cellOf(sorted[j])]++;
+    for (let c = cells - 1; c >= 0; c--) this.atOrAbove[c] += this.atOrAbove[c + 1];
   }
 
   /**
-   * A guess of `positivesAtOrAbove(sorted, s)` for `s >= t`; exact unless rounding put `s` in
-   * a neighbouring cell.
+   * The cell of a value `s >= t`: `floor((s - t) * scale)`, capped at the last cell.
+   *
+   * @param s Value, `>= t`.
+   * @returns A cell index.
+   */
+  cellOf(s: number): number {
+    const c = Math.floor((s - this.t) * this.scale);
+    return c < this.last ? c : this.last;
+  }
+
+  /**
+   * Number of positives scoring at or above `s`, i.e. the bucket id of a negative with logit
+   * `s >= t` (positives first on ties).
    *
    * @param s Query logit, `>= t`.
    * @returns A bucket id in `[0, P]`.
    */
-  hint(s: number): number {
-    const c = Math.floor((s - this.#t) * this.#scale);
-    if (c >= this.#cells) return c === this.#cells && this.#cells > 0 ? this.#upper[c] : 0;
-    let lo = this.#upper[c + 1];
-    let hi = this.#upper[c];
-    const sorted = this.#sorted;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (sorted[mid] >= s) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+  bucketOf(s: number): number {
+    const c = this.cellOf(s);
+    // Positives in higher cells are above s; those of cell c sit at
+    // [atOrAbove[c + 1], atOrAbove[c]): count the ones at or above s.
+    let k = this.atOrAbove[c + 1];
+    const end = this.atOrAbove[c];
+    if (end - k > 8) return positivesAtOrAbove(this.sorted, s, k, end);
+    while (k < end && this.sorted[k] >= s) k++;
+    return k;
   }
+}
+
+/** Zero statistics of `numPos + 1` buckets, `[count, sum, min, max]` side by side. */
+function emptyStats(numPos: number): Float64Array {
+  const stats = new Float64Array(4 * (numPos + 1));
+  for (let k = 0; k <= numPos; k++) {
+    stats[4 * k + 2] = Infinity;
+    stats[4 * k + 3] = -Infinity;
+  }
+  return stats;
+}
+
+/** Adds a member with logit `s` to bucket `k` of interleaved statistics. */
+function addMember(stats: Float64Array, k: number, s: number): void {
+  const at = 4 * k;
+  stats[at]++;
+  stats[at + 1] += s;
+  if (s < stats[at + 2]) stats[at + 2] = s;
+  if (s > stats[at + 3]) stats[at + 3] = s;
+}
+
+/** Splits interleaved `[count, sum, min, max]` statistics into {@linkcode NegativeBuckets}. */
+function unpackStats(stats: Float64Array, relevant: number): NegativeBuckets {
+  const n = stats.length / 4;
+  const b: NegativeBuckets = {
+    count: new Float64Array(n),
+    sum: new Float64Array(n),
+    min: new Float64Array(n),
+    max: new Float64Array(n),
+    relevant,
+  };
+  for (let k = 0; k < n; k++) {
+    b.count[k] = stats[4 * k];
+    b.sum[k] = stats[4 * k + 1];
+    b.min[k] = stats[4 * k + 2];
+    b.max[k] = stats[4 * k + 3];
+  }
+  return b;
 }
 
 /**
  * Buckets by search: one scan over the entries; each relevant negative (`target == 0`,
  * `logit >= t`) finds its bucket (the number of positives at or above it) with a
- * {@linkcode BucketGrid} hint checked by two comparisons, else a binary search over the sorted
- * positives, and is added to the bucket's count, sum, min and max. `O(M log P)` time at worst,
- * no sort of the negatives.
+ * {@linkcode BucketGrid} lookup, adds to the bucket's count, sum, min and max, and records
+ * bucket id + 1 in `slots`. `O(M)` time for well-spread positives, `O(M log P)` at worst; no sort
+ * of the negatives.
  *
  * @example
  * ```ts
@@ -208,60 +250,40 @@ export class BucketGrid {
  *
  * const s = [2, 1.5, 1, 0.5, 0];
  * const y = [0, 1, 0, 0, 1];
- * const b = bucketBySearch(s, y, sortPositives(s, y, 0));
- * assert.deepEqual(Array.from(b.slotOf), [1, 0, 2, 2, 0]);
+ * const slots = new Float64Array(5);
+ * const b = bucketBySearch(s, y, sortPositives(s, y, 0), slots);
+ * assert.deepEqual(Array.from(slots), [1, 0, 2, 2, 0]);
  * assert.deepEqual(Array.from(b.count), [1, 2, 0]);
  * ```
  *
  * @param logits Logits `[M]`.
  * @param targets Targets `[M]`.
  * @param pos The sorted positives of the same call.
+ * @param slots Zero-filled, `[M]`: receives bucket id + 1 at every relevant negative, the other
+ *   entries stay 0 (the losses pass their gradient array and overwrite it later).
  * @returns The bucket statistics.
  */
 export function bucketBySearch(
   logits: ArrayLike<number>,
   targets: ArrayLike<number>,
   pos: SortedPositives,
+  slots: Float64Array,
 ): NegativeBuckets {
   const m = targets.length;
-  const b = emptyBuckets(m, pos.logit.length);
   const t = pos.threshold;
-  const { slotOf } = b;
-  const sorted = pos.logit;
-  const numPos = sorted.length;
-  const grid = new BucketGrid(sorted, t);
+  const grid = new BucketGrid(pos.logit, t);
   // Per-bucket [count, sum, min, max] side by side: one cache line per update.
-  const stats = new Float64Array(4 * (numPos + 1));
-  for (let k = 0; k <= numPos; k++) {
-    stats[4 * k + 2] = Infinity;
-    stats[4 * k + 3] = -Infinity;
-  }
+  const stats = emptyStats(pos.logit.length);
   let relevant = 0;
   for (let i = 0; i < m; i++) {
-    if (targets[i] !== 0) continue;
     const s = logits[i];
-    if (!(s >= t)) continue;
-    // k = #positives with logit >= s: a grid hint, checked exactly, else a binary search.
-    let k = grid.hint(s);
-    if (!((k === 0 || sorted[k - 1] >= s) && (k === numPos || sorted[k] < s))) {
-      k = positivesAtOrAbove(sorted, s);
-    }
-    slotOf[i] = k + 1;
-    const at = 4 * k;
-    stats[at]++;
-    stats[at + 1] += s;
-    if (s < stats[at + 2]) stats[at + 2] = s;
-    if (s > stats[at + 3]) stats[at + 3] = s;
+    if (targets[i] !== 0 || !(s >= t)) continue;
+    const k = grid.bucketOf(s);
+    slots[i] = k + 1;
+    addMember(stats, k, s);
     relevant++;
   }
-  for (let k = 0; k <= numPos; k++) {
-    b.count[k] = stats[4 * k];
-    b.sum[k] = stats[4 * k + 1];
-    b.min[k] = stats[4 * k + 2];
-    b.max[k] = stats[4 * k + 3];
-  }
-  b.relevant = relevant;
-  return b;
+  return unpackStats(stats, relevant);
 }
 
 /**
@@ -274,20 +296,19 @@ export function bucketBySearch(
  * @param logits Logits `[M]`.
  * @param targets Targets `[M]`.
  * @param pos The sorted positives of the same call.
+ * @param slots Zero-filled, `[M]`: receives bucket id + 1 at every relevant negative.
  * @returns The bucket statistics.
  */
 export function bucketBySort(
   logits: ArrayLike<number>,
   targets: ArrayLike<number>,
   pos: SortedPositives,
+  slots: Float64Array,
 ): NegativeBuckets {
   const m = targets.length;
-  const b = emptyBuckets(m, pos.logit.length);
   const t = pos.threshold;
-  let n = 0;
-  for (let i = 0; i < m; i++) {
-    if (targets[i] > 0 || (targets[i] === 0 && logits[i] >= t)) n++;
-  }
+  let n = pos.index.length;
+  for (let i = 0; i < m; i++) if (targets[i] === 0 && logits[i] >= t) n++;
   const entries = new Int32Array(n);
   let k = 0;
   for (let i = 0; i < m; i++) if (targets[i] > 0) entries[k++] = i;
@@ -297,16 +318,18 @@ export function bucketBySort(
   const keys = new Float64Array(n);
   for (let r = 0; r < n; r++) keys[r] = logits[entries[r]];
   const sortedPositions = argsortDescending(keys);
-  const order = new Int32Array(n);
-  for (let r = 0; r < n; r++) order[r] = entries[sortedPositions[r]];
   let seen = 0;
   for (let r = 0; r < n; r++) {
-    const i = order[r];
+    const i = entries[sortedPositions[r]];
     if (targets[i] > 0) seen++;
-    else b.slotOf[i] = seen + 1;
+    else slots[i] = seen + 1;
   }
-  for (let i = 0; i < m; i++) if (b.slotOf[i] > 0) addMember(b, b.slotOf[i] - 1, logits[i]);
-  return b;
+  const stats = emptyStats(pos.logit.length);
+  for (let i = 0; i < m; i++) {
+    if (slots[i] === 0) continue;
+    addMember(stats, slots[i] - 1, logits[i]);
+  }
+  return unpackStats(stats, n - pos.index.length);
 }
 
 /**

@@ -9,11 +9,13 @@ import { bucketedApLoss, bucketedRankSortLoss, sortAndBucket } from "../../losse
 import {
   bucketBySearch,
   bucketBySort,
+  BucketGrid,
   CompensatedPrefixSum,
   directPairwise,
   fastBucketedApLoss,
   fastBucketedRankSortLoss,
   FenwickTree,
+  positivesAtOrAbove,
   prefixPairwise,
   sortPositives,
 } from "../../losses/fast/mod.ts";
@@ -35,15 +37,20 @@ Deno.test("bucketing by search equals the paper's full sort, bit for bit", async
       await t.step(`P=${inp.positives} N=${inp.negatives} ties=${inp.ties} δ=${delta}`, () => {
         const { logits, targets } = randomRankingInputs(inp.seed, inp);
         const pos = sortPositives(logits, targets, delta);
-        const a = bucketBySearch(logits, targets, pos);
-        const b = bucketBySort(logits, targets, pos);
+        const slotsA = new Float64Array(logits.length);
+        const slotsB = new Float64Array(logits.length);
+        const a = bucketBySearch(logits, targets, pos, slotsA);
+        const b = bucketBySort(logits, targets, pos, slotsB);
         assert.deepEqual(a, b);
-        // Same membership as the reference bucketing.
+        assert.deepEqual(slotsA, slotsB);
+        // Same membership as the reference bucketing; every other entry keeps slot 0.
         const ref = sortAndBucket(logits, targets, delta);
         assert.deepEqual(Array.from(pos.index), ref.positives);
+        const expected = new Float64Array(logits.length);
         for (const bucket of ref.buckets) {
-          for (const i of bucket.members) assert.equal(a.slotOf[i], bucket.positivesAbove + 1);
+          for (const i of bucket.members) expected[i] = bucket.positivesAbove + 1;
         }
+        assert.deepEqual(slotsA, expected);
         const members = ref.buckets.reduce((n, bucket) => n + bucket.members.length, 0);
         assert.equal(a.relevant, members);
         for (const fn of [fastBucketedRankSortLoss, fastBucketedApLoss]) {
@@ -54,6 +61,66 @@ Deno.test("bucketing by search equals the paper's full sort, bit for bit", async
         }
       });
     }
+  }
+});
+
+/** The next float64 above `x` (`x` finite). */
+function nextUp(x: number): number {
+  if (x === 0) return Number.MIN_VALUE;
+  const f = new Float64Array([x]);
+  const u = new BigInt64Array(f.buffer);
+  u[0] += x > 0 ? 1n : -1n;
+  return f[0];
+}
+
+Deno.test("BucketGrid lookups equal a binary search, at cell edges and ties", async (t) => {
+  const rand = mulberry32(31);
+  const cases: Record<string, number[]> = {
+    spread: Array.from({ length: 300 }, () => 4 * rand() - 2),
+    ties: Array.from({ length: 300 }, () => Math.round(8 * rand()) / 4),
+    "one cluster and an outlier": [
+      1e3,
+      ...Array.from({ length: 400 }, () => 0.5 + 1e-9 * rand()),
+    ],
+    "all equal": Array.from({ length: 50 }, () => 0.7),
+    "ulp apart": [1, nextUp(1), nextUp(nextUp(1)), 1],
+    single: [-3],
+  };
+  for (const [name, values] of Object.entries(cases)) {
+    for (const delta of [0, 0.5]) {
+      await t.step(`${name} δ=${delta}`, () => {
+        const sorted = Float64Array.from(values).sort().reverse();
+        const threshold = sorted[sorted.length - 1] - delta;
+        const grid = new BucketGrid(sorted, threshold);
+        const queries = [threshold, nextUp(threshold), 2 * sorted[0] + 1];
+        for (const p of sorted) queries.push(p, nextUp(p), -nextUp(-p));
+        for (let k = 0; k < 2000; k++) {
+          queries.push(threshold + (sorted[0] - threshold) * rand() * 1.01);
+          // Values at the grid's own cell edges.
+          queries.push(threshold + Math.floor(rand() * 4 * sorted.length) / grid.scale);
+        }
+        for (const s of queries.filter((s) => s >= threshold)) {
+          assert.equal(grid.bucketOf(s), positivesAtOrAbove(sorted, s), `s = ${s}`);
+        }
+      });
+    }
+  }
+});
+
+Deno.test("typed-array inputs are checked during the positives scan", () => {
+  const s = new Float32Array([0.5, 0.2, NaN, 0.1]);
+  const y = new Float32Array([1, 0, 0, 0]);
+  for (const fn of [fastBucketedRankSortLoss, fastBucketedApLoss]) {
+    assert.throws(() => fn(s, y), { name: "RangeError", message: /logit 2 is NaN/ });
+    assert.throws(
+      () => fn(new Float64Array([0.5, 0.2, 0.3]), new Float64Array([1, 0, 1.5])),
+      { name: "RangeError", message: /target 2 is 1.5/ },
+    );
+    assert.throws(
+      () => fn(new Float32Array(3), new Float32Array([1, -Infinity, 0])),
+      { name: "RangeError", message: /target 1 is -Infinity/ },
+    );
+    assert.throws(() => fn(new Float32Array(2), new Float32Array(3)), TypeError);
   }
 });
 
