@@ -12,7 +12,7 @@
 
 import { parseArgs } from "node:util";
 import { loadConfig } from "../cli/config.ts";
-import { DetectionLoader, memorySource } from "../data/loader.ts";
+import { type Batch, DetectionLoader, memorySource } from "../data/loader.ts";
 import { generateShapes } from "../data/shapes.ts";
 import { Atss } from "../detectors/atss.ts";
 import { backward } from "../tensor/autograd.ts";
@@ -43,7 +43,7 @@ const optimizer = new SGD(model.namedParameters().filter(([, p]) => p.requiresGr
 });
 const split = generateShapes({ numImages: batchSize * (steps + 2), seed: 1, size: 128 });
 const loader = new DetectionLoader(memorySource(split), { batchSize, seed: 0, shuffle: false });
-const batches = [];
+const batches: Batch[] = [];
 for await (const batch of loader.epoch(0)) batches.push(batch);
 loader.close();
 

@@ -4,7 +4,7 @@
  * @module
  */
 
-export type { Backend, BackendName, Storage } from "./backend.ts";
+export type { Backend, BackendName, KernelTime, Storage } from "./backend.ts";
 export type { DType, TypedArray } from "./dtype.ts";
 export { cpu, defaultDevice, hasGpu, initBackend, webgpu } from "./device.ts";
 export { GpuError, GpuUnavailableError, ShaderCompileError } from "./errors.ts";

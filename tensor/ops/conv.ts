@@ -24,6 +24,12 @@
  * product of the output gradient `[Cout, images x pixels]` with the transposed
  * packed columns.
  *
+ * On llvmpipe (f32, groups 1; see {@linkcode setConvDirectPath}) all three
+ * passes first try the direct uniform-window kernels of `conv_direct.ts`,
+ * which apply when a zero-padded input plane (and, for the weight gradient,
+ * one image's output gradient x Cout) fits a 64 KiB window: every layer of
+ * the tiny detectors except the 128 px stem. The rest keeps the paths above.
+ *
  * @module
  */
 
@@ -42,6 +48,14 @@ import {
   packMatmulOperand,
 } from "./matmul.ts";
 import { sum } from "./reduce.ts";
+import {
+  directForward,
+  directGradInput,
+  directGradWeight,
+  windowForward,
+  windowGradInput,
+  windowGradWeight,
+} from "./conv_direct.ts";
 
 /** Default most elements of one im2col matrix (images are processed in chunks below it). */
 export const CONV_COL_LIMIT = 1 << 24;
@@ -504,6 +518,38 @@ function col2imWindowed(dcol: Tensor, dx: Tensor, g: Geometry, nb: number): bool
   return true;
 }
 
+/** Whether conv2d uses the direct kernels of `conv_direct.ts`: by default on llvmpipe only. */
+let directMode: "auto" | "on" | "off" = "auto";
+
+/**
+ * Forces (`"on"`, also on the CPU backend and for f64, running the kernels'
+ * twins) or disables (`"off"`) the direct kernels of {@linkcode conv2d}
+ * (tests and benchmarks); `"auto"` (the default) uses them on llvmpipe for the
+ * geometries where they win (see `useDirect`). Returns the previous mode.
+ *
+ * @example
+ * ```ts
+ * import { setConvDirectPath } from "./conv.ts";
+ * const previous = setConvDirectPath("off");
+ * setConvDirectPath(previous);
+ * ```
+ */
+export function setConvDirectPath(mode: "auto" | "on" | "off"): "auto" | "on" | "off" {
+  if (mode !== "auto" && mode !== "on" && mode !== "off") {
+    throw new RangeError(`setConvDirectPath: mode ${JSON.stringify(mode)} is not auto, on or off`);
+  }
+  const previous = directMode;
+  directMode = mode;
+  return previous;
+}
+
+/** Whether `conv2d` takes the direct kernels for geometry `g` (groups 1 only). */
+function useDirect(x: Tensor, g: Geometry): boolean {
+  if (directMode === "off" || g.groups !== 1) return false;
+  if (directMode === "on") return true;
+  return x.dtype === "f32" && isLlvmpipe(x.backend);
+}
+
 /** Whether `conv2d` takes the packed uniform-window path for geometry `g`. */
 function usePacked(x: Tensor, g: Geometry): boolean {
   if (uniformMode === "off" || x.dtype !== "f32" || g.groups !== 1) return false;
@@ -692,6 +738,11 @@ function placeImages(whole: Tensor, part: Tensor, b0: number): void {
 }
 
 function forward(x: Tensor, weight: Tensor, g: Geometry): Tensor {
+  if (useDirect(x, g)) {
+    const out = windowForward(x, weight, g) ??
+      (directMode === "on" ? directForward(x, weight, g) : null);
+    if (out) return out;
+  }
   if (usePacked(x, g) && g.n > 0) {
     const k = g.c * g.kh * g.kw;
     const pa = packMatmulOperand(weight, g.cout, k, k, 1, 0);
@@ -721,6 +772,11 @@ function forward(x: Tensor, weight: Tensor, g: Geometry): Tensor {
 }
 
 function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
+  if (useDirect(gy, g)) {
+    const dx = windowGradInput(gy, weight, g) ??
+      (directMode === "on" ? directGradInput(gy, weight, g) : null);
+    if (dx) return dx;
+  }
   const padY = g.dh * (g.kh - 1) - g.ph, padX = g.dw * (g.kw - 1) - g.pw;
   const flipped: Geometry = {
     ...g,
@@ -787,6 +843,11 @@ function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
 }
 
 function gradWeight(gy: Tensor, x: Tensor, g: Geometry): Tensor {
+  if (useDirect(x, g)) {
+    const gw = windowGradWeight(gy, x, g) ??
+      (directMode === "on" ? directGradWeight(gy, x, g) : null);
+    if (gw) return gw;
+  }
   const og = g.cout / g.groups, hw = g.ho * g.wo;
   const chunk = chunkSize(g);
   if (usePacked(x, g) && g.n > 0) {

@@ -5,6 +5,7 @@ import {
   conv2d,
   type Conv2dOptions,
   setConvColLimit,
+  setConvDirectPath,
   setConvUniformPath,
 } from "../../tensor/ops/conv.ts";
 import { type Tensor, tensor } from "../../tensor/tensor.ts";
@@ -330,4 +331,103 @@ Deno.test("conv2d() kernels match their CPU twins", { ignore: !GPU }, async (t) 
     assert.deepEqual(y.shape, [0, 1, 4, 4]);
     assert.equal((await y.data()).length, 0);
   });
+});
+
+/** Cases for the direct and window kernels (groups 1): odd sizes, strides, Cout not a multiple of 8. */
+const DIRECT_CASES: Case[] = [
+  { name: "3x3 pad 1, Cout 12", x: [3, 5, 9, 7], w: [12, 5, 3, 3], o: { padding: 1, bias: true } },
+  {
+    name: "3x3 stride 2, Cout 15",
+    x: [2, 6, 11, 10],
+    w: [15, 6, 3, 3],
+    o: { stride: 2, padding: 1 },
+  },
+  { name: "1x1 stride 2", x: [4, 7, 8, 9], w: [9, 7, 1, 1], o: { stride: 2 } },
+  { name: "1x1", x: [2, 3, 5, 4], w: [33, 3, 1, 1], o: {} },
+  { name: "dilation 2, no padding", x: [1, 2, 9, 9], w: [4, 2, 3, 2], o: { dilation: 2 } },
+  { name: "7x7 stride 3 pad 3", x: [1, 1, 11, 10], w: [2, 1, 7, 7], o: { stride: 3, padding: 3 } },
+  // 40 channels of 22 x 22 padded planes: x split into channel chunks; 130 filters: weights in 2 windows.
+  { name: "channel chunks", x: [2, 40, 20, 20], w: [10, 40, 3, 3], o: { padding: 1 } },
+  { name: "weight windows", x: [2, 20, 6, 6], w: [130, 20, 3, 3], o: { padding: 1 } },
+];
+
+Deno.test("conv2d() direct kernels (CPU twins) match the im2col path", async (t) => {
+  for (const [k, c] of DIRECT_CASES.entries()) {
+    await t.step(c.name, async () => {
+      const run = (mode: "on" | "off") => {
+        const previous = setConvDirectPath(mode);
+        try {
+          const { x, w, bias } = inputs(CPU, c, 1100 + k, true);
+          const y = conv2d(x, w, options(c, bias));
+          backward(y, tensor(randomArray(y.size, 1150 + k), y.shape, { backend: CPU }));
+          return [y, x.grad!, w.grad!];
+        } finally {
+          setConvDirectPath(previous);
+        }
+      };
+      const direct = run("on"), reference = run("off");
+      for (let i = 0; i < 3; i++) {
+        assertClose(await direct[i].data(), await reference[i].data(), 1e-4, 1e-4, `output ${i}`);
+      }
+    });
+  }
+});
+
+Deno.test("conv2d() direct kernels: gradients match finite differences (f64)", async (t) => {
+  const small: Case[] = [
+    { name: "pad 1, bias", x: [2, 2, 4, 3], w: [3, 2, 3, 3], o: { padding: 1, bias: true } },
+    { name: "stride 2", x: [1, 2, 5, 6], w: [2, 2, 3, 3], o: { stride: 2, padding: 1 } },
+    { name: "1x1 stride 2", x: [2, 3, 3, 4], w: [2, 3, 1, 1], o: { stride: 2 } },
+  ];
+  const previous = setConvDirectPath("on");
+  try {
+    for (const [k, c] of small.entries()) {
+      await t.step(c.name, async () => {
+        const data: { data: Float32Array; shape: number[] }[] = [
+          { data: randomArray(size(c.x), 1200 + k), shape: c.x },
+          { data: randomArray(size(c.w), 1300 + k), shape: c.w },
+        ];
+        if (c.o.bias) data.push({ data: randomArray(c.w[0], 1400 + k), shape: [c.w[0]] });
+        await gradcheck((x, w, b) => conv2d(x, w, options(c, b)), data);
+      });
+    }
+  } finally {
+    setConvDirectPath(previous);
+  }
+});
+
+Deno.test("conv2d() direct and window kernels match the CPU", { ignore: !GPU }, async (t) => {
+  const gpu = GPU ? await gpuBackend() : CPU;
+  const cases: Case[] = [
+    ...DIRECT_CASES,
+    // 67,600 pixels: the weight gradient (storage kernel) splits its loop under llvmpipe's limit.
+    { name: "loop limit, 260x260", x: [1, 1, 260, 260], w: [2, 1, 3, 3], o: { padding: 1 } },
+    // Input of 129 x 129 padded planes: storage kernels, strided transposed gather.
+    {
+      name: "storage, stride 2",
+      x: [2, 3, 128, 128],
+      w: [5, 3, 3, 3],
+      o: { stride: 2, padding: 1 },
+    },
+  ];
+  for (const [k, c] of cases.entries()) {
+    await t.step(c.name, async () => {
+      poisonPool(gpu, [size(c.x), size(c.w), size(c.x) * 2]);
+      await compareBackends(
+        (backend) => {
+          const previous = setConvDirectPath(backend === CPU ? "off" : "on");
+          try {
+            const { x, w, bias } = inputs(backend, c, 1500 + k, true);
+            const y = conv2d(x, w, options(c, bias));
+            backward(y, tensor(randomArray(y.size, 1550 + k), y.shape, { backend }));
+            return bias ? [y, x.grad!, w.grad!, bias.grad!] : [y, x.grad!, w.grad!];
+          } finally {
+            setConvDirectPath(previous);
+          }
+        },
+        2e-4,
+        2e-4,
+      );
+    });
+  }
 });
