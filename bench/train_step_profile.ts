@@ -5,7 +5,8 @@
  * pass per launch, so the profiled run itself is slower than the plain one).
  *
  * Run: `deno run -A bench/train_step_profile.ts [--config atss_tiny_shapes] [--steps 3]
- * [--batch 4] [--top 25]`
+ * [--batch 4] [--top 25] [--conv-direct auto|off]` (`off`: conv2d without its direct kernels, for
+ * comparison)
  *
  * @module
  */
@@ -18,6 +19,7 @@ import { Atss } from "../detectors/atss.ts";
 import { backward } from "../tensor/autograd.ts";
 import type { KernelTime } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
+import { setConvDirectPath } from "../tensor/ops/conv.ts";
 import { SGD } from "../tensor/optim/sgd.ts";
 import { tidy } from "../tensor/tensor.ts";
 
@@ -28,9 +30,11 @@ const { values } = parseArgs({
     steps: { type: "string", default: "3" },
     batch: { type: "string" },
     top: { type: "string", default: "25" },
+    "conv-direct": { type: "string", default: "auto" },
   },
 });
 const backend = await initBackend();
+setConvDirectPath(values["conv-direct"] as "auto" | "off");
 const config = await loadConfig(values.config!);
 const batchSize = Number(values.batch ?? config.train.batchSize);
 const steps = Number(values.steps);

@@ -19,9 +19,9 @@ import type { Backend } from "../tensor/backend.ts";
 import { defaultDevice } from "../tensor/device.ts";
 import { Module } from "../tensor/nn/module.ts";
 import { full, zeros } from "../tensor/ops/creation.ts";
-import { slice } from "../tensor/ops/concat.ts";
+import { concat, slice } from "../tensor/ops/concat.ts";
 import { add, mul } from "../tensor/ops/elementwise.ts";
-import { indexSelect, scatterAdd } from "../tensor/ops/index.ts";
+import { indexSelect } from "../tensor/ops/index.ts";
 import { reshape } from "../tensor/ops/shape.ts";
 import { Rng } from "../tensor/rng.ts";
 import { keep, type Tensor, tensor } from "../tensor/tensor.ts";
@@ -260,17 +260,17 @@ export class Atss extends Module<Tensor, AtssHeadOutput> {
     const loss = this.config.loss;
     if (loss === "focal") return this.#focalLoss(out, flatCls, posIndex, posBoxes, gtBox, targets);
 
-    // Ranking losses: one flat vector over the batch, IoU (RS) or 1 (AP) at the positives.
-    const entry = Int32Array.from(targets.index, (i, p) => i * numClasses + targets.label[p]);
-    const entryIndex = tensor(entry, [numPositives], { backend });
+    // Ranking losses: one flat vector over the batch, IoU (RS) or 1 (AP) at the positives,
+    // gathered from [0, value_1, ..., value_P] by a host-built slot per entry (O(M), no scatter).
+    const slots = new Int32Array(n * numAnchors * numClasses);
+    targets.index.forEach((i, p) => (slots[i * numClasses + targets.label[p]] = p + 1));
     const values = loss === "rs" || loss === "brs"
       ? noGrad(() => bboxOverlaps(detach(posBoxes), gtBox, { isAligned: true }))
       : full([numPositives], 1, { backend });
-    const targetVector = scatterAdd(
-      zeros([n * numAnchors * numClasses], { backend }),
+    const targetVector = indexSelect(
+      concat([zeros([1], { backend }), reshape(values, [numPositives])]),
       0,
-      entryIndex,
-      reshape(values, [numPositives]),
+      tensor(slots, [slots.length], { backend }),
     );
     const logits = reshape(out.cls, [n * numAnchors * numClasses]);
     const weights = scoreWeights(indexSelect(flatCls, 0, posIndex));
