@@ -12,7 +12,7 @@ import { backward } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
 import { cpu, hasGpu, webgpu } from "../tensor/device.ts";
 import { type Tensor, tensor } from "../tensor/tensor.ts";
-import { syntheticInputs } from "./loss_complexity.ts";
+import { detectorLikeInputs } from "./inputs.ts";
 
 const GPU = await hasGpu();
 const backends: Backend[] = [cpu()];
@@ -35,7 +35,7 @@ function step(loss: Loss, s: Tensor, y: Tensor): void {
 
 for (const [n, p] of [[1e5, 100], [1e6, 1000]] as const) {
   for (const loss of ["RS", "BRS", "AP", "BAP"] as const) {
-    const data = syntheticInputs(n, p, loss === "AP" || loss === "BAP");
+    const data = detectorLikeInputs(n, p, { binary: loss === "AP" || loss === "BAP" });
     for (const backend of backends) {
       const s = tensor(data.logits, [n], { backend, requiresGrad: true });
       const y = tensor(data.targets, [n], { backend });

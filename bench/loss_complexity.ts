@@ -21,43 +21,9 @@ import { backward } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
 import { cpu, webgpu } from "../tensor/device.ts";
 import { type Tensor, tensor } from "../tensor/tensor.ts";
+import { detectorLikeInputs } from "./inputs.ts";
 
 type Loss = "rs" | "brs" | "ap" | "bap";
-
-/** mulberry32 uniform generator. */
-function uniform(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/**
- * `n` detector-like entries: negatives a 70/30 mix of N(-2.5, 1) and N(0.3, 1), `p` positives at
- * random places with logits N(1, 1) and IoU targets U(0.05, 1) (AP family: 1).
- */
-export function syntheticInputs(
-  n: number,
-  p: number,
-  binary: boolean,
-  seed = 1,
-): { logits: Float32Array; targets: Float32Array } {
-  const rand = uniform(seed);
-  const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-  const logits = new Float32Array(n);
-  const targets = new Float32Array(n);
-  for (let i = 0; i < n; i++) logits[i] = rand() < 0.7 ? normal() - 2.5 : normal() + 0.3;
-  for (let k = 0; k < Math.min(p, n); k++) {
-    const i = Math.floor(rand() * n);
-    logits[i] = normal() + 1;
-    targets[i] = binary ? 1 : 0.05 + 0.95 * rand();
-  }
-  return { logits, targets };
-}
 
 function runOp(loss: Loss, s: Tensor, y: Tensor): Tensor {
   switch (loss) {
@@ -160,7 +126,7 @@ async function main(): Promise<void> {
       const cells = [String(p), n.toExponential(0)];
       for (const b of backends) {
         for (const l of losses) {
-          const data = syntheticInputs(n, p, l === "ap" || l === "bap");
+          const data = detectorLikeInputs(n, p, { binary: l === "ap" || l === "bap" });
           const ms = await timeOp(b, l, data, n >= 1e6 ? Math.min(reps, 1) : reps);
           add(`${NAMES[l]} ${b.name}`, n, ms);
           cells.push(ms.toFixed(1));
@@ -168,7 +134,7 @@ async function main(): Promise<void> {
         }
       }
       for (const l of fastLosses) {
-        const data = syntheticInputs(n, p, l === "bap");
+        const data = detectorLikeInputs(n, p, { binary: l === "bap" });
         const ms = timeFast(l, data, reps);
         add(`${NAMES[l]} fast CPU arrays`, n, ms);
         cells.push(ms.toFixed(1));

@@ -17,7 +17,7 @@ import {
   rankSortLoss,
 } from "../losses/reference/mod.ts";
 import { fastBucketedApLoss, fastBucketedRankSortLoss } from "../losses/fast/mod.ts";
-import { detectorLikeInputs } from "./fast_loss_table.ts";
+import { detectorLikeInputs } from "./inputs.ts";
 
 // The AP family gets binary targets (official `APLoss` counts only targets equal to 1).
 const LOSSES = [

@@ -12,17 +12,7 @@ import type { Backend } from "../tensor/backend.ts";
 import { cpu, hasGpu, webgpu } from "../tensor/device.ts";
 import { type Tensor, tensor } from "../tensor/tensor.ts";
 import { batchedNms, batchedNmsHost } from "../detectors/nms.ts";
-
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { uniform } from "./inputs.ts";
 
 /** Detector-like candidates: boxes jittered around 50 objects in an 800 x 800 image. */
 function candidates(n: number, seed: number) {
