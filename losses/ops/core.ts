@@ -31,6 +31,7 @@ import { empty, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
 import {
   alrpLocalisationKernel,
   apEnvelopeKernel,
+  boundaryGridKernel,
   CHUNK,
   chunkStatsKernel,
   COLUMN_WG,
@@ -39,6 +40,7 @@ import {
   finalizeKernel,
   gatherErrorsKernel,
   GRID,
+  GRID_CELLS,
   intervalWeightsKernel,
   type LossKind,
   MAX_COLUMNS,
@@ -376,11 +378,20 @@ export function rankingForward(
         }, columnGroups);
       }
     } else {
+      // The boundary grid, read through a uniform window, narrows each search to one cell.
+      const grid = alloc(GRID_CELLS + 1, "f32");
+      launch(boundaryGridKernel(f), [e, info, fmeta], [grid], { unused: 0 }, (GRID_CELLS + 1) / 64);
+      const kernel = partialsKernel(f, bucketed);
+      const bind = (t: Tensor) => ({ storage: t.storage, dtype: t.dtype, size: t.size });
       for (let sub = 0; sub < subs; sub++) {
-        launch(partialsKernel(f, bucketed), [logits, targets, e, info, fmeta], [mat, qid], {
-          m,
-          sub,
-        }, columnGroups);
+        backend.run({
+          kernel,
+          inputs: [logits, targets, e, info, fmeta].map(bind),
+          outputs: [mat, qid].map(bind),
+          params: { m, sub },
+          workgroups: columnGroups,
+          uniformInputs: [{ storage: grid.storage, byteOffset: 0 }],
+        });
       }
     }
     const icnt = alloc(lcap + 1, f), imean = alloc(lcap + 1, f), xq = alloc(2 * (lcap + 1), f);

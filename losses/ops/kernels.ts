@@ -15,7 +15,7 @@
  */
 
 import type { DType } from "../../tensor/dtype.ts";
-import { entryPoint, type Kernel } from "../../tensor/kernel.ts";
+import { entryPoint, type Kernel, UNIFORM_WINDOW_FLOATS } from "../../tensor/kernel.ts";
 import { MAX_SCAN_ROWS, RampSums, rampWgsl } from "./prefix_kernels.ts";
 
 /** Entries one invocation of the chunked passes over `M` walks. */
@@ -457,15 +457,76 @@ export function zeroMatrixKernel(): Kernel {
   }));
 }
 
-/** Unrolled search: number of boundaries `e[k]` (descending, `L` of them) with `e[k] >= s` (`ge`) or `> s`. */
+/** Cells of the boundary grid: the grid's `GRID_CELLS + 1` counts fill one 64 KiB uniform window. */
+export const GRID_CELLS = UNIFORM_WINDOW_FLOATS - 1;
+
+/**
+ * The cell of a value `v >= t` on the boundary grid: `floor((v - t) * scale)` capped at the last
+ * cell, with `scale = GRID_CELLS / (e[0] - t)` (0 when the range is empty). The grid kernel and
+ * the search evaluate this same expression, which makes the lookup exact (see
+ * {@linkcode boundaryGridKernel}).
+ */
+const CELL_WGSL = `
+fn grid_scale() -> f32 {
+  let range = e[0] - fmeta[2];
+  return select(0.0, ${GRID_CELLS}.0 / range, range > 0.0);
+}
+fn cell_of(v: f32, scale: f32) -> u32 {
+  return min(u32(max(floor((v - fmeta[2]) * scale), 0.0)), ${GRID_CELLS - 1}u);
+}`;
+
+/**
+ * The boundary grid: `grid[c]` = number of boundaries `e[k]` (descending, `L = info[1]`) whose
+ * cell is `>= c`, for `c` in `[0, GRID_CELLS]`, as exact floats. A value `v` of cell `c` has
+ * every boundary of a higher cell above it and every boundary of a lower cell below it (the
+ * cell is monotone in the value, whatever the rounding), so its interval lies in
+ * `[grid[c + 1], grid[c]]` and the search only compares `v` with the boundaries of its own cell.
+ */
+export function boundaryGridKernel(f: DType): Kernel {
+  return cached(`grid|${f}`, () => ({
+    label: "rank_ops.boundary_grid",
+    inputs: { e: f, info: "u32", fmeta: f },
+    outputs: { grid: "f32" },
+    params: { unused: "u32" },
+    workgroupSize: WG,
+    code: `${CELL_WGSL}
+${entryPoint(WG)}
+  if (i > ${GRID_CELLS}u) { return; }
+  let l = select(0u, info[1], info[4] != 0u && info[0] > 0u);
+  let scale = grid_scale();
+  // Cells do not rise along e: count the boundaries whose cell is >= i.
+  var lo = 0u;
+  var hi = l;
+  while (lo < hi) {
+    let mid = (lo + hi) / 2u;
+    if (cell_of(e[mid], scale) >= i) { lo = mid + 1u; } else { hi = mid; }
+  }
+  grid[i] = f32(lo);
+}`,
+    // The CPU twin searches directly (intervalOf); an empty grid keeps the buffer defined.
+    cpu(_ins, outs) {
+      outs.grid.fill(0);
+    },
+  }));
+}
+
+/**
+ * Unrolled search of the interval of `s`: the number of boundaries `e[k]` (descending, `L` of
+ * them) with `e[k] >= s` (`ge`) or `> s`, starting from the count above the value's grid cell
+ * and stepping through the boundaries of that cell only.
+ */
 function searchWgsl(ge: boolean): string {
-  const lines = [`fn interval_of(s: f32, l: u32) -> u32 {`, `  var lo = 0u;`];
+  const lines = [
+    CELL_WGSL,
+    `fn interval_of(s: f32, scale: f32) -> u32 {`,
+    `  let c = cell_of(s, scale);`,
+    `  var lo = u32(grid[(c + 1u) / 4u][(c + 1u) % 4u]);`,
+    `  let hi = u32(grid[c / 4u][c % 4u]);`,
+  ];
   for (let b = SEARCH_STEPS - 1; b >= 0; b--) {
     const step = 2 ** b;
     lines.push(
-      `  if (${step}u <= l) { let c = lo + ${step}u; if (c <= l && e[c - 1u] ${
-        ge ? ">=" : ">"
-      } s) { lo = c; } }`,
+      `  if (lo + ${step}u <= hi && e[lo + ${step - 1}u] ${ge ? ">=" : ">"} s) { lo += ${step}u; }`,
     );
   }
   lines.push(`  return lo;`, `}`);
@@ -508,6 +569,7 @@ export function partialsKernel(f: DType, ge: boolean, given = false): Kernel {
     outputs: { mat: "u32", ...(given ? {} : { qid: "u32" as const }) },
     params: { m: "u32", sub: "u32" },
     workgroupSize: COLUMN_WG,
+    uniforms: given ? [] : ["grid"],
     code: `${given ? "" : searchWgsl(ge)}
 ${FRAME_WGSL}
 ${entryPoint(COLUMN_WG)}
@@ -519,6 +581,7 @@ ${entryPoint(COLUMN_WG)}
   let start = cstart + p.sub * ${SUB}u;
   let stop = min(min(p.m, cstart + r), start + ${SUB}u);
   let t = fmeta[2];
+  ${given ? "" : "let scale = grid_scale();"}
   for (var k = start; k < stop; k++) {
     let v = s[k];
     ${
@@ -529,7 +592,7 @@ ${entryPoint(COLUMN_WG)}
       qid[k] = ${NONE}u;
       continue;
     }
-    let q = interval_of(v, l);
+    let q = interval_of(v, scale);
     qid[k] = q;`
     }
     let top = frame_top(q, l);
