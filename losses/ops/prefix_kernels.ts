@@ -162,7 +162,20 @@ fn ${name}_${op}(u: u32, v: u32, x: f32) -> u32 {
 }`).join("");
 }
 
-/** JS twin of the searches of {@linkcode searchWgsl}: `u` + the keys in `[u, v)` `>= x` (`> x`). */
+/**
+ * JS twin of the searches of {@linkcode searchWgsl}: `u` + the keys in `[u, v)` `>= x` (`> x`
+ * when `strict`).
+ *
+ * @example
+ * ```ts
+ * import { countFrom } from "./prefix_kernels.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const keys = [5, 3, 3, 1];
+ * assert.equal(countFrom(keys, 0, 4, 3, false), 3);
+ * assert.equal(countFrom(keys, 0, 4, 3, true), 1);
+ * ```
+ */
 export function countFrom(
   key: ArrayLike<number>,
   u: number,
@@ -206,7 +219,27 @@ fn ${name}_down(u: u32, v: u32, x: f32, c: u32) -> f32 {
 }`;
 }
 
-/** JS twin of {@linkcode rampWgsl}: the same sums over typed arrays. */
+/**
+ * JS twin of {@linkcode rampWgsl}: the same sums over typed arrays.
+ *
+ * @example Σ H(key - 1) over keys [3, 1.2, 0.9, -2] with δ = 0.5 (values 1)
+ * ```ts
+ * import { RampSums } from "./prefix_kernels.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const keys = [3, 1.2, 0.9, -2];
+ * // Prefix of the rows [1, key] as double-single pairs (low parts 0 in float64).
+ * const g: number[] = [];
+ * let count = 0, sum = 0;
+ * for (let j = 0; j <= keys.length; j++) {
+ *   g.push(count, 0, sum, 0);
+ *   if (j < keys.length) (count += 1, sum += keys[j]);
+ * }
+ * const ramp = new RampSums(keys, g, 2, 0.5);
+ * // H(2) = 1, H(0.2) = 0.7, H(-0.1) = 0.4, H(-3) = 0.
+ * assert.ok(Math.abs(ramp.up(0, 4, 1, 0) - 2.1) < 1e-12);
+ * ```
+ */
 export class RampSums {
   readonly #key: ArrayLike<number>;
   readonly #g: ArrayLike<number>;
