@@ -48,14 +48,7 @@ import {
   packMatmulOperand,
 } from "./matmul.ts";
 import { sum } from "./reduce.ts";
-import {
-  directForward,
-  directGradInput,
-  directGradWeight,
-  windowForward,
-  windowGradInput,
-  windowGradWeight,
-} from "./conv_direct.ts";
+import { windowForward, windowGradInput, windowGradWeight } from "./conv_direct.ts";
 
 /** Default most elements of one im2col matrix (images are processed in chunks below it). */
 export const CONV_COL_LIMIT = 1 << 24;
@@ -522,10 +515,10 @@ function col2imWindowed(dcol: Tensor, dx: Tensor, g: Geometry, nb: number): bool
 let directMode: "auto" | "on" | "off" = "auto";
 
 /**
- * Forces (`"on"`, also on the CPU backend and for f64, running the kernels'
- * twins) or disables (`"off"`) the direct kernels of {@linkcode conv2d}
- * (tests and benchmarks); `"auto"` (the default) uses them on llvmpipe for the
- * geometries where they win (see `useDirect`). Returns the previous mode.
+ * Forces (`"on"`: on every backend, the CPU running the kernels' twins, for
+ * f32 geometries that fit the windows) or disables (`"off"`) the direct
+ * kernels of {@linkcode conv2d} (tests and benchmarks); `"auto"` (the default)
+ * uses them on llvmpipe. Returns the previous mode.
  *
  * @example
  * ```ts
@@ -739,8 +732,7 @@ function placeImages(whole: Tensor, part: Tensor, b0: number): void {
 
 function forward(x: Tensor, weight: Tensor, g: Geometry): Tensor {
   if (useDirect(x, g)) {
-    const out = windowForward(x, weight, g) ??
-      (directMode === "on" ? directForward(x, weight, g) : null);
+    const out = windowForward(x, weight, g);
     if (out) return out;
   }
   if (usePacked(x, g) && g.n > 0) {
@@ -773,8 +765,7 @@ function forward(x: Tensor, weight: Tensor, g: Geometry): Tensor {
 
 function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
   if (useDirect(gy, g)) {
-    const dx = windowGradInput(gy, weight, g) ??
-      (directMode === "on" ? directGradInput(gy, weight, g) : null);
+    const dx = windowGradInput(gy, weight, g);
     if (dx) return dx;
   }
   const padY = g.dh * (g.kh - 1) - g.ph, padX = g.dw * (g.kw - 1) - g.pw;
@@ -844,8 +835,7 @@ function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
 
 function gradWeight(gy: Tensor, x: Tensor, g: Geometry): Tensor {
   if (useDirect(x, g)) {
-    const gw = windowGradWeight(gy, x, g) ??
-      (directMode === "on" ? directGradWeight(gy, x, g) : null);
+    const gw = windowGradWeight(gy, x, g);
     if (gw) return gw;
   }
   const og = g.cout / g.groups, hw = g.ho * g.wo;
