@@ -94,6 +94,41 @@ export interface Launch {
   readonly indirect?: { readonly storage: unknown; readonly byteOffset: number };
 }
 
+/**
+ * A module's cache of kernel variants: the returned `cached(key, make)` builds the variant
+ * `key` with `make` on first use and returns the same object afterwards (backends cache
+ * compiled pipelines by kernel object).
+ *
+ * @example
+ * ```ts
+ * import { entryPoint, kernelCache } from "./kernel.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const cached = kernelCache();
+ * const make = () => ({
+ *   label: "demo.noop",
+ *   inputs: {},
+ *   outputs: {},
+ *   params: {},
+ *   workgroupSize: 1,
+ *   code: `${entryPoint(1)}\n}`,
+ *   cpu() {},
+ * });
+ * assert.equal(cached("noop", make), cached("noop", make));
+ * ```
+ */
+export function kernelCache(): (key: string, make: () => Kernel) => Kernel {
+  const kernels = new Map<string, Kernel>();
+  return (key, make) => {
+    let kernel = kernels.get(key);
+    if (!kernel) {
+      kernel = make();
+      kernels.set(key, kernel);
+    }
+    return kernel;
+  };
+}
+
 /** Declarations of a kernel's bindings, its `Params` struct and the `flat_id` helper. */
 export function wgslPrelude(kernel: Kernel): string {
   const lines: string[] = [];

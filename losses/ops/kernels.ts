@@ -15,7 +15,12 @@
  */
 
 import type { DType } from "../../tensor/dtype.ts";
-import { entryPoint, type Kernel, UNIFORM_WINDOW_FLOATS } from "../../tensor/kernel.ts";
+import {
+  entryPoint,
+  type Kernel,
+  kernelCache,
+  UNIFORM_WINDOW_FLOATS,
+} from "../../tensor/kernel.ts";
 import { MAX_SCAN_ROWS, RampSums, rampWgsl } from "./prefix_kernels.ts";
 
 /** Entries one invocation of the chunked passes over `M` walks. */
@@ -40,16 +45,7 @@ const NONE = 0xffffffff;
 /** Fixed-point scale of the interval sums. */
 const FIX = 16777216;
 
-const cache = new Map<string, Kernel>();
-
-function cached(key: string, make: () => Kernel): Kernel {
-  let k = cache.get(key);
-  if (!k) {
-    k = make();
-    cache.set(key, k);
-  }
-  return k;
-}
+const cached = kernelCache();
 
 type P = Record<string, number>;
 

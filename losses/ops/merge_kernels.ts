@@ -18,21 +18,12 @@
  */
 
 import type { DType } from "../../tensor/dtype.ts";
-import { entryPoint, type Kernel } from "../../tensor/kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../../tensor/kernel.ts";
 import { countFrom, RampSums, rampWgsl, searchWgsl } from "./prefix_kernels.ts";
 
 const WG = 64;
 
-const cache = new Map<string, Kernel>();
-
-function cached(key: string, make: () => Kernel): Kernel {
-  let k = cache.get(key);
-  if (!k) {
-    k = make();
-    cache.set(key, k);
-  }
-  return k;
-}
+const cached = kernelCache();
 
 type Params = Record<string, number>;
 

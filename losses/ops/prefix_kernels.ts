@@ -17,23 +17,14 @@
  */
 
 import type { DType } from "../../tensor/dtype.ts";
-import { entryPoint, type Kernel } from "../../tensor/kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../../tensor/kernel.ts";
 
 /** Lanes of the one-workgroup scan. */
 const SCAN_WG = 256;
 /** Longest row buffer the scan handles (each lane walks at most 16,384 rows, twice). */
 export const MAX_SCAN_ROWS = SCAN_WG * 16384;
 
-const cache = new Map<string, Kernel>();
-
-function cached(key: string, make: () => Kernel): Kernel {
-  let k = cache.get(key);
-  if (!k) {
-    k = make();
-    cache.set(key, k);
-  }
-  return k;
-}
+const cached = kernelCache();
 
 type Params = Record<string, number>;
 

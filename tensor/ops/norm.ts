@@ -22,7 +22,7 @@
 
 import { needsGrad, record } from "../autograd.ts";
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { empty, sizeOf, type Tensor, viewOf } from "../tensor.ts";
 import { map, mul } from "./elementwise.ts";
 import { backendOf, expectDtype, launch, launchInto } from "./launch.ts";
@@ -34,16 +34,7 @@ const MERGE_CHUNK = 1024;
 const WG_STATS = 64;
 const WG = 256;
 
-const kernels = new Map<string, Kernel>();
-
-function cached(key: string, make: () => Kernel): Kernel {
-  let kernel = kernels.get(key);
-  if (!kernel) {
-    kernel = make();
-    kernels.set(key, kernel);
-  }
-  return kernel;
-}
+const cached = kernelCache();
 
 function momentsKernel(dtype: DType): Kernel {
   return cached(`moments|${dtype}`, () => ({

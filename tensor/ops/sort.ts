@@ -33,7 +33,7 @@
 import { needsGrad, noGrad, record } from "../autograd.ts";
 import type { Backend } from "../backend.ts";
 import type { DType, TypedArray } from "../dtype.ts";
-import { entryPoint, type Kernel } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { empty, keep, sizeOf, Tensor, viewOf } from "../tensor.ts";
 import { cast } from "./elementwise.ts";
 import { zeros } from "./creation.ts";
@@ -133,17 +133,7 @@ function loadWgsl(mode: PassMode, needPos: boolean): string {
     let d = (k >> p.shift) & ${mask};`;
 }
 
-const kernels = new Map<string, Kernel>();
-
-/** The kernel cached under `key`, made by `make` on first use. */
-function cached(key: string, make: () => Kernel): Kernel {
-  let kernel = kernels.get(key);
-  if (!kernel) {
-    kernel = make();
-    kernels.set(key, kernel);
-  }
-  return kernel;
-}
+const cached = kernelCache();
 
 function histogramKernel(mode: PassMode, wg: number): Kernel {
   return cached(`histogram|${mode}|${wg}`, () => ({
