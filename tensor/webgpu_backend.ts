@@ -102,6 +102,8 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
 
   let encoder: GPUCommandEncoder | null = null;
   let pass: GPUComputePassEncoder | null = null;
+  /** Created on the first profile and kept. */
+  let timestampQueries: { querySet: GPUQuerySet; resolved: GPUBuffer } | null = null;
   /** While profiling: two timestamps per launch of the current submit, and the totals. */
   let profile: {
     querySet: GPUQuerySet;
@@ -416,26 +418,24 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
         );
       }
       flush();
+      // One query set and resolve buffer for the backend's life (never destroyed: a destroyed
+      // query set is a teardown hazard we do not need).
       const count = MAX_LAUNCHES_PER_SUBMIT * 2;
-      profile = {
+      timestampQueries ??= {
         querySet: device.createQuerySet({ type: "timestamp", count }),
         resolved: device.createBuffer({
           size: count * 8,
           usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
         }),
-        labels: [],
-        times: new Map(),
-        reads: [],
       };
+      profile = { ...timestampQueries, labels: [], times: new Map(), reads: [] };
     },
     async stopProfile() {
       if (!profile) return [];
       flush();
-      const { querySet, resolved, times, reads } = profile;
+      const { times, reads } = profile;
       profile = null;
       await Promise.all(reads);
-      querySet.destroy();
-      resolved.destroy();
       return sortedKernelTimes(times);
     },
   };
