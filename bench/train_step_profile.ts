@@ -19,7 +19,7 @@ import { Atss } from "../detectors/atss.ts";
 import { backward } from "../tensor/autograd.ts";
 import type { KernelTime } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
-import { setConvDirectPath } from "../tensor/ops/conv.ts";
+import { type ConvPathMode, setConvDirectPath } from "../tensor/ops/conv.ts";
 import { SGD } from "../tensor/optim/sgd.ts";
 import { tidy } from "../tensor/tensor.ts";
 
@@ -34,7 +34,7 @@ const { values } = parseArgs({
   },
 });
 const backend = await initBackend();
-setConvDirectPath(values["conv-direct"] as "auto" | "off");
+setConvDirectPath(values["conv-direct"] as ConvPathMode);
 const config = await loadConfig(values.config!);
 const batchSize = Number(values.batch ?? config.train.batchSize);
 const steps = Number(values.steps);

@@ -269,8 +269,18 @@ export function col2imKernel(dtype: DType = "f32"): Kernel {
   return kernel;
 }
 
+/** How a conv2d path is chosen: by its default rule, always, or never. */
+export type ConvPathMode = "auto" | "on" | "off";
+
+/** Throws a `RangeError` naming `op` unless `mode` is a {@linkcode ConvPathMode}. */
+function checkPathMode(op: string, mode: ConvPathMode): void {
+  if (mode !== "auto" && mode !== "on" && mode !== "off") {
+    throw new RangeError(`${op}: mode ${JSON.stringify(mode)} is not auto, on or off`);
+  }
+}
+
 /** Whether conv2d uses packed uniform-window products: by default on llvmpipe only. */
-let uniformMode: "auto" | "on" | "off" = "auto";
+let uniformMode: ConvPathMode = "auto";
 
 /**
  * Forces (`"on"`, also on the CPU backend, running the kernels' twins) or disables (`"off"`) the packed uniform-window
@@ -284,10 +294,8 @@ let uniformMode: "auto" | "on" | "off" = "auto";
  * setConvUniformPath(previous);
  * ```
  */
-export function setConvUniformPath(mode: "auto" | "on" | "off"): "auto" | "on" | "off" {
-  if (mode !== "auto" && mode !== "on" && mode !== "off") {
-    throw new RangeError(`setConvUniformPath: mode ${JSON.stringify(mode)} is not auto, on or off`);
-  }
+export function setConvUniformPath(mode: ConvPathMode): ConvPathMode {
+  checkPathMode("setConvUniformPath", mode);
   const previous = uniformMode;
   uniformMode = mode;
   return previous;
@@ -512,7 +520,7 @@ function col2imWindowed(dcol: Tensor, dx: Tensor, g: Geometry, nb: number): bool
 }
 
 /** Whether conv2d uses the direct kernels of `conv_direct.ts`: by default on llvmpipe only. */
-let directMode: "auto" | "on" | "off" = "auto";
+let directMode: ConvPathMode = "auto";
 
 /**
  * Forces (`"on"`: on every backend, the CPU running the kernels' twins, for
@@ -527,10 +535,8 @@ let directMode: "auto" | "on" | "off" = "auto";
  * setConvDirectPath(previous);
  * ```
  */
-export function setConvDirectPath(mode: "auto" | "on" | "off"): "auto" | "on" | "off" {
-  if (mode !== "auto" && mode !== "on" && mode !== "off") {
-    throw new RangeError(`setConvDirectPath: mode ${JSON.stringify(mode)} is not auto, on or off`);
-  }
+export function setConvDirectPath(mode: ConvPathMode): ConvPathMode {
+  checkPathMode("setConvDirectPath", mode);
   const previous = directMode;
   directMode = mode;
   return previous;

@@ -22,7 +22,7 @@
  * @module
  */
 
-import { entryPoint, type Kernel, UNIFORM_WINDOW_FLOATS } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache, UNIFORM_WINDOW_FLOATS } from "../kernel.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { launch } from "./launch.ts";
 
@@ -73,7 +73,7 @@ export interface DirectGeometry {
 /** Most loop iterations one invocation of a direct kernel runs (llvmpipe stops near 65,535). */
 export const DIRECT_LOOP_LIMIT = 16384;
 
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 /** Integer parameters of one direct-kernel launch. */
 type Params = Record<string, number>;
@@ -108,16 +108,14 @@ const PAD_PARAMS = {
  * uniform window).
  */
 export function padPackKernel(): Kernel {
-  const key = "pad_pack";
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
-    label: "conv.pad_pack",
-    inputs: { src: "f32" },
-    outputs: { dst: "f32" },
-    params: PAD_PARAMS,
-    workgroupSize: 64,
-    code: `${entryPoint(64)}
+  return cached("pad_pack", () => {
+    return {
+      label: "conv.pad_pack",
+      inputs: { src: "f32" },
+      outputs: { dst: "f32" },
+      params: PAD_PARAMS,
+      workgroupSize: 64,
+      code: `${entryPoint(64)}
   // One invocation per padded row (total = rows); the index arithmetic is paid once per row.
   if (i >= p.total) { return; }
   let v = i % p.hp;
@@ -141,23 +139,22 @@ export function padPackKernel(): Kernel {
     }
   }
 }`,
-    cpu(ins, outs, p) {
-      const src = ins.src, dst = outs.dst;
-      const { total, c, hp, wp, hs, ws, qy, qx, dy, dx, ni, cc, nchunks, block } = p as Params;
-      for (let i = 0; i < total * wp; i++) {
-        const u = i % wp, v = Math.floor(i / wp) % hp;
-        const ci = Math.floor(i / (wp * hp)) % c, img = Math.floor(i / (wp * hp * c));
-        const sy = v - qy, sx = u - qx;
-        const ok = sy >= 0 && sx >= 0 && sy % dy === 0 && sx % dx === 0 && sy / dy < hs &&
-          sx / dx < ws;
-        const blk = Math.floor(img / ni) * nchunks + Math.floor(ci / cc);
-        const local = ((img % ni) * cc + (ci % cc)) * hp * wp + v * wp + u;
-        dst[blk * block + local] = ok ? src[((img * c + ci) * hs + sy / dy) * ws + sx / dx] : 0;
-      }
-    },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+      cpu(ins, outs, p) {
+        const src = ins.src, dst = outs.dst;
+        const { total, c, hp, wp, hs, ws, qy, qx, dy, dx, ni, cc, nchunks, block } = p as Params;
+        for (let i = 0; i < total * wp; i++) {
+          const u = i % wp, v = Math.floor(i / wp) % hp;
+          const ci = Math.floor(i / (wp * hp)) % c, img = Math.floor(i / (wp * hp * c));
+          const sy = v - qy, sx = u - qx;
+          const ok = sy >= 0 && sx >= 0 && sy % dy === 0 && sx % dx === 0 && sy / dy < hs &&
+            sx / dx < ws;
+          const blk = Math.floor(img / ni) * nchunks + Math.floor(ci / cc);
+          const local = ((img % ni) * cc + (ci % cc)) * hp * wp + v * wp + u;
+          dst[blk * block + local] = ok ? src[((img * c + ci) * hs + sy / dy) * ws + sx / dx] : 0;
+        }
+      },
+    };
+  });
 }
 
 const WPACK_PARAMS = {
@@ -180,16 +177,14 @@ const WPACK_PARAMS = {
  * reads `w[o * so + ci * si + (flip ? taps - 1 - tap : tap)]`.
  */
 export function weightPackKernel(): Kernel {
-  const key = "weight_pack";
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
-    label: "conv.weight_pack",
-    inputs: { w: "f32" },
-    outputs: { dst: "f32" },
-    params: WPACK_PARAMS,
-    workgroupSize: 64,
-    code: `${entryPoint(64)}
+  return cached("weight_pack", () => {
+    return {
+      label: "conv.weight_pack",
+      inputs: { w: "f32" },
+      outputs: { dst: "f32" },
+      params: WPACK_PARAMS,
+      workgroupSize: 64,
+      code: `${entryPoint(64)}
   // One invocation per (ci, tap) (total of them), looping over the output channels.
   if (i >= p.total) { return; }
   let tap = i % p.taps;
@@ -204,21 +199,20 @@ export function weightPackKernel(): Kernel {
     dst[d0 + o] = select(0.0, w[select(0u, s0 + o * p.so, ok)], ok);
   }
 }`,
-    cpu(ins, outs, p) {
-      const w = ins.w, dst = outs.dst;
-      const { total, taps, cout, cpad, so, si, flip, cc, cpw, spc } = p as Params;
-      for (let i = 0; i < total * cpad; i++) {
-        const o = i % cpad, tap = Math.floor(i / cpad) % taps, ci = Math.floor(i / (cpad * taps));
-        const t = flip ? taps - 1 - tap : tap;
-        const cl = ci % cc, slot = Math.floor(ci / cc) * spc + Math.floor(cl / cpw);
-        dst[slot * WINDOW + ((cl % cpw) * taps + tap) * cpad + o] = o < cout
-          ? w[o * so + ci * si + t]
-          : 0;
-      }
-    },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+      cpu(ins, outs, p) {
+        const w = ins.w, dst = outs.dst;
+        const { total, taps, cout, cpad, so, si, flip, cc, cpw, spc } = p as Params;
+        for (let i = 0; i < total * cpad; i++) {
+          const o = i % cpad, tap = Math.floor(i / cpad) % taps, ci = Math.floor(i / (cpad * taps));
+          const t = flip ? taps - 1 - tap : tap;
+          const cl = ci % cc, slot = Math.floor(ci / cc) * spc + Math.floor(cl / cpw);
+          dst[slot * WINDOW + ((cl % cpw) * taps + tap) * cpad + o] = o < cout
+            ? w[o * so + ci * si + t]
+            : 0;
+        }
+      },
+    };
+  });
 }
 
 const WIN_PARAMS = {
@@ -258,82 +252,79 @@ const WIN_PARAMS = {
  */
 export function windowConvKernel(tile: DirectTile): Kernel {
   const { tm, tn, workgroupSize: wg } = tile;
-  const key = `window|${tm}x${tn}|${wg}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  const q4 = tm / 4;
-  const L: string[] = [entryPoint(wg)];
-  L.push(`  if (i >= p.total) { return; }`);
-  L.push(`  let p0 = (i % p.pb) * ${tn}u;`);
-  L.push(`  let rest = i / p.pb;`);
-  L.push(`  let o0 = (rest % p.ob) * ${tm}u;`);
-  L.push(`  let img = rest / p.ob;`);
-  L.push(`  let ib = p.xdelta + img * p.ximg;`);
-  for (let t = 0; t < tn; t++) {
-    L.push(`  let px${t} = min(p0 + ${t}u, p.hw - 1u);`);
-    L.push(
-      `  let b${t} = ib + (px${t} / p.wout) * p.sh * p.wp + (px${t} % p.wout) * p.sw;`,
-    );
-  }
-  for (let q = 0; q < q4; q++) {
-    for (let t = 0; t < tn; t++) L.push(`  var acc${q}_${t} = vec4<f32>(0.0);`);
-  }
-  L.push(`  let cq = p.cpad / 4u;`);
-  L.push(`  let taps = p.kh * p.kw;`);
-  L.push(`  let wo0 = o0 / 4u;`);
-  for (let s = 0; s < WSEGS; s++) {
-    L.push(`  for (var cl = 0u; cl < p.cnt${s}; cl++) {`);
-    L.push(`    let xc = (${s}u * p.cpw + cl) * p.hpwp;`);
-    L.push(`    let wc = cl * taps * cq + wo0;`);
-    L.push(`    for (var ki = 0u; ki < p.kh; ki++) {`);
-    L.push(`      let xr = xc + ki * p.dh * p.wp;`);
-    L.push(`      let wr = wc + ki * p.kw * cq;`);
-    L.push(`      for (var kj = 0u; kj < p.kw; kj++) {`);
-    L.push(`        let e = xr + kj * p.dw;`);
-    L.push(`        let wt = wr + kj * cq;`);
+  return cached(`window|${tm}x${tn}|${wg}`, () => {
+    const q4 = tm / 4;
+    const L: string[] = [entryPoint(wg)];
+    L.push(`  if (i >= p.total) { return; }`);
+    L.push(`  let p0 = (i % p.pb) * ${tn}u;`);
+    L.push(`  let rest = i / p.pb;`);
+    L.push(`  let o0 = (rest % p.ob) * ${tm}u;`);
+    L.push(`  let img = rest / p.ob;`);
+    L.push(`  let ib = p.xdelta + img * p.ximg;`);
     for (let t = 0; t < tn; t++) {
-      L.push(`        let a${t} = b${t} + e;`);
-      L.push(`        let x${t} = vec4<f32>(xw[a${t} / 4u][a${t} % 4u]);`);
+      L.push(`  let px${t} = min(p0 + ${t}u, p.hw - 1u);`);
+      L.push(
+        `  let b${t} = ib + (px${t} / p.wout) * p.sh * p.wp + (px${t} % p.wout) * p.sw;`,
+      );
     }
-    for (let q = 0; q < q4; q++) L.push(`        let wv${q} = w${s}[wt + ${q}u];`);
     for (let q = 0; q < q4; q++) {
-      for (let t = 0; t < tn; t++) {
-        L.push(`        acc${q}_${t} = fma(wv${q}, x${t}, acc${q}_${t});`);
-      }
+      for (let t = 0; t < tn; t++) L.push(`  var acc${q}_${t} = vec4<f32>(0.0);`);
     }
-    L.push(`      }`);
-    L.push(`    }`);
-    L.push(`  }`);
-  }
-  L.push(`  let add = p.accumulate != 0u;`);
-  for (let q = 0; q < q4; q++) {
-    for (let e = 0; e < 4; e++) {
-      const r = q * 4 + e;
-      L.push(`  if (o0 + ${r}u < p.cout) {`);
-      L.push(`    let at${r} = ((p.n0 + img) * p.cout + o0 + ${r}u) * p.hw + p0;`);
+    L.push(`  let cq = p.cpad / 4u;`);
+    L.push(`  let taps = p.kh * p.kw;`);
+    L.push(`  let wo0 = o0 / 4u;`);
+    for (let s = 0; s < WSEGS; s++) {
+      L.push(`  for (var cl = 0u; cl < p.cnt${s}; cl++) {`);
+      L.push(`    let xc = (${s}u * p.cpw + cl) * p.hpwp;`);
+      L.push(`    let wc = cl * taps * cq + wo0;`);
+      L.push(`    for (var ki = 0u; ki < p.kh; ki++) {`);
+      L.push(`      let xr = xc + ki * p.dh * p.wp;`);
+      L.push(`      let wr = wc + ki * p.kw * cq;`);
+      L.push(`      for (var kj = 0u; kj < p.kw; kj++) {`);
+      L.push(`        let e = xr + kj * p.dw;`);
+      L.push(`        let wt = wr + kj * cq;`);
       for (let t = 0; t < tn; t++) {
-        L.push(
-          `    if (p0 + ${t}u < p.hw) { out[at${r} + ${t}u] = select(acc${q}_${t}[${e}], out[at${r} + ${t}u] + acc${q}_${t}[${e}], add); }`,
-        );
+        L.push(`        let a${t} = b${t} + e;`);
+        L.push(`        let x${t} = vec4<f32>(xw[a${t} / 4u][a${t} % 4u]);`);
       }
+      for (let q = 0; q < q4; q++) L.push(`        let wv${q} = w${s}[wt + ${q}u];`);
+      for (let q = 0; q < q4; q++) {
+        for (let t = 0; t < tn; t++) {
+          L.push(`        acc${q}_${t} = fma(wv${q}, x${t}, acc${q}_${t});`);
+        }
+      }
+      L.push(`      }`);
+      L.push(`    }`);
       L.push(`  }`);
     }
-  }
-  L.push(`}`);
-  const uniforms = ["xw"];
-  for (let s = 0; s < WSEGS; s++) uniforms.push(`w${s}`);
-  kernel = {
-    label: `conv.window_${tm}x${tn}`,
-    inputs: {},
-    outputs: { out: "f32" },
-    params: WIN_PARAMS,
-    workgroupSize: wg,
-    code: L.join("\n"),
-    uniforms,
-    cpu: (ins, outs, p) => windowConvCpu(ins, outs.out, p as Params, tm, tn),
-  };
-  kernels.set(key, kernel);
-  return kernel;
+    L.push(`  let add = p.accumulate != 0u;`);
+    for (let q = 0; q < q4; q++) {
+      for (let e = 0; e < 4; e++) {
+        const r = q * 4 + e;
+        L.push(`  if (o0 + ${r}u < p.cout) {`);
+        L.push(`    let at${r} = ((p.n0 + img) * p.cout + o0 + ${r}u) * p.hw + p0;`);
+        for (let t = 0; t < tn; t++) {
+          L.push(
+            `    if (p0 + ${t}u < p.hw) { out[at${r} + ${t}u] = select(acc${q}_${t}[${e}], out[at${r} + ${t}u] + acc${q}_${t}[${e}], add); }`,
+          );
+        }
+        L.push(`  }`);
+      }
+    }
+    L.push(`}`);
+    const uniforms = ["xw"];
+    for (let s = 0; s < WSEGS; s++) uniforms.push(`w${s}`);
+    return {
+      label: `conv.window_${tm}x${tn}`,
+      inputs: {},
+      outputs: { out: "f32" },
+      params: WIN_PARAMS,
+      workgroupSize: wg,
+      code: L.join("\n"),
+      uniforms,
+      cpu: (ins, outs, p) => windowConvCpu(ins, outs.out, p as Params, tm, tn),
+    };
+  });
 }
 
 /** The CPU twin of {@linkcode windowConvKernel}. */
@@ -593,16 +584,14 @@ export function windowGradInput(gy: Tensor, weight: Tensor, g: DirectGeometry): 
  * vec4 loads of 4 output channels through a uniform window.
  */
 export function gyPackKernel(): Kernel {
-  const key = "gy_pack";
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
-    label: "conv.gy_pack",
-    inputs: { gy: "f32" },
-    outputs: { dst: "f32" },
-    params: { total: "u32", cout: "u32", cpad: "u32", hw: "u32", ni: "u32", block: "u32" },
-    workgroupSize: 64,
-    code: `${entryPoint(64)}
+  return cached("gy_pack", () => {
+    return {
+      label: "conv.gy_pack",
+      inputs: { gy: "f32" },
+      outputs: { dst: "f32" },
+      params: { total: "u32", cout: "u32", cpad: "u32", hw: "u32", ni: "u32", block: "u32" },
+      workgroupSize: 64,
+      code: `${entryPoint(64)}
   if (i >= p.total) { return; }
   let o = i % p.cpad;
   let img = i / p.cpad;
@@ -613,20 +602,19 @@ export function gyPackKernel(): Kernel {
     dst[d0 + q * p.cpad] = select(0.0, gy[s0 + q], ok);
   }
 }`,
-    cpu(ins, outs, p) {
-      const gy = ins.gy, dst = outs.dst;
-      const { total, cout, cpad, hw, ni, block } = p as Params;
-      for (let i = 0; i < total; i++) {
-        const o = i % cpad, img = Math.floor(i / cpad);
-        const d0 = Math.floor(img / ni) * block + (img % ni) * hw * cpad + o;
-        for (let q = 0; q < hw; q++) {
-          dst[d0 + q * cpad] = o < cout ? gy[(img * cout + o) * hw + q] : 0;
+      cpu(ins, outs, p) {
+        const gy = ins.gy, dst = outs.dst;
+        const { total, cout, cpad, hw, ni, block } = p as Params;
+        for (let i = 0; i < total; i++) {
+          const o = i % cpad, img = Math.floor(i / cpad);
+          const d0 = Math.floor(img / ni) * block + (img % ni) * hw * cpad + o;
+          for (let q = 0; q < hw; q++) {
+            dst[d0 + q * cpad] = o < cout ? gy[(img * cout + o) * hw + q] : 0;
+          }
         }
-      }
-    },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+      },
+    };
+  });
 }
 
 const WWGRAD_PARAMS = {
@@ -663,71 +651,70 @@ const WWGRAD_PARAMS = {
  */
 export function windowWeightGradKernel(tile: DirectTile): Kernel {
   const { tm, tn, workgroupSize: wg } = tile;
-  const key = `window_wgrad|${tm}x${tn}|${wg}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  const q4 = tm / 4;
-  const L: string[] = [entryPoint(wg)];
-  L.push(`  if (i >= p.total) { return; }`);
-  L.push(`  let e0 = (i % p.eb) * ${tn}u;`);
-  L.push(`  let o0 = ((i / p.eb) % p.ob) * ${tm}u;`);
-  L.push(`  let cq = p.cpad / 4u;`);
-  L.push(`  let wo0 = o0 / 4u;`);
-  for (let t = 0; t < tn; t++) {
-    L.push(`  let el${t} = min(e0 + ${t}u, p.nec - 1u);`);
-    L.push(`  let tp${t} = el${t} % p.taps;`);
-    L.push(
-      `  let f${t} = (el${t} / p.taps) * p.hpwp + (tp${t} / p.kw) * p.dh * p.wp + (tp${t} % p.kw) * p.dw;`,
-    );
-  }
-  for (let q = 0; q < q4; q++) {
-    for (let t = 0; t < tn; t++) L.push(`  var acc${q}_${t} = vec4<f32>(0.0);`);
-  }
-  L.push(`  for (var img = 0u; img < p.nig; img++) {`);
-  L.push(`    for (var oy = 0u; oy < p.ho; oy++) {`);
-  L.push(`      let xr = img * p.ximg + oy * p.sh * p.wp;`);
-  L.push(`      let gr = (img * p.ho + oy) * p.wo * cq + wo0;`);
-  L.push(`      for (var ox = 0u; ox < p.wo; ox++) {`);
-  L.push(`        let xb = xr + ox * p.sw;`);
-  L.push(`        let gb = gr + ox * cq;`);
-  for (let q = 0; q < q4; q++) L.push(`        let g${q} = gw[gb + ${q}u];`);
-  for (let t = 0; t < tn; t++) {
-    L.push(`        let a${t} = xb + f${t};`);
-    L.push(`        let x${t} = vec4<f32>(xw[a${t} / 4u][a${t} % 4u]);`);
-  }
-  for (let q = 0; q < q4; q++) {
-    for (let t = 0; t < tn; t++) L.push(`        acc${q}_${t} = fma(g${q}, x${t}, acc${q}_${t});`);
-  }
-  L.push(`      }`);
-  L.push(`    }`);
-  L.push(`  }`);
-  L.push(`  let add = p.accumulate != 0u;`);
-  for (let q = 0; q < q4; q++) {
-    for (let e = 0; e < 4; e++) {
-      const r = q * 4 + e;
-      L.push(`  if (o0 + ${r}u < p.cout) {`);
-      L.push(`    let at${r} = (o0 + ${r}u) * p.ne + p.ebase + e0;`);
-      for (let t = 0; t < tn; t++) {
-        L.push(
-          `    if (e0 + ${t}u < p.nec) { out[at${r} + ${t}u] = select(acc${q}_${t}[${e}], out[at${r} + ${t}u] + acc${q}_${t}[${e}], add); }`,
-        );
-      }
-      L.push(`  }`);
+  return cached(`window_wgrad|${tm}x${tn}|${wg}`, () => {
+    const q4 = tm / 4;
+    const L: string[] = [entryPoint(wg)];
+    L.push(`  if (i >= p.total) { return; }`);
+    L.push(`  let e0 = (i % p.eb) * ${tn}u;`);
+    L.push(`  let o0 = ((i / p.eb) % p.ob) * ${tm}u;`);
+    L.push(`  let cq = p.cpad / 4u;`);
+    L.push(`  let wo0 = o0 / 4u;`);
+    for (let t = 0; t < tn; t++) {
+      L.push(`  let el${t} = min(e0 + ${t}u, p.nec - 1u);`);
+      L.push(`  let tp${t} = el${t} % p.taps;`);
+      L.push(
+        `  let f${t} = (el${t} / p.taps) * p.hpwp + (tp${t} / p.kw) * p.dh * p.wp + (tp${t} % p.kw) * p.dw;`,
+      );
     }
-  }
-  L.push(`}`);
-  kernel = {
-    label: `conv.window_wgrad_${tm}x${tn}`,
-    inputs: {},
-    outputs: { out: "f32" },
-    params: WWGRAD_PARAMS,
-    workgroupSize: wg,
-    code: L.join("\n"),
-    uniforms: ["xw", "gw"],
-    cpu: (ins, outs, p) => windowWeightGradCpu(ins.xw, ins.gw, outs.out, p as Params, tm, tn),
-  };
-  kernels.set(key, kernel);
-  return kernel;
+    for (let q = 0; q < q4; q++) {
+      for (let t = 0; t < tn; t++) L.push(`  var acc${q}_${t} = vec4<f32>(0.0);`);
+    }
+    L.push(`  for (var img = 0u; img < p.nig; img++) {`);
+    L.push(`    for (var oy = 0u; oy < p.ho; oy++) {`);
+    L.push(`      let xr = img * p.ximg + oy * p.sh * p.wp;`);
+    L.push(`      let gr = (img * p.ho + oy) * p.wo * cq + wo0;`);
+    L.push(`      for (var ox = 0u; ox < p.wo; ox++) {`);
+    L.push(`        let xb = xr + ox * p.sw;`);
+    L.push(`        let gb = gr + ox * cq;`);
+    for (let q = 0; q < q4; q++) L.push(`        let g${q} = gw[gb + ${q}u];`);
+    for (let t = 0; t < tn; t++) {
+      L.push(`        let a${t} = xb + f${t};`);
+      L.push(`        let x${t} = vec4<f32>(xw[a${t} / 4u][a${t} % 4u]);`);
+    }
+    for (let q = 0; q < q4; q++) {
+      for (let t = 0; t < tn; t++) {
+        L.push(`        acc${q}_${t} = fma(g${q}, x${t}, acc${q}_${t});`);
+      }
+    }
+    L.push(`      }`);
+    L.push(`    }`);
+    L.push(`  }`);
+    L.push(`  let add = p.accumulate != 0u;`);
+    for (let q = 0; q < q4; q++) {
+      for (let e = 0; e < 4; e++) {
+        const r = q * 4 + e;
+        L.push(`  if (o0 + ${r}u < p.cout) {`);
+        L.push(`    let at${r} = (o0 + ${r}u) * p.ne + p.ebase + e0;`);
+        for (let t = 0; t < tn; t++) {
+          L.push(
+            `    if (e0 + ${t}u < p.nec) { out[at${r} + ${t}u] = select(acc${q}_${t}[${e}], out[at${r} + ${t}u] + acc${q}_${t}[${e}], add); }`,
+          );
+        }
+        L.push(`  }`);
+      }
+    }
+    L.push(`}`);
+    return {
+      label: `conv.window_wgrad_${tm}x${tn}`,
+      inputs: {},
+      outputs: { out: "f32" },
+      params: WWGRAD_PARAMS,
+      workgroupSize: wg,
+      code: L.join("\n"),
+      uniforms: ["xw", "gw"],
+      cpu: (ins, outs, p) => windowWeightGradCpu(ins.xw, ins.gw, outs.out, p as Params, tm, tn),
+    };
+  });
 }
 
 /** The CPU twin of {@linkcode windowWeightGradKernel}. */
