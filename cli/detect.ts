@@ -35,7 +35,7 @@ Options:
   --max-draw N         draw at most the N highest-scoring detections per image (default 10;
                        ranking losses order scores without calibrating them, so a fixed
                        threshold may draw nothing)
-  --backend NAME       webgpu | cpu
+  --backend NAME       webgpu | native | cpu (default: chosen by the machine)
   -h, --help           this text
 `;
 

@@ -40,7 +40,7 @@ Options:
   --dets FILE        COCO results file (JSON array of detections)
   --checkpoint FILE  a checkpoint written by deno task train
   --data DIR         with --checkpoint: a COCO-format folder (annotations/instances_val.json, val/)
-  --backend NAME     with --checkpoint: webgpu | cpu
+  --backend NAME     with --checkpoint: webgpu | native | cpu
   --iou-type TYPE    bbox (default) or segm
   --lrp              also compute optimal LRP (tau 0.5)
   --out DIR          write report.json and pr_curves.svg there (default runs/eval)

@@ -46,7 +46,7 @@ Options:
   --out DIR            run folder (default runs/<config>_<loss>_seed<seed>)
   --resume             continue from DIR's last checkpoint (same result as an uninterrupted run)
   --no-eval            skip the final evaluation
-  --backend NAME       webgpu | cpu (default: WebGPU when an adapter exists)
+  --backend NAME       webgpu | native | cpu (default: chosen by the machine)
   --log-every N        read back and log losses every N steps
   -h, --help           this text
 `;
@@ -290,7 +290,7 @@ export async function main(args: string[]): Promise<number> {
     const logEvery = positiveInt("log-every", v["log-every"]);
     if (logEvery) config.train.logEvery = logEvery;
     const backend = await initBackend(v.backend as BackendName | undefined);
-    console.error(`brl: backend ${backend.name} (${backend.description})`);
+    if (v.backend) console.error(`brl: backend ${backend.name}: ${backend.description}`);
     const out = v.out ?? join("runs", `${config.name}_${config.model.loss}_seed${seed}`);
     const result = await train({
       config,

@@ -8,7 +8,7 @@ import type { DType, TypedArray } from "./dtype.ts";
 import type { Launch } from "./kernel.ts";
 
 /** The name of a backend. */
-export type BackendName = "cpu" | "webgpu";
+export type BackendName = "cpu" | "native" | "webgpu";
 
 /** A block of device memory; tensors that share it (reshapes) count references. */
 export interface Storage {
@@ -72,4 +72,14 @@ export function addKernelTime(times: Map<string, KernelTime>, label: string, ms:
 /** A profile's entries, largest total first. */
 export function sortedKernelTimes(times: Map<string, KernelTime>): KernelTime[] {
   return [...times.values()].sort((a, b) => b.ms - a.ms);
+}
+
+/** Rounds a byte count up to its pool bucket: powers of two in quarter steps, 256 B minimum. */
+export function poolBucket(bytes: number): number {
+  if (bytes <= 256) return 256;
+  const base = 2 ** Math.floor(Math.log2(bytes));
+  for (const step of [1, 1.25, 1.5, 1.75, 2]) {
+    if (base * step >= bytes) return base * step;
+  }
+  return base * 2;
 }

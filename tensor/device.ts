@@ -1,22 +1,27 @@
 /**
- * Choosing the backend: one `GPUDevice` per process, requested with the
- * adapter's real limits, or the CPU backend where there is no adapter.
+ * Choosing the backend: WebGPU on a hardware adapter, else the native backend (OpenBLAS through
+ * FFI), else WebGPU on a software adapter (llvmpipe, lavapipe, SwiftShader), else the CPU.
  *
- * `BRL_BACKEND=cpu|webgpu` forces a backend; {@linkcode initBackend} does the same
- * from code. Without either, WebGPU is used when an adapter is found, and one
- * line on stderr says when the CPU fallback is taken.
+ * `BRL_BACKEND=cpu|native|webgpu` forces a backend; {@linkcode initBackend} does the same from
+ * code. Without either, one line on stderr says which backend was chosen and why.
  *
  * @module
  */
 
 import type { Backend, BackendName } from "./backend.ts";
 import { createCpuBackend } from "./cpu_backend.ts";
-import { GpuUnavailableError } from "./errors.ts";
+import { GpuUnavailableError, NativeUnavailableError } from "./errors.ts";
+import { createNativeBackend } from "./native/native_backend.ts";
+import { loadOpenBlas } from "./native/openblas.ts";
 import { createWebGpuBackend } from "./webgpu_backend.ts";
 
 let cpuBackend: Backend | null = null;
+let nativeBackend: Backend | null = null;
+let adapterRequest: Promise<GPUAdapter> | null = null;
 let gpuBackend: Promise<Backend> | null = null;
 let defaultBackend: Backend | null = null;
+
+const BACKENDS: readonly BackendName[] = ["cpu", "native", "webgpu"];
 
 /** The CPU backend (always available). */
 export function cpu(): Backend {
@@ -24,11 +29,54 @@ export function cpu(): Backend {
   return cpuBackend;
 }
 
+/**
+ * The native backend (OpenBLAS through FFI; `BRL_BLAS` names the library, `BRL_THREADS` its
+ * threads). Throws {@linkcode NativeUnavailableError} saying what is missing.
+ */
+export function native(): Backend {
+  nativeBackend ??= createNativeBackend(loadOpenBlas());
+  return nativeBackend;
+}
+
+/** Whether the native backend can run here (for skipping its tests). */
+export function hasNative(): boolean {
+  try {
+    native();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function requestAdapter(): Promise<GPUAdapter> {
+  adapterRequest ??= (async () => {
+    const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+    if (!gpu) throw new GpuUnavailableError("WebGPU is not available (navigator.gpu is missing)");
+    const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+    if (!adapter) throw new GpuUnavailableError("No WebGPU adapter was found");
+    return adapter;
+  })();
+  return adapterRequest;
+}
+
+/** The adapter in words, as backends describe it. */
+function adapterName(adapter: GPUAdapter): string {
+  return adapter.info.description || adapter.info.vendor || "WebGPU";
+}
+
+/**
+ * Whether an adapter renders in software on the CPU (llvmpipe, lavapipe, SwiftShader, WARP):
+ * the adapter says so itself (`isFallbackAdapter`) or its name does.
+ */
+export function isSoftwareAdapter(info: { description?: string; isFallbackAdapter?: boolean }) {
+  return info.isFallbackAdapter === true ||
+    /llvmpipe|lavapipe|softpipe|swiftshader|microsoft basic render|\bwarp\b/i.test(
+      info.description ?? "",
+    );
+}
+
 async function requestGpu(): Promise<Backend> {
-  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
-  if (!gpu) throw new GpuUnavailableError("WebGPU is not available (navigator.gpu is missing)");
-  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
-  if (!adapter) throw new GpuUnavailableError("No WebGPU adapter was found");
+  const adapter = await requestAdapter();
   const requiredLimits: Record<string, number> = {};
   for (
     const name of [
@@ -46,7 +94,7 @@ async function requestGpu(): Promise<Backend> {
     ? ["timestamp-query"]
     : [];
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-  return createWebGpuBackend(device, adapter.info.description || adapter.info.vendor || "WebGPU");
+  return createWebGpuBackend(device, adapterName(adapter));
 }
 
 /** The WebGPU backend; rejects with {@linkcode GpuUnavailableError} where there is no adapter. */
@@ -73,9 +121,37 @@ function envBackend(): string | undefined {
   }
 }
 
+/** The automatic choice, with the reason in words. */
+async function chooseBackend(): Promise<{ backend: Backend; why: string }> {
+  let adapter: GPUAdapter | null = null;
+  let noGpu = "";
+  try {
+    adapter = await requestAdapter();
+  } catch (error) {
+    noGpu = (error as Error).message;
+  }
+  const software = adapter !== null && isSoftwareAdapter(adapter.info);
+  if (adapter && !software) return { backend: await webgpu(), why: "a hardware WebGPU adapter" };
+  const gpuState = adapter
+    ? `the WebGPU adapter (${adapterName(adapter)}) is software`
+    : `no WebGPU adapter: ${noGpu}`;
+  let noNative = "";
+  try {
+    return { backend: native(), why: gpuState };
+  } catch (error) {
+    if (!(error instanceof NativeUnavailableError)) throw error;
+    noNative = error.message;
+  }
+  if (adapter) {
+    return { backend: await webgpu(), why: `software adapter; native unavailable: ${noNative}` };
+  }
+  return { backend: cpu(), why: `${gpuState}; native unavailable: ${noNative}` };
+}
+
 /**
- * Chooses the default backend: `name`, else `BRL_BACKEND`, else WebGPU when an
- * adapter exists and the CPU otherwise (saying so on stderr once).
+ * Chooses the default backend: `name`, else `BRL_BACKEND`, else automatically (a hardware
+ * WebGPU adapter, else native, else a software WebGPU adapter, else the CPU), saying on stderr
+ * which and why (as it does for a backend forced by `BRL_BACKEND`).
  *
  * @example Force the CPU backend
  * ```ts
@@ -86,20 +162,23 @@ function envBackend(): string | undefined {
  */
 export async function initBackend(name?: BackendName): Promise<Backend> {
   const wanted = name ?? envBackend();
-  if (wanted !== undefined && wanted !== "cpu" && wanted !== "webgpu") {
-    throw new RangeError(`Unknown backend "${wanted}": expected "cpu" or "webgpu"`);
+  if (wanted !== undefined && !BACKENDS.includes(wanted as BackendName)) {
+    throw new RangeError(
+      `Unknown backend "${wanted}": expected ${BACKENDS.map((b) => `"${b}"`).join(", ")}`,
+    );
   }
   if (wanted === "cpu") defaultBackend = cpu();
+  else if (wanted === "native") defaultBackend = native();
   else if (wanted === "webgpu") defaultBackend = await webgpu();
-  else {
-    try {
-      defaultBackend = await webgpu();
-    } catch (error) {
-      console.error(`brl: ${(error as Error).message}; using the CPU backend`);
-      defaultBackend = cpu();
-    }
+  if (wanted !== undefined && name === undefined) {
+    console.error(`brl: backend ${wanted}: ${defaultBackend!.description} (BRL_BACKEND)`);
   }
-  return defaultBackend;
+  if (wanted === undefined) {
+    const { backend, why } = await chooseBackend();
+    console.error(`brl: backend ${backend.name}: ${backend.description} (${why})`);
+    defaultBackend = backend;
+  }
+  return defaultBackend!;
 }
 
 /** The default backend: the one {@linkcode initBackend} chose, else the CPU. */

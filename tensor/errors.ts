@@ -21,3 +21,9 @@ export class GpuError extends Error {
   /** The class name. */
   override name = "GpuError";
 }
+
+/** The native backend cannot run here: no FFI, no permission for it, or no OpenBLAS. */
+export class NativeUnavailableError extends Error {
+  /** The class name. */
+  override name = "NativeUnavailableError";
+}

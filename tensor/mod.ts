@@ -6,8 +6,22 @@
 
 export type { Backend, BackendName, KernelTime, Storage } from "./backend.ts";
 export type { DType, TypedArray } from "./dtype.ts";
-export { cpu, defaultDevice, hasGpu, initBackend, webgpu } from "./device.ts";
-export { GpuError, GpuUnavailableError, ShaderCompileError } from "./errors.ts";
+export {
+  cpu,
+  defaultDevice,
+  hasGpu,
+  hasNative,
+  initBackend,
+  isSoftwareAdapter,
+  native,
+  webgpu,
+} from "./device.ts";
+export {
+  GpuError,
+  GpuUnavailableError,
+  NativeUnavailableError,
+  ShaderCompileError,
+} from "./errors.ts";
 export type {
   BufferBinding,
   CpuTwin,

@@ -13,6 +13,7 @@ import {
   addKernelTime,
   type Backend,
   type KernelTime,
+  poolBucket,
   sortedKernelTimes,
   type Storage,
 } from "./backend.ts";
@@ -29,16 +30,6 @@ const PARAM_SLOT = 256;
 const RING_BYTES = 1 << 20;
 const MAX_LAUNCHES_PER_SUBMIT = 2048;
 const MAX_GRID = 65535;
-
-/** Rounds a byte count up to its pool bucket: powers of two in quarter steps, 256 B minimum. */
-export function poolBucket(bytes: number): number {
-  if (bytes <= 256) return 256;
-  const base = 2 ** Math.floor(Math.log2(bytes));
-  for (const step of [1, 1.25, 1.5, 1.75, 2]) {
-    if (base * step >= bytes) return base * step;
-  }
-  return base * 2;
-}
 
 /** Folds a workgroup count into a grid of at most 65,535 per dimension. */
 export function foldGrid(workgroups: number): [number, number] {

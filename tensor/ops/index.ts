@@ -21,7 +21,7 @@
  */
 
 import { record } from "../autograd.ts";
-import type { CpuStorage } from "../cpu_backend.ts";
+import { type CpuStorage, isHostBackend } from "../cpu_backend.ts";
 import { type DType, viewAs } from "../dtype.ts";
 import { entryPoint, type Kernel } from "../kernel.ts";
 import { empty, sizeOf, type Tensor, viewOf } from "../tensor.ts";
@@ -42,7 +42,7 @@ function scalarType(dtype: DType): "f32" | "i32" | "u32" {
 
 /** Throws a `RangeError` naming `op` if a CPU index has an entry outside `[0, limit)`. */
 function checkRange(op: string, index: Tensor, limit: number, axis: number): void {
-  if (index.backend.name !== "cpu") return;
+  if (!isHostBackend(index.backend)) return;
   const values = viewAs((index.storage as CpuStorage).buffer, index.dtype, index.size);
   for (let i = 0; i < values.length; i++) {
     const v = values[i];

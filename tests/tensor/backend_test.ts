@@ -3,7 +3,8 @@ import { initBackend } from "../../tensor/device.ts";
 import { entryPoint, type Kernel } from "../../tensor/kernel.ts";
 import { add } from "../../tensor/ops/elementwise.ts";
 import { launch } from "../../tensor/ops/launch.ts";
-import { foldGrid, poolBucket } from "../../tensor/webgpu_backend.ts";
+import { poolBucket } from "../../tensor/backend.ts";
+import { foldGrid } from "../../tensor/webgpu_backend.ts";
 import { tensor } from "../../tensor/tensor.ts";
 import { CPU, GPU, gpuBackend } from "./helpers.ts";
 

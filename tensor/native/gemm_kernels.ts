@@ -1,0 +1,173 @@
+/**
+ * The GEMM-shaped kernels on the native backend: `matmul.tile*` as one `cblas_sgemm` per batch
+ * matrix, and the column transforms around it (`conv.im2col`, `conv.col2im`) as tight loops over
+ * rows. Each has the contract of the CPU twin it replaces (same inputs, params and outputs);
+ * `f64` launches keep the twin, since OpenBLAS is called in single precision.
+ *
+ * @module
+ */
+
+import type { CpuTwin } from "../kernel.ts";
+import type { Sgemm } from "./openblas.ts";
+
+const MAX_BATCH_RANK = 8;
+
+/** How BLAS reads one operand with element `(r, c)` at `r * rowStride + c * colStride`. */
+interface BlasOperand {
+  trans: boolean;
+  ld: number;
+}
+
+/** The BLAS layout of a `rows x cols` operand, or `null` where neither stride is 1. */
+function blasOperand(
+  rows: number,
+  cols: number,
+  rowStride: number,
+  colStride: number,
+): BlasOperand | null {
+  if (colStride === 1 && (rows === 1 || rowStride >= cols)) {
+    return { trans: false, ld: rows === 1 ? Math.max(cols, 1) : rowStride };
+  }
+  if (rowStride === 1 && (cols === 1 || colStride >= rows)) {
+    return { trans: true, ld: cols === 1 ? Math.max(rows, 1) : colStride };
+  }
+  return null;
+}
+
+/**
+ * `matmul.tile*` through `cblas_sgemm`: for each batch matrix,
+ * `c = (accumulate ? c : 0) + a[:, k0:k0+kc] b[k0:k0+kc, :]`.
+ */
+export function sgemmMatmul(sgemm: Sgemm, twin: CpuTwin): CpuTwin {
+  return (inputs, outputs, params) => {
+    const a = inputs.a, b = inputs.b, c = outputs.c;
+    if (!(a instanceof Float32Array && b instanceof Float32Array && c instanceof Float32Array)) {
+      return twin(inputs, outputs, params);
+    }
+    const m = params.m as number, n = params.n as number;
+    const k0 = params.k0 as number, kc = params.kc as number;
+    const accumulate = (params.accumulate as number) !== 0;
+    const sam = params.sam as number, sak = params.sak as number;
+    const sbk = params.sbk as number, sbn = params.sbn as number;
+    const A = blasOperand(m, kc, sam, sak), B = blasOperand(kc, n, sbk, sbn);
+    if (!A || !B) return twin(inputs, outputs, params);
+    const nbatch = params.nbatch as number;
+    const bshape = params.bshape as readonly number[];
+    const ast = params.ast as readonly number[], bst = params.bst as readonly number[];
+    for (let bt = 0; bt < nbatch; bt++) {
+      let rem = bt, aoff = k0 * sak, boff = k0 * sbk;
+      for (let d = MAX_BATCH_RANK - 1; d >= 0; d--) {
+        const size = bshape[d] ?? 1;
+        const cd = rem % size;
+        rem = (rem - cd) / size;
+        aoff += cd * (ast[d] ?? 0);
+        boff += cd * (bst[d] ?? 0);
+      }
+      const cview = c.subarray(bt * m * n, (bt + 1) * m * n);
+      if (kc === 0) {
+        if (!accumulate) cview.fill(0);
+        continue;
+      }
+      sgemm(
+        A.trans,
+        B.trans,
+        m,
+        n,
+        kc,
+        1,
+        a.subarray(aoff),
+        A.ld,
+        b.subarray(boff),
+        B.ld,
+        accumulate ? 1 : 0,
+        cview,
+        n,
+      );
+    }
+  };
+}
+
+type Geometry = Record<
+  | "total"
+  | "b0"
+  | "c"
+  | "h"
+  | "w"
+  | "kh"
+  | "kw"
+  | "sh"
+  | "sw"
+  | "ph"
+  | "pw"
+  | "dh"
+  | "dw"
+  | "ho"
+  | "wo",
+  number
+>;
+
+/** The output columns `[lo, hi)` whose input column `ox * sw + offset` lies in `[0, w)`. */
+function insideRange(offset: number, sw: number, w: number, wo: number): [number, number] {
+  const lo = Math.min(wo, offset >= 0 ? 0 : Math.ceil(-offset / sw));
+  const hi = Math.max(lo, Math.min(wo, Math.floor((w - 1 - offset) / sw) + 1));
+  return [lo, hi];
+}
+
+/** `conv.im2col` row by row: each `(image, tap row, output row)` copies one strided run. */
+export const im2colRows: CpuTwin = (inputs, outputs, params) => {
+  const x = inputs.x, col = outputs.col;
+  const { total, b0, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo } = params as Geometry;
+  const hw = ho * wo, rows = c * kh * kw;
+  const images = total / (hw * rows);
+  let out = 0;
+  for (let b = 0; b < images; b++) {
+    for (let ci = 0; ci < c; ci++) {
+      const plane = ((b0 + b) * c + ci) * h * w;
+      for (let ki = 0; ki < kh; ki++) {
+        for (let kj = 0; kj < kw; kj++) {
+          const xoff = kj * dw - pw;
+          const [lo, hi] = insideRange(xoff, sw, w, wo);
+          for (let oy = 0; oy < ho; oy++, out += wo) {
+            const y = oy * sh + ki * dh - ph;
+            if (y < 0 || y >= h || lo >= hi) {
+              col.fill(0, out, out + wo);
+              continue;
+            }
+            col.fill(0, out, out + lo);
+            const src = plane + y * w + xoff;
+            if (sw === 1) col.set(x.subarray(src + lo, src + hi), out + lo);
+            else for (let ox = lo; ox < hi; ox++) col[out + ox] = x[src + ox * sw];
+            col.fill(0, out + hi, out + wo);
+          }
+        }
+      }
+    }
+  }
+};
+
+/** `conv.col2im` as the scatter of {@linkcode im2colRows}: each column run is added back. */
+export const col2imRows: CpuTwin = (inputs, outputs, params) => {
+  const col = inputs.col, dx = outputs.dx;
+  const { total, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo } = params as Geometry;
+  dx.fill(0, 0, total);
+  const images = total / (c * h * w);
+  let at = 0;
+  for (let b = 0; b < images; b++) {
+    for (let ci = 0; ci < c; ci++) {
+      const plane = (b * c + ci) * h * w;
+      for (let ki = 0; ki < kh; ki++) {
+        for (let kj = 0; kj < kw; kj++) {
+          const xoff = kj * dw - pw;
+          const [lo, hi] = insideRange(xoff, sw, w, wo);
+          for (let oy = 0; oy < ho; oy++, at += wo) {
+            const y = oy * sh + ki * dh - ph;
+            if (y < 0 || y >= h) continue;
+            const dst = plane + y * w + xoff;
+            if (sw === 1) { for (let ox = lo; ox < hi; ox++) dx[dst + ox] += col[at + ox]; }
+            else for (let ox = lo; ox < hi; ox++) dx[dst + ox * sw] += col[at + ox];
+          }
+        }
+      }
+    }
+  }
+};
