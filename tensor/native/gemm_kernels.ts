@@ -130,14 +130,15 @@ export const im2colRows: CpuTwin = (inputs, outputs, params) => {
           for (let oy = 0; oy < ho; oy++, out += wo) {
             const y = oy * sh + ki * dh - ph;
             if (y < 0 || y >= h || lo >= hi) {
-              col.fill(0, out, out + wo);
+              for (let ox = 0; ox < wo; ox++) col[out + ox] = 0;
               continue;
             }
-            col.fill(0, out, out + lo);
+            for (let ox = 0; ox < lo; ox++) col[out + ox] = 0;
             const src = plane + y * w + xoff;
-            if (sw === 1) col.set(x.subarray(src + lo, src + hi), out + lo);
+            if (sw === 1 && hi - lo >= 64) col.set(x.subarray(src + lo, src + hi), out + lo);
+            else if (sw === 1) { for (let ox = lo; ox < hi; ox++) col[out + ox] = x[src + ox]; }
             else for (let ox = lo; ox < hi; ox++) col[out + ox] = x[src + ox * sw];
-            col.fill(0, out + hi, out + wo);
+            for (let ox = hi; ox < wo; ox++) col[out + ox] = 0;
           }
         }
       }

@@ -16,6 +16,8 @@ import {
   GPU,
   gpuBackend,
   gradcheck,
+  NATIVE,
+  nativeBackend,
   poisonPool,
   randomArray,
 } from "./helpers.ts";
@@ -396,3 +398,63 @@ Deno.test("conv2d() direct kernels match the CPU", { ignore: !GPU }, async (t) =
     });
   }
 });
+
+Deno.test(
+  "conv2d() on the native backend (OpenBLAS) matches the CPU",
+  { ignore: !NATIVE },
+  async (t) => {
+    const native = NATIVE ? nativeBackend() : CPU;
+    const cases: Case[] = [
+      ...CASES,
+      { name: "stride 2 without padding", x: [2, 3, 9, 10], w: [4, 3, 3, 3], o: { stride: 2 } },
+      { name: "padding past the kernel", x: [1, 2, 3, 3], w: [2, 2, 3, 3], o: { padding: 3 } },
+      {
+        name: "wide rows (64 px)",
+        x: [2, 3, 20, 70],
+        w: [5, 3, 3, 3],
+        o: { padding: 1, bias: true },
+      },
+      {
+        name: "depthwise, stride 2",
+        x: [2, 6, 9, 9],
+        w: [6, 1, 3, 3],
+        o: { groups: 6, stride: 2 },
+      },
+    ];
+    for (const [k, c] of cases.entries()) {
+      await t.step(`forward and backward: ${c.name}`, async () => {
+        poisonPool(native, [size(c.x), size(c.w), size(c.x) * 9]);
+        await compareBackends(
+          (backend) => {
+            const { x, w, bias } = inputs(backend, c, 1100 + k, true);
+            const y = conv2d(x, w, options(c, bias));
+            backward(y, tensor(randomArray(y.size, 1150 + k), y.shape, { backend }));
+            return bias ? [y, x.grad!, w.grad!, bias.grad!] : [y, x.grad!, w.grad!];
+          },
+          1e-4,
+          1e-4,
+          native,
+        );
+      });
+    }
+    await t.step("chunked images, forward and backward", async () => {
+      const c: Case = { name: "chunks", x: [3, 3, 6, 5], w: [2, 3, 3, 3], o: { padding: 1 } };
+      const previous = setConvColLimit(500);
+      try {
+        await compareBackends(
+          (backend) => {
+            const { x, w } = inputs(backend, c, 1200, true);
+            const y = conv2d(x, w, options(c));
+            backward(y, tensor(randomArray(y.size, 1201), y.shape, { backend }));
+            return [y, x.grad!, w.grad!];
+          },
+          1e-4,
+          1e-4,
+          native,
+        );
+      } finally {
+        setConvColLimit(previous);
+      }
+    });
+  },
+);

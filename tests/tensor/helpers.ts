@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import type { CpuStorage } from "../../tensor/cpu_backend.ts";
-import { cpu, hasGpu, webgpu } from "../../tensor/device.ts";
+import { cpu, hasGpu, hasNative, native, webgpu } from "../../tensor/device.ts";
 import type { TypedArray } from "../../tensor/dtype.ts";
 import { mul } from "../../tensor/ops/elementwise.ts";
 import { sum } from "../../tensor/ops/reduce.ts";
@@ -26,6 +26,20 @@ export async function gpuBackend(): Promise<Backend> {
 
 /** The CPU backend. */
 export const CPU: Backend = cpu();
+
+/**
+ * Whether the native backend (OpenBLAS) runs here. With `BRL_REQUIRE_NATIVE=1` (set by `.ci/run`
+ * once it has installed OpenBLAS) its absence is an error rather than a reason to skip.
+ */
+export const NATIVE: boolean = hasNative();
+if (!NATIVE && Deno.env.get("BRL_REQUIRE_NATIVE") === "1") {
+  native(); // throws, naming what is missing
+}
+
+/** The native backend, for tests guarded by `{ ignore: !NATIVE }`. */
+export function nativeBackend(): Backend {
+  return native();
+}
 
 /** Asserts `|actual - expected| <= atol + rtol * |expected|` elementwise (NaN matches NaN). */
 export function assertClose(
@@ -97,13 +111,17 @@ export function poisonPool(backend: Backend, sizes: readonly number[]): void {
   }
 }
 
-/** Runs `fn` on both backends with the same inputs and compares the outputs' data. */
+/**
+ * Runs `fn` on the CPU backend and on `target` (default WebGPU) with the same inputs and compares
+ * the outputs' data.
+ */
 export async function compareBackends(
   fn: (backend: Backend) => Tensor | Tensor[],
   atol = 1e-4,
   rtol = 1e-4,
+  target?: Backend,
 ): Promise<void> {
-  const gpu = await webgpu();
+  const gpu = target ?? await webgpu();
   const outs = async (backend: Backend): Promise<TypedArray[]> => {
     const result = tidy(() => {
       const r = fn(backend);
@@ -182,9 +200,9 @@ export function offset(c: readonly number[], shape: readonly number[]): number {
   return c.reduce((at, v, d) => at * shape[d] + v, 0);
 }
 
-/** The backends a test runs on: the CPU, and WebGPU where there is one. */
+/** The backends a test runs on: the CPU, native where OpenBLAS loads, WebGPU where there is one. */
 export async function testBackends(): Promise<Backend[]> {
-  return GPU ? [CPU, await gpuBackend()] : [CPU];
+  return [CPU, ...(NATIVE ? [native()] : []), ...(GPU ? [await gpuBackend()] : [])];
 }
 
 /**

@@ -15,6 +15,8 @@ import {
   GPU,
   gpuBackend,
   gradcheck,
+  NATIVE,
+  nativeBackend,
   poisonPool,
   randomArray,
 } from "./helpers.ts";
@@ -295,3 +297,58 @@ Deno.test("matmul() kernel matches its CPU twin", { ignore: !GPU }, async (t) =>
     });
   });
 });
+
+Deno.test(
+  "matmul() on the native backend (OpenBLAS) matches the CPU",
+  { ignore: !NATIVE },
+  async (t) => {
+    const native = NATIVE ? nativeBackend() : CPU;
+    const cases: [string, number[], number[], MatmulOptions][] = [
+      ["odd 5x7 * 7x3", [5, 7], [7, 3], {}],
+      ["1x9 * 9x4 (one row)", [1, 9], [9, 4], {}],
+      ["6x1 * 1x5 (inner axis 1)", [6, 1], [1, 5], {}],
+      ["7x9 * 9x1 (one column)", [7, 9], [9, 1], {}],
+      ["129x17 * 17x64 transposeA", [17, 129], [17, 64], { transposeA: true }],
+      ["65x40 * 40x67 transposeB", [65, 40], [67, 40], { transposeB: true }],
+      ["both transposed, one row", [9, 1], [4, 9], { transposeA: true, transposeB: true }],
+      ["batched broadcast", [2, 1, 9, 6], [3, 6, 11], {}],
+      ["batched, A broadcast, transposeB", [1, 8, 5], [4, 3, 5], { transposeB: true }],
+      ["chunked inner axis", [6, 100], [100, 5], { kChunk: 30 }],
+    ];
+    let seed = 300;
+    for (const [name, sa, sb, o] of cases) {
+      await t.step(name, async () => {
+        const s = seed += 2;
+        poisonPool(native, [sa.at(-2)! * sb.at(-1)! * 12]);
+        await compareBackends(
+          (backend) => {
+            const [a, b] = randomPair(backend, sa, sb, s);
+            a.requiresGrad = true;
+            b.requiresGrad = true;
+            const c = matmul(a, b, o);
+            backward(c, tensor(randomArray(c.size, s + 1), c.shape, { backend }));
+            return [c, a.grad!, b.grad!];
+          },
+          1e-5,
+          1e-5,
+          native,
+        );
+      });
+    }
+    await t.step("empty inner axis writes zeros over a poisoned buffer", async () => {
+      poisonPool(native, [6]);
+      const c = matmul(
+        tensor([], [2, 0], { backend: native }),
+        tensor([], [0, 3], { backend: native }),
+      );
+      assert.deepEqual([...await c.data()], [0, 0, 0, 0, 0, 0]);
+      c.dispose();
+    });
+    await t.step("f64 operands keep the CPU twin", async () => {
+      const a = tensor(new Float64Array([1, 2, 3, 4]), [2, 2], { backend: native });
+      const c = matmul(a, a);
+      assert.equal(c.dtype, "f64");
+      assert.deepEqual([...await c.data()], [7, 10, 15, 22]);
+    });
+  },
+);
