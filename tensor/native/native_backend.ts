@@ -13,7 +13,7 @@ import { createHostBackend, type HostKernels } from "../cpu_backend.ts";
 import type { CpuTwin } from "../kernel.ts";
 import { col2imRows, im2colRows, sgemmMatmul } from "./gemm_kernels.ts";
 import { LAYER_KERNELS } from "./layer_kernels.ts";
-import { POINTWISE_KERNELS } from "./pointwise_kernels.ts";
+import { pointwiseKernel } from "./pointwise_kernels.ts";
 import type { OpenBlas } from "./openblas.ts";
 
 /** Idle memory the native backend keeps for reuse (a training step's buffers, several times). */
@@ -22,14 +22,13 @@ const POOL_BYTES = 1 << 30;
 /** The native implementations, by kernel label. */
 export function nativeKernels(blas: OpenBlas): HostKernels {
   const byLabel: Record<string, CpuTwin> = {
-    ...POINTWISE_KERNELS,
     ...LAYER_KERNELS,
     "conv.im2col": im2colRows,
     "conv.col2im": col2imRows,
   };
   return (kernel) => {
     if (/^matmul\.tile\d+x\d+$/.test(kernel.label)) return sgemmMatmul(blas.sgemm, kernel.cpu);
-    return byLabel[kernel.label];
+    return byLabel[kernel.label] ?? pointwiseKernel(kernel);
   };
 }
 

@@ -4,7 +4,9 @@
  * @module
  */
 
-import type { CpuTwin } from "../kernel.ts";
+import type { CpuTwin, Kernel } from "../kernel.ts";
 
-/** Native replacements of the elementwise and reduction twins, by kernel label. */
-export const POINTWISE_KERNELS: Readonly<Record<string, CpuTwin>> = {};
+/** A native replacement of an elementwise or reduction kernel's twin, or `undefined`. */
+export function pointwiseKernel(_kernel: Kernel): CpuTwin | undefined {
+  return undefined;
+}
