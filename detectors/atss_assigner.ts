@@ -87,11 +87,7 @@ export function atssAssign(
     const candidates: number[] = [];
     let start = 0;
     for (const count of perLevel) {
-      const k = Math.min(topk, count);
-      const order = Array.from({ length: count }, (_, i) => start + i);
-      const dist = (a: number) => Math.hypot(cx[a] - gx, cy[a] - gy);
-      order.sort((p, q) => dist(p) - dist(q) || p - q);
-      candidates.push(...order.slice(0, k));
+      nearestAnchors(cx, cy, gx, gy, start, count, Math.min(topk, count), candidates);
       start += count;
     }
     const overlaps = candidates.map((a) => boxIouHost(anchors, a, gtBoxes, g));
@@ -112,4 +108,35 @@ export function atssAssign(
   let numPositives = 0;
   for (let a = 0; a < numAnchors; a++) if (gtIndex[a] >= 0) numPositives++;
   return { gtIndex, iou, numPositives };
+}
+
+/**
+ * Appends to `into` the `k` anchors of `[start, start + count)` whose centres lie nearest to
+ * `(gx, gy)`, nearest first, ties to the lower index: a bounded insertion list, `O(count k)`.
+ */
+function nearestAnchors(
+  cx: Float64Array,
+  cy: Float64Array,
+  gx: number,
+  gy: number,
+  start: number,
+  count: number,
+  k: number,
+  into: number[],
+): void {
+  const dist = new Float64Array(k), index = new Int32Array(k);
+  let filled = 0;
+  for (let a = start; a < start + count; a++) {
+    const d = Math.hypot(cx[a] - gx, cy[a] - gy);
+    if (filled === k && !(d < dist[k - 1])) continue;
+    let at = filled === k ? k - 1 : filled++;
+    while (at > 0 && dist[at - 1] > d) {
+      dist[at] = dist[at - 1];
+      index[at] = index[at - 1];
+      at--;
+    }
+    dist[at] = d;
+    index[at] = a;
+  }
+  for (let j = 0; j < filled; j++) into.push(index[j]);
 }

@@ -79,3 +79,62 @@ Deno.test("ATSS assignment", async (t) => {
     assert.throws(() => atssAssign(anchors.boxes, [1, 2], new Float32Array(4)), /per-level counts/);
   });
 });
+
+/** ATSS candidate selection by a full sort, as written in the paper: nearest centres first. */
+function candidatesBySort(anchors: Float32Array, perLevel: number[], gt: number[], topk: number) {
+  const gx = (gt[0] + gt[2]) / 2, gy = (gt[1] + gt[3]) / 2;
+  const out: number[] = [];
+  let start = 0;
+  for (const count of perLevel) {
+    const dist = (a: number) =>
+      Math.hypot(
+        (anchors[4 * a] + anchors[4 * a + 2]) / 2 - gx,
+        (anchors[4 * a + 1] + anchors[4 * a + 3]) / 2 - gy,
+      );
+    const order = Array.from({ length: count }, (_, i) => start + i);
+    order.sort((p, q) => dist(p) - dist(q) || p - q);
+    out.push(...order.slice(0, Math.min(topk, count)));
+    start += count;
+  }
+  return out;
+}
+
+Deno.test("the candidates are the top-k nearest centres per level, ties to the lower index", () => {
+  // Grid anchors put many centres at equal distances from a box centre on the grid.
+  const a = generateAnchors(96, 64, {
+    strides: [8, 16, 32],
+    octaveBaseScale: 2,
+    scalesPerOctave: 3,
+    ratios: [1],
+  });
+  let seed = 5;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let trial = 0; trial < 40; trial++) {
+    // Half of the boxes are centred on grid points (exact ties), half anywhere.
+    const snap = trial % 2 === 0;
+    const cx = snap ? 8 * Math.round(next() * 12) : next() * 96;
+    const cy = snap ? 8 * Math.round(next() * 8) : next() * 64;
+    const w = 4 + next() * 40, h = 4 + next() * 40;
+    const gt = Array.from(new Float32Array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]));
+    const want = candidatesBySort(a.boxes, a.perLevel, gt, 9);
+    // Every positive of the assignment must be among the candidates of the sort.
+    const result = atssAssign(a.boxes, a.perLevel, new Float32Array(gt), 9);
+    for (let i = 0; i < result.gtIndex.length; i++) {
+      if (result.gtIndex[i] === 0) assert.ok(want.includes(i), `anchor ${i} is no candidate`);
+    }
+    // The positives are the candidates whose IoU reaches mean + std with their centre inside.
+    const overlaps = want.map((i) => boxIouHost(a.boxes, i, gt, 0));
+    const mean = overlaps.reduce((s, v) => s + v, 0) / overlaps.length;
+    const std = Math.sqrt(
+      overlaps.reduce((s, v) => s + (v - mean) ** 2, 0) / (overlaps.length - 1),
+    );
+    const expected = want.filter((i, c) => {
+      const acx = (a.boxes[4 * i] + a.boxes[4 * i + 2]) / 2,
+        acy = (a.boxes[4 * i + 1] + a.boxes[4 * i + 3]) / 2;
+      const inside = Math.min(acx - gt[0], acy - gt[1], gt[2] - acx, gt[3] - acy) > 0.01;
+      return overlaps[c] >= mean + std && inside;
+    }).sort((p, q) => p - q);
+    const got = [...result.gtIndex.keys()].filter((i) => result.gtIndex[i] === 0);
+    assert.deepEqual(got, expected, `trial ${trial}`);
+  }
+});

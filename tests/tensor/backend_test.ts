@@ -1,30 +1,115 @@
 import assert from "node:assert/strict";
-import { initBackend } from "../../tensor/device.ts";
+import { initBackend, isSoftwareAdapter } from "../../tensor/device.ts";
 import { entryPoint, type Kernel } from "../../tensor/kernel.ts";
 import { add } from "../../tensor/ops/elementwise.ts";
 import { launch } from "../../tensor/ops/launch.ts";
 import { poolBucket } from "../../tensor/backend.ts";
 import { foldGrid } from "../../tensor/webgpu_backend.ts";
 import { tensor } from "../../tensor/tensor.ts";
-import { CPU, GPU, gpuBackend } from "./helpers.ts";
+import { CPU, GPU, gpuBackend, NATIVE } from "./helpers.ts";
 
 Deno.test("initBackend honours its argument and rejects unknown names", async () => {
   assert.equal((await initBackend("cpu")).name, "cpu");
   await assert.rejects(() => initBackend("tpu" as "cpu"), /Unknown backend "tpu"/);
 });
 
-Deno.test("BRL_BACKEND=cpu forces the CPU backend in a fresh process", async () => {
-  const code = `import { initBackend } from "${
-    new URL("../../tensor/device.ts", import.meta.url).href
-  }";
+/** Runs `code` in a fresh Deno with `flags` and `env`; returns its exit code, stdout and stderr. */
+async function runFresh(code: string, flags: string[], env: Record<string, string> = {}) {
+  const file = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(file, code);
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-config", ...flags, file],
+      env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", ...env },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes).trim();
+    return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
+const DEVICE_URL = new URL("../../tensor/device.ts", import.meta.url).href;
+const CHOOSE = `import { initBackend } from "${DEVICE_URL}";
 console.log((await initBackend()).name);`;
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", code],
-    env: { BRL_BACKEND: "cpu" },
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  assert.equal(new TextDecoder().decode(out.stdout).trim(), "cpu");
+
+Deno.test("BRL_BACKEND forces a backend in a fresh process", async (t) => {
+  await t.step("cpu", async () => {
+    const run = await runFresh(CHOOSE, ["--allow-env"], { BRL_BACKEND: "cpu" });
+    assert.equal(run.stdout, "cpu");
+    assert.match(run.stderr, /brl: backend cpu: CPU \(TypeScript\) \(BRL_BACKEND\)/);
+  });
+  await t.step({
+    name: "native",
+    ignore: !NATIVE,
+    fn: async () => {
+      const run = await runFresh(CHOOSE, ["--allow-env", "--allow-ffi"], { BRL_BACKEND: "native" });
+      assert.equal(run.stdout, "native");
+      assert.match(run.stderr, /brl: backend native: native \(OpenBLAS [\d.]+, \d+ threads?\)/);
+    },
+  });
+  await t.step("native with BRL_BLAS naming a missing file is a clear error", async () => {
+    const missing = "/nonexistent/libopenblas.so.0";
+    const run = await runFresh(CHOOSE, ["--allow-env", "--allow-ffi"], {
+      BRL_BACKEND: "native",
+      BRL_BLAS: missing,
+    });
+    assert.notEqual(run.code, 0);
+    assert.match(
+      run.stderr,
+      /NativeUnavailableError: BRL_BLAS=\/nonexistent\/libopenblas.so.0 did not load/,
+    );
+    assert.match(run.stderr, /apt-get install libopenblas0-pthread/);
+  });
+  await t.step("native without FFI permission says to pass --allow-ffi", async () => {
+    const run = await runFresh(CHOOSE, ["--allow-env"], { BRL_BACKEND: "native" });
+    assert.notEqual(run.code, 0);
+    assert.match(run.stderr, /FFI is not permitted \(run with --allow-ffi/);
+  });
+});
+
+Deno.test("the automatic choice falls back, with one line saying why", async (t) => {
+  await t.step("no FFI permission: never native, never a crash", async () => {
+    const run = await runFresh(CHOOSE, ["--allow-env"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.notEqual(run.stdout, "native");
+    const lines = run.stderr.split("\n").filter((l) => l.startsWith("brl: "));
+    assert.equal(lines.length, 1, run.stderr);
+    assert.match(lines[0], /FFI is not permitted|hardware WebGPU adapter/);
+  });
+  await t.step("no WebGPU and no OpenBLAS: the CPU", async () => {
+    const code = `Object.defineProperty(navigator, "gpu", { value: undefined });\n${CHOOSE}`;
+    const run = await runFresh(code, ["--allow-env", "--allow-ffi"], {
+      BRL_BLAS: "/nonexistent.so",
+    });
+    assert.equal(run.stdout, "cpu");
+    assert.match(
+      run.stderr,
+      /brl: backend cpu: .*no WebGPU adapter.*native unavailable: BRL_BLAS=/,
+    );
+  });
+  await t.step({
+    name: "a software adapter and OpenBLAS: native",
+    ignore: !NATIVE || !GPU,
+    fn: async () => {
+      const run = await runFresh(CHOOSE, ["--allow-env", "--allow-ffi"]);
+      const gpu = await gpuBackend();
+      assert.equal(
+        run.stdout,
+        isSoftwareAdapter({ description: gpu.description }) ? "native" : "webgpu",
+      );
+    },
+  });
+});
+
+Deno.test("isSoftwareAdapter() knows the software rasterisers", () => {
+  assert.ok(isSoftwareAdapter({ description: "llvmpipe (LLVM 15.0.6, 256 bits)" }));
+  assert.ok(isSoftwareAdapter({ description: "SwiftShader Device (Subzero)" }));
+  assert.ok(isSoftwareAdapter({ description: "NVIDIA H100", isFallbackAdapter: true }));
+  assert.ok(!isSoftwareAdapter({ description: "NVIDIA H100 80GB HBM3" }));
+  assert.ok(!isSoftwareAdapter({ description: "Apple M2" }));
 });
 
 Deno.test("pool buckets and grid folding", () => {
