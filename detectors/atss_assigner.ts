@@ -111,10 +111,20 @@ export function atssAssign(
 }
 
 /**
- * Appends to `into` the `k` anchors of `[start, start + count)` whose centres lie nearest to
- * `(gx, gy)`, nearest first, ties to the lower index: a bounded insertion list, `O(count k)`.
+ * Appends to `into` the `k` anchors of `[start, start + count)` whose centres (`cx`, `cy`) lie
+ * nearest to `(gx, gy)`, nearest first, ties to the lower index: the order a stable sort by
+ * distance gives, kept in a bounded insertion list at `O(count k)`.
+ *
+ * @example Two of four centres on a line, the tie at distance 1 going to the lower index
+ * ```ts
+ * import { nearestAnchors } from "./atss_assigner.ts";
+ * const cx = new Float64Array([0, 1, 2, 3]), cy = new Float64Array(4);
+ * const into: number[] = [];
+ * nearestAnchors(cx, cy, 2, 0, 0, 4, 2, into);
+ * console.log(into); // [2, 1]
+ * ```
  */
-function nearestAnchors(
+export function nearestAnchors(
   cx: Float64Array,
   cy: Float64Array,
   gx: number,

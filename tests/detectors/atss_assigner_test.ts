@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { featureSizes, generateAnchors } from "../../detectors/anchors.ts";
-import { atssAssign, boxIouHost } from "../../detectors/atss_assigner.ts";
+import { atssAssign, boxIouHost, nearestAnchors } from "../../detectors/atss_assigner.ts";
 
 const ATSS_RS = {
   strides: [8, 16, 32, 64, 128],
@@ -117,6 +117,18 @@ Deno.test("the candidates are the top-k nearest centres per level, ties to the l
     const w = 4 + next() * 40, h = 4 + next() * 40;
     const gt = Array.from(new Float32Array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]));
     const want = candidatesBySort(a.boxes, a.perLevel, gt, 9);
+    const cxs = new Float64Array(a.boxes.length / 4), cys = new Float64Array(a.boxes.length / 4);
+    for (let i = 0; i < cxs.length; i++) {
+      cxs[i] = (a.boxes[4 * i] + a.boxes[4 * i + 2]) / 2;
+      cys[i] = (a.boxes[4 * i + 1] + a.boxes[4 * i + 3]) / 2;
+    }
+    const got9: number[] = [];
+    let start = 0;
+    for (const count of a.perLevel) {
+      nearestAnchors(cxs, cys, (gt[0] + gt[2]) / 2, (gt[1] + gt[3]) / 2, start, count, 9, got9);
+      start += count;
+    }
+    assert.deepEqual(got9, want, `candidates, trial ${trial}`);
     // Every positive of the assignment must be among the candidates of the sort.
     const result = atssAssign(a.boxes, a.perLevel, new Float32Array(gt), 9);
     for (let i = 0; i < result.gtIndex.length; i++) {
