@@ -33,7 +33,8 @@
  * @module
  */
 
-import { record } from "../autograd.ts";
+import { needsGrad, record } from "../autograd.ts";
+import { isHostBackend } from "../cpu_backend.ts";
 import type { DType } from "../dtype.ts";
 import { entryPoint, type Kernel, UNIFORM_WINDOW_FLOATS } from "../kernel.ts";
 import { empty, type Tensor, viewOf } from "../tensor.ts";
@@ -705,8 +706,14 @@ function chunkSize(g: Geometry): number {
   return Math.max(1, Math.min(g.n, Math.floor(colLimit / Math.max(perImage, 1))));
 }
 
+/** Whether the columns are the input itself: a 1x1 convolution with stride 1 and no padding. */
+function isPointwise(g: Geometry): boolean {
+  return g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.ph === 0 && g.pw === 0;
+}
+
 function im2col(x: Tensor, g: Geometry, b0: number, nb: number): Tensor {
   const rows = g.c * g.kh * g.kw, hw = g.ho * g.wo;
+  if (isPointwise(g)) return sliceImages(x, b0, nb, [nb, g.groups, rows / g.groups, hw]);
   const col = empty([nb, g.groups, rows / g.groups, hw], x.dtype, x.backend);
   const total = col.size;
   launch(
@@ -736,27 +743,38 @@ function placeImages(whole: Tensor, part: Tensor, b0: number): void {
   whole.backend.copy(part.storage, 0, whole.storage, b0 * per * bytes, part.size * bytes);
 }
 
-function forward(x: Tensor, weight: Tensor, g: Geometry): Tensor {
+/**
+ * The forward pass. With `keepColumns`, the im2col path also returns its column matrix (when the
+ * images fit one chunk) for the weight gradient to reuse instead of building it again.
+ */
+function forward(
+  x: Tensor,
+  weight: Tensor,
+  g: Geometry,
+  keepColumns: boolean,
+): { out: Tensor; columns: Tensor | null } {
   if (useDirect(x, g)) {
     const out = windowForward(x, weight, g);
-    if (out) return out;
+    if (out) return { out, columns: null };
   }
   if (usePacked(x, g) && g.n > 0) {
     const k = g.c * g.kh * g.kw;
     const pa = packMatmulOperand(weight, g.cout, k, k, 1, 0);
     const out = forwardPacked(x, pa, g);
     pa.dispose();
-    return out;
+    return { out, columns: null };
   }
   const cg = g.c / g.groups, og = g.cout / g.groups;
   const w3 = viewOf(weight, [1, g.groups, og, cg * g.kh * g.kw]);
   const chunk = chunkSize(g);
   let out: Tensor | null = null;
+  let columns: Tensor | null = null;
   for (let b0 = 0; b0 < g.n; b0 += chunk) {
     const nb = Math.min(chunk, g.n - b0);
     const col = im2col(x, g, b0, nb);
     const part = matmul(w3, col, { uniformPath: false });
-    col.dispose();
+    if (keepColumns && nb === g.n) columns = col;
+    else col.dispose();
     if (nb === g.n) {
       out = viewOf(part, [g.n, g.cout, g.ho, g.wo]);
     } else {
@@ -766,7 +784,7 @@ function forward(x: Tensor, weight: Tensor, g: Geometry): Tensor {
     part.dispose();
   }
   w3.dispose();
-  return out ?? empty([g.n, g.cout, g.ho, g.wo], x.dtype, x.backend);
+  return { out: out ?? empty([g.n, g.cout, g.ho, g.wo], x.dtype, x.backend), columns };
 }
 
 function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
@@ -811,7 +829,9 @@ function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
     const dcol = matmul(w3, gyPart, { transposeA: true, uniformPath });
     gyPart.dispose();
     const total = nb * g.c * g.h * g.w;
-    if (uniformPath === undefined && nb === g.n && col2imWindowed(dcol, dx, g, nb)) {
+    if (isPointwise(g)) {
+      placeImages(dx, dcol, b0); // the columns are the input's layout
+    } else if (uniformPath === undefined && nb === g.n && col2imWindowed(dcol, dx, g, nb)) {
       // Folded through uniform windows.
     } else if (nb === g.n) {
       launch(
@@ -839,7 +859,8 @@ function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
   return dx;
 }
 
-function gradWeight(gy: Tensor, x: Tensor, g: Geometry): Tensor {
+/** The weight gradient; `columns` are the forward pass's (all images), or `null` to rebuild them. */
+function gradWeight(gy: Tensor, x: Tensor, g: Geometry, columns: Tensor | null): Tensor {
   if (useDirect(x, g)) {
     const gw = windowGradWeight(gy, x, g);
     if (gw) return gw;
@@ -865,7 +886,7 @@ function gradWeight(gy: Tensor, x: Tensor, g: Geometry): Tensor {
   let total: Tensor | null = null;
   for (let b0 = 0; b0 < g.n; b0 += chunk) {
     const nb = Math.min(chunk, g.n - b0);
-    const col = im2col(x, g, b0, nb);
+    const col = columns && !columns.disposed && nb === g.n ? columns : im2col(x, g, b0, nb);
     const gyPart = sliceImages(gy, b0, nb, [nb, g.groups, og, hw]);
     const perImage = matmul(gyPart, col, { transposeB: true, uniformPath: false });
     col.dispose();
@@ -911,7 +932,11 @@ export function conv2d(x: Tensor, weight: Tensor, options: Conv2dOptions = {}): 
   const bias = options.bias;
   backendOf(op, bias ? [x, weight, bias] : [x, weight]);
   const g = geometryOf(op, x, weight, options);
-  let out = forward(x, weight, g);
+  // Host memory is plentiful and im2col is a large share of a CPU step: keep the columns there.
+  const keepColumns = isHostBackend(x.backend) && needsGrad([weight]);
+  const forwarded = forward(x, weight, g, keepColumns);
+  let out = forwarded.out;
+  const columns = forwarded.columns;
   if (bias) {
     const b4 = viewOf(bias, [1, g.cout, 1, 1]);
     const biased = map({ label: "conv2d_bias", wgsl: "a + b", cpu: (a, b) => a + b }, [out, b4]);
@@ -923,7 +948,7 @@ export function conv2d(x: Tensor, weight: Tensor, options: Conv2dOptions = {}): 
   record(op, inputs, [out], ([gy]) => {
     const grads: (Tensor | null)[] = [
       x.requiresGrad ? gradInput(gy!, weight, g) : null,
-      weight.requiresGrad ? gradWeight(gy!, x, g) : null,
+      weight.requiresGrad ? gradWeight(gy!, x, g, columns) : null,
     ];
     if (bias) grads.push(bias.requiresGrad ? sum(gy!, [0, 2, 3]) : null);
     return grads;
