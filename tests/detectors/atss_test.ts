@@ -11,7 +11,8 @@ import { backward } from "../../tensor/autograd.ts";
 import { SGD } from "../../tensor/optim/sgd.ts";
 import { loadCheckpoint, saveCheckpoint } from "../../tensor/safetensors.ts";
 import { tensor, tidy } from "../../tensor/tensor.ts";
-import { CPU, GPU, gpuBackend } from "../tensor/helpers.ts";
+import type { Backend } from "../../tensor/backend.ts";
+import { CPU, GPU, gpuBackend, NATIVE, nativeBackend } from "../tensor/helpers.ts";
 
 /** A model and data small enough for tests: 64 px images, narrow layers. */
 const SMALL: DetectorConfig = {
@@ -40,7 +41,8 @@ const SMALL: DetectorConfig = {
   data: { kind: "shapes", train: 8, val: 2, size: 64, seed: 3 },
 };
 
-const backend = GPU ? await gpuBackend() : CPU;
+/** The backends the ATSS tests run on: WebGPU where there is an adapter (else the CPU), and native. */
+const BACKENDS: Backend[] = [GPU ? await gpuBackend() : CPU, ...(NATIVE ? [nativeBackend()] : [])];
 
 async function firstBatch(config: DetectorConfig) {
   const split = generateShapes({ numImages: 4, seed: 11, size: 64 });
@@ -55,35 +57,8 @@ async function firstBatch(config: DetectorConfig) {
   return batch;
 }
 
-Deno.test("ATSS: a few steps on one batch lower each loss", async (t) => {
-  const batch = await firstBatch(SMALL);
-  for (const loss of ["brs", "focal"] as const) {
-    await t.step(loss, async () => {
-      const model = new Atss({ ...SMALL.model, loss }, { seed: 1, backend });
-      const params = model.parameters().filter((p) => p.requiresGrad);
-      const opt = new SGD(params, { lr: 0.01, momentum: 0.9 });
-      const totals: number[] = [];
-      for (let step = 0; step < 8; step++) {
-        const total = tidy(() => {
-          const l = model.loss(batch);
-          backward(l.total);
-          opt.step();
-          opt.zeroGrad();
-          return l.total;
-        });
-        totals.push((await total.data())[0]);
-        total.dispose();
-      }
-      assert.ok(totals.every(Number.isFinite), `non-finite loss: ${totals}`);
-      assert.ok(
-        totals.at(-1)! < totals[0],
-        `${loss} loss did not fall: ${totals.map((v) => v.toFixed(4))}`,
-      );
-    });
-  }
-});
-
 Deno.test("ATSS: bad input gives clear errors", async () => {
+  const backend = BACKENDS[0];
   const model = new Atss(SMALL.model, { seed: 0, backend });
   assert.throws(
     () => model.forward(tensor(new Float32Array(2 * 64 * 32), [2, 1, 64, 32], { backend })),
@@ -108,68 +83,98 @@ Deno.test("ATSS: bad input gives clear errors", async () => {
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("ATSS: predict on an image with no objects gives typed, empty results", async () => {
-  const model = new Atss(SMALL.model, { seed: 0, backend });
-  model.eval();
-  const blank = tensor(new Float32Array(2 * 3 * 64 * 64), [2, 3, 64, 64], { backend });
-  const results = await model.predict(blank, [[1, 1], [0.5, 0.5]]);
-  assert.equal(results.length, 2);
-  for (const r of results) {
-    assert.ok(
-      r.boxes instanceof Float32Array && r.scores instanceof Float32Array &&
-        r.labels instanceof Int32Array,
-    );
-    assert.equal(r.boxes.length, 4 * r.scores.length);
-    assert.equal(r.scores.length, 0);
-  }
-});
+for (const backend of BACKENDS) {
+  Deno.test(`ATSS: a few steps on one batch lower each loss (${backend.name})`, async (t) => {
+    const batch = await firstBatch(SMALL);
+    for (const loss of ["brs", "focal"] as const) {
+      await t.step(loss, async () => {
+        const model = new Atss({ ...SMALL.model, loss }, { seed: 1, backend });
+        const params = model.parameters().filter((p) => p.requiresGrad);
+        const opt = new SGD(params, { lr: 0.01, momentum: 0.9 });
+        const totals: number[] = [];
+        for (let step = 0; step < 8; step++) {
+          const total = tidy(() => {
+            const l = model.loss(batch);
+            backward(l.total);
+            opt.step();
+            opt.zeroGrad();
+            return l.total;
+          });
+          totals.push((await total.data())[0]);
+          total.dispose();
+        }
+        assert.ok(totals.every(Number.isFinite), `non-finite loss: ${totals}`);
+        assert.ok(
+          totals.at(-1)! < totals[0],
+          `${loss} loss did not fall: ${totals.map((v) => v.toFixed(4))}`,
+        );
+      });
+    }
+  });
 
-Deno.test("ATSS training: checkpoint round trip and resume give the same model", async () => {
-  const dir = await Deno.makeTempDir();
-  const quiet = () => {};
-  const full = await train({
-    config: SMALL,
-    seed: 5,
-    out: join(dir, "full"),
-    backend,
-    evaluate: false,
-    write: quiet,
+  Deno.test(`ATSS: predict on an image with no objects gives typed, empty results (${backend.name})`, async () => {
+    const model = new Atss(SMALL.model, { seed: 0, backend });
+    model.eval();
+    const blank = tensor(new Float32Array(2 * 3 * 64 * 64), [2, 3, 64, 64], { backend });
+    const results = await model.predict(blank, [[1, 1], [0.5, 0.5]]);
+    assert.equal(results.length, 2);
+    for (const r of results) {
+      assert.ok(
+        r.boxes instanceof Float32Array && r.scores instanceof Float32Array &&
+          r.labels instanceof Int32Array,
+      );
+      assert.equal(r.boxes.length, 4 * r.scores.length);
+      assert.equal(r.scores.length, 0);
+    }
   });
-  await train({
-    config: SMALL,
-    seed: 5,
-    out: join(dir, "cut"),
-    backend,
-    evaluate: false,
-    stopAfter: 2,
-    write: quiet,
+
+  Deno.test(`ATSS training: checkpoint round trip and resume give the same model (${backend.name})`, async () => {
+    const dir = await Deno.makeTempDir();
+    const quiet = () => {};
+    const full = await train({
+      config: SMALL,
+      seed: 5,
+      out: join(dir, "full"),
+      backend,
+      evaluate: false,
+      write: quiet,
+    });
+    await train({
+      config: SMALL,
+      seed: 5,
+      out: join(dir, "cut"),
+      backend,
+      evaluate: false,
+      stopAfter: 2,
+      write: quiet,
+    });
+    const resumed = await train({
+      config: SMALL,
+      seed: 5,
+      out: join(dir, "cut"),
+      backend,
+      evaluate: false,
+      resume: true,
+      write: quiet,
+    });
+    assert.equal(full.step, 4);
+    assert.equal(resumed.step, 4);
+    const a = full.model.stateDict(), b = resumed.model.stateDict();
+    for (const [name, t] of a) {
+      assert.deepEqual(await b.get(name)!.data(), await t.data(), `${name} differs after resuming`);
+    }
+    // The checkpoint restores a model that predicts exactly what the trained one does.
+    const restored = new Atss(SMALL.model, { seed: 99, backend });
+    await loadCheckpoint(join(dir, "full", "checkpoint.safetensors"), { model: restored });
+    const batch = await firstBatch(SMALL);
+    full.model.eval();
+    restored.eval();
+    const images = tensor(batch.images, [2, 3, 64, 64], { backend });
+    const p1 = await full.model.predict(images, [[1, 1], [1, 1]]);
+    const p2 = await restored.predict(images, [[1, 1], [1, 1]]);
+    assert.deepEqual(p2, p1);
+    const metrics = (await Deno.readTextFile(join(dir, "cut", "metrics.jsonl"))).trim().split("\n");
+    assert.deepEqual(metrics.map((l) => JSON.parse(l).step), [1, 2, 3, 4]);
+    await Deno.remove(dir, { recursive: true });
   });
-  const resumed = await train({
-    config: SMALL,
-    seed: 5,
-    out: join(dir, "cut"),
-    backend,
-    evaluate: false,
-    resume: true,
-    write: quiet,
-  });
-  assert.equal(full.step, 4);
-  assert.equal(resumed.step, 4);
-  const a = full.model.stateDict(), b = resumed.model.stateDict();
-  for (const [name, t] of a) {
-    assert.deepEqual(await b.get(name)!.data(), await t.data(), `${name} differs after resuming`);
-  }
-  // The checkpoint restores a model that predicts exactly what the trained one does.
-  const restored = new Atss(SMALL.model, { seed: 99, backend });
-  await loadCheckpoint(join(dir, "full", "checkpoint.safetensors"), { model: restored });
-  const batch = await firstBatch(SMALL);
-  full.model.eval();
-  restored.eval();
-  const images = tensor(batch.images, [2, 3, 64, 64], { backend });
-  const p1 = await full.model.predict(images, [[1, 1], [1, 1]]);
-  const p2 = await restored.predict(images, [[1, 1], [1, 1]]);
-  assert.deepEqual(p2, p1);
-  const metrics = (await Deno.readTextFile(join(dir, "cut", "metrics.jsonl"))).trim().split("\n");
-  assert.deepEqual(metrics.map((l) => JSON.parse(l).step), [1, 2, 3, 4]);
-  await Deno.remove(dir, { recursive: true });
-});
+}

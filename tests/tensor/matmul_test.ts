@@ -344,6 +344,13 @@ Deno.test(
       assert.deepEqual([...await c.data()], [0, 0, 0, 0, 0, 0]);
       c.dispose();
     });
+    await t.step("threaded products (over 4M multiply-adds) repeat bit for bit", async () => {
+      const [a, b] = randomPair(native, [300, 200], [200, 260], 77);
+      const first = await matmul(a, b).data();
+      for (let r = 0; r < 3; r++) assert.deepEqual(await matmul(a, b).data(), first);
+      const want = await matmul(...randomPair(CPU, [300, 200], [200, 260], 77)).data();
+      assertClose(first, want, 1e-4, 1e-4);
+    });
     await t.step("f64 operands keep the CPU twin", async () => {
       const a = tensor(new Float64Array([1, 2, 3, 4]), [2, 2], { backend: native });
       const c = matmul(a, a);
