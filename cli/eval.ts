@@ -17,7 +17,7 @@ import { DetectionLoader } from "../data/loader.ts";
 import type { BackendName } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
 import { loadSplits } from "./data_splits.ts";
-import { detectAll } from "./evaluate_model.ts";
+import { classNames, detectAll, lrpScoreThresholds } from "./evaluate_model.ts";
 import {
   type EvalFileOptions,
   evaluateResults,
@@ -25,7 +25,7 @@ import {
   writeEvalOutputs,
 } from "./eval_results.ts";
 import { writeFileAtomic } from "./files.ts";
-import { loadModel } from "./model_io.ts";
+import { loadModel, storeScoreThresholds } from "./model_io.ts";
 
 /** Usage text printed by `--help` and after a bad flag. */
 export const EVAL_USAGE: string = `Usage: deno task eval --gt FILE --dets FILE [options]
@@ -41,6 +41,9 @@ Options:
   --checkpoint FILE  a checkpoint written by deno task train
   --data DIR         with --checkpoint: a COCO-format folder (annotations/instances_val.json, val/)
   --backend NAME     with --checkpoint: webgpu | native | cpu
+  --store-thresholds with --checkpoint: store each class's oLRP-optimal score threshold
+                     in the checkpoint's metadata (rewritten atomically), for deno task
+                     detect; deno task train does this for model_final.safetensors
   --iou-type TYPE    bbox (default) or segm
   --lrp              also compute optimal LRP (tau 0.5)
   --out DIR          write report.json and pr_curves.svg there (default runs/eval)
@@ -60,6 +63,8 @@ export interface CheckpointEvalOptions {
   out?: string;
   /** Also write one precision–recall SVG per category. */
   perCategory?: boolean;
+  /** Store each class's oLRP-optimal score threshold in the checkpoint. */
+  storeThresholds?: boolean;
 }
 
 /** What the command line asks for. */
@@ -94,7 +99,24 @@ export async function evaluateCheckpoint(
     await writeFileAtomic(path, JSON.stringify(detections));
     written.push(path);
   }
-  return { text: [outcome.coco.summary, outcome.lrp!.summary].join("\n"), written };
+  const lines = [outcome.coco.summary, outcome.lrp!.summary];
+  if (options.storeThresholds) {
+    const thresholds = lrpScoreThresholds(splits.valDataset, outcome.lrp!);
+    const names = classNames(splits.valDataset);
+    await storeScoreThresholds(
+      options.checkpoint,
+      thresholds,
+      names,
+      `oLRP-optimal on the val split (tau ${
+        outcome.lrp!.tau
+      }, ${splits.valDataset.images.length} images, deno task eval)`,
+    );
+    lines.push(
+      `Stored oLRP-optimal score thresholds in ${options.checkpoint}: ` +
+        names.map((n, k) => `${n} ${thresholds[k]?.toFixed(3) ?? "none"}`).join(", "),
+    );
+  }
+  return { text: lines.join("\n"), written };
 }
 
 /** Thrown for flags that cannot be used: the CLI prints the usage and exits 2. */
@@ -146,6 +168,7 @@ export function parseEvalArgs(args: string[]): EvalOptions | "help" {
         out: { type: "string" },
         "no-out": { type: "boolean", default: false },
         "per-category": { type: "boolean", default: false },
+        "store-thresholds": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -161,10 +184,11 @@ export function parseEvalArgs(args: string[]): EvalOptions | "help" {
       backend: values.backend,
       out: values["no-out"] ? undefined : values.out ?? "runs/eval",
       perCategory: values["per-category"],
+      storeThresholds: values["store-thresholds"],
     };
   }
-  if (values.data || values.backend) {
-    throw new UsageError("--data and --backend go with --checkpoint");
+  if (values.data || values.backend || values["store-thresholds"]) {
+    throw new UsageError("--data, --backend and --store-thresholds go with --checkpoint");
   }
   if (!values.gt) throw new UsageError("Missing --gt FILE");
   if (!values.dets) throw new UsageError("Missing --dets FILE");

@@ -47,6 +47,51 @@ export async function detectAll(
   return detections;
 }
 
+/**
+ * Each class's LRP-optimal score threshold, in label order (label `k` is the
+ * `k`-th category of `dataset` by ascending id): the score of the last
+ * detection kept where the class's LRP (area all, 100 detections per image)
+ * is lowest, so keeping the detections scoring at or above it gives the
+ * class's oLRP. `null` for a class with no ground truth or no true positive,
+ * where LRP names no threshold.
+ *
+ * @example
+ * ```ts
+ * import { lrpScoreThresholds } from "./evaluate_model.ts";
+ * import { evaluateLrp } from "../eval/coco_eval.ts";
+ * import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const gt: CocoDataset = {
+ *   images: [{ id: 1, width: 10, height: 10, file_name: "a.png" }],
+ *   categories: [{ id: 1, name: "a" }, { id: 2, name: "b" }],
+ *   annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 4, 4], area: 16, iscrowd: 0 }],
+ * };
+ * const dets: CocoDetection[] = [
+ *   { image_id: 1, category_id: 1, bbox: [0, 0, 4, 4], score: 0.6 }, // the true positive
+ *   { image_id: 1, category_id: 1, bbox: [5, 5, 4, 4], score: 0.3 }, // a false positive below it
+ * ];
+ * assert.deepEqual(lrpScoreThresholds(gt, evaluateLrp(gt, dets)), [0.6, null]);
+ * ```
+ *
+ * @param dataset The ground truth the LRP was computed on.
+ * @param lrp Its optimal LRP.
+ * @returns One score or `null` per class.
+ */
+export function lrpScoreThresholds(dataset: CocoDataset, lrp: LrpEvalResult): (number | null)[] {
+  const byId = new Map(lrp.perCategory.map((c) => [c.categoryId, c.threshold[0]]));
+  return new CocoIndex(dataset).categoryIds.map((id) => {
+    const t = byId.get(id);
+    return t !== undefined && t >= 0 && t <= 1 ? t : null;
+  });
+}
+
+/** The names of `dataset`'s categories in label order (ascending id). */
+export function classNames(dataset: CocoDataset): string[] {
+  const index = new CocoIndex(dataset);
+  return index.categoryIds.map((id) => index.categories.get(id)!.name);
+}
+
 /** COCO AP and LRP of `detections` on `dataset`. */
 export function scoreDetections(
   dataset: CocoDataset,

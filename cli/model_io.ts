@@ -1,6 +1,8 @@
 /**
  * Building a detector from a checkpoint: its metadata names the config and
- * the loss it was trained with, and loading validates every tensor.
+ * the loss it was trained with, and loading validates every tensor. The
+ * final checkpoint of a run also carries each class's name and its
+ * oLRP-optimal score threshold (see {@linkcode storeScoreThresholds}).
  *
  * @module
  */
@@ -8,8 +10,20 @@
 import type { DetectorConfig } from "../configs/types.ts";
 import { Atss } from "../detectors/atss.ts";
 import type { Backend } from "../tensor/backend.ts";
-import { loadCheckpoint, loadSafetensors } from "../tensor/safetensors.ts";
+import { encodeSafetensors, loadCheckpoint, loadSafetensors } from "../tensor/safetensors.ts";
 import { applyOverrides, loadConfig } from "./config.ts";
+import { writeFileAtomic } from "./files.ts";
+
+/**
+ * Metadata key of the per-class score thresholds: a JSON array in label
+ * order (label `k` is the `k`-th category by ascending id), a number or
+ * `null` (no threshold) per class.
+ */
+export const SCORE_THRESHOLDS_KEY = "score_thresholds";
+/** Metadata key of the class names: a JSON array of strings in label order. */
+export const CLASS_NAMES_KEY = "class_names";
+/** Metadata key saying where the thresholds come from (free text). */
+export const SCORE_THRESHOLDS_FROM_KEY = "score_thresholds_from";
 
 /** A model restored from a checkpoint, with its configuration. */
 export interface RestoredModel {
@@ -17,8 +31,12 @@ export interface RestoredModel {
   model: Atss;
   /** Its configuration. */
   config: DetectorConfig;
-  /** The checkpoint's metadata (`step`, `seed`, `config`, `loss`). */
+  /** The checkpoint's metadata (`step`, `seed`, `config`, `loss`, ...). */
   metadata: Record<string, string>;
+  /** Score threshold per class (label order; `null`: none), when the checkpoint stores them. */
+  scoreThresholds?: (number | null)[];
+  /** Class names in label order, when the checkpoint stores them. */
+  classNames?: string[];
 }
 
 /**
@@ -43,5 +61,141 @@ export async function loadModel(
   const model = new Atss(config.model, { seed: Number(metadata.seed ?? 0), backend });
   await loadCheckpoint(path, { model });
   model.eval();
-  return { model, config, metadata };
+  const n = config.model.numClasses;
+  return {
+    model,
+    config,
+    metadata,
+    scoreThresholds: scoreThresholdsOf(metadata, n, path),
+    classNames: classNamesOf(metadata, n, path),
+  };
+}
+
+function parseMetadataJson(metadata: Record<string, string>, key: string, path: string): unknown {
+  try {
+    return JSON.parse(metadata[key]);
+  } catch (error) {
+    throw new SyntaxError(
+      `Cannot read "${key}" of checkpoint "${path}": ${(error as Error).message}`,
+    );
+  }
+}
+
+/**
+ * The per-class score thresholds stored in checkpoint metadata, validated.
+ *
+ * @example
+ * ```ts
+ * import { scoreThresholdsOf } from "./model_io.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(scoreThresholdsOf({ score_thresholds: "[0.25,null]" }, 2), [0.25, null]);
+ * assert.equal(scoreThresholdsOf({}, 2), undefined);
+ * assert.throws(() => scoreThresholdsOf({ score_thresholds: "[0.25]" }, 2), RangeError);
+ * ```
+ *
+ * @param metadata A checkpoint's `__metadata__`.
+ * @param numClasses Classes of the model.
+ * @param path The checkpoint, for messages.
+ * @returns One number in `[0, 1]` or `null` per class, or `undefined` when none are stored.
+ * @throws {SyntaxError} When the value is not JSON.
+ * @throws {RangeError} When it is not an array of `numClasses` numbers in `[0, 1]` or nulls.
+ */
+export function scoreThresholdsOf(
+  metadata: Record<string, string>,
+  numClasses: number,
+  path = "<memory>",
+): (number | null)[] | undefined {
+  if (metadata[SCORE_THRESHOLDS_KEY] === undefined) return undefined;
+  const value = parseMetadataJson(metadata, SCORE_THRESHOLDS_KEY, path);
+  if (
+    !Array.isArray(value) || value.length !== numClasses ||
+    !value.every((t) => t === null || (typeof t === "number" && t >= 0 && t <= 1))
+  ) {
+    throw new RangeError(
+      `Checkpoint "${path}": "${SCORE_THRESHOLDS_KEY}" is not ${numClasses} numbers in [0, 1] or nulls`,
+    );
+  }
+  return value;
+}
+
+/**
+ * The class names stored in checkpoint metadata, validated.
+ *
+ * @param metadata A checkpoint's `__metadata__`.
+ * @param numClasses Classes of the model.
+ * @param path The checkpoint, for messages.
+ * @returns `numClasses` names, or `undefined` when none are stored.
+ * @throws {SyntaxError} When the value is not JSON.
+ * @throws {RangeError} When it is not an array of `numClasses` strings.
+ */
+export function classNamesOf(
+  metadata: Record<string, string>,
+  numClasses: number,
+  path = "<memory>",
+): string[] | undefined {
+  if (metadata[CLASS_NAMES_KEY] === undefined) return undefined;
+  const value = parseMetadataJson(metadata, CLASS_NAMES_KEY, path);
+  if (
+    !Array.isArray(value) || value.length !== numClasses ||
+    !value.every((t) => typeof t === "string")
+  ) {
+    throw new RangeError(`Checkpoint "${path}": "${CLASS_NAMES_KEY}" is not ${numClasses} strings`);
+  }
+  return value;
+}
+
+/**
+ * Adds (or replaces) entries of a safetensors file's `__metadata__`, keeping
+ * its tensors and other entries; the file is rewritten atomically.
+ *
+ * @param path A safetensors file.
+ * @param entries Metadata to set.
+ */
+export async function updateCheckpointMetadata(
+  path: string,
+  entries: Readonly<Record<string, string>>,
+): Promise<void> {
+  const file = await loadSafetensors(path);
+  await writeFileAtomic(path, encodeSafetensors(file.tensors, { ...file.metadata, ...entries }));
+}
+
+/**
+ * Stores per-class score thresholds and class names in a checkpoint's
+ * metadata (atomically; see {@linkcode SCORE_THRESHOLDS_KEY}), where
+ * `deno task detect` reads them.
+ *
+ * @example
+ * ```ts ignore
+ * await storeScoreThresholds("runs/a/model_final.safetensors", [0.31, null], ["cat", "dog"],
+ *   "oLRP-optimal on the val split (tau 0.5)");
+ * ```
+ *
+ * @param path A checkpoint.
+ * @param thresholds One threshold in `[0, 1]` or `null` per class, in label order.
+ * @param classNames One name per class, in label order.
+ * @param from Where the thresholds come from, for people reading the metadata.
+ * @throws {RangeError} When the lengths differ or a threshold is outside `[0, 1]`.
+ */
+export async function storeScoreThresholds(
+  path: string,
+  thresholds: readonly (number | null)[],
+  classNames: readonly string[],
+  from: string,
+): Promise<void> {
+  if (thresholds.length !== classNames.length) {
+    throw new RangeError(
+      `Cannot store ${thresholds.length} score thresholds for ${classNames.length} classes`,
+    );
+  }
+  thresholds.forEach((t, k) => {
+    if (t !== null && !(t >= 0 && t <= 1)) {
+      throw new RangeError(`Score threshold ${t} of class ${k} is outside [0, 1]`);
+    }
+  });
+  await updateCheckpointMetadata(path, {
+    [SCORE_THRESHOLDS_KEY]: JSON.stringify(thresholds),
+    [CLASS_NAMES_KEY]: JSON.stringify(classNames),
+    [SCORE_THRESHOLDS_FROM_KEY]: from,
+  });
 }

@@ -2,13 +2,16 @@
  * `deno task train`: trains a detector from a typed config (by default ATSS
  * with BRS on the built-in synthetic data, generated in memory), with a
  * progress line, `metrics.jsonl`, an SVG of the loss curves, atomic
- * safetensors checkpoints, `--resume`, and a COCO/LRP evaluation at the end.
+ * safetensors checkpoints, `--resume`, and a COCO/LRP evaluation at the end
+ * whose per-class oLRP-optimal score thresholds are stored in the final
+ * checkpoint, where `deno task detect` reads them.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { CocoIndex } from "../data/coco.ts";
 import { DetectionLoader } from "../data/loader.ts";
 import type { DetectorConfig } from "../configs/types.ts";
 import { Atss } from "../detectors/atss.ts";
@@ -23,9 +26,10 @@ import { loadCheckpoint, saveCheckpoint } from "../tensor/safetensors.ts";
 import { tidy } from "../tensor/tensor.ts";
 import { applyOverrides, loadConfig } from "./config.ts";
 import { loadSplits } from "./data_splits.ts";
-import { detectAll, scoreDetections } from "./evaluate_model.ts";
+import { classNames, detectAll, lrpScoreThresholds, scoreDetections } from "./evaluate_model.ts";
 import { ensureDir, writeFileAtomic } from "./files.ts";
 import { MetricsWriter, readMetrics } from "./metrics.ts";
+import { storeScoreThresholds } from "./model_io.ts";
 import { Progress } from "./progress.ts";
 import { lossCurvesSvg } from "./svg_chart.ts";
 import { parseFlags, positiveInt } from "./args.ts";
@@ -35,6 +39,9 @@ export const TRAIN_USAGE = `Usage: deno task train [options]
 
 Trains a detector. With no options: ATSS with BRS on the built-in synthetic
 shapes data (generated in memory), then a COCO/LRP evaluation on its val split.
+The run folder gets checkpoint.safetensors (to resume) and, after the evaluation,
+model_final.safetensors with each class's oLRP-optimal score threshold in its
+metadata (deno task detect draws the detections at or above them), and eval.json.
 
 Options:
   --config NAME|FILE   configs/NAME.ts or a .ts file exporting a config (default atss_tiny_shapes)
@@ -79,13 +86,23 @@ export interface TrainResult {
   model: Atss;
   /** Step reached. */
   step: number;
-  /** COCO stats (12 numbers) and oLRP on the val split, when evaluated. */
-  eval?: { stats: number[]; oLRP: number; summary: string };
+  /**
+   * COCO stats (12 numbers), oLRP and each class's oLRP-optimal score
+   * threshold (label order, `null`: none) on the val split, when evaluated.
+   */
+  eval?: {
+    stats: number[];
+    oLRP: number;
+    summary: string;
+    scoreThresholds: (number | null)[];
+    classNames: string[];
+  };
   /** Seconds spent in training steps. */
   trainSeconds: number;
 }
 
 const CHECKPOINT = "checkpoint.safetensors";
+const FINAL = "model_final.safetensors";
 
 /**
  * Trains `options.config` and returns the model (and its evaluation).
@@ -217,10 +234,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   progress.done();
   const result: TrainResult = { model, step, trainSeconds };
   if (step >= settings.iters && options.evaluate !== false) {
-    await writeFileAtomic(
-      join(out, "model_final.safetensors"),
-      await Deno.readFile(checkpointPath),
-    );
+    const finalPath = join(out, FINAL);
+    await writeFileAtomic(finalPath, await Deno.readFile(checkpointPath));
     const valLoader = new DetectionLoader(splits.val, {
       batchSize: settings.batchSize,
       seed,
@@ -231,7 +246,29 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const detections = await detectAll(model, valLoader, splits.valDataset);
       await writeFileAtomic(join(out, "val_detections.json"), JSON.stringify(detections));
       const { coco, lrp } = scoreDetections(splits.valDataset, detections);
-      result.eval = { stats: coco.stats, oLRP: lrp.oLRP, summary: coco.summary };
+      // Each class's oLRP-optimal score threshold goes with the final model, for `detect`.
+      const thresholds = lrpScoreThresholds(splits.valDataset, lrp);
+      const names = classNames(splits.valDataset);
+      await storeScoreThresholds(
+        finalPath,
+        thresholds,
+        names,
+        `oLRP-optimal on the val split (tau ${lrp.tau}, ${splits.valDataset.images.length} images, step ${step})`,
+      );
+      const ids = new CocoIndex(splits.valDataset).categoryIds;
+      const perClass = names.map((name, k) => ({
+        categoryId: ids[k],
+        name,
+        oLRP: lrp.perCategory.find((c) => c.categoryId === ids[k])?.oLRP[0] ?? -1,
+        scoreThreshold: thresholds[k],
+      }));
+      result.eval = {
+        stats: coco.stats,
+        oLRP: lrp.oLRP,
+        summary: coco.summary,
+        scoreThresholds: thresholds,
+        classNames: names,
+      };
       await writeFileAtomic(
         join(out, "eval.json"),
         JSON.stringify(
@@ -241,6 +278,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
             oLRPLoc: lrp.oLRPLoc,
             oLRPFP: lrp.oLRPFP,
             oLRPFN: lrp.oLRPFN,
+            perClass,
             trainSeconds,
           },
           null,
@@ -305,6 +343,11 @@ export async function main(args: string[]): Promise<number> {
     if (result.eval) {
       console.log(result.eval.summary);
       console.log(`oLRP: ${result.eval.oLRP.toFixed(4)}`);
+      const { scoreThresholds, classNames } = result.eval;
+      console.log(
+        `oLRP-optimal score thresholds (stored in ${join(out, FINAL)}): ` +
+          classNames.map((n, k) => `${n} ${scoreThresholds[k]?.toFixed(3) ?? "none"}`).join(", "),
+      );
     }
     return 0;
   } catch (error) {

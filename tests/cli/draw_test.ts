@@ -5,9 +5,15 @@ import {
   detectionsSvg,
   drawBoxes,
   type DrawnBox,
+  drawText,
+  fillRect,
+  GLYPH_HEIGHT,
   type RgbImage,
   strokeRect,
+  textColorOn,
+  textWidth,
   toBase64,
+  upscale,
 } from "../../cli/draw.ts";
 import { decodePng } from "../../data/png.ts";
 import { PALETTE } from "../../cli/svg_chart.ts";
@@ -124,6 +130,123 @@ Deno.test("drawBoxes() copies the image and colours by class", () => {
   assert.deepEqual(px(4, 4), [40, 40, 40]);
   const custom = drawBoxes(img, boxes.slice(1), { thickness: 1, color: () => [1, 2, 3] });
   assert.deepEqual([...custom.data.subarray((2 * 10 + 2) * 3, (2 * 10 + 2) * 3 + 3)], [1, 2, 3]);
+});
+
+/** Rows of `#` (pixel equal to `color`) and `.`. */
+function ascii(img: RgbImage, color: readonly number[]): string[] {
+  return Array.from({ length: img.height }, (_, y) =>
+    Array.from({ length: img.width }, (_, x) => {
+      const o = (y * img.width + x) * img.channels;
+      return color.every((v, c) => img.data[o + c] === v) ? "#" : ".";
+    }).join(""));
+}
+
+Deno.test("drawText() renders the 5x7 font, scaled and clipped", async (t) => {
+  await t.step("glyphs and spacing", () => {
+    const img = blank(textWidth("0.5"), GLYPH_HEIGHT);
+    drawText(img, 0, 0, "0.5", [255, 255, 255]);
+    assert.deepEqual(ascii(img, [255, 255, 255]), [
+      ".###........#####",
+      "#...#.......#....",
+      "#..##.......####.",
+      "#.#.#...........#",
+      "##..#...........#",
+      "#...#..##...#...#",
+      ".###...##....###.",
+    ]);
+  });
+  await t.step("scale 2 doubles every font pixel; RGBA alpha is set", () => {
+    const one = blank(5, 7), two = blank(10, 14, 4);
+    drawText(one, 0, 0, "k", [9, 9, 9]);
+    drawText(two, 0, 0, "k", [9, 9, 9], 2);
+    assert.deepEqual(
+      upscale(one, 2).data.filter((_, i) => i % 3 === 0),
+      two.data.filter((_, i) => i % 4 === 0),
+    );
+    const alpha = two.data.filter((_, i) => i % 4 === 3),
+      red = two.data.filter((_, i) => i % 4 === 0);
+    assert.deepEqual(alpha, red.map((v) => (v === 9 ? 255 : 0)));
+  });
+  await t.step("clipped at the edges; unknown characters draw as ?", () => {
+    const img = blank(4, 4);
+    drawText(img, -2, -3, "é", [1, 1, 1]);
+    const q = blank(5, 7);
+    drawText(q, 0, 0, "?", [1, 1, 1]);
+    assert.deepEqual(
+      ascii(img, [1, 1, 1]),
+      ascii(q, [1, 1, 1]).slice(3).map((r) => r.slice(2) + "."),
+    );
+    assert.throws(() => drawText(img, 0, 0, "a", [1, 1, 1], 0), RangeError);
+  });
+});
+
+Deno.test("upscale() repeats each pixel factor x factor times", () => {
+  const img = blank(3, 2, 4);
+  for (let i = 0; i < img.data.length; i++) img.data[i] = i;
+  const big = upscale(img, 3);
+  assert.equal(big.width, 9);
+  assert.equal(big.height, 6);
+  for (let y = 0; y < 6; y++) {
+    for (let x = 0; x < 9; x++) {
+      const s = (Math.floor(y / 3) * 3 + Math.floor(x / 3)) * 4, o = (y * 9 + x) * 4;
+      assert.deepEqual([...big.data.subarray(o, o + 4)], [...img.data.subarray(s, s + 4)]);
+    }
+  }
+  assert.deepEqual(upscale(img, 1).data, img.data);
+  assert.throws(() => upscale(img, 1.5), RangeError);
+});
+
+Deno.test("drawBoxes() with captions: a tab in the class colour holding the caption", () => {
+  const img = blank(60, 40, 3, 40);
+  const box: DrawnBox = { box: [10, 20, 50, 38], classId: 1, score: 0.5, label: "b" };
+  const out = drawBoxes(img, [box], { captions: true, thickness: 1 });
+  const c = [...classColor(1)];
+  // "b 0.50" is 6 characters: 35 px wide, plus 1 px padding each side; 9 px high, above the box.
+  const tab = ascii(out, c).slice(11, 20).map((r) => r.slice(10, 47));
+  const text = ascii(out, [...textColorOn(classColor(1))]).slice(12, 19).map((r) =>
+    r.slice(11, 46)
+  );
+  for (let y = 0; y < 9; y++) {
+    for (let x = 0; x < 37; x++) {
+      const inText = y >= 1 && y <= 7 && x >= 1 && x <= 35 && text[y - 1][x - 1] === "#";
+      assert.equal(tab[y][x], inText ? "." : "#", `tab pixel (${x}, ${y})`);
+    }
+  }
+  const b = blank(5, 7);
+  drawText(b, 0, 0, "b", [1, 1, 1]);
+  assert.deepEqual(text.map((r) => r.slice(0, 5)), ascii(b, [1, 1, 1]));
+  assert.ok(ascii(out, c)[10].slice(10, 47).includes("."), "nothing above the tab");
+  // Without captions, only outlines (the default).
+  assert.deepEqual(
+    drawBoxes(img, [box], { thickness: 1 }).data.slice(0, 60 * 19 * 3),
+    img.data.slice(0, 60 * 19 * 3),
+  );
+  // A box at the top edge gets its tab inside; one at the right edge is shifted left.
+  const edge = drawBoxes(img, [{ box: [55, 0, 60, 30], classId: 1, label: "xy" }], {
+    captions: true,
+  });
+  const row = ascii(edge, c)[0];
+  assert.equal(row.indexOf("#"), 60 - (textWidth("xy") + 2));
+  assert.throws(() => drawBoxes(img, [box], { captions: true, textScale: 0 }), RangeError);
+  // Two captions of one box do not cover each other: the last one's goes above the box, the
+  // first one's inside its top; scores have 2 significant digits.
+  const twice = drawBoxes(img, [{ ...box, classId: 2, score: 0.0234 }, box], { captions: true });
+  assert.deepEqual(ascii(twice, [...classColor(1)])[11].slice(10, 47), "#".repeat(37));
+  assert.deepEqual(ascii(twice, [...classColor(2)])[20].slice(10, 47 + 6), "#".repeat(43));
+  const small = blank(5, 7);
+  drawText(small, 0, 0, "3", [1, 1, 1]); // "b 0.023": the 7th character
+  const digits = ascii(twice, [...textColorOn(classColor(2))]).slice(21, 28);
+  assert.deepEqual(digits.map((r) => r.slice(11 + 6 * 6, 11 + 6 * 6 + 5)), ascii(small, [1, 1, 1]));
+});
+
+Deno.test("fillRect() and textColorOn()", () => {
+  const img = blank(5, 4, 4, 7);
+  fillRect(img, [-1, 1.4, 2.6, 9], [1, 2, 3]);
+  assert.deepEqual(ascii(img, [1, 2, 3, 255]), [".....", "###..", "###..", "###.."]);
+  fillRect(img, [0, 0, 5, NaN], [1, 2, 3]);
+  assert.equal(ascii(img, [1, 2, 3, 255])[0], ".....");
+  assert.deepEqual(textColorOn([255, 255, 0]), [0, 0, 0]);
+  assert.deepEqual(textColorOn([0x7f, 0x7f, 0x7f]), [255, 255, 255]);
 });
 
 Deno.test("toBase64() agrees with node:buffer", () => {

@@ -1,0 +1,334 @@
+import assert from "node:assert/strict";
+import { join, relative } from "node:path";
+import ATSS_TINY_SHAPES from "../../configs/atss_tiny_shapes.ts";
+import type { DetectorConfig } from "../../configs/types.ts";
+import type { CocoDataset, CocoDetection } from "../../data/coco_types.ts";
+import { decodePng, encodePng } from "../../data/png.ts";
+import {
+  generateShapes,
+  generateShapesSplits,
+  SHAPE_CLASSES,
+  writeShapes,
+} from "../../data/shapes.ts";
+import { Atss } from "../../detectors/atss.ts";
+import { DETECT_USAGE, drawRule, main, selectDetections } from "../../cli/detect.ts";
+import { upscale } from "../../cli/draw.ts";
+import { evaluateCheckpoint } from "../../cli/eval.ts";
+import { lrpScoreThresholds } from "../../cli/evaluate_model.ts";
+import {
+  CLASS_NAMES_KEY,
+  loadModel,
+  SCORE_THRESHOLDS_KEY,
+  storeScoreThresholds,
+} from "../../cli/model_io.ts";
+import { loadSplits } from "../../cli/data_splits.ts";
+import { train } from "../../cli/train.ts";
+import { evaluateLrp } from "../../eval/coco_eval.ts";
+import { cpu } from "../../tensor/device.ts";
+import { loadSafetensors, saveCheckpoint } from "../../tensor/safetensors.ts";
+
+const det = (category_id: number, score: number, image_id = 1): CocoDetection => ({
+  image_id,
+  category_id,
+  bbox: [0, 0, 4, 4],
+  score,
+});
+
+Deno.test("drawRule() uses stored thresholds, falls back, and gives way to flags", async (t) => {
+  const names = ["a", "b", "c"];
+  await t.step("stored per-class thresholds", () => {
+    const warnings: string[] = [];
+    const rule = drawRule([0.2, 0.5, 0.3], names, {}, (m) => warnings.push(m));
+    assert.deepEqual(rule.thresholds, [0.2, 0.5, 0.3]);
+    assert.equal(rule.top, undefined);
+    assert.deepEqual(warnings, []);
+  });
+  await t.step("a class without one takes the highest stored threshold, with a warning", () => {
+    const warnings: string[] = [];
+    const rule = drawRule([0.2, null, 0.3], names, {}, (m) => warnings.push(m));
+    assert.deepEqual(rule.thresholds, [0.2, 0.3, 0.3]);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0], /"b".*0\.300/);
+  });
+  await t.step("no thresholds at all: the top 10, with a warning", () => {
+    for (const stored of [undefined, [null, null, null]]) {
+      const warnings: string[] = [];
+      const rule = drawRule(stored, names, {}, (m) => warnings.push(m));
+      assert.equal(rule.thresholds, undefined);
+      assert.equal(rule.top, 10);
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0], /no score thresholds/);
+    }
+  });
+  await t.step("--score-thr and --top override the stored thresholds", () => {
+    const quiet = () => assert.fail("no warning expected");
+    assert.deepEqual(drawRule([0.2, 0.5, 0.3], names, { scoreThr: 0.4 }, quiet), {
+      thresholds: [0.4, 0.4, 0.4],
+      top: undefined,
+      description: "score >= 0.4",
+    });
+    assert.deepEqual(drawRule(undefined, names, { top: 3 }, quiet), {
+      thresholds: undefined,
+      top: 3,
+      description: "top 3",
+    });
+    assert.deepEqual(drawRule([0.2, 0.5, 0.3], names, { scoreThr: 0, top: 2 }, quiet).top, 2);
+  });
+});
+
+Deno.test("selectDetections() keeps scores at or above their class's threshold", () => {
+  const dets = [det(1, 0.1), det(1, 0.25), det(2, 0.25), det(2, 0.6), det(1, 0.9)];
+  const kept = selectDetections(dets, { thresholds: [0.25, 0.5], description: "" });
+  assert.deepEqual(kept.map((d) => [d.category_id, d.score]), [[1, 0.9], [2, 0.6], [1, 0.25]]);
+  const top = selectDetections(dets, { thresholds: [0, 0], top: 2, description: "" });
+  assert.deepEqual(top.map((d) => d.score), [0.9, 0.6]);
+  assert.equal(selectDetections(dets, { description: "" }).length, 5);
+});
+
+Deno.test("lrpScoreThresholds() is each class's oLRP-optimal score", () => {
+  // Class 1 (label 0): TP 0.9, FP 0.8, TP 0.7, FP 0.2; class 2 has ground truth, no TP;
+  // class 3 has no ground truth.
+  const box = (x: number): [number, number, number, number] => [x, 0, 10, 10];
+  const gt: CocoDataset = {
+    images: [{ id: 1, width: 100, height: 20, file_name: "a.png" }],
+    categories: [{ id: 3, name: "c" }, { id: 1, name: "a" }, { id: 2, name: "b" }],
+    annotations: [
+      { id: 1, image_id: 1, category_id: 1, bbox: box(0), area: 100, iscrowd: 0 },
+      { id: 2, image_id: 1, category_id: 1, bbox: box(20), area: 100, iscrowd: 0 },
+      { id: 3, image_id: 1, category_id: 2, bbox: box(40), area: 100, iscrowd: 0 },
+    ],
+  };
+  const d = (category_id: number, x: number, score: number): CocoDetection => ({
+    image_id: 1,
+    category_id,
+    bbox: box(x),
+    score,
+  });
+  const dets = [d(1, 0, 0.9), d(1, 60, 0.8), d(1, 20, 0.7), d(1, 80, 0.2), d(2, 60, 0.5)];
+  const lrp = evaluateLrp(gt, dets);
+  // LRP after each detection of class 1: 1/2, 2/3, 1/3 (the optimum), 2/4.
+  assert.ok(Math.abs(lrp.perCategory[0].oLRP[0] - 1 / 3) < 1e-12);
+  assert.deepEqual(lrpScoreThresholds(gt, lrp), [0.7, null, null]);
+});
+
+const SHAPES = ATSS_TINY_SHAPES;
+
+/** A random-weight checkpoint of the default config (no thresholds) and two small images. */
+async function setUp(dir: string) {
+  const backend = cpu();
+  const model = new Atss(SHAPES.model, { seed: 3, backend });
+  const checkpoint = join(dir, "random.safetensors");
+  await saveCheckpoint(checkpoint, {
+    model,
+    metadata: { step: 0, seed: 3, config: SHAPES.name, loss: SHAPES.model.loss },
+  });
+  const images = [];
+  for (const [i, size] of [96, 64].entries()) {
+    const image = generateShapes({ numImages: 1, seed: 20 + i, size }).images[0];
+    const path = join(dir, `image${i}.png`);
+    await Deno.writeFile(path, await encodePng(image));
+    images.push({ path, image });
+  }
+  return { checkpoint, images };
+}
+
+/** Runs `detect` in this process; returns its exit code, stdout lines and stderr lines. */
+async function detect(args: string[]) {
+  const out: string[] = [], err: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    return { code: await main([...args, "--backend", "cpu"]), out, err };
+  } finally {
+    Object.assign(console, { log, error });
+  }
+}
+
+const drewCounts = (lines: string[]) => lines.map((l) => Number(l.match(/drew (\d+) of \d+/)![1]));
+
+Deno.test("detect: per-class thresholds from the checkpoint, --score-thr, --top", async (t) => {
+  const dir = await Deno.makeTempDir();
+  const { checkpoint, images } = await setUp(dir);
+  const paths = images.map((i) => i.path);
+  let all: CocoDetection[] = [];
+
+  await t.step("a checkpoint without thresholds draws the top 10 and says so", async () => {
+    const out = join(dir, "plain");
+    const run = await detect(["--checkpoint", checkpoint, "--out", out, ...paths]);
+    assert.equal(run.code, 0, run.err.join("\n"));
+    assert.match(run.err.join("\n"), /stores no score thresholds.*top 10/);
+    assert.deepEqual(drewCounts(run.out), [10, 10]);
+    all = JSON.parse(await Deno.readTextFile(join(out, "detections.json")));
+    assert.ok(all.length > 20, "an untrained head with no score threshold detects plenty");
+    // The pictures are scaled up by a whole factor to at least 512 px, and boxes are drawn.
+    for (const [i, { image }] of images.entries()) {
+      const png = await decodePng(await Deno.readFile(join(out, `image${i}.png`)));
+      const f = Math.ceil(512 / image.width);
+      assert.equal(png.width, image.width * f);
+      assert.equal(png.height, image.height * f);
+      assert.ok(png.width >= 512 && png.width > image.width);
+      assert.notDeepEqual(png.data, upscale(image, f).data);
+    }
+  });
+
+  // Thresholds that cut through the detections: each class's third-best score overall.
+  const thresholds = SHAPE_CLASSES.map((_, k) => {
+    const scores = all.filter((d) => d.category_id === k + 1).map((d) => d.score);
+    return scores.sort((a, b) => b - a)[2] ?? null;
+  });
+  const highest = Math.max(...thresholds.filter((x) => x !== null));
+  const expected = [1, 2].map((id) =>
+    all.filter((d) => d.image_id === id && d.score >= (thresholds[d.category_id - 1] ?? highest))
+      .length
+  );
+
+  await t.step("thresholds stored in the checkpoint are used by default", async () => {
+    await storeScoreThresholds(checkpoint, thresholds, [...SHAPE_CLASSES], "test");
+    const { metadata } = await loadSafetensors(checkpoint);
+    assert.deepEqual(JSON.parse(metadata[SCORE_THRESHOLDS_KEY]), thresholds);
+    assert.equal(metadata.config, SHAPES.name, "the rest of the metadata is kept");
+    const restored = await loadModel(checkpoint, cpu());
+    assert.deepEqual(restored.scoreThresholds, thresholds);
+    const out = join(dir, "stored");
+    const run = await detect(["--checkpoint", checkpoint, "--out", out, ...paths]);
+    assert.equal(run.code, 0, run.err.join("\n"));
+    assert.ok(!run.err.some((l) => l.includes("no score thresholds")));
+    assert.deepEqual(drewCounts(run.out), expected);
+    assert.ok(expected[0] + expected[1] < all.length, "some detections are below");
+    assert.match(run.out[0], /per-class oLRP thresholds/);
+  });
+
+  await t.step("detections below the thresholds are not drawn", async () => {
+    await storeScoreThresholds(checkpoint, SHAPE_CLASSES.map(() => 1), [...SHAPE_CLASSES], "t");
+    const out = join(dir, "none");
+    const run = await detect(["--checkpoint", checkpoint, "--out", out, ...paths]);
+    assert.equal(run.code, 0, run.err.join("\n"));
+    assert.deepEqual(drewCounts(run.out), [0, 0]);
+    for (const [i, { image }] of images.entries()) {
+      const png = await decodePng(await Deno.readFile(join(out, `image${i}.png`)));
+      const big = upscale(image, Math.ceil(512 / image.width));
+      assert.deepEqual(png.data, big.data, "nothing is drawn on the scaled image");
+    }
+  });
+
+  await t.step("--score-thr and --top override the stored thresholds", async () => {
+    const out = join(dir, "flags");
+    const thr = thresholds[0]!;
+    let run = await detect([
+      "--checkpoint",
+      checkpoint,
+      "--out",
+      out,
+      "--score-thr",
+      `${thr}`,
+      ...paths,
+    ]);
+    assert.equal(run.code, 0, run.err.join("\n"));
+    assert.deepEqual(
+      drewCounts(run.out),
+      [1, 2].map((id) => all.filter((d) => d.image_id === id && d.score >= thr).length),
+    );
+    // Relative image paths work as well as absolute ones.
+    const relativePaths = paths.map((p) => relative(Deno.cwd(), p));
+    run = await detect(["--checkpoint", checkpoint, "--out", out, "--top", "3", ...relativePaths]);
+    assert.deepEqual(drewCounts(run.out), [3, 3]);
+    run = await detect([
+      "--checkpoint",
+      checkpoint,
+      "--out",
+      out,
+      "--format",
+      "svg",
+      "--min-size",
+      "0",
+      "--top",
+      "2",
+      paths[1],
+    ]);
+    assert.equal(run.code, 0, run.err.join("\n"));
+    const svg = await Deno.readTextFile(join(out, "image1.svg"));
+    assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"'));
+    assert.equal(svg.split('<g class="det"').length - 1, 2);
+  });
+
+  await t.step("bad flags and --help", async () => {
+    assert.equal(
+      (await detect(["--checkpoint", checkpoint, "--score-thr", "2", paths[0]])).code,
+      1,
+    );
+    assert.equal((await detect(["--checkpoint", checkpoint, "--top", "0", paths[0]])).code, 1);
+    assert.equal((await detect(["--checkpoint", checkpoint, "--max-draw", "3", paths[0]])).code, 2);
+    const help = await detect(["--help"]);
+    assert.equal(help.code, 0);
+    for (const flag of ["--score-thr", "--top", "--min-size", "oLRP"]) {
+      assert.ok(DETECT_USAGE.includes(flag), flag);
+    }
+  });
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("eval --checkpoint --store-thresholds stores them in the checkpoint", async () => {
+  const dir = await Deno.makeTempDir();
+  const { checkpoint } = await setUp(dir);
+  const data = join(dir, "shapes");
+  const { train: trainSplit, val } = generateShapesSplits({ seed: 4, train: 1, val: 3, size: 64 });
+  await writeShapes(data, "train", trainSplit);
+  await writeShapes(data, "val", val);
+  const out = join(dir, "eval");
+  const { text } = await evaluateCheckpoint({
+    checkpoint,
+    data,
+    backend: "cpu",
+    out,
+    storeThresholds: true,
+  });
+  assert.match(text, /Stored oLRP-optimal score thresholds/);
+  const dets = JSON.parse(await Deno.readTextFile(join(out, "detections.json")));
+  const expected = lrpScoreThresholds(val.dataset, evaluateLrp(val.dataset, dets));
+  const restored = await loadModel(checkpoint, cpu());
+  assert.deepEqual(restored.scoreThresholds, expected);
+  assert.deepEqual(restored.classNames, [...SHAPE_CLASSES]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+/** The default model on 64 px images with 2 val images: training stops after 2 steps. */
+const SMALL: DetectorConfig = {
+  ...SHAPES,
+  train: {
+    ...SHAPES.train,
+    batchSize: 2,
+    iters: 2,
+    milestones: [1],
+    warmup: { iters: 1, factor: 0.5 },
+    shortSide: 64,
+    maxSize: 64,
+    checkpointEvery: 2,
+    logEvery: 1,
+  },
+  data: { kind: "shapes", train: 4, val: 2, size: 64, seed: 3 },
+};
+
+Deno.test("train: the final checkpoint stores each class's oLRP threshold", async () => {
+  const dir = await Deno.makeTempDir();
+  const result = await train({ config: SMALL, seed: 1, out: dir, backend: cpu(), write: () => {} });
+  const { metadata } = await loadSafetensors(join(dir, "model_final.safetensors"));
+  const stored = JSON.parse(metadata[SCORE_THRESHOLDS_KEY]);
+  assert.deepEqual(stored, result.eval!.scoreThresholds);
+  assert.equal(stored.length, SHAPE_CLASSES.length);
+  assert.deepEqual(JSON.parse(metadata[CLASS_NAMES_KEY]), [...SHAPE_CLASSES]);
+  assert.equal(metadata.step, "2");
+  // The same thresholds as LRP gives on the saved val detections.
+  const { valDataset } = await loadSplits(SMALL);
+  const dets = JSON.parse(await Deno.readTextFile(join(dir, "val_detections.json")));
+  assert.deepEqual(lrpScoreThresholds(valDataset, evaluateLrp(valDataset, dets)), stored);
+  const report = JSON.parse(await Deno.readTextFile(join(dir, "eval.json")));
+  assert.deepEqual(report.perClass.map((c: { name: string }) => c.name), [...SHAPE_CLASSES]);
+  assert.deepEqual(
+    report.perClass.map((c: { scoreThreshold: number | null }) => c.scoreThreshold),
+    stored,
+  );
+  const resume = await loadSafetensors(join(dir, "checkpoint.safetensors"));
+  assert.equal(resume.metadata[SCORE_THRESHOLDS_KEY], undefined, "only the final model has them");
+  await Deno.remove(dir, { recursive: true });
+});
