@@ -68,7 +68,9 @@ function adapterName(adapter: GPUAdapter): string {
  * Whether an adapter renders in software on the CPU (llvmpipe, lavapipe, SwiftShader, WARP):
  * the adapter says so itself (`isFallbackAdapter`) or its name does.
  */
-export function isSoftwareAdapter(info: { description?: string; isFallbackAdapter?: boolean }) {
+export function isSoftwareAdapter(
+  info: { description?: string; isFallbackAdapter?: boolean },
+): boolean {
   return info.isFallbackAdapter === true ||
     /llvmpipe|lavapipe|softpipe|swiftshader|microsoft basic render|\bwarp\b/i.test(
       info.description ?? "",
