@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { TypedArray } from "../dtype.ts";
 import type { CpuTwin } from "../kernel.ts";
 import type { Sgemm } from "./openblas.ts";
 
@@ -113,6 +114,48 @@ function insideRange(offset: number, sw: number, w: number, wo: number): [number
   return [lo, hi];
 }
 
+/**
+ * One tap of a stride-1 convolution whose output rows are as wide as the input's: the tap's
+ * `ho x w` block of columns is the plane shifted by `yoff` rows and `xoff` columns, so it is one
+ * contiguous copy, after which the rows outside the plane and the columns outside `[lo, hi)` (which
+ * the copy filled from neighbouring rows) are zeroed.
+ */
+function shiftedPlane(
+  x: TypedArray,
+  col: TypedArray,
+  plane: number,
+  out: number,
+  h: number,
+  w: number,
+  ho: number,
+  yoff: number,
+  xoff: number,
+  lo: number,
+  hi: number,
+): void {
+  const oy0 = Math.min(ho, Math.max(0, -yoff)), oy1 = Math.max(oy0, Math.min(ho, h - yoff));
+  zero(col, out, out + oy0 * w);
+  zero(col, out + oy1 * w, out + ho * w);
+  if (oy1 === oy0) return;
+  // Destination [d0, d1) reads x from s0 = d0 + shift, clipped to the plane.
+  const shift = plane + yoff * w + xoff - out;
+  const d0 = Math.max(out + oy0 * w, plane - shift),
+    d1 = Math.min(out + oy1 * w, plane + h * w - shift);
+  if (d1 - d0 >= 256) col.set(x.subarray(d0 + shift, d1 + shift), d0);
+  else for (let i = d0; i < d1; i++) col[i] = x[i + shift];
+  for (let oy = oy0; oy < oy1; oy++) {
+    const row = out + oy * w;
+    for (let i = row; i < row + lo; i++) col[i] = 0;
+    for (let i = row + hi; i < row + w; i++) col[i] = 0;
+  }
+}
+
+/** Zeroes `[from, to)` of `a`: a loop for short runs, where `fill`'s call costs more. */
+function zero(a: TypedArray, from: number, to: number): void {
+  if (to - from >= 64) a.fill(0, from, to);
+  else for (let i = from; i < to; i++) a[i] = 0;
+}
+
 /** `conv.im2col` row by row: each `(image, tap row, output row)` copies one strided run. */
 export const im2colRows: CpuTwin = (inputs, outputs, params) => {
   const x = inputs.x, col = outputs.col;
@@ -127,6 +170,11 @@ export const im2colRows: CpuTwin = (inputs, outputs, params) => {
         for (let kj = 0; kj < kw; kj++) {
           const xoff = kj * dw - pw;
           const [lo, hi] = insideRange(xoff, sw, w, wo);
+          if (sh === 1 && sw === 1 && wo === w) {
+            shiftedPlane(x, col, plane, out, h, w, ho, ki * dh - ph, xoff, lo, hi);
+            out += ho * wo;
+            continue;
+          }
           for (let oy = 0; oy < ho; oy++, out += wo) {
             const y = oy * sh + ki * dh - ph;
             if (y < 0 || y >= h || lo >= hi) {
