@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { TypedArray } from "../dtype.ts";
 import type { CpuTwin } from "../kernel.ts";
 
 type PoolParams = Record<
@@ -110,30 +111,52 @@ const maxPoolGrad: CpuTwin = (ins, outs, params) => {
   }
 };
 
-/** `pool.avg`: the window sum (padding cells count as zeros) over `kh * kw`. */
-const avgPool: CpuTwin = (ins, outs, params) => {
-  const p = params as PoolParams;
-  const x = ins.x, out = outs.out;
-  const { h, w, ho, wo } = p;
-  const [ylo, yhi] = windowBounds(ho, p.kh, p.sh, p.ph, h);
-  const [xlo, xhi] = windowBounds(wo, p.kw, p.sw, p.pw, w);
-  const planes = p.total / (ho * wo), area = p.kh * p.kw;
+/**
+ * `dst[plane, r, c]` = the sum of `src[plane]` (`srcH x srcW`) over rows `[rlo[r], rhi[r])` and
+ * columns `[clo[c], chi[c])`, in increasing order, divided by `area`.
+ */
+function rectangleMeans(
+  src: TypedArray,
+  dst: TypedArray,
+  planes: number,
+  srcH: number,
+  srcW: number,
+  [rlo, rhi]: [Int32Array, Int32Array],
+  [clo, chi]: [Int32Array, Int32Array],
+  area: number,
+): void {
+  const rows = rlo.length, cols = clo.length;
   let o = 0;
   for (let plane = 0; plane < planes; plane++) {
-    const base = plane * h * w;
-    for (let oy = 0; oy < ho; oy++) {
-      const y0 = ylo[oy], y1 = yhi[oy];
-      for (let ox = 0; ox < wo; ox++, o++) {
-        const x0 = xlo[ox], x1 = xhi[ox];
+    const base = plane * srcH * srcW;
+    for (let r = 0; r < rows; r++) {
+      const r0 = rlo[r], r1 = rhi[r];
+      for (let c = 0; c < cols; c++, o++) {
+        const c0 = clo[c], c1 = chi[c];
         let acc = 0;
-        for (let y = y0; y < y1; y++) {
-          const row = base + y * w;
-          for (let xx = x0; xx < x1; xx++) acc += x[row + xx];
+        for (let y = r0; y < r1; y++) {
+          const row = base + y * srcW;
+          for (let xx = c0; xx < c1; xx++) acc += src[row + xx];
         }
-        out[o] = acc / area;
+        dst[o] = acc / area;
       }
     }
   }
+}
+
+/** `pool.avg`: the window sum (padding cells count as zeros) over `kh * kw`. */
+const avgPool: CpuTwin = (ins, outs, params) => {
+  const p = params as PoolParams;
+  rectangleMeans(
+    ins.x,
+    outs.out,
+    p.total / (p.ho * p.wo),
+    p.h,
+    p.w,
+    windowBounds(p.ho, p.kh, p.sh, p.ph, p.h),
+    windowBounds(p.wo, p.kw, p.sw, p.pw, p.w),
+    p.kh * p.kw,
+  );
 };
 
 /**
@@ -142,27 +165,16 @@ const avgPool: CpuTwin = (ins, outs, params) => {
  */
 const avgPoolGrad: CpuTwin = (ins, outs, params) => {
   const p = params as PoolParams;
-  const g = ins.g, dx = outs.dx;
-  const { h, w, ho, wo } = p;
-  const [ylo, yhi] = coverBounds(h, p.kh, p.sh, p.ph, ho);
-  const [xlo, xhi] = coverBounds(w, p.kw, p.sw, p.pw, wo);
-  const planes = p.total / (h * w), area = p.kh * p.kw;
-  let i = 0;
-  for (let plane = 0; plane < planes; plane++) {
-    const base = plane * ho * wo;
-    for (let y = 0; y < h; y++) {
-      const oy0 = ylo[y], oy1 = yhi[y];
-      for (let x = 0; x < w; x++, i++) {
-        const ox0 = xlo[x], ox1 = xhi[x];
-        let acc = 0;
-        for (let oy = oy0; oy < oy1; oy++) {
-          const row = base + oy * wo;
-          for (let ox = ox0; ox < ox1; ox++) acc += g[row + ox];
-        }
-        dx[i] = acc / area;
-      }
-    }
-  }
+  rectangleMeans(
+    ins.g,
+    outs.dx,
+    p.total / (p.h * p.w),
+    p.ho,
+    p.wo,
+    coverBounds(p.h, p.kh, p.sh, p.ph, p.ho),
+    coverBounds(p.w, p.kw, p.sw, p.pw, p.wo),
+    p.kh * p.kw,
+  );
 };
 
 /** For each input position along one axis, the output range `[lo[c], hi[c])` whose windows cover it. */

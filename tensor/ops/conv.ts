@@ -34,10 +34,10 @@
  */
 
 import { needsGrad, record } from "../autograd.ts";
-import { isHostBackend } from "../cpu_backend.ts";
-import type { DType } from "../dtype.ts";
+import { type CpuStorage, isHostBackend } from "../cpu_backend.ts";
+import { type DType, viewAs } from "../dtype.ts";
 import { entryPoint, type Kernel, UNIFORM_WINDOW_FLOATS } from "../kernel.ts";
-import { empty, type Tensor, viewOf } from "../tensor.ts";
+import { empty, type Tensor, tensor, viewOf } from "../tensor.ts";
 import { add, map } from "./elementwise.ts";
 import { backendOf, launch } from "./launch.ts";
 import {
@@ -787,6 +787,23 @@ function forward(
   return { out: out ?? empty([g.n, g.cout, g.ho, g.wo], x.dtype, x.backend), columns };
 }
 
+/**
+ * The weight of the convolution that computes a stride-1 input gradient, on a host backend:
+ * `[C, Cout, kh, kw]` with `out[ci, co, a, b] = weight[co, ci, kh - 1 - a, kw - 1 - b]`.
+ */
+function flippedWeight(weight: Tensor, g: Geometry): Tensor {
+  const w = viewAs((weight.storage as CpuStorage).buffer, weight.dtype, weight.size);
+  const out = weight.dtype === "f64" ? new Float64Array(w.length) : new Float32Array(w.length);
+  const taps = g.kh * g.kw;
+  for (let co = 0; co < g.cout; co++) {
+    for (let ci = 0; ci < g.c; ci++) {
+      const src = (co * g.c + ci) * taps, dst = (ci * g.cout + co) * taps;
+      for (let t = 0; t < taps; t++) out[dst + t] = w[src + taps - 1 - t];
+    }
+  }
+  return tensor(out, [g.c, g.cout, g.kh, g.kw], { backend: weight.backend });
+}
+
 function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
   if (useDirect(gy, g)) {
     const dx = windowGradInput(gy, weight, g);
@@ -815,6 +832,17 @@ function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
     const pa = packMatmulOperand(weight, g.c, g.cout * taps, taps, -1, taps - 1, taps, g.c * taps);
     const dx = forwardPacked(gy, pa, flipped);
     pa.dispose();
+    return dx;
+  }
+  if (
+    g.sh === 1 && g.sw === 1 && g.groups === 1 && padY >= 0 && padX >= 0 && g.n > 0 &&
+    !isPointwise(g) && isHostBackend(gy.backend)
+  ) {
+    // On the host, im2col of gy copies whole planes while col2im adds element by element, and
+    // the product's inner axis is Cout x taps instead of Cout: convolve with the flipped weight.
+    const wflip = flippedWeight(weight, g);
+    const dx = forward(gy, wflip, flipped, false).out;
+    wflip.dispose();
     return dx;
   }
   const cg = g.c / g.groups, og = g.cout / g.groups, hw = g.ho * g.wo;
