@@ -7,7 +7,6 @@
  */
 
 import {
-  emptyResult,
   type RankingLossOptions,
   type RankingLossResult,
   validateRankingInputs,
@@ -35,6 +34,21 @@ export interface FastBucketedOptions extends RankingLossOptions {
    * `O(P log P + B)`) or `"direct"` (double loops, `O(P (P + B))`). They agree to rounding.
    */
   pairwise?: "prefix" | "direct";
+  /**
+   * Most positives accepted (default: no limit). With more, the losses are `NaN` and the
+   * gradient 0, as the ranking ops do past their capacity.
+   */
+  maxPositives?: number;
+}
+
+/** The loss values of one call of a `*Into` loss; the gradient went to the caller's array. */
+export interface FastLossValues {
+  /** `rankingLoss + sortingLoss`. */
+  loss: number;
+  /** Mean ranking error over the positives (BAP: the loss). */
+  rankingLoss: number;
+  /** Mean sorting error over the positives; 0 for BAP. */
+  sortingLoss: number;
 }
 
 interface Prepared {
@@ -43,9 +57,15 @@ interface Prepared {
   proto: { id: Int32Array; size: Float64Array; mean: Float64Array };
   pair: PairwiseSums;
   delta: number;
-  /** `[M]`, bucket id + 1 at every relevant negative, else 0; becomes the gradient. */
-  grad: Float64Array;
+  /**
+   * `[M]`; its first `4 M` bytes hold, as `Int32`, bucket id + 1 at every relevant negative and
+   * 0 elsewhere, which {@linkcode scatterNegatives} turns into the gradient.
+   */
+  grad: Float32Array | Float64Array;
 }
+
+/** Why {@linkcode prepare} found nothing to rank. */
+type Unranked = "no positive" | "nothing to rank" | "too many positives";
 
 function isFloatArray(x: unknown): x is Float32Array | Float64Array {
   return x instanceof Float32Array || x instanceof Float64Array;
@@ -54,42 +74,72 @@ function isFloatArray(x: unknown): x is Float32Array | Float64Array {
 const NO_ENTRIES = new Float64Array(0);
 
 /**
- * Validation, step 1 (sort positives) and step 2 (bucket negatives, prototypes). Typed-array
- * entries are checked during the positives scan (the full validation runs only to report a bad
- * entry); other array-likes are validated up front.
+ * Validation, step 1 (sort positives) and step 2 (bucket negatives, prototypes), writing the
+ * bucket slots into `grad`. Typed-array entries are checked during the scans (the full
+ * validation runs only to report a bad entry); other array-likes are validated up front.
  */
 function prepare(
   name: string,
   logits: ArrayLike<number>,
   targets: ArrayLike<number>,
+  grad: Float32Array | Float64Array,
   options: FastBucketedOptions,
   defaultDelta: number,
-): Prepared | null {
+): Prepared | Unranked {
   const requested = options.delta ?? defaultDelta;
   const typed = isFloatArray(logits) && isFloatArray(targets) &&
     logits.length === targets.length;
   const delta = typed
     ? validateRankingInputs(name, NO_ENTRIES, NO_ENTRIES, requested)
     : validateRankingInputs(name, logits, targets, requested);
-  const { bucketing = "search", pairwise = "prefix" } = options;
-  // Step 1: the P positives, sorted by descending logit; threshold t = min positive - δ.
-  const pos = sortPositives(logits, targets, delta);
-  if (!pos.valid) validateRankingInputs(name, logits, targets, delta); // throws
+  const { bucketing = "search", pairwise = "prefix", maxPositives = Infinity } = options;
+  if (!(grad instanceof Float32Array || grad instanceof Float64Array)) {
+    throw new TypeError(
+      `Cannot compute ${name}: the gradient must be a Float32Array or Float64Array`,
+    );
+  }
+  if (grad.length !== logits.length) {
+    throw new TypeError(
+      `Cannot compute ${name}: the gradient has length ${grad.length} but the logits ${logits.length}`,
+    );
+  }
   if (bucketing !== "search" && bucketing !== "sort") {
     throw new RangeError(`Cannot compute ${name}: unknown bucketing "${bucketing}"`);
   }
   if (pairwise !== "prefix" && pairwise !== "direct") {
     throw new RangeError(`Cannot compute ${name}: unknown pairwise "${pairwise}"`);
   }
-  if (pos.index.length === 0) return null;
+  if (!(maxPositives >= 0) || (maxPositives !== Infinity && !Number.isInteger(maxPositives))) {
+    throw new RangeError(
+      `Cannot compute ${name}: maxPositives ${maxPositives} must be an integer >= 0`,
+    );
+  }
+  // Step 1: the P positives, sorted by descending logit; threshold t = min positive - δ. The
+  // other logits of typed arrays are checked by the bucketing scan, which reads them anyway.
+  const pos = sortPositives(logits, targets, delta, { checkLogits: !typed });
+  const numPos = pos.index.length;
+  if (!pos.valid) validateRankingInputs(name, logits, targets, delta); // throws
+  if (numPos === 0 || numPos > maxPositives) {
+    if (typed) validateRankingInputs(name, logits, targets, delta); // the unchecked logits
+    return numPos === 0 ? "no positive" : "too many positives";
+  }
   // Step 2: each relevant negative joins bucket k = #positives at or above it; counts, sums.
-  const grad = new Float64Array(logits.length);
+  // The bucket slots go, as Int32, into the first 4 M bytes of the gradient's memory.
+  const slots = new Int32Array(grad.buffer, grad.byteOffset, grad.length);
   const buckets = bucketing === "search"
-    ? bucketBySearch(logits, targets, pos, grad)
-    : bucketBySort(logits, targets, pos, grad);
+    ? bucketBySearch(logits, targets, pos, slots)
+    : bucketBySort(logits, targets, pos, slots);
+  if (!buckets.finite) validateRankingInputs(name, logits, targets, delta); // throws
   const proto = bucketPrototypes(buckets);
   const pair = pairwise === "prefix" ? prefixPairwise : directPairwise;
   return { pos, buckets, proto, pair, delta, grad };
+}
+
+/** Fills `grad` for inputs with nothing to rank; returns the loss values. */
+function unranked(why: Unranked, grad: Float32Array | Float64Array): FastLossValues {
+  grad.fill(0);
+  const v = why === "too many positives" ? NaN : 0;
+  return { loss: v, rankingLoss: v, sortingLoss: v };
 }
 
 /**
@@ -120,14 +170,32 @@ function rankingPart(
 }
 
 /**
- * Step 4, negatives: turns the bucket id + 1 that step 2 left in `grad` into the bucket's
- * `u / |P|` (slot 0, everything else, stays 0), in one branch-free pass.
+ * Step 4, negatives: turns the `Int32` bucket id + 1 that step 2 left in `grad`'s memory into
+ * the bucket's `u / |P|` (slot 0, everything else, becomes 0), in one branch-free pass.
  */
-function scatterNegatives(grad: Float64Array, uById: Float64Array, numPos: number): void {
+function scatterNegatives(
+  grad: Float32Array | Float64Array,
+  uById: Float64Array,
+  numPos: number,
+): void {
   const bySlot = new Float64Array(uById.length + 1);
   for (let k = 0; k < uById.length; k++) bySlot[k + 1] = uById[k] / numPos;
-  const m = grad.length;
-  for (let i = 0; i < m; i++) grad[i] = bySlot[grad[i]];
+  const slots = new Int32Array(grad.buffer, grad.byteOffset, grad.length);
+  if (grad instanceof Float32Array) scatterFloat32(slots, grad, bySlot);
+  else scatterFloat64(slots, grad, bySlot);
+}
+
+/** Same memory: entry `i` is read as a slot and written as a gradient. */
+function scatterFloat32(slots: Int32Array, grad: Float32Array, bySlot: Float64Array): void {
+  for (let i = 0; i < grad.length; i++) grad[i] = bySlot[slots[i]];
+}
+
+/**
+ * The slots fill the first half of the gradient's bytes: writing `grad[i]` covers slots `2i`
+ * and `2i + 1`, so the loop runs backwards, where those are already read.
+ */
+function scatterFloat64(slots: Int32Array, grad: Float64Array, bySlot: Float64Array): void {
+  for (let i = grad.length - 1; i >= 0; i--) grad[i] = bySlot[slots[i]];
 }
 
 /**
@@ -135,12 +203,14 @@ function scatterNegatives(grad: Float64Array, uById: Float64Array, numPos: numbe
  * `bucketedRankSortLoss` (official `BucketedRankSort`) in `O(M log P + P log P)` time and
  * `O(M + P)` memory, for inputs up to `1e7` entries (e.g. `Float32Array`).
  *
- * Steps, three passes over the `M` entries in all: (1) one scan collects the positives (and
- * checks typed-array entries), which are then sorted by descending logit, ties by index;
- * (2) one scan over the entries: each relevant negative (target 0, logit `>= min positive - δ`)
- * finds its bucket, the number of positives scoring at or above it (positives first on ties),
- * with an exact `O(1)` grid lookup, adds to that bucket's count, sum, min and max, and leaves
- * bucket id + 1 in the gradient array; prototypes are the means; (3) per positive `rank+`,
+ * Steps, three passes over the `M` entries in all: (1) one scan of the targets collects the
+ * positives (and checks typed-array targets), which are then sorted by descending logit, ties
+ * by index; (2) one scan over the entries (which checks typed-array logits): each relevant
+ * negative (target 0, logit `>= min positive - δ`) finds its bucket, the number of positives
+ * scoring at or above it (positives first on ties), with an exact `O(1)` grid lookup, adds to
+ * that bucket's count and sum, and leaves bucket id + 1, as an `Int32`, in the gradient array's
+ * memory (float32 inputs take a branch-free form of this scan, see `bucketBySearch`);
+ * prototypes are the means; (3) per positive `rank+`,
  * `NFP_b` and the current sorting error by prefix-sum lookups, the IoU-restricted sorting sums by
  * Fenwick sweeps, per bucket the gradient `u_k` by a prefix-sum lookup over the positives;
  * (4) one pass turns each bucket id into `u_k / |P|`, then the positives get
@@ -172,10 +242,45 @@ export function fastBucketedRankSortLoss(
   targets: ArrayLike<number>,
   options: FastBucketedOptions = {},
 ): RankingLossResult {
-  const m = logits?.length;
-  const prep = prepare("fastBucketedRankSortLoss", logits, targets, options, 0.5);
-  if (prep === null) return emptyResult(m);
-  const { pos, pair, delta, grad } = prep;
+  const grad = new Float64Array(lengthOf(logits));
+  return { ...fastBucketedRankSortLossInto(logits, targets, grad, options), grad };
+}
+
+/**
+ * {@linkcode fastBucketedRankSortLoss} writing the gradient into the caller's array, which
+ * need not be zeroed (every entry is written) and must not share memory with the inputs:
+ * repeated calls reuse one buffer (no allocation, no page faults), and a `Float32Array` halves
+ * the traffic of the passes over it (the per-positive and per-bucket sums stay float64; each
+ * gradient entry is rounded once, at the end). The ranking ops use it on the native backend,
+ * with the output tensor's memory.
+ *
+ * @example Into a reused float32 buffer
+ * ```ts
+ * import { fastBucketedRankSortLossInto } from "./bucketed_losses.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const s = new Float32Array([1.8, 1.1, 1.0]);
+ * const grad = new Float32Array(3).fill(NaN);
+ * const r = fastBucketedRankSortLossInto(s, new Float32Array([0, 0, 1]), grad);
+ * assert.ok(Math.abs(r.rankingLoss - 0.791667) < 1e-6);
+ * assert.ok(Math.abs(grad[2] + 0.791667) < 1e-6);
+ * ```
+ *
+ * @param logits Logits `[M]`.
+ * @param targets Targets `[M]`: IoU in `(0, 1]` for positives, 0 negatives, `< 0` ignored.
+ * @param grad Receives the gradient `[M]` (upstream gradient 1).
+ * @param options `delta` (default 0.5), `bucketing`, `pairwise`, `maxPositives`.
+ * @returns The ranking and sorting losses.
+ */
+export function fastBucketedRankSortLossInto(
+  logits: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  grad: Float32Array | Float64Array,
+  options: FastBucketedOptions = {},
+): FastLossValues {
+  const prep = prepare("fastBucketedRankSortLoss", logits, targets, grad, options, 0.5);
+  if (typeof prep === "string") return unranked(prep, grad);
+  const { pos, pair, delta } = prep;
   const numPos = pos.logit.length;
   const { re, rankPos, uById } = rankingPart(prep);
 
@@ -196,7 +301,13 @@ export function fastBucketedRankSortLoss(
   }
   const rankingLoss = sumRe / numPos;
   const sortingLoss = sumSe / numPos;
-  return { loss: rankingLoss + sortingLoss, rankingLoss, sortingLoss, grad };
+  return { loss: rankingLoss + sortingLoss, rankingLoss, sortingLoss };
+}
+
+/** The length of an array-like input, or 0 where it has none (validation reports it). */
+function lengthOf(x: ArrayLike<number>): number {
+  const m = x?.length;
+  return Number.isSafeInteger(m) && m > 0 ? m : 0;
 }
 
 /**
@@ -226,10 +337,30 @@ export function fastBucketedApLoss(
   targets: ArrayLike<number>,
   options: FastBucketedOptions = {},
 ): RankingLossResult {
-  const m = logits?.length;
-  const prep = prepare("fastBucketedApLoss", logits, targets, options, 1);
-  if (prep === null || prep.buckets.relevant === 0) return emptyResult(m);
-  const { pos, grad } = prep;
+  const grad = new Float64Array(lengthOf(logits));
+  return { ...fastBucketedApLossInto(logits, targets, grad, options), grad };
+}
+
+/**
+ * {@linkcode fastBucketedApLoss} writing the gradient into the caller's array (every entry is
+ * written; no memory shared with the inputs), as {@linkcode fastBucketedRankSortLossInto}.
+ *
+ * @param logits Logits `[M]`.
+ * @param targets Targets `[M]`: `> 0` positive, 0 negative, `< 0` ignored.
+ * @param grad Receives the gradient `[M]` (upstream gradient 1).
+ * @param options `delta` (default 1), `bucketing`, `pairwise`, `maxPositives`.
+ * @returns `rankingLoss = loss`, `sortingLoss = 0`.
+ */
+export function fastBucketedApLossInto(
+  logits: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  grad: Float32Array | Float64Array,
+  options: FastBucketedOptions = {},
+): FastLossValues {
+  const prep = prepare("fastBucketedApLoss", logits, targets, grad, options, 1);
+  if (typeof prep === "string") return unranked(prep, grad);
+  if (prep.buckets.relevant === 0) return unranked("nothing to rank", grad);
+  const { pos } = prep;
   const numPos = pos.logit.length;
   const { re, uById } = rankingPart(prep);
   scatterNegatives(grad, uById, numPos);
@@ -239,5 +370,5 @@ export function fastBucketedApLoss(
     sumRe += re[i];
   }
   const rankingLoss = sumRe / numPos;
-  return { loss: rankingLoss, rankingLoss, sortingLoss: 0, grad };
+  return { loss: rankingLoss, rankingLoss, sortingLoss: 0 };
 }

@@ -7,8 +7,11 @@
 
 export {
   fastBucketedApLoss,
+  fastBucketedApLossInto,
   type FastBucketedOptions,
   fastBucketedRankSortLoss,
+  fastBucketedRankSortLossInto,
+  type FastLossValues,
 } from "./bucketed_losses.ts";
 export {
   bucketBySearch,
@@ -19,6 +22,7 @@ export {
   positivesAtOrAbove,
   type SortedPositives,
   sortPositives,
+  type SortPositivesOptions,
 } from "./bucketing.ts";
 export {
   directPairwise,

@@ -17,6 +17,9 @@
  * Cost: `O(M log P)` for the negatives and `O(P log² P)` for the positives; no buffer is larger
  * than `O(M + P)`. Every data-dependent count stays on the device.
  *
+ * On the native backend the bucketed losses skip the pipeline: `native_losses.ts` runs the fast
+ * array functions of `losses/fast` on the tensors' memory, with the same outputs and backward.
+ *
  * @module
  */
 
@@ -70,6 +73,7 @@ import {
   mergeLevelKernel,
   targetBoundsKernel,
 } from "./merge_kernels.ts";
+import { nativeRankingForward, runsNative, scaleInPlace } from "./native_losses.ts";
 import { scanKernel, type ScanOp } from "./prefix_kernels.ts";
 
 /** Options of the ranking-loss ops. */
@@ -86,7 +90,8 @@ export interface RankingOpOptions {
    * Bucketed losses: how each negative finds its bucket. `"search"` (default): binary search
    * among the sorted positives, `O(M log P)`. `"sort"`: the paper's way, a stable sort of all
    * `M` entries (positives first among equal logits), then a running count of positives,
-   * `O(M log M)`. Both give the same buckets, hence the same outputs bit for bit.
+   * `O(M log M)`. Both give the same buckets, hence the same outputs bit for bit (on the
+   * native backend too, whose fast array functions have the same two ways).
    */
   bucketing?: "search" | "sort";
 }
@@ -186,7 +191,8 @@ function bucketsBySort(
 
 /**
  * Runs the forward kernels of loss `kind` on `logits`/`targets` (1-D, same length, f32 on
- * either backend or f64 on the CPU). Returns fresh tensors; nothing is read back.
+ * either backend or f64 on the CPU). Returns fresh tensors; nothing is read back. On the native
+ * backend BRS and BAP run the fast array functions instead (`native_losses.ts`).
  */
 export function rankingForward(
   kind: LossKind,
@@ -196,7 +202,11 @@ export function rankingForward(
   errors?: Tensor,
 ): RankingForward {
   const { delta, pcap } = checkInputs(kind, logits, targets, options);
-  const bySort = options.bucketing === "sort";
+  const { bucketing } = options;
+  if (bucketing !== undefined && bucketing !== "search" && bucketing !== "sort") {
+    throw new RangeError(`${NAMES[kind]}: unknown bucketing "${bucketing}"`);
+  }
+  const bySort = bucketing === "sort";
   if (bySort && kind !== "brs" && kind !== "bap") {
     throw new TypeError(`${NAMES[kind]}: bucketing "sort" applies to the bucketed losses only`);
   }
@@ -212,6 +222,16 @@ export function rankingForward(
     }
   }
   const backend = logits.backend;
+  if (runsNative(kind, backend)) {
+    // The fast array functions on the tensors' memory; `P` above the pipeline's capacity
+    // gives NaN there too.
+    const capacity = Math.min(options.maxPositives ?? logits.size, MAX_POSITIVES);
+    return nativeRankingForward(kind as "brs" | "bap", logits, targets, {
+      delta,
+      bucketing,
+      capacity,
+    }, NAMES[kind]);
+  }
   const f: DType = floatOf(logits);
   const m = logits.size;
   const bucketed = kind === "brs" || kind === "bap";
@@ -542,8 +562,11 @@ export function rankingOp(
         }
         return { outputs, saved: [r.grad] };
       },
-      // The tape runs each backward once: the stored gradient is released here.
+      // The tape runs each backward once: the stored gradient is released here, or, on the
+      // native backend, scaled in place and handed on (no [M] buffer allocated).
       backward: ([gRank], [grad]) => {
+        const scaled = gRank && runsNative(kind, grad.backend) ? scaleInPlace(grad, gRank) : null;
+        if (scaled) return [scaled, null];
         const out = gRank ? mul(grad, gRank) : null;
         grad.dispose();
         return [out, null];

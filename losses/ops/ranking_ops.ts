@@ -1,8 +1,10 @@
 /**
- * The ranking losses as autograd ops on tensors (GPU or CPU backend): Rank & Sort, bucketed
- * Rank & Sort, AP (official interpolated form) and bucketed AP. Each computes its loss values
- * and error-driven gradient in one forward pass of kernels with no readback; `backward` scales
- * the stored gradient by the upstream gradient of the ranking output.
+ * The ranking losses as autograd ops on tensors (GPU, native or CPU backend): Rank & Sort,
+ * bucketed Rank & Sort, AP (official interpolated form) and bucketed AP. Each computes its loss
+ * values and error-driven gradient in one forward pass of kernels with no readback; `backward`
+ * scales the stored gradient by the upstream gradient of the ranking output. On the native
+ * backend the bucketed losses run the fast array functions of `losses/fast` on the tensors'
+ * memory instead of the kernels (same outputs; see `native_losses.ts`).
  *
  * @module
  */
