@@ -1,12 +1,13 @@
 /**
  * Prints a markdown table of matmul and conv2d throughput (GFLOP/s) on the
- * WebGPU backend: `deno run --allow-read --allow-env bench/matmul_conv_table.ts`.
+ * WebGPU backend (`--backend native` or `cpu` for the others):
+ * `deno run -A bench/matmul_conv_table.ts [--backend webgpu|native|cpu]`.
  *
  * Each row is timed after one warm-up run (so compile time is excluded), as
  * the mean of `--repeat` runs ended by `backend.sync()`. The `path` column
  * compares, in the same run, the default choice (`auto`: packed uniform-window
  * products on llvmpipe) with the storage-buffer kernels (`storage`); pick with
- * `--paths auto,storage`.
+ * `--paths auto,storage` (WebGPU only).
  *
  * @module
  */
@@ -14,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { backward } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
-import { webgpu } from "../tensor/device.ts";
+import { cpu, native, webgpu } from "../tensor/device.ts";
 import { conv2d, setConvUniformPath } from "../tensor/ops/conv.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
 import { type Tensor, tensor, tidy } from "../tensor/tensor.ts";
@@ -39,10 +40,12 @@ if (import.meta.main) {
       repeat: { type: "string", default: "2" },
       sizes: { type: "string", default: "256,512,1024" },
       paths: { type: "string", default: "auto,storage" },
+      backend: { type: "string", default: "webgpu" },
     },
   });
   const repeat = Number(values.repeat);
-  const backend = await webgpu();
+  const name = values.backend;
+  const backend = name === "native" ? native() : name === "cpu" ? cpu() : await webgpu();
   console.log(`Adapter: ${backend.description}\n`);
   console.log("| op | shape | path | ms | GFLOP/s |");
   console.log("| --- | --- | --- | ---: | ---: |");
@@ -50,7 +53,10 @@ if (import.meta.main) {
     console.log(
       `| ${op} | ${shape} | ${tile} | ${ms.toFixed(1)} | ${(flops / ms / 1e6).toFixed(2)} |`,
     );
-  const paths = values.paths!.split(",").map((p) => p === "auto");
+  // The path choice exists on WebGPU only; host backends have one path.
+  const paths = backend.name === "webgpu"
+    ? values.paths!.split(",").map((p) => p === "auto")
+    : [true];
   const product = async (m: number, k: number, n: number) => {
     const a = tensor(random(m * k), [m, k], { backend });
     const b = tensor(random(k * n), [k, n], { backend });
