@@ -1,6 +1,7 @@
 /**
  * **brl**: bucketed ranking-based losses for object detection, on Deno's
- * WebGPU, with its own WGSL tensor kernels, autograd and a CPU twin.
+ * WebGPU, with its own WGSL tensor kernels, autograd and a CPU twin, and a
+ * native backend (OpenBLAS through FFI) for machines without a GPU.
  *
  * - Engine: {@linkcode tensor}, ops such as {@linkcode matmul} and
  *   {@linkcode conv2d}, {@linkcode backward}, `nn` layers, {@linkcode SGD} and
@@ -14,8 +15,9 @@
  * - Evaluation: {@linkcode evaluateCoco} (as pycocotools) and {@linkcode evaluateLrp}.
  * - Detectors: {@linkcode Atss} with its configs, trained by {@linkcode train}.
  *
- * Call {@linkcode initBackend} once to pick WebGPU (or the CPU where no
- * adapter exists); tensors are then created on it by default.
+ * Call {@linkcode initBackend} once to pick a backend (WebGPU on a hardware
+ * adapter, else native, else WebGPU on a software adapter, else the CPU);
+ * tensors are then created on it by default.
  *
  * @example Gradients on whichever backend is available
  * ```ts
