@@ -141,7 +141,7 @@ function shiftedPlane(
   const shift = plane + yoff * w + xoff - out;
   const d0 = Math.max(out + oy0 * w, plane - shift),
     d1 = Math.min(out + oy1 * w, plane + h * w - shift);
-  if (d1 - d0 >= 256) col.set(x.subarray(d0 + shift, d1 + shift), d0);
+  if (d1 - d0 >= 32) col.set(x.subarray(d0 + shift, d1 + shift), d0);
   else for (let i = d0; i < d1; i++) col[i] = x[i + shift];
   for (let oy = oy0; oy < oy1; oy++) {
     const row = out + oy * w;
@@ -156,43 +156,82 @@ function zero(a: TypedArray, from: number, to: number): void {
   else for (let i = from; i < to; i++) a[i] = 0;
 }
 
-/** `conv.im2col` row by row: each `(image, tap row, output row)` copies one strided run. */
+/**
+ * `conv.im2col`. A stride-1 tap of a convolution whose output rows are at least 32 wide and as wide
+ * as the input's is one shifted copy of the plane ({@linkcode shiftedPlane}); otherwise each
+ * plane is first copied into a zero-padded scratch plane covering every tap's reach, so that each
+ * output row of each tap is a bounds-free strided read of it.
+ */
 export const im2colRows: CpuTwin = (inputs, outputs, params) => {
   const x = inputs.x, col = outputs.col;
   const { total, b0, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo } = params as Geometry;
   const hw = ho * wo, rows = c * kh * kw;
   const images = total / (hw * rows);
+  const shifted = sh === 1 && sw === 1 && wo === w && w >= 8;
+  // The padded plane spans input rows [-ph, hp - ph) and columns [-pw, wp - pw).
+  const hp = (ho - 1) * sh + (kh - 1) * dh + 1, wp = (wo - 1) * sw + (kw - 1) * dw + 1;
+  const padded = shifted
+    ? null
+    : x instanceof Float64Array
+    ? new Float64Array(hp * wp)
+    : new Float32Array(hp * wp);
   let out = 0;
   for (let b = 0; b < images; b++) {
     for (let ci = 0; ci < c; ci++) {
       const plane = ((b0 + b) * c + ci) * h * w;
+      if (padded) {
+        fillPadded(x, plane, h, w, padded, hp, wp, ph, pw);
+        for (let ki = 0; ki < kh; ki++) {
+          for (let kj = 0; kj < kw; kj++) {
+            for (let oy = 0; oy < ho; oy++, out += wo) {
+              const src = (oy * sh + ki * dh) * wp + kj * dw;
+              if (sw === 1) { for (let ox = 0; ox < wo; ox++) col[out + ox] = padded[src + ox]; }
+              else for (let ox = 0; ox < wo; ox++) col[out + ox] = padded[src + ox * sw];
+            }
+          }
+        }
+        continue;
+      }
       for (let ki = 0; ki < kh; ki++) {
         for (let kj = 0; kj < kw; kj++) {
           const xoff = kj * dw - pw;
-          const [lo, hi] = insideRange(xoff, sw, w, wo);
-          if (sh === 1 && sw === 1 && wo === w) {
-            shiftedPlane(x, col, plane, out, h, w, ho, ki * dh - ph, xoff, lo, hi);
-            out += ho * wo;
-            continue;
-          }
-          for (let oy = 0; oy < ho; oy++, out += wo) {
-            const y = oy * sh + ki * dh - ph;
-            if (y < 0 || y >= h || lo >= hi) {
-              for (let ox = 0; ox < wo; ox++) col[out + ox] = 0;
-              continue;
-            }
-            for (let ox = 0; ox < lo; ox++) col[out + ox] = 0;
-            const src = plane + y * w + xoff;
-            if (sw === 1 && hi - lo >= 64) col.set(x.subarray(src + lo, src + hi), out + lo);
-            else if (sw === 1) { for (let ox = lo; ox < hi; ox++) col[out + ox] = x[src + ox]; }
-            else for (let ox = lo; ox < hi; ox++) col[out + ox] = x[src + ox * sw];
-            for (let ox = hi; ox < wo; ox++) col[out + ox] = 0;
-          }
+          const [lo, hi] = insideRange(xoff, 1, w, wo);
+          shiftedPlane(x, col, plane, out, h, w, ho, ki * dh - ph, xoff, lo, hi);
+          out += ho * wo;
         }
       }
     }
   }
 };
+
+/**
+ * Copies plane `x[plane .. plane + h w)` into `padded` (`hp x wp`), shifted by `(ph, pw)`, with
+ * zeros wherever the plane does not reach.
+ */
+function fillPadded(
+  x: TypedArray,
+  plane: number,
+  h: number,
+  w: number,
+  padded: TypedArray,
+  hp: number,
+  wp: number,
+  ph: number,
+  pw: number,
+): void {
+  const x0 = Math.max(0, pw), x1 = Math.min(wp, w + pw);
+  for (let py = 0; py < hp; py++) {
+    const y = py - ph, row = py * wp;
+    if (y < 0 || y >= h || x0 >= x1) {
+      for (let px = 0; px < wp; px++) padded[row + px] = 0;
+      continue;
+    }
+    for (let px = 0; px < x0; px++) padded[row + px] = 0;
+    const src = plane + y * w - pw;
+    for (let px = x0; px < x1; px++) padded[row + px] = x[src + px];
+    for (let px = x1; px < wp; px++) padded[row + px] = 0;
+  }
+}
 
 /** `conv.col2im` as the scatter of {@linkcode im2colRows}: each column run is added back. */
 export const col2imRows: CpuTwin = (inputs, outputs, params) => {
