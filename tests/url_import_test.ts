@@ -3,7 +3,7 @@ import { extname, join, normalize } from "node:path";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-Deno.test("mod.ts works when imported by URL with no import map", async () => {
+Deno.test("mod.ts works when imported by URL with no import map or permissions", async () => {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
     const path = normalize(decodeURIComponent(new URL(req.url).pathname));
     if (path.includes("..")) return new Response("forbidden", { status: 403 });
@@ -21,7 +21,7 @@ Deno.test("mod.ts works when imported by URL with no import map", async () => {
     await Deno.writeTextFile(
       join(dir, "main.ts"),
       `import { add, initBackend, sum, tensor } from "http://127.0.0.1:${port}/mod.ts";
-await initBackend("cpu");
+await initBackend();
 console.log((await sum(add(tensor([1, 2, 3]), 1)).data())[0]);`,
     );
     const out = await new Deno.Command(Deno.execPath(), {
@@ -34,6 +34,10 @@ console.log((await sum(add(tensor([1, 2, 3]), 1)).data())[0]);`,
     const stderr = new TextDecoder().decode(out.stderr);
     assert.equal(out.code, 0, stderr);
     assert.equal(new TextDecoder().decode(out.stdout).trim(), "9");
+    // No --allow-ffi: the automatic choice falls back with one line instead of failing.
+    const lines = stderr.split("\n").filter((line) => line.startsWith("brl: "));
+    assert.equal(lines.length, 1, stderr);
+    assert.match(lines[0], /brl: backend (webgpu|cpu): .*(FFI is not permitted|hardware WebGPU)/);
   } finally {
     await server.shutdown();
     await Deno.remove(dir, { recursive: true });

@@ -14,7 +14,7 @@ import { composeSchedules, cosineSchedule, linearWarmup } from "../../tensor/opt
 import { SGD } from "../../tensor/optim/sgd.ts";
 import { Rng } from "../../tensor/rng.ts";
 import { type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
-import { CPU, GPU, gpuBackend } from "./helpers.ts";
+import { CPU, GPU, gpuBackend, NATIVE, nativeBackend } from "./helpers.ts";
 
 const SIZE = 8;
 const CLASSES = 4;
@@ -117,3 +117,19 @@ Deno.test("a small conv net learns a toy task on WebGPU", { ignore: !GPU }, asyn
     assert.ok(last < first / 10, `loss fell from ${first} to ${last}`);
   });
 });
+
+Deno.test(
+  "a small conv net learns a toy task on the native backend",
+  { ignore: !NATIVE },
+  async (t) => {
+    const native = NATIVE ? nativeBackend() : CPU;
+    await t.step("GroupNorm + AdamW", async () => {
+      const [first, last] = await train(native, "group", adamw, 60, 0.02);
+      assert.ok(last < first / 10, `loss fell from ${first} to ${last}`);
+    });
+    await t.step("BatchNorm2d + SGD with momentum and clipping", async () => {
+      const [first, last] = await train(native, "batch", sgd, 60, 0.1);
+      assert.ok(last < first / 10, `loss fell from ${first} to ${last}`);
+    });
+  },
+);
