@@ -150,9 +150,9 @@ export {
   xywhToXyxy,
   xyxyToCxcywh,
   xyxyToXywh,
-} from "./detectors/box_ops.ts";
-export { DeltaXywhCoder, type DeltaXywhCoderOptions } from "./detectors/box_coder.ts";
-export { batchedNms, batchedNmsHost, type NmsOptions, type NmsResult } from "./detectors/nms.ts";
+} from "./boxes/box_ops.ts";
+export { DeltaXywhCoder, type DeltaXywhCoderOptions } from "./boxes/coder.ts";
+export { batchedNms, batchedNmsHost, type NmsOptions, type NmsResult } from "./boxes/nms.ts";
 export {
   denseDetections,
   type DenseLevel,

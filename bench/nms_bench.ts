@@ -11,7 +11,7 @@
 import type { Backend } from "../tensor/backend.ts";
 import { cpu, hasGpu, webgpu } from "../tensor/device.ts";
 import { type Tensor, tensor } from "../tensor/tensor.ts";
-import { batchedNms, batchedNmsHost } from "../detectors/nms.ts";
+import { batchedNms, batchedNmsHost } from "../boxes/nms.ts";
 import { uniform } from "./inputs.ts";
 
 /** Detector-like candidates: boxes jittered around 50 objects in an 800 x 800 image. */

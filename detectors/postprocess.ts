@@ -31,8 +31,8 @@ import { div, sigmoid } from "../tensor/ops/elementwise.ts";
 import { backendOf, expectDtype, launch } from "../tensor/ops/launch.ts";
 import { topk } from "../tensor/ops/sort.ts";
 import { empty, type Tensor, tensor, tidy, viewOf } from "../tensor/tensor.ts";
-import { DeltaXywhCoder } from "./box_coder.ts";
-import { batchedNms } from "./nms.ts";
+import { DeltaXywhCoder } from "../boxes/coder.ts";
+import { batchedNms } from "../boxes/nms.ts";
 
 const WORKGROUP = 64;
 

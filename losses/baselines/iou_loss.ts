@@ -15,7 +15,7 @@ import {
   alignedOverlapGrad,
   alignedOverlapRaw,
   checkAlignedBoxes,
-} from "../../detectors/box_ops.ts";
+} from "../../boxes/box_ops.ts";
 import {
   checkAvgFactor,
   checkReduction,

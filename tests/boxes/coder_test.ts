@@ -3,7 +3,7 @@ import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import { sum } from "../../tensor/ops/reduce.ts";
 import { tensor } from "../../tensor/tensor.ts";
-import { DEFAULT_MAX_RATIO, DeltaXywhCoder } from "../../detectors/box_coder.ts";
+import { DEFAULT_MAX_RATIO, DeltaXywhCoder } from "../../boxes/coder.ts";
 import {
   assertClose,
   boxRows,

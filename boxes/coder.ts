@@ -190,7 +190,7 @@ ${body}
  *
  * @example Round trip
  * ```ts
- * import { DeltaXywhCoder } from "./box_coder.ts";
+ * import { DeltaXywhCoder } from "./coder.ts";
  * import { tensor } from "../tensor/tensor.ts";
  * const coder = new DeltaXywhCoder();
  * const anchors = tensor([[0, 0, 10, 10]]);

@@ -7,7 +7,7 @@ import {
   NMS_LOOP_BUDGET,
   type NmsOptions,
   suppressRowsPerDispatch,
-} from "../../detectors/nms.ts";
+} from "../../boxes/nms.ts";
 import { CPU, GPU, gpuBackend, poisonPool, randomArray } from "../tensor/helpers.ts";
 
 interface Case {

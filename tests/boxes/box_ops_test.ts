@@ -10,7 +10,7 @@ import {
   xywhToXyxy,
   xyxyToCxcywh,
   xyxyToXywh,
-} from "../../detectors/box_ops.ts";
+} from "../../boxes/box_ops.ts";
 import {
   assertClose,
   boxRows,
