@@ -145,12 +145,12 @@ export {
   type BboxOverlapsOptions,
   boxIou,
   cxcywhToXyxy,
-  type OverlapMode,
   type OverlapOptions,
   xywhToXyxy,
   xyxyToCxcywh,
   xyxyToXywh,
 } from "./boxes/box_ops.ts";
+export { type OverlapMode } from "./boxes/iou.ts";
 export { DeltaXywhCoder, type DeltaXywhCoderOptions } from "./boxes/coder.ts";
 export { batchedNms, batchedNmsHost, type NmsOptions, type NmsResult } from "./boxes/nms.ts";
 export {

@@ -16,13 +16,10 @@ import type { DType } from "../tensor/dtype.ts";
 import { entryPoint, type Kernel, type ParamType } from "../tensor/kernel.ts";
 import { backendOf, expectDtype, launch, launchInto } from "../tensor/ops/launch.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
+import { MODE_ID, overlapHost, type OverlapMode, overlapParts, WGSL_OVERLAP } from "./iou.ts";
 
 const WORKGROUP = 64;
-
-/** What an overlap measures: intersection over union, over the first box's area, or GIoU. */
-export type OverlapMode = "iou" | "iof" | "giou";
-
-const MODE_ID: Record<OverlapMode, number> = { iou: 0, iof: 1, giou: 2 };
+const MODE_NAME = ["iou", "iof", "giou"] as const;
 
 /** Throws a `TypeError` naming `op` unless `t` is a float tensor of shape `[..., 4]`. */
 export function checkBoxes(op: string, t: Tensor, name = "boxes"): void {
@@ -191,48 +188,6 @@ export function cxcywhToXyxy(boxes: Tensor): Tensor {
 
 const pairwiseKernels = new Map<DType, Kernel>();
 
-/** Overlap of two xyxy boxes (plain JS, float64): the CPU twins' shared formula. */
-export function overlapHost(
-  a: ArrayLike<number>,
-  i: number,
-  b: ArrayLike<number>,
-  j: number,
-  mode: OverlapMode,
-  eps = 1e-6,
-): number {
-  const ax1 = a[4 * i], ay1 = a[4 * i + 1], ax2 = a[4 * i + 2], ay2 = a[4 * i + 3];
-  const bx1 = b[4 * j], by1 = b[4 * j + 1], bx2 = b[4 * j + 2], by2 = b[4 * j + 3];
-  const areaA = (ax2 - ax1) * (ay2 - ay1);
-  const areaB = (bx2 - bx1) * (by2 - by1);
-  const iw = Math.max(Math.min(ax2, bx2) - Math.max(ax1, bx1), 0);
-  const ih = Math.max(Math.min(ay2, by2) - Math.max(ay1, by1), 0);
-  const inter = iw * ih;
-  const union = Math.max(mode === "iof" ? areaA : areaA + areaB - inter, eps);
-  const iou = inter / union;
-  if (mode !== "giou") return iou;
-  const ew = Math.max(Math.max(ax2, bx2) - Math.min(ax1, bx1), 0);
-  const eh = Math.max(Math.max(ay2, by2) - Math.min(ay1, by1), 0);
-  const enclose = Math.max(ew * eh, eps);
-  return iou - (enclose - union) / enclose;
-}
-
-const WGSL_OVERLAP = /* wgsl */ `
-fn overlap(a: vec4<f32>, b: vec4<f32>, mode: u32, eps: f32) -> f32 {
-  let area_a = (a.z - a.x) * (a.w - a.y);
-  let area_b = (b.z - b.x) * (b.w - b.y);
-  let iw = max(min(a.z, b.z) - max(a.x, b.x), 0.0);
-  let ih = max(min(a.w, b.w) - max(a.y, b.y), 0.0);
-  let inter = iw * ih;
-  let uni = max(select(area_a + area_b - inter, area_a, mode == 1u), eps);
-  let iou = inter / uni;
-  if (mode != 2u) { return iou; }
-  let ew = max(max(a.z, b.z) - min(a.x, b.x), 0.0);
-  let eh = max(max(a.w, b.w) - min(a.y, b.y), 0.0);
-  let enclose = max(ew * eh, eps);
-  return iou - (enclose - uni) / enclose;
-}
-`;
-
 function pairwiseKernel(dtype: DType): Kernel {
   let kernel = pairwiseKernels.get(dtype);
   if (kernel) return kernel;
@@ -253,10 +208,11 @@ ${entryPoint(WORKGROUP)}
 }`,
     cpu(ins, outs, p) {
       const { n, m, mode, eps } = p as Record<string, number>;
-      const modeName = (["iou", "iof", "giou"] as const)[mode];
       const out = outs.out;
       for (let r = 0; r < n; r++) {
-        for (let c = 0; c < m; c++) out[r * m + c] = overlapHost(ins.a, r, ins.b, c, modeName, eps);
+        for (let c = 0; c < m; c++) {
+          out[r * m + c] = overlapHost(ins.a, r, ins.b, c, MODE_NAME[mode], eps);
+        }
       }
     },
   };
@@ -355,32 +311,32 @@ function alignedRow(
   ga: { [k: number]: number } | null,
   gb: { [k: number]: number } | null,
 ): number {
-  const o = 4 * r;
-  const ax1 = a[o], ay1 = a[o + 1], ax2 = a[o + 2], ay2 = a[o + 3];
-  const bx1 = b[o], by1 = b[o + 1], bx2 = b[o + 2], by2 = b[o + 3];
-  const aw = ax2 - ax1, ah = ay2 - ay1, bw = bx2 - bx1, bh = by2 - by1;
-  const areaA = aw * ah, areaB = bw * bh;
-  const iwr = Math.min(ax2, bx2) - Math.max(ax1, bx1);
-  const ihr = Math.min(ay2, by2) - Math.max(ay1, by1);
-  const iw = Math.max(iwr, 0), ih = Math.max(ihr, 0);
-  const inter = iw * ih;
-  const ur = mode === 1 ? areaA : areaA + areaB - inter;
-  const union = Math.max(ur, eps);
-  const iou = inter / union;
-  let v = iou;
-  let ewr = 0, ehr = 0, ew = 0, eh = 0, er = 0, enclose = 1;
-  if (mode === 2) {
-    ewr = Math.max(ax2, bx2) - Math.min(ax1, bx1);
-    ehr = Math.max(ay2, by2) - Math.min(ay1, by1);
-    ew = Math.max(ewr, 0);
-    eh = Math.max(ehr, 0);
-    er = ew * eh;
-    enclose = Math.max(er, eps);
-    v = iou - (enclose - union) / enclose;
-  }
+  const {
+    aw,
+    ah,
+    bw,
+    bh,
+    iwr,
+    ihr,
+    iw,
+    ih,
+    inter,
+    ur,
+    union,
+    ewr,
+    ehr,
+    ew,
+    eh,
+    er,
+    enclose,
+    value: v,
+  } = overlapParts(a, r, b, r, MODE_NAME[mode], eps);
   const vc = Math.max(v, floor);
   const out = kind === 0 ? v : kind === 1 ? 1 - vc : -Math.log(vc);
   if (g === null || !ga || !gb) return out;
+  const o = 4 * r;
+  const ax1 = a[o], ay1 = a[o + 1], ax2 = a[o + 2], ay2 = a[o + 3];
+  const bx1 = b[o], by1 = b[o + 1], bx2 = b[o + 2], by2 = b[o + 3];
   const pass = v > floor ? 1 : 0;
   const dv = kind === 0 ? g : kind === 1 ? -g * pass : -g / vc * pass;
   let gUnion = -dv * inter / (union * union);
@@ -501,41 +457,25 @@ ${entryPoint(WORKGROUP)}
   let ah = pa.w - pa.y;
   let bw = pb.z - pb.x;
   let bh = pb.w - pb.y;
-  let area_a = aw * ah;
-  let area_b = bw * bh;
-  let iwr = min(pa.z, pb.z) - max(pa.x, pb.x);
-  let ihr = min(pa.w, pb.w) - max(pa.y, pb.y);
-  let iw = max(iwr, 0.0);
-  let ih = max(ihr, 0.0);
-  let inter = iw * ih;
-  let ur = select(area_a + area_b - inter, area_a, p.mode == 1u);
-  let uni = max(ur, p.eps);
-  var v = inter / uni;
-  let ewr = max(pa.z, pb.z) - min(pa.x, pb.x);
-  let ehr = max(pa.w, pb.w) - min(pa.y, pb.y);
-  let ew = max(ewr, 0.0);
-  let eh = max(ehr, 0.0);
-  let er = ew * eh;
-  let enclose = max(er, p.eps);
-  if (p.mode == 2u) { v = v - (enclose - uni) / enclose; }
-  let vc = max(v, p.floor);
-  let pass_ = select(0.0, 1.0, v > p.floor);
+  let ov = overlap_parts(pa, pb, aw * ah, bw * bh, p.mode, p.eps);
+  let vc = max(ov.value, p.floor);
+  let pass_ = select(0.0, 1.0, ov.value > p.floor);
   var dv = gin;
   if (p.kind == 1u) { dv = -gin * pass_; }
   if (p.kind == 2u) { dv = -gin / vc * pass_; }
-  var g_union = -dv * inter / (uni * uni);
-  var g_inter = dv / uni;
+  var g_union = -dv * ov.inter / (ov.uni * ov.uni);
+  var g_inter = dv / ov.uni;
   var g_encl = 0.0;
   if (p.mode == 2u) {
-    g_union = g_union + dv / enclose;
-    g_encl = -dv * uni / (enclose * enclose);
+    g_union = g_union + dv / ov.enclose;
+    g_encl = -dv * ov.uni / (ov.enclose * ov.enclose);
   }
-  let g_ur = select(0.0, g_union, ur > p.eps);
+  let g_ur = select(0.0, g_union, ov.ur > p.eps);
   let g_area_a = g_ur;
   var g_area_b = g_ur;
   if (p.mode == 1u) { g_area_b = 0.0; } else { g_inter = g_inter - g_ur; }
-  let g_iw = select(0.0, g_inter * ih, iwr > 0.0);
-  let g_ih = select(0.0, g_inter * iw, ihr > 0.0);
+  let g_iw = select(0.0, g_inter * ov.ih, ov.iwr > 0.0);
+  let g_ih = select(0.0, g_inter * ov.iw, ov.ihr > 0.0);
   var da = vec4<f32>(0.0);
   var db = vec4<f32>(0.0);
   if (pa.z <= pb.z) { da.z += g_iw; } else { db.z += g_iw; }
@@ -545,9 +485,9 @@ ${entryPoint(WORKGROUP)}
   da += vec4<f32>(-g_area_a * ah, -g_area_a * aw, g_area_a * ah, g_area_a * aw);
   db += vec4<f32>(-g_area_b * bh, -g_area_b * bw, g_area_b * bh, g_area_b * bw);
   if (p.mode == 2u) {
-    let g_er = select(0.0, g_encl, er > p.eps);
-    let g_ew = select(0.0, g_er * eh, ewr > 0.0);
-    let g_eh = select(0.0, g_er * ew, ehr > 0.0);
+    let g_er = select(0.0, g_encl, ov.er > p.eps);
+    let g_ew = select(0.0, g_er * ov.eh, ov.ewr > 0.0);
+    let g_eh = select(0.0, g_er * ov.ew, ov.ehr > 0.0);
     if (pa.z >= pb.z) { da.z += g_ew; } else { db.z += g_ew; }
     if (pa.x <= pb.x) { da.x -= g_ew; } else { db.x -= g_ew; }
     if (pa.w >= pb.w) { da.w += g_eh; } else { db.w += g_eh; }

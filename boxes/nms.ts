@@ -40,6 +40,7 @@ import { entryPoint, type Kernel } from "../tensor/kernel.ts";
 import { backendOf, expectDtype, launch } from "../tensor/ops/launch.ts";
 import { argsort } from "../tensor/ops/sort.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
+import { NO_FLOOR, overlapHost, WGSL_OVERLAP } from "./iou.ts";
 
 /** The most loop iterations one `nms.suppress` invocation may run (llvmpipe stops at ~65,535). */
 export const NMS_LOOP_BUDGET = 40000;
@@ -68,15 +69,7 @@ const kernels = new Map<string, Kernel>();
 
 /** IoU of boxes `a` and `b` of `boxes` (xyxy) with every step rounded to f32, as the WGSL does. */
 function iouF32(boxes: ArrayLike<number>, a: number, b: number): number {
-  const f = Math.fround;
-  const ax1 = boxes[4 * a], ay1 = boxes[4 * a + 1], ax2 = boxes[4 * a + 2], ay2 = boxes[4 * a + 3];
-  const bx1 = boxes[4 * b], by1 = boxes[4 * b + 1], bx2 = boxes[4 * b + 2], by2 = boxes[4 * b + 3];
-  const areaA = f(f(ax2 - ax1) * f(ay2 - ay1));
-  const areaB = f(f(bx2 - bx1) * f(by2 - by1));
-  const iw = Math.max(f(Math.min(ax2, bx2) - Math.max(ax1, bx1)), 0);
-  const ih = Math.max(f(Math.min(ay2, by2) - Math.max(ay1, by1)), 0);
-  const inter = f(iw * ih);
-  return f(inter / f(f(areaA + areaB) - inter));
+  return overlapHost(boxes, a, boxes, b, "iou", NO_FLOOR, Math.fround);
 }
 
 function gatherKernel(): Kernel {
@@ -134,7 +127,7 @@ function maskKernel(): Kernel {
     outputs: { mask: "u32" },
     params: { n: "u32", tiles: "u32", groups: "u32", thr: "f32" },
     workgroupSize: WORKGROUP,
-    code: `
+    code: `${WGSL_OVERLAP}
 fn box_at(k: u32) -> vec4<f32> {
   let j = min(k, p.n - 1u);
   return vec4<f32>(boxes[4u * j], boxes[4u * j + 1u], boxes[4u * j + 2u], boxes[4u * j + 3u]);
@@ -154,7 +147,7 @@ ${
         `  let row${k} = first + lid + ${k * WORKGROUP}u;
   let a${k} = box_at(row${k});
   let rc${k} = class_at(row${k});
-  let area${k} = (a${k}.z - a${k}.x) * (a${k}.w - a${k}.y);
+  let area${k} = box_area(a${k});
   var bits${k} = 0u;`
       )
     }
@@ -163,15 +156,12 @@ ${
     for (var c = start; c < stop; c++) {
       let b = box_at(c);
       let cc = classes[c];
-      let area_b = (b.z - b.x) * (b.w - b.y);
+      let area_b = box_area(b);
       let bit = 1u << (c - start);
 ${
       perRow((k) =>
         `      {
-        let iw = max(min(a${k}.z, b.z) - max(a${k}.x, b.x), 0.0);
-        let ih = max(min(a${k}.w, b.w) - max(a${k}.y, b.y), 0.0);
-        let inter = iw * ih;
-        let iou = inter / (area${k} + area_b - inter);
+        let iou = overlap_parts(a${k}, b, area${k}, area_b, 0u, NO_FLOOR).value;
         let hit = (c > row${k}) & (rc${k} >= 0) & (cc == rc${k}) & (iou > p.thr);
         bits${k} |= select(0u, bit, hit);
       }`

@@ -11,6 +11,8 @@
  * @module
  */
 
+import { boxIouHost } from "../boxes/iou.ts";
+
 /** What the assigner gives each anchor. */
 export interface Assignment {
   /** Index of the assigned ground-truth box, or -1 for a negative. */
@@ -19,23 +21,6 @@ export interface Assignment {
   iou: Float32Array;
   /** Number of positives. */
   numPositives: number;
-}
-
-/** IoU of boxes `a[i]` and `b[j]` (`[x1, y1, x2, y2]`, flat arrays). */
-export function boxIouHost(
-  a: ArrayLike<number>,
-  i: number,
-  b: ArrayLike<number>,
-  j: number,
-): number {
-  const ax1 = a[4 * i], ay1 = a[4 * i + 1], ax2 = a[4 * i + 2], ay2 = a[4 * i + 3];
-  const bx1 = b[4 * j], by1 = b[4 * j + 1], bx2 = b[4 * j + 2], by2 = b[4 * j + 3];
-  const w = Math.min(ax2, bx2) - Math.max(ax1, bx1);
-  const h = Math.min(ay2, by2) - Math.max(ay1, by1);
-  if (w <= 0 || h <= 0) return 0;
-  const inter = w * h;
-  const union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter;
-  return union > 0 ? inter / union : 0;
 }
 
 /**

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { featureSizes, generateAnchors } from "../../detectors/anchors.ts";
-import { atssAssign, boxIouHost, nearestAnchors } from "../../detectors/atss_assigner.ts";
+import { atssAssign, nearestAnchors } from "../../detectors/atss_assigner.ts";
+import { boxIouHost } from "../../boxes/iou.ts";
 
 const ATSS_RS = {
   strides: [8, 16, 32, 64, 128],
