@@ -20,6 +20,7 @@
  * @module
  */
 
+import { cocoBoxIou } from "../boxes/coco_iou.ts";
 import type {
   CocoBbox,
   CocoPolygon,
@@ -327,31 +328,6 @@ export function merge(rles: CocoRle[], intersect = false): CocoRle {
   return makeRle(h, w, acc);
 }
 
-function bboxIouInto(
-  dt: ArrayLike<number>[],
-  gt: ArrayLike<number>[],
-  crowd: ArrayLike<number | boolean>,
-): number[][] {
-  const out: number[][] = [];
-  for (let d = 0; d < dt.length; d++) {
-    const db = dt[d];
-    const da = db[2] * db[3];
-    const row = new Array<number>(gt.length).fill(0);
-    for (let g = 0; g < gt.length; g++) {
-      const gb = gt[g];
-      const iw = Math.min(db[2] + db[0], gb[2] + gb[0]) - Math.max(db[0], gb[0]);
-      if (iw <= 0) continue;
-      const ih = Math.min(db[3] + db[1], gb[3] + gb[1]) - Math.max(db[1], gb[1]);
-      if (ih <= 0) continue;
-      const i = iw * ih;
-      const u = crowd[g] ? da : da + gb[2] * gb[3] - i;
-      row[g] = i / u;
-    }
-    out.push(row);
-  }
-  return out;
-}
-
 function isRle(x: unknown): x is CocoRle {
   return typeof x === "object" && x !== null && !Array.isArray(x) && "counts" in x;
 }
@@ -387,7 +363,7 @@ export function iou(
   if (dIsRle !== gIsRle) {
     throw new TypeError("Detections and ground truths must both be RLEs or boxes");
   }
-  if (!dIsRle) return bboxIouInto(dets as ArrayLike<number>[], gts as ArrayLike<number>[], isCrowd);
+  if (!dIsRle) return cocoBoxIou(dets as ArrayLike<number>[], gts as ArrayLike<number>[], isCrowd);
   const out = new Float64Array(dets.length * gts.length);
   runsIou((dets as CocoRle[]).map(toRuns), (gts as CocoRle[]).map(toRuns), isCrowd, out);
   return dets.map((_, d) => Array.from(out.subarray(d * gts.length, (d + 1) * gts.length)));

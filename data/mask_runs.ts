@@ -21,6 +21,7 @@
  * @module
  */
 
+import { crowdIou, xywhIntersection } from "../boxes/coco_iou.ts";
 import type { CocoBbox } from "./coco_types.ts";
 
 /** A mask of `h` rows and `w` columns as run lengths. */
@@ -399,21 +400,19 @@ export function runsIou(
   const gb = gts.map(runsBbox), ga = gts.map((g) => runsArea(g.counts));
   for (let d = 0; d < dets.length; d++) {
     const dm = dets[d];
-    const [dx, dy, dw, dh] = runsBbox(dm);
+    const db = runsBbox(dm);
     const da = runsArea(dm.counts);
     for (let g = 0; g < G; g++) {
       const o = offset + d * G + g;
       out[o] = 0;
-      const b = gb[g];
-      if (Math.min(dx + dw, b[0] + b[2]) - Math.max(dx, b[0]) <= 0) continue;
-      if (Math.min(dy + dh, b[1] + b[3]) - Math.max(dy, b[1]) <= 0) continue;
+      if (xywhIntersection(db, gb[g]) <= 0) continue;
       const gm = gts[g];
       if (gm.h !== dm.h || gm.w !== dm.w) {
         out[o] = -1;
         continue;
       }
       const inter = intersection(dm.counts, gm.counts);
-      if (inter > 0) out[o] = inter / (crowd[g] ? da : da + ga[g] - inter);
+      if (inter > 0) out[o] = crowdIou(inter, da, ga[g], crowd[g]);
     }
   }
 }
