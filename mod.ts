@@ -6,6 +6,8 @@
  * - Engine: {@linkcode tensor}, ops such as {@linkcode matmul} and
  *   {@linkcode conv2d}, {@linkcode backward}, `nn` layers, {@linkcode SGD} and
  *   {@linkcode AdamW}, safetensors checkpoints.
+ * - Boxes: format conversions, {@linkcode boxIou} and {@linkcode bboxOverlaps}
+ *   (IoU, IoF, GIoU), {@linkcode batchedNms} and {@linkcode DeltaXywhCoder}.
  * - Losses: float64 references of AP, aLRP, RS, BAP and BRS
  *   ({@linkcode rankSortLoss}, ...), their tensor ops under `F`
  *   (`F.bucketedRankSort`, ...), and the baselines ({@linkcode sigmoidFocalLoss},
