@@ -23,7 +23,7 @@ import type { BackendName } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
 import { detectAll } from "./evaluate_model.ts";
 import { detectionsSvg, drawBoxes, type DrawnBox, upscale } from "./draw.ts";
-import { ensureDir, writeFileAtomic } from "./files.ts";
+import { ensureDir, writeFileAtomic } from "../engine/files.ts";
 import { loadModel } from "./model_io.ts";
 import { parseFlags, positiveInt } from "./args.ts";
 

@@ -9,7 +9,7 @@
  */
 
 import { encodePng } from "../data/png.ts";
-import { escapeXml, PALETTE } from "./svg_chart.ts";
+import { escapeXml, PALETTE } from "../engine/svg_chart.ts";
 
 /** An image in HWC order with 3 (RGB) or 4 (RGBA) channels of 8 bits. */
 export interface RgbImage {

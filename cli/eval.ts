@@ -24,7 +24,7 @@ import {
   evaluateResultsFile,
   writeEvalOutputs,
 } from "./eval_results.ts";
-import { writeFileAtomic } from "./files.ts";
+import { writeFileAtomic } from "../engine/files.ts";
 import { loadModel, storeScoreThresholds } from "./model_io.ts";
 
 /** Usage text printed by `--help` and after a bad flag. */

@@ -21,8 +21,8 @@ import {
   type LrpEvalResult,
 } from "../eval/coco_eval.ts";
 import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
-import { ensureDir, writeFileAtomic } from "./files.ts";
-import { type ChartSeries, lineChartSvg } from "./svg_chart.ts";
+import { ensureDir, writeFileAtomic } from "../engine/files.ts";
+import { type ChartSeries, lineChartSvg } from "../engine/svg_chart.ts";
 
 /** What {@linkcode evaluateResults} computed. */
 export interface EvalOutcome {

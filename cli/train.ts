@@ -27,11 +27,11 @@ import { tidy } from "../tensor/tensor.ts";
 import { applyOverrides, loadConfig } from "./config.ts";
 import { loadSplits } from "./data_splits.ts";
 import { classNames, detectAll, lrpScoreThresholds, scoreDetections } from "./evaluate_model.ts";
-import { ensureDir, writeFileAtomic } from "./files.ts";
-import { MetricsWriter, readMetrics } from "./metrics.ts";
+import { ensureDir, writeFileAtomic } from "../engine/files.ts";
+import { MetricsWriter, readMetrics } from "../engine/metrics.ts";
 import { storeScoreThresholds } from "./model_io.ts";
-import { Progress } from "./progress.ts";
-import { lossCurvesSvg } from "./svg_chart.ts";
+import { Progress } from "../engine/progress.ts";
+import { lossCurvesSvg } from "../engine/svg_chart.ts";
 import { parseFlags, positiveInt } from "./args.ts";
 
 /** Usage text of `deno task train`. */
