@@ -12,7 +12,7 @@ import { Atss } from "../detectors/atss.ts";
 import type { Backend } from "../tensor/backend.ts";
 import { encodeSafetensors, loadCheckpoint, loadSafetensors } from "../tensor/safetensors.ts";
 import { applyOverrides, loadConfig } from "./config.ts";
-import { writeFileAtomic } from "../engine/files.ts";
+import { writeFileAtomic } from "./files.ts";
 
 /**
  * Metadata key of the per-class score thresholds: a JSON array in label
