@@ -10,23 +10,14 @@ import { train } from "../../engine/train.ts";
 import { evaluateLrp } from "../../eval/coco_eval.ts";
 import { cpu } from "../../tensor/device.ts";
 import { loadSafetensors } from "../../tensor/safetensors.ts";
+import { smallTrainSettings } from "./helpers.ts";
 
 const SHAPES = ATSS_TINY_SHAPES;
 
 /** The default model on 64 px images with 2 val images: training stops after 2 steps. */
 const SMALL: DetectorConfig = {
   ...SHAPES,
-  train: {
-    ...SHAPES.train,
-    batchSize: 2,
-    iters: 2,
-    milestones: [1],
-    warmup: { iters: 1, factor: 0.5 },
-    shortSide: 64,
-    maxSize: 64,
-    checkpointEvery: 2,
-    logEvery: 1,
-  },
+  train: smallTrainSettings(2, 1),
   data: { kind: "shapes", train: 4, val: 2, size: 64, seed: 3 },
 };
 
