@@ -5,7 +5,7 @@ import type { CocoDetection } from "../../data/coco_types.ts";
 import { decodePng, encodePng } from "../../data/png.ts";
 import { generateShapes, SHAPE_CLASSES } from "../../data/shapes.ts";
 import { DETECT_USAGE, drawRule, main, selectDetections } from "../../cli/detect.ts";
-import { upscale } from "../../cli/draw.ts";
+import { upscale } from "../../engine/draw.ts";
 import { loadModel, SCORE_THRESHOLDS_KEY, storeScoreThresholds } from "../../engine/model_io.ts";
 import { cpu } from "../../tensor/device.ts";
 import { loadSafetensors } from "../../tensor/safetensors.ts";

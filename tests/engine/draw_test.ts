@@ -14,7 +14,7 @@ import {
   textWidth,
   toBase64,
   upscale,
-} from "../../cli/draw.ts";
+} from "../../engine/draw.ts";
 import { decodePng } from "../../data/png.ts";
 import { PALETTE } from "../../engine/svg_chart.ts";
 
