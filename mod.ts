@@ -167,5 +167,6 @@ export {
 export type { DataSettings, DetectorConfig, TrainSettings } from "./configs/types.ts";
 export { ATSS_TINY_SHAPES } from "./configs/atss_tiny_shapes.ts";
 export { ATSS_R50_COCO } from "./configs/atss_r50_coco.ts";
-export { train, type TrainOptions, type TrainResult } from "./cli/train.ts";
-export { loadModel, type RestoredModel } from "./cli/model_io.ts";
+export { train, type TrainOptions, type TrainResult } from "./engine/train.ts";
+export { loadModel, type RestoredModel } from "./engine/model_io.ts";
+export type { RunEvaluation } from "./engine/evaluate_run.ts";

@@ -12,8 +12,8 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import ATSS_TINY_SHAPES from "../configs/atss_tiny_shapes.ts";
-import { applyOverrides } from "../cli/config.ts";
-import { train } from "../cli/train.ts";
+import { applyOverrides } from "../engine/config.ts";
+import { train } from "../engine/train.ts";
 import { DetectionLoader, memorySource } from "../data/loader.ts";
 import { generateShapes } from "../data/shapes.ts";
 import { assignBatch, Atss, type AtssLoss } from "../detectors/atss.ts";

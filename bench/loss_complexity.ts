@@ -13,8 +13,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { type ChartSeries, lineChartSvg } from "../cli/svg_chart.ts";
-import { writeFileAtomic } from "../cli/files.ts";
+import { type ChartSeries, lineChartSvg } from "../engine/svg_chart.ts";
+import { writeFileAtomic } from "../engine/files.ts";
 import { fastBucketedApLoss, fastBucketedRankSortLoss } from "../losses/fast/mod.ts";
 import { apLoss, bucketedAp, bucketedRankSort, rankSort } from "../losses/ops/mod.ts";
 import { backward } from "../tensor/autograd.ts";

@@ -12,7 +12,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { loadConfig } from "../cli/config.ts";
+import { loadConfig } from "../engine/config.ts";
 import { type Batch, DetectionLoader, memorySource } from "../data/loader.ts";
 import { generateShapes } from "../data/shapes.ts";
 import { Atss } from "../detectors/atss.ts";

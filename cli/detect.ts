@@ -21,10 +21,10 @@ import { encodePng } from "../data/png.ts";
 import { SHAPE_CLASSES } from "../data/shapes.ts";
 import type { BackendName } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
-import { detectAll } from "./evaluate_model.ts";
-import { detectionsSvg, drawBoxes, type DrawnBox, upscale } from "./draw.ts";
-import { ensureDir, writeFileAtomic } from "./files.ts";
-import { loadModel } from "./model_io.ts";
+import { detectAll } from "../engine/evaluate.ts";
+import { detectionsSvg, drawBoxes, type DrawnBox, upscale } from "../engine/draw.ts";
+import { ensureDir, writeFileAtomic } from "../engine/files.ts";
+import { loadModel } from "../engine/model_io.ts";
 import { parseFlags, positiveInt } from "./args.ts";
 
 /** How many detections per image are drawn when the checkpoint stores no thresholds. */

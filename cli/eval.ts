@@ -13,19 +13,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { DetectionLoader } from "../data/loader.ts";
-import type { BackendName } from "../tensor/backend.ts";
-import { initBackend } from "../tensor/device.ts";
-import { loadSplits } from "./data_splits.ts";
-import { classNames, detectAll, lrpScoreThresholds } from "./evaluate_model.ts";
-import {
-  type EvalFileOptions,
-  evaluateResults,
-  evaluateResultsFile,
-  writeEvalOutputs,
-} from "./eval_results.ts";
-import { writeFileAtomic } from "./files.ts";
-import { loadModel, storeScoreThresholds } from "./model_io.ts";
+import { type CheckpointEvalOptions, evaluateCheckpoint } from "../engine/evaluate_run.ts";
+import { type EvalFileOptions, evaluateResultsFile } from "../engine/eval_results.ts";
 
 /** Usage text printed by `--help` and after a bad flag. */
 export const EVAL_USAGE: string = `Usage: deno task eval --gt FILE --dets FILE [options]
@@ -51,73 +40,8 @@ Options:
   --per-category     print a per-category table and write pr_curves/category_<id>.svg
   -h, --help         show this help`;
 
-/** Evaluating a trained checkpoint on its validation split. */
-export interface CheckpointEvalOptions {
-  /** The checkpoint. */
-  checkpoint: string;
-  /** A COCO-format folder instead of the config's data. */
-  data?: string;
-  /** Backend name. */
-  backend?: string;
-  /** Output folder; nothing is written when omitted. */
-  out?: string;
-  /** Also write one precision–recall SVG per category. */
-  perCategory?: boolean;
-  /** Store each class's oLRP-optimal score threshold in the checkpoint. */
-  storeThresholds?: boolean;
-}
-
 /** What the command line asks for. */
 export type EvalOptions = EvalFileOptions | CheckpointEvalOptions;
-
-/** Runs `options.checkpoint` on its validation split and evaluates the detections. */
-export async function evaluateCheckpoint(
-  options: CheckpointEvalOptions,
-): Promise<{ text: string; written: string[] }> {
-  const backend = await initBackend(options.backend as BackendName | undefined);
-  const { model, config } = await loadModel(options.checkpoint, backend);
-  const splits = await loadSplits(config, options.data);
-  const loader = new DetectionLoader(splits.val, {
-    batchSize: config.train.batchSize,
-    seed: 0,
-    shuffle: false,
-    transform: { shortSide: config.train.shortSide, maxSize: config.train.maxSize, flipProb: 0 },
-  });
-  let detections;
-  try {
-    detections = await detectAll(model, loader, splits.valDataset);
-  } finally {
-    loader.close();
-  }
-  const outcome = evaluateResults(splits.valDataset, detections, "bbox", true);
-  const written: string[] = [];
-  if (options.out) {
-    written.push(
-      ...await writeEvalOutputs(options.out, outcome, { perCategory: options.perCategory }),
-    );
-    const path = `${options.out}/detections.json`;
-    await writeFileAtomic(path, JSON.stringify(detections));
-    written.push(path);
-  }
-  const lines = [outcome.coco.summary, outcome.lrp!.summary];
-  if (options.storeThresholds) {
-    const thresholds = lrpScoreThresholds(splits.valDataset, outcome.lrp!);
-    const names = classNames(splits.valDataset);
-    await storeScoreThresholds(
-      options.checkpoint,
-      thresholds,
-      names,
-      `oLRP-optimal on the val split (tau ${
-        outcome.lrp!.tau
-      }, ${splits.valDataset.images.length} images, deno task eval)`,
-    );
-    lines.push(
-      `Stored oLRP-optimal score thresholds in ${options.checkpoint}: ` +
-        names.map((n, k) => `${n} ${thresholds[k]?.toFixed(3) ?? "none"}`).join(", "),
-    );
-  }
-  return { text: lines.join("\n"), written };
-}
 
 /** Thrown for flags that cannot be used: the CLI prints the usage and exits 2. */
 export class UsageError extends Error {

@@ -1,31 +1,15 @@
 import assert from "node:assert/strict";
 import { join, relative } from "node:path";
 import ATSS_TINY_SHAPES from "../../configs/atss_tiny_shapes.ts";
-import type { DetectorConfig } from "../../configs/types.ts";
-import type { CocoDataset, CocoDetection } from "../../data/coco_types.ts";
+import type { CocoDetection } from "../../data/coco_types.ts";
 import { decodePng, encodePng } from "../../data/png.ts";
-import {
-  generateShapes,
-  generateShapesSplits,
-  SHAPE_CLASSES,
-  writeShapes,
-} from "../../data/shapes.ts";
-import { Atss } from "../../detectors/atss.ts";
+import { generateShapes, SHAPE_CLASSES } from "../../data/shapes.ts";
 import { DETECT_USAGE, drawRule, main, selectDetections } from "../../cli/detect.ts";
-import { upscale } from "../../cli/draw.ts";
-import { evaluateCheckpoint } from "../../cli/eval.ts";
-import { lrpScoreThresholds } from "../../cli/evaluate_model.ts";
-import {
-  CLASS_NAMES_KEY,
-  loadModel,
-  SCORE_THRESHOLDS_KEY,
-  storeScoreThresholds,
-} from "../../cli/model_io.ts";
-import { loadSplits } from "../../cli/data_splits.ts";
-import { train } from "../../cli/train.ts";
-import { evaluateLrp } from "../../eval/coco_eval.ts";
+import { upscale } from "../../engine/draw.ts";
+import { loadModel, SCORE_THRESHOLDS_KEY, storeScoreThresholds } from "../../engine/model_io.ts";
 import { cpu } from "../../tensor/device.ts";
-import { loadSafetensors, saveCheckpoint } from "../../tensor/safetensors.ts";
+import { loadSafetensors } from "../../tensor/safetensors.ts";
+import { randomCheckpoint } from "../engine/helpers.ts";
 
 const det = (category_id: number, score: number, image_id = 1): CocoDetection => ({
   image_id,
@@ -85,43 +69,11 @@ Deno.test("selectDetections() keeps scores at or above their class's threshold",
   assert.equal(selectDetections(dets, { description: "" }).length, 5);
 });
 
-Deno.test("lrpScoreThresholds() is each class's oLRP-optimal score", () => {
-  // Class 1 (label 0): TP 0.9, FP 0.8, TP 0.7, FP 0.2; class 2 has ground truth, no TP;
-  // class 3 has no ground truth.
-  const box = (x: number): [number, number, number, number] => [x, 0, 10, 10];
-  const gt: CocoDataset = {
-    images: [{ id: 1, width: 100, height: 20, file_name: "a.png" }],
-    categories: [{ id: 3, name: "c" }, { id: 1, name: "a" }, { id: 2, name: "b" }],
-    annotations: [
-      { id: 1, image_id: 1, category_id: 1, bbox: box(0), area: 100, iscrowd: 0 },
-      { id: 2, image_id: 1, category_id: 1, bbox: box(20), area: 100, iscrowd: 0 },
-      { id: 3, image_id: 1, category_id: 2, bbox: box(40), area: 100, iscrowd: 0 },
-    ],
-  };
-  const d = (category_id: number, x: number, score: number): CocoDetection => ({
-    image_id: 1,
-    category_id,
-    bbox: box(x),
-    score,
-  });
-  const dets = [d(1, 0, 0.9), d(1, 60, 0.8), d(1, 20, 0.7), d(1, 80, 0.2), d(2, 60, 0.5)];
-  const lrp = evaluateLrp(gt, dets);
-  // LRP after each detection of class 1: 1/2, 2/3, 1/3 (the optimum), 2/4.
-  assert.ok(Math.abs(lrp.perCategory[0].oLRP[0] - 1 / 3) < 1e-12);
-  assert.deepEqual(lrpScoreThresholds(gt, lrp), [0.7, null, null]);
-});
-
 const SHAPES = ATSS_TINY_SHAPES;
 
 /** A random-weight checkpoint of the default config (no thresholds) and two small images. */
 async function setUp(dir: string) {
-  const backend = cpu();
-  const model = new Atss(SHAPES.model, { seed: 3, backend });
-  const checkpoint = join(dir, "random.safetensors");
-  await saveCheckpoint(checkpoint, {
-    model,
-    metadata: { step: 0, seed: 3, config: SHAPES.name, loss: SHAPES.model.loss },
-  });
+  const checkpoint = await randomCheckpoint(dir);
   const images = [];
   for (const [i, size] of [96, 64].entries()) {
     const image = generateShapes({ numImages: 1, seed: 20 + i, size }).images[0];
@@ -265,70 +217,5 @@ Deno.test("detect: per-class thresholds from the checkpoint, --score-thr, --top"
       assert.ok(DETECT_USAGE.includes(flag), flag);
     }
   });
-  await Deno.remove(dir, { recursive: true });
-});
-
-Deno.test("eval --checkpoint --store-thresholds stores them in the checkpoint", async () => {
-  const dir = await Deno.makeTempDir();
-  const { checkpoint } = await setUp(dir);
-  const data = join(dir, "shapes");
-  const { train: trainSplit, val } = generateShapesSplits({ seed: 4, train: 1, val: 3, size: 64 });
-  await writeShapes(data, "train", trainSplit);
-  await writeShapes(data, "val", val);
-  const out = join(dir, "eval");
-  const { text } = await evaluateCheckpoint({
-    checkpoint,
-    data,
-    backend: "cpu",
-    out,
-    storeThresholds: true,
-  });
-  assert.match(text, /Stored oLRP-optimal score thresholds/);
-  const dets = JSON.parse(await Deno.readTextFile(join(out, "detections.json")));
-  const expected = lrpScoreThresholds(val.dataset, evaluateLrp(val.dataset, dets));
-  const restored = await loadModel(checkpoint, cpu());
-  assert.deepEqual(restored.scoreThresholds, expected);
-  assert.deepEqual(restored.classNames, [...SHAPE_CLASSES]);
-  await Deno.remove(dir, { recursive: true });
-});
-
-/** The default model on 64 px images with 2 val images: training stops after 2 steps. */
-const SMALL: DetectorConfig = {
-  ...SHAPES,
-  train: {
-    ...SHAPES.train,
-    batchSize: 2,
-    iters: 2,
-    milestones: [1],
-    warmup: { iters: 1, factor: 0.5 },
-    shortSide: 64,
-    maxSize: 64,
-    checkpointEvery: 2,
-    logEvery: 1,
-  },
-  data: { kind: "shapes", train: 4, val: 2, size: 64, seed: 3 },
-};
-
-Deno.test("train: the final checkpoint stores each class's oLRP threshold", async () => {
-  const dir = await Deno.makeTempDir();
-  const result = await train({ config: SMALL, seed: 1, out: dir, backend: cpu(), write: () => {} });
-  const { metadata } = await loadSafetensors(join(dir, "model_final.safetensors"));
-  const stored = JSON.parse(metadata[SCORE_THRESHOLDS_KEY]);
-  assert.deepEqual(stored, result.eval!.scoreThresholds);
-  assert.equal(stored.length, SHAPE_CLASSES.length);
-  assert.deepEqual(JSON.parse(metadata[CLASS_NAMES_KEY]), [...SHAPE_CLASSES]);
-  assert.equal(metadata.step, "2");
-  // The same thresholds as LRP gives on the saved val detections.
-  const { valDataset } = await loadSplits(SMALL);
-  const dets = JSON.parse(await Deno.readTextFile(join(dir, "val_detections.json")));
-  assert.deepEqual(lrpScoreThresholds(valDataset, evaluateLrp(valDataset, dets)), stored);
-  const report = JSON.parse(await Deno.readTextFile(join(dir, "eval.json")));
-  assert.deepEqual(report.perClass.map((c: { name: string }) => c.name), [...SHAPE_CLASSES]);
-  assert.deepEqual(
-    report.perClass.map((c: { scoreThreshold: number | null }) => c.scoreThreshold),
-    stored,
-  );
-  const resume = await loadSafetensors(join(dir, "checkpoint.safetensors"));
-  assert.equal(resume.metadata[SCORE_THRESHOLDS_KEY], undefined, "only the final model has them");
   await Deno.remove(dir, { recursive: true });
 });

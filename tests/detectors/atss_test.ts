@@ -5,13 +5,14 @@ import ATSS_TINY_SHAPES from "../../configs/atss_tiny_shapes.ts";
 import { generateShapes } from "../../data/shapes.ts";
 import { DetectionLoader, memorySource } from "../../data/loader.ts";
 import { Atss } from "../../detectors/atss.ts";
-import { train } from "../../cli/train.ts";
-import { loadModel } from "../../cli/model_io.ts";
+import { train } from "../../engine/train.ts";
+import { loadModel } from "../../engine/model_io.ts";
 import { backward } from "../../tensor/autograd.ts";
 import { SGD } from "../../tensor/optim/sgd.ts";
 import { loadCheckpoint, saveCheckpoint } from "../../tensor/safetensors.ts";
 import { tensor, tidy } from "../../tensor/tensor.ts";
 import type { Backend } from "../../tensor/backend.ts";
+import { smallTrainSettings } from "../engine/helpers.ts";
 import { CPU, GPU, gpuBackend, NATIVE, nativeBackend } from "../tensor/helpers.ts";
 
 /** A model and data small enough for tests: 64 px images, narrow layers. */
@@ -27,17 +28,7 @@ const SMALL: DetectorConfig = {
     // The stock threshold: an untrained head scores everything at its 0.01 prior.
     test: { ...ATSS_TINY_SHAPES.model.test, scoreThr: 0.05 },
   },
-  train: {
-    ...ATSS_TINY_SHAPES.train,
-    batchSize: 2,
-    iters: 4,
-    milestones: [3],
-    warmup: { iters: 1, factor: 0.5 },
-    shortSide: 64,
-    maxSize: 64,
-    checkpointEvery: 2,
-    logEvery: 1,
-  },
+  train: smallTrainSettings(4, 3),
   data: { kind: "shapes", train: 8, val: 2, size: 64, seed: 3 },
 };
 

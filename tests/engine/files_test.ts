@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ensureDir, writeFileAtomic } from "../../cli/files.ts";
+import { ensureDir, writeFileAtomic } from "../../engine/files.ts";
 
 async function listDir(dir: string): Promise<string[]> {
   const names: string[] = [];

@@ -5,7 +5,7 @@ import {
   formatValue,
   Progress,
   type ProgressOptions,
-} from "../../cli/progress.ts";
+} from "../../engine/progress.ts";
 
 function fake(options: Partial<ProgressOptions> & { total: number }) {
   const clock = { t: 1000 };

@@ -14,9 +14,9 @@ import {
   textWidth,
   toBase64,
   upscale,
-} from "../../cli/draw.ts";
+} from "../../engine/draw.ts";
 import { decodePng } from "../../data/png.ts";
-import { PALETTE } from "../../cli/svg_chart.ts";
+import { PALETTE } from "../../engine/svg_chart.ts";
 
 function blank(width: number, height: number, channels = 3, fill = 0): RgbImage {
   return { width, height, channels, data: new Uint8Array(width * height * channels).fill(fill) };

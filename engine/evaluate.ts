@@ -1,16 +1,19 @@
 /**
- * Running a detector over a split and scoring it with COCO AP and LRP.
+ * Running a detector over a split and scoring it with COCO AP and LRP; each
+ * class's oLRP-optimal score threshold, stored with a checkpoint.
  *
  * @module
  */
 
-import type { DetectionLoader } from "../data/loader.ts";
+import { DetectionLoader, type LoaderSource } from "../data/loader.ts";
 import { CocoIndex, toCocoDetections } from "../data/coco.ts";
 import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
 import type { Atss } from "../detectors/atss.ts";
 import { evaluateCocoAndLrp } from "../eval/coco_eval.ts";
 import type { CocoEvalResult, LrpEvalResult } from "../eval/coco_eval.ts";
+import type { TrainSettings } from "../configs/types.ts";
 import { tidy } from "../tensor/tensor.ts";
+import { storeScoreThresholds } from "./model_io.ts";
 
 /** Detections of `model` on every batch of `loader` (epoch 0, no augmentation expected). */
 export async function detectAll(
@@ -48,6 +51,42 @@ export async function detectAll(
 }
 
 /**
+ * Detections of `model` on `source` at the training resolution of
+ * `settings`, unshuffled and without augmentation.
+ *
+ * @example
+ * ```ts ignore
+ * const detections = await detectSplit(model, splits.val, splits.valDataset, config.train);
+ * ```
+ *
+ * @param model The detector.
+ * @param source The images (a validation split).
+ * @param dataset Their annotations (for image and category ids).
+ * @param settings Batch size and resize of the run.
+ * @param seed Loader seed.
+ * @returns COCO detections in original-image pixels.
+ */
+export async function detectSplit(
+  model: Atss,
+  source: LoaderSource,
+  dataset: CocoDataset,
+  settings: TrainSettings,
+  seed = 0,
+): Promise<CocoDetection[]> {
+  const loader = new DetectionLoader(source, {
+    batchSize: settings.batchSize,
+    seed,
+    shuffle: false,
+    transform: { shortSide: settings.shortSide, maxSize: settings.maxSize, flipProb: 0 },
+  });
+  try {
+    return await detectAll(model, loader, dataset);
+  } finally {
+    loader.close();
+  }
+}
+
+/**
  * Each class's LRP-optimal score threshold, in label order (label `k` is the
  * `k`-th category of `dataset` by ascending id): the score of the last
  * detection kept where the class's LRP (area all, 100 detections per image)
@@ -57,7 +96,7 @@ export async function detectAll(
  *
  * @example
  * ```ts
- * import { lrpScoreThresholds } from "./evaluate_model.ts";
+ * import { lrpScoreThresholds } from "./evaluate.ts";
  * import { evaluateLrp } from "../eval/coco_eval.ts";
  * import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
  * import assert from "node:assert/strict";
@@ -98,4 +137,59 @@ export function scoreDetections(
   detections: readonly CocoDetection[],
 ): { coco: CocoEvalResult; lrp: LrpEvalResult } {
   return evaluateCocoAndLrp(dataset, detections, { iouType: "bbox" });
+}
+
+/**
+ * Computes each class's oLRP-optimal score threshold and stores it, with the
+ * class names, in the checkpoint at `path` (see {@linkcode storeScoreThresholds}).
+ *
+ * @example
+ * ```ts ignore
+ * const { coco, lrp } = scoreDetections(valDataset, detections);
+ * await storeLrpThresholds("runs/a/model_final.safetensors", valDataset, lrp, "step 2000");
+ * ```
+ *
+ * @param path A checkpoint of the model that made the detections.
+ * @param dataset The ground truth the LRP was computed on.
+ * @param lrp Its optimal LRP.
+ * @param note Where the detections come from, after the tau and image count in the metadata.
+ * @returns The thresholds and class names, in label order.
+ */
+export async function storeLrpThresholds(
+  path: string,
+  dataset: CocoDataset,
+  lrp: LrpEvalResult,
+  note: string,
+): Promise<{ thresholds: (number | null)[]; names: string[] }> {
+  const thresholds = lrpScoreThresholds(dataset, lrp);
+  const names = classNames(dataset);
+  await storeScoreThresholds(
+    path,
+    thresholds,
+    names,
+    `oLRP-optimal on the val split (tau ${lrp.tau}, ${dataset.images.length} images, ${note})`,
+  );
+  return { thresholds, names };
+}
+
+/**
+ * Per-class score thresholds as one line of text.
+ *
+ * @example
+ * ```ts
+ * import { formatThresholds } from "./evaluate.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(formatThresholds(["cat", "dog"], [0.3125, null]), "cat 0.313, dog none");
+ * ```
+ *
+ * @param names Class names in label order.
+ * @param thresholds One threshold or `null` per class.
+ * @returns `name threshold` pairs, comma-separated.
+ */
+export function formatThresholds(
+  names: readonly string[],
+  thresholds: readonly (number | null)[],
+): string {
+  return names.map((n, k) => `${n} ${thresholds[k]?.toFixed(3) ?? "none"}`).join(", ");
 }

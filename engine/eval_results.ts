@@ -1,11 +1,10 @@
 /**
- * Evaluation of a COCO results file for the `eval` task: reading the inputs,
- * the JSON report, precision–recall curves as SVG (drawn by `svg_chart.ts`,
- * written atomically by `files.ts`) and the per-category table. `cli/eval.ts`
- * parses the flags and calls
- * {@linkcode evaluateResultsFile}; other entry points (a checkpoint run that
- * first produces detections) can call {@linkcode evaluateResults} and
- * {@linkcode writeEvalOutputs} directly.
+ * Evaluation of a COCO results file: reading the inputs, the JSON report,
+ * precision–recall curves as SVG (drawn by `svg_chart.ts`, written atomically
+ * by `files.ts`) and the per-category table. `deno task eval` parses the flags
+ * and calls {@linkcode evaluateResultsFile}; other entry points (a checkpoint
+ * run that first produces detections) can call {@linkcode evaluateResults}
+ * and {@linkcode writeEvalOutputs} directly.
  *
  * @module
  */

@@ -9,7 +9,7 @@ import {
   movingAverage,
   niceTicks,
   PALETTE,
-} from "../../cli/svg_chart.ts";
+} from "../../engine/svg_chart.ts";
 
 /** A small XML well-formedness check: balanced tags, quoted attributes, known entities. */
 function assertWellFormedXml(xml: string): void {

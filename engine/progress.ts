@@ -113,7 +113,20 @@ function formatRate(stepsPerSecond: number): string {
 
 const encoder = new TextEncoder();
 
-function writeStderr(text: string): void {
+/**
+ * Writes `text` to stderr synchronously (all of it): the default output of
+ * {@linkcode Progress} and of training's messages.
+ *
+ * @example
+ * ```ts
+ * import { writeStderr } from "./progress.ts";
+ *
+ * writeStderr("brl: starting\n");
+ * ```
+ *
+ * @param text Text, written as UTF-8.
+ */
+export function writeStderr(text: string): void {
   const bytes = encoder.encode(text);
   for (let off = 0; off < bytes.length;) off += Deno.stderr.writeSync(bytes.subarray(off));
 }

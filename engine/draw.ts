@@ -1,5 +1,5 @@
 /**
- * Drawing detections for the `detect` task: rectangle outlines and
+ * Drawing detections (used by `deno task detect`): rectangle outlines and
  * `label score` captions (a built-in 5x7 bitmap font) burnt into an RGB(A)
  * image, or an SVG that embeds the image as a PNG data URI with boxes and
  * captions on top; and a whole-factor nearest-neighbour upscale so that small

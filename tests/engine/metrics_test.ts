@@ -5,7 +5,7 @@ import {
   parseMetrics,
   readMetrics,
   truncateMetricsAfter,
-} from "../../cli/metrics.ts";
+} from "../../engine/metrics.ts";
 
 Deno.test("formatMetricLine()", async (t) => {
   await t.step("step comes first; non-finite numbers become strings", () => {

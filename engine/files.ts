@@ -1,5 +1,5 @@
 /**
- * File helpers for the command-line tasks: atomic writes (reports, charts,
+ * File helpers shared by training, evaluation and benches: atomic writes (reports, charts,
  * checkpoints, rewritten `metrics.jsonl`) and folder creation.
  *
  * @module

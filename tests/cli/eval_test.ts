@@ -1,8 +1,5 @@
-// Tests of cli/eval.ts and cli/eval_results.ts (kept beside the evaluation tests).
 import assert from "node:assert/strict";
 import { main, parseEvalArgs, UsageError } from "../../cli/eval.ts";
-import { prCurvesSvg } from "../../cli/eval_results.ts";
-import { evaluateCoco } from "../../eval/coco_eval.ts";
 import type { CocoDataset, CocoDetection } from "../../data/coco_types.ts";
 
 const FIXTURE = new URL("../fixtures/coco_eval/lrp_edge_cases.json", import.meta.url);
@@ -138,15 +135,4 @@ Deno.test("eval CLI prints the summary and writes the report atomically", async 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-});
-
-Deno.test("prCurvesSvg() rejects a category index out of range", () => {
-  const r = evaluateCoco({
-    images: [{ id: 1, width: 10, height: 10, file_name: "x" }],
-    categories: [{ id: 1, name: "a<b" }],
-    annotations: [],
-  }, []);
-  assert.match(prCurvesSvg(r, 0), /a&lt;b/);
-  assert.match(prCurvesSvg(r), /no data/);
-  assert.throws(() => prCurvesSvg(r, 1), RangeError);
 });

@@ -1,0 +1,187 @@
+/**
+ * Evaluating a trained model on its validation split: the end of
+ * `train()` (`val_detections.json`, `eval.json` and the oLRP-optimal
+ * score thresholds in `model_final.safetensors`) and a checkpoint evaluated on
+ * its own ({@linkcode evaluateCheckpoint}, behind `deno task eval --checkpoint`).
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { CocoIndex } from "../data/coco.ts";
+import type { DetectorConfig } from "../configs/types.ts";
+import type { Atss } from "../detectors/atss.ts";
+import type { BackendName } from "../tensor/backend.ts";
+import { initBackend } from "../tensor/device.ts";
+import { loadSplits, type Splits } from "./data_splits.ts";
+import { detectSplit, formatThresholds, scoreDetections, storeLrpThresholds } from "./evaluate.ts";
+import { evaluateResults, writeEvalOutputs } from "./eval_results.ts";
+import { writeFileAtomic } from "./files.ts";
+import { loadModel } from "./model_io.ts";
+
+/** The evaluation at the end of a training run. */
+export interface RunEvaluation {
+  /** COCO stats (the 12 numbers of pycocotools' summary). */
+  stats: number[];
+  /** Optimal LRP (tau 0.5). */
+  oLRP: number;
+  /** pycocotools' printed summary. */
+  summary: string;
+  /** Each class's oLRP-optimal score threshold, in label order (`null`: none). */
+  scoreThresholds: (number | null)[];
+  /** Class names, in label order. */
+  classNames: string[];
+}
+
+/** Where {@linkcode evaluateRun} reads and writes. */
+export interface RunEvaluationOptions {
+  /** The run's configuration. */
+  config: DetectorConfig;
+  /** The run's data. */
+  splits: Splits;
+  /** The run's seed (of the val loader). */
+  seed: number;
+  /** Step reached (noted in the checkpoint's metadata). */
+  step: number;
+  /** Seconds spent training (noted in `eval.json`). */
+  trainSeconds: number;
+  /** Run folder: `val_detections.json` and `eval.json` go there. */
+  out: string;
+  /** The final checkpoint, which gets the score thresholds. */
+  finalPath: string;
+}
+
+/**
+ * Runs `model` on the val split, scores it with COCO AP and LRP, stores each
+ * class's oLRP-optimal score threshold in `options.finalPath` and writes
+ * `val_detections.json` and `eval.json` to the run folder.
+ *
+ * @example
+ * ```ts ignore
+ * const evaluation = await evaluateRun(model, {
+ *   config, splits, seed: 0, step: 2000, trainSeconds: 600, out: "runs/a",
+ *   finalPath: "runs/a/model_final.safetensors",
+ * });
+ * console.log(evaluation.summary);
+ * ```
+ *
+ * @param model The trained model.
+ * @param options The run.
+ * @returns The scores and thresholds.
+ */
+export async function evaluateRun(
+  model: Atss,
+  options: RunEvaluationOptions,
+): Promise<RunEvaluation> {
+  const { splits, step, out } = options;
+  const dataset = splits.valDataset;
+  const detections = await detectSplit(
+    model,
+    splits.val,
+    dataset,
+    options.config.train,
+    options.seed,
+  );
+  await writeFileAtomic(join(out, "val_detections.json"), JSON.stringify(detections));
+  const { coco, lrp } = scoreDetections(dataset, detections);
+  // Each class's oLRP-optimal score threshold goes with the final model, for `detect`.
+  const { thresholds, names } = await storeLrpThresholds(
+    options.finalPath,
+    dataset,
+    lrp,
+    `step ${step}`,
+  );
+  const ids = new CocoIndex(dataset).categoryIds;
+  const perClass = names.map((name, k) => ({
+    categoryId: ids[k],
+    name,
+    oLRP: lrp.perCategory.find((c) => c.categoryId === ids[k])?.oLRP[0] ?? -1,
+    scoreThreshold: thresholds[k],
+  }));
+  await writeFileAtomic(
+    join(out, "eval.json"),
+    JSON.stringify(
+      {
+        stats: coco.stats,
+        oLRP: lrp.oLRP,
+        oLRPLoc: lrp.oLRPLoc,
+        oLRPFP: lrp.oLRPFP,
+        oLRPFN: lrp.oLRPFN,
+        perClass,
+        trainSeconds: options.trainSeconds,
+      },
+      null,
+      2,
+    ),
+  );
+  return {
+    stats: coco.stats,
+    oLRP: lrp.oLRP,
+    summary: coco.summary,
+    scoreThresholds: thresholds,
+    classNames: names,
+  };
+}
+
+/** Evaluating a trained checkpoint on its validation split. */
+export interface CheckpointEvalOptions {
+  /** The checkpoint. */
+  checkpoint: string;
+  /** A COCO-format folder instead of the config's data. */
+  data?: string;
+  /** Backend name. */
+  backend?: string;
+  /** Output folder; nothing is written when omitted. */
+  out?: string;
+  /** Also write one precision–recall SVG per category. */
+  perCategory?: boolean;
+  /** Store each class's oLRP-optimal score threshold in the checkpoint. */
+  storeThresholds?: boolean;
+}
+
+/**
+ * Runs `options.checkpoint` on its validation split and evaluates the
+ * detections (COCO AP and LRP); with `out`, writes the report, the curves
+ * and `detections.json` there.
+ *
+ * @example
+ * ```ts ignore
+ * const { text } = await evaluateCheckpoint({ checkpoint: "runs/a/model_final.safetensors" });
+ * console.log(text);
+ * ```
+ *
+ * @param options The checkpoint and what to write.
+ * @returns The text to print and the files written.
+ */
+export async function evaluateCheckpoint(
+  options: CheckpointEvalOptions,
+): Promise<{ text: string; written: string[] }> {
+  const backend = await initBackend(options.backend as BackendName | undefined);
+  const { model, config } = await loadModel(options.checkpoint, backend);
+  const splits = await loadSplits(config, options.data);
+  const detections = await detectSplit(model, splits.val, splits.valDataset, config.train);
+  const outcome = evaluateResults(splits.valDataset, detections, "bbox", true);
+  const written: string[] = [];
+  if (options.out) {
+    written.push(
+      ...await writeEvalOutputs(options.out, outcome, { perCategory: options.perCategory }),
+    );
+    const path = `${options.out}/detections.json`;
+    await writeFileAtomic(path, JSON.stringify(detections));
+    written.push(path);
+  }
+  const lines = [outcome.coco.summary, outcome.lrp!.summary];
+  if (options.storeThresholds) {
+    const { thresholds, names } = await storeLrpThresholds(
+      options.checkpoint,
+      splits.valDataset,
+      outcome.lrp!,
+      "deno task eval",
+    );
+    lines.push(
+      `Stored oLRP-optimal score thresholds in ${options.checkpoint}: ` +
+        formatThresholds(names, thresholds),
+    );
+  }
+  return { text: lines.join("\n"), written };
+}

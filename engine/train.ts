@@ -1,0 +1,216 @@
+/**
+ * The training loop every detector's runs go through: {@linkcode train}
+ * builds the model and its optimizer from a typed config, steps through the
+ * data with a learning-rate schedule, logs to `metrics.jsonl` and a progress
+ * line, draws the loss curves, saves atomic safetensors checkpoints (resumable:
+ * a resumed run gives the same model as an uninterrupted one) and ends with a
+ * COCO/LRP evaluation on the val split (see `evaluate_run.ts`).
+ * `deno task train` parses its flags and calls it.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { DetectionLoader } from "../data/loader.ts";
+import type { DetectorConfig } from "../configs/types.ts";
+import { Atss } from "../detectors/atss.ts";
+import { backward } from "../tensor/autograd.ts";
+import type { Backend } from "../tensor/backend.ts";
+import { stack } from "../tensor/ops/concat.ts";
+import { reshape } from "../tensor/ops/shape.ts";
+import { SGD } from "../tensor/optim/sgd.ts";
+import { composeSchedules, linearWarmup, multiStepSchedule } from "../tensor/optim/schedules.ts";
+import { loadCheckpoint, saveCheckpoint } from "../tensor/safetensors.ts";
+import { tidy } from "../tensor/tensor.ts";
+import { loadSplits } from "./data_splits.ts";
+import { evaluateRun, type RunEvaluation } from "./evaluate_run.ts";
+import { ensureDir, writeFileAtomic } from "./files.ts";
+import { MetricsWriter, readMetrics } from "./metrics.ts";
+import { Progress, writeStderr } from "./progress.ts";
+import { lossCurvesSvg } from "./svg_chart.ts";
+
+/** What a training run needs. */
+export interface TrainOptions {
+  /** The configuration (overrides already applied). */
+  config: DetectorConfig;
+  /** Seed of weights, order and augmentation. */
+  seed: number;
+  /** Run folder. */
+  out: string;
+  /** Continue from the run folder's checkpoint. */
+  resume?: boolean;
+  /** A COCO-format dataset folder instead of the config's data. */
+  dataDir?: string;
+  /** Backend (default: the default device). */
+  backend?: Backend;
+  /** Evaluate on the val split at the end (default true). */
+  evaluate?: boolean;
+  /** Stop after this step (to test resuming); the run is left resumable. */
+  stopAfter?: number;
+  /** Where progress goes (default stderr). */
+  write?: (text: string) => void;
+}
+
+/** What a training run produced. */
+export interface TrainResult {
+  /** The trained model. */
+  model: Atss;
+  /** Step reached. */
+  step: number;
+  /**
+   * COCO stats (12 numbers), oLRP and each class's oLRP-optimal score
+   * threshold (label order, `null`: none) on the val split, when evaluated.
+   */
+  eval?: RunEvaluation;
+  /** Seconds spent in training steps. */
+  trainSeconds: number;
+}
+
+/** File name of a run's resumable checkpoint, in its run folder. */
+export const CHECKPOINT_FILE = "checkpoint.safetensors";
+/** File name of a run's final model (with its score thresholds), in its run folder. */
+export const FINAL_CHECKPOINT_FILE = "model_final.safetensors";
+
+/**
+ * Trains `options.config` and returns the model (and its evaluation).
+ *
+ * @example Ten steps of the default config
+ * ```ts ignore
+ * import { train } from "./train.ts";
+ * import ATSS_TINY_SHAPES from "../configs/atss_tiny_shapes.ts";
+ * const { step } = await train({ config: ATSS_TINY_SHAPES, seed: 0, out: "runs/demo", evaluate: false });
+ * ```
+ */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const { config, seed, out } = options;
+  const settings = config.train;
+  const write = options.write ?? writeStderr;
+  await ensureDir(out);
+  const splits = await loadSplits(config, options.dataDir);
+  const model = new Atss(config.model, { seed, backend: options.backend });
+  const params = model.namedParameters().filter(([, p]) => p.requiresGrad);
+  const optimizer = new SGD(params, {
+    lr: settings.lr,
+    momentum: settings.momentum,
+    weightDecay: settings.weightDecay,
+    maxGradNorm: settings.maxGradNorm,
+  });
+  const schedule = composeSchedules(
+    linearWarmup(settings.warmup.iters, settings.warmup.factor),
+    multiStepSchedule(settings.milestones, settings.gamma),
+  );
+  let step = 0;
+  const checkpointPath = join(out, CHECKPOINT_FILE);
+  if (options.resume) {
+    try {
+      const meta = await loadCheckpoint(checkpointPath, { model, optimizer });
+      if (meta.config !== config.name || meta.loss !== config.model.loss) {
+        throw new TypeError(
+          `Checkpoint "${checkpointPath}" is from config "${meta.config}" (${meta.loss}), not "${config.name}" (${config.model.loss})`,
+        );
+      }
+      step = Number(meta.step);
+      write(`brl: resuming from step ${step} (${checkpointPath})\n`);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      write(`brl: no checkpoint in ${out}; starting from step 0\n`);
+    }
+  }
+  const metrics = await MetricsWriter.open(join(out, "metrics.jsonl"), { resumeStep: step });
+  const loader = new DetectionLoader(splits.train, {
+    batchSize: settings.batchSize,
+    seed,
+    dropLast: true,
+    transform: {
+      shortSide: settings.shortSide,
+      maxSize: settings.maxSize,
+      flipProb: settings.flipProb,
+    },
+  });
+  const perEpoch = loader.length;
+  if (perEpoch === 0) throw new RangeError(`The training split has fewer images than one batch`);
+  const stopAt = Math.min(settings.iters, options.stopAfter ?? Infinity);
+  const progress = new Progress({
+    total: settings.iters,
+    label: `${config.name} ${config.model.loss}`,
+    logEvery: settings.logEvery,
+    startStep: step,
+    write,
+  });
+  const started = performance.now();
+  const saveState = async () => {
+    await saveCheckpoint(checkpointPath, {
+      model,
+      optimizer,
+      metadata: { step, seed, config: config.name, loss: config.model.loss },
+    });
+    const records = await readMetrics(join(out, "metrics.jsonl"));
+    await writeFileAtomic(
+      join(out, "loss_curves.svg"),
+      lossCurvesSvg(records, [
+        "loss",
+        ...Object.keys(records.at(-1) ?? {}).filter((k) => k.startsWith("loss_")),
+      ], {
+        smooth: 5,
+      }),
+    );
+  };
+  try {
+    while (step < stopAt) {
+      const epoch = Math.floor(step / perEpoch);
+      for await (const batch of loader.epoch(epoch, step % perEpoch)) {
+        optimizer.lr = settings.lr * schedule(step);
+        const logged = tidy(() => {
+          const losses = model.loss(batch);
+          backward(losses.total);
+          optimizer.step();
+          optimizer.zeroGrad();
+          const names = Object.keys(losses.parts);
+          return {
+            names,
+            values: stack([
+              reshape(losses.total, [1]),
+              ...names.map((n) => reshape(losses.parts[n], [1])),
+            ]),
+            positives: losses.numPositives,
+          };
+        });
+        step++;
+        if (step % settings.logEvery === 0 || step === stopAt) {
+          const values = await logged.values.data();
+          const fields: Record<string, number> = { loss: values[0] };
+          logged.names.forEach((n, k) => (fields[`loss_${n}`] = values[k + 1]));
+          fields.lr = optimizer.lr;
+          fields.positives = logged.positives;
+          await metrics.append(step, fields);
+          progress.update(step, { loss: values[0], lr: optimizer.lr });
+        } else {
+          progress.update(step);
+        }
+        logged.values.dispose();
+        if (step % settings.checkpointEvery === 0 || step === stopAt) await saveState();
+        if (step >= stopAt) break;
+      }
+    }
+  } finally {
+    loader.close();
+    await metrics.close();
+  }
+  const trainSeconds = (performance.now() - started) / 1000;
+  progress.done();
+  const result: TrainResult = { model, step, trainSeconds };
+  if (step >= settings.iters && options.evaluate !== false) {
+    const finalPath = join(out, FINAL_CHECKPOINT_FILE);
+    await writeFileAtomic(finalPath, await Deno.readFile(checkpointPath));
+    result.eval = await evaluateRun(model, {
+      config,
+      splits,
+      seed,
+      step,
+      trainSeconds,
+      out,
+      finalPath,
+    });
+  }
+  return result;
+}
