@@ -111,6 +111,20 @@ export function poisonPool(backend: Backend, sizes: readonly number[]): void {
   }
 }
 
+/** Runs `fn` on `backend` inside `tidy` and reads back every tensor it returns. */
+export async function outputsOf(
+  backend: Backend,
+  fn: (backend: Backend) => Tensor | Tensor[],
+): Promise<TypedArray[]> {
+  const result = tidy(() => {
+    const r = fn(backend);
+    return Array.isArray(r) ? r : [r];
+  });
+  const data = await Promise.all(result.map((t) => t.data()));
+  result.forEach((t) => t.dispose());
+  return data;
+}
+
 /**
  * Runs `fn` on the CPU backend and on `target` (default WebGPU) with the same inputs and compares
  * the outputs' data.
@@ -122,17 +136,8 @@ export async function compareBackends(
   target?: Backend,
 ): Promise<void> {
   const gpu = target ?? await webgpu();
-  const outs = async (backend: Backend): Promise<TypedArray[]> => {
-    const result = tidy(() => {
-      const r = fn(backend);
-      return Array.isArray(r) ? r : [r];
-    });
-    const data = await Promise.all(result.map((t) => t.data()));
-    result.forEach((t) => t.dispose());
-    return data;
-  };
-  const expected = await outs(CPU);
-  const actual = await outs(gpu);
+  const expected = await outputsOf(CPU, fn);
+  const actual = await outputsOf(gpu, fn);
   expected.forEach((e, k) => assertClose(actual[k], e, atol, rtol, `output ${k}`));
 }
 

@@ -11,8 +11,16 @@ import { argmax, max, min, sum } from "../../tensor/ops/reduce.ts";
 import { permute } from "../../tensor/ops/shape.ts";
 import { logSoftmax, softmax } from "../../tensor/ops/softmax.ts";
 import { clipCoefficient } from "../../tensor/optim/optimizer.ts";
-import { type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
-import { compareBackends, CPU, NATIVE, nativeBackend, randomArray, shapeSize } from "./helpers.ts";
+import { type Tensor, tensor } from "../../tensor/tensor.ts";
+import {
+  compareBackends,
+  CPU,
+  NATIVE,
+  nativeBackend,
+  outputsOf,
+  randomArray,
+  shapeSize,
+} from "./helpers.ts";
 
 /** Kernels `pointwiseKernel` replaced, and every kernel launched on {@linkcode POINTWISE}. */
 const replaced = new WeakSet<Kernel>();
@@ -98,19 +106,6 @@ function assertSame(actual: TypedArray, expected: TypedArray, what: string): voi
   }
 }
 
-async function outputs(
-  backend: Backend,
-  fn: (backend: Backend) => Tensor | Tensor[],
-): Promise<TypedArray[]> {
-  const result = tidy(() => {
-    const r = fn(backend);
-    return Array.isArray(r) ? r : [r];
-  });
-  const data = await Promise.all(result.map((t) => t.data()));
-  result.forEach((t) => t.dispose());
-  return data;
-}
-
 /**
  * Runs `fn` on the CPU backend and, from a poisoned pool, on {@linkcode POINTWISE}; asserts
  * identical outputs, and that every `map.*` and `reduce.*` kernel launched was replaced except
@@ -121,10 +116,10 @@ async function same(
   fn: (backend: Backend) => Tensor | Tensor[],
   twins: readonly string[] = [],
 ): Promise<void> {
-  const expected = await outputs(CPU, fn);
+  const expected = await outputsOf(CPU, fn);
   poison(POINTWISE, Math.max(4096, ...expected.map((e) => 2 * e.byteLength)));
   launched.length = 0;
-  const actual = await outputs(POINTWISE, fn);
+  const actual = await outputsOf(POINTWISE, fn);
   const pointwise = launched.filter((k) => /^(map|reduce)\./.test(k.label));
   assert.ok(pointwise.length > 0, `${what}: no map or reduce kernel ran`);
   for (const kernel of pointwise) {
