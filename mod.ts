@@ -154,7 +154,15 @@ export {
 } from "./boxes/box_ops.ts";
 export { type OverlapMode } from "./boxes/iou.ts";
 export { DeltaXywhCoder, type DeltaXywhCoderOptions } from "./boxes/coder.ts";
-export { batchedNms, batchedNmsHost, type NmsOptions, type NmsResult } from "./boxes/nms.ts";
+export {
+  batchedNms,
+  batchedNmsHost,
+  batchedNmsIndices,
+  type HostBoxes,
+  nmsIndices,
+  type NmsOptions,
+  type NmsResult,
+} from "./boxes/nms.ts";
 export {
   denseDetections,
   type DenseLevel,
