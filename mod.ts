@@ -163,6 +163,7 @@ export {
   type NmsOptions,
   type NmsResult,
 } from "./boxes/nms.ts";
+export { mapRoiLevels } from "./boxes/roi_levels.ts";
 export {
   denseDetections,
   type DenseLevel,
