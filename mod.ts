@@ -7,7 +7,10 @@
  *   {@linkcode conv2d}, {@linkcode backward}, `nn` layers, {@linkcode SGD} and
  *   {@linkcode AdamW}, safetensors checkpoints.
  * - Boxes: format conversions, {@linkcode boxIou} and {@linkcode bboxOverlaps}
- *   (IoU, IoF, GIoU), {@linkcode batchedNms} and {@linkcode DeltaXywhCoder}.
+ *   (IoU, IoF, GIoU), {@linkcode batchedNms} and its torchvision-equal host
+ *   twins {@linkcode nmsIndices} and {@linkcode batchedNmsIndices},
+ *   {@linkcode mapRoiLevels} (mmdetection's RoI-to-FPN-level rule) and
+ *   {@linkcode DeltaXywhCoder}.
  * - Losses: float64 references of AP, aLRP, RS, BAP and BRS
  *   ({@linkcode rankSortLoss}, ...), their tensor ops under `F`
  *   (`F.bucketedRankSort`, ...), and the baselines ({@linkcode sigmoidFocalLoss},
@@ -154,7 +157,16 @@ export {
 } from "./boxes/box_ops.ts";
 export { type OverlapMode } from "./boxes/iou.ts";
 export { DeltaXywhCoder, type DeltaXywhCoderOptions } from "./boxes/coder.ts";
-export { batchedNms, batchedNmsHost, type NmsOptions, type NmsResult } from "./boxes/nms.ts";
+export {
+  batchedNms,
+  batchedNmsHost,
+  batchedNmsIndices,
+  type HostBoxes,
+  nmsIndices,
+  type NmsOptions,
+  type NmsResult,
+} from "./boxes/nms.ts";
+export { mapRoiLevels } from "./boxes/roi_levels.ts";
 export {
   denseDetections,
   type DenseLevel,

@@ -269,6 +269,21 @@ export function suppressRowsPerDispatch(words: number, maxOut: number): number {
   return Math.max(1, full >= maxOut ? budget - maxOut * words : full);
 }
 
+/**
+ * The largest `f32` at or below `t`: for every `f32` IoU `x`, `x > t` (the
+ * double comparison torchvision makes) is the same as `x > f32AtOrBelow(t)`
+ * (what the WGSL can make). Rounding `t` to the nearest `f32` instead would
+ * keep a box whose IoU is `fround(t) > t`, e.g. `0.3f` at threshold 0.3.
+ */
+export function f32AtOrBelow(t: number): number {
+  const f = Math.fround(t);
+  if (!(f > t)) return f;
+  if (f === 0) return -(2 ** -149);
+  const bits = new Int32Array(Float32Array.of(f).buffer);
+  bits[0] += f > 0 ? -1 : 1;
+  return new Float32Array(bits.buffer)[0];
+}
+
 function checkOptions(op: string, options: NmsOptions, n: number): number {
   const thr = options?.iouThreshold;
   if (typeof thr !== "number" || Number.isNaN(thr)) {
@@ -285,8 +300,12 @@ function checkOptions(op: string, options: NmsOptions, n: number): number {
  * Batched NMS on the tensors' device, without a readback: boxes of different
  * classes never suppress each other; a box whose IoU with a kept
  * higher-scoring box of its class exceeds `iouThreshold` is dropped (IoU equal
- * to the threshold is kept). Scores are ranked descending, ties by lower
- * index, NaN last. Boxes with a negative class are padding: never kept.
+ * to the threshold is kept; the `f32` IoU is compared with the threshold as a
+ * double, as torchvision does, so that its float32 `nms` and `batched_nms`
+ * results are reproduced). Scores are ranked descending, ties by lower
+ * index, NaN last (torchvision ranks NaN first: see {@linkcode nmsIndices}).
+ * Boxes with a negative class are padding: never kept (torchvision treats a
+ * negative class as any other).
  *
  * The outputs have fixed sizes: `keep` is `i32 [maxOutput]` (indices of the
  * kept boxes by descending score, at most `maxOutput` of them, then `-1`s)
@@ -363,7 +382,7 @@ export function batchedNms(
       maskKernel(),
       [sortedBoxes, sortedClasses],
       [mask],
-      { n, tiles, groups, thr: options.iouThreshold },
+      { n, tiles, groups, thr: f32AtOrBelow(options.iouThreshold) },
       groups,
     );
     sortedBoxes.dispose();
@@ -441,4 +460,145 @@ export function batchedNmsHost(
     }
   }
   return Int32Array.from(keep);
+}
+
+/** Box coordinates whose element type sets the precision of the host NMS. */
+export type HostBoxes = Float32Array | Float64Array;
+
+function checkHostNms(
+  op: string,
+  boxes: HostBoxes,
+  scores: ArrayLike<number>,
+  iouThreshold: number,
+  classes?: ArrayLike<number>,
+): number {
+  if (!(boxes instanceof Float32Array || boxes instanceof Float64Array)) {
+    throw new TypeError(`${op}: boxes must be a Float32Array or a Float64Array`);
+  }
+  if (boxes.length % 4 !== 0) {
+    throw new RangeError(`${op}: ${boxes.length} coordinates are not a multiple of 4`);
+  }
+  const n = boxes.length / 4;
+  if (scores.length !== n) {
+    throw new RangeError(`${op}: ${scores.length} scores for ${n} boxes`);
+  }
+  if (classes && classes.length !== n) {
+    throw new RangeError(`${op}: ${classes.length} classes for ${n} boxes`);
+  }
+  if (typeof iouThreshold !== "number" || Number.isNaN(iouThreshold)) {
+    throw new TypeError(`${op}: iouThreshold ${iouThreshold} is not a number`);
+  }
+  return n;
+}
+
+/**
+ * torchvision's visiting order: descending score, NaN above every number (as
+ * `torch.sort`), equal scores by increasing index.
+ */
+function torchvisionOrder(scores: ArrayLike<number>, n: number): Int32Array {
+  const order = Int32Array.from({ length: n }, (_, k) => k);
+  return order.sort((a, b) => {
+    const sa = scores[a], sb = scores[b];
+    const na = Number.isNaN(sa), nb = Number.isNaN(sb);
+    if (na || nb) return na === nb ? a - b : na ? -1 : 1;
+    return sb > sa ? 1 : sb < sa ? -1 : a - b;
+  });
+}
+
+function greedyNms(
+  boxes: HostBoxes,
+  scores: ArrayLike<number>,
+  classes: ArrayLike<number> | null,
+  thr: number,
+  n: number,
+): Int32Array {
+  const round = boxes instanceof Float32Array ? Math.fround : (x: number) => x;
+  const order = torchvisionOrder(scores, n);
+  const suppressed = new Uint8Array(n);
+  const keep: number[] = [];
+  for (let a = 0; a < n; a++) {
+    const i = order[a];
+    if (suppressed[i]) continue;
+    keep.push(i);
+    for (let b = a + 1; b < n; b++) {
+      const j = order[b];
+      if (suppressed[j] || (classes && classes[j] !== classes[i])) continue;
+      // NaN (two empty boxes) is not greater than the threshold: both are kept.
+      if (overlapHost(boxes, i, boxes, j, "iou", NO_FLOOR, round) > thr) suppressed[j] = 1;
+    }
+  }
+  return Int32Array.from(keep);
+}
+
+/**
+ * torchvision's `nms` on the host: the kept indices in torchvision's order.
+ * Boxes are visited by descending score (equal scores by increasing index);
+ * a box not yet suppressed is kept and suppresses every later box whose IoU
+ * with it is strictly greater than `iouThreshold`.
+ *
+ * The precision follows `boxes`: a `Float32Array` computes the IoU in float32
+ * (every step rounded, as torchvision on float32 tensors) and compares it with
+ * the threshold as a double, so that an IoU of `0.3f = 0.300000012` is
+ * suppressed at threshold 0.3; a `Float64Array` computes in float64. The IoU
+ * of two zero-area boxes is `0 / 0 = NaN`, which suppresses nothing.
+ *
+ * NaN scores rank above every number, as in `torch.sort` (NaN boxes come
+ * first, by index). The device op {@linkcode batchedNms} ranks them last.
+ *
+ * @example Two overlapping boxes and a distant one
+ * ```ts
+ * import { nmsIndices } from "./nms.ts";
+ * const boxes = Float32Array.of(0, 0, 10, 10, 1, 1, 10, 10, 20, 20, 30, 30);
+ * console.log(nmsIndices(boxes, Float32Array.of(0.5, 0.9, 0.1), 0.5)); // Int32Array [1, 2]
+ * ```
+ *
+ * @param boxes `[N * 4]` xyxy coordinates, row-major; the element type sets the precision.
+ * @param scores `[N]` scores.
+ * @param iouThreshold A box is suppressed when its IoU with a kept box is greater than this.
+ * @returns The kept indices by descending score.
+ * @throws {RangeError} When `boxes.length` is not a multiple of 4 or `scores` has another length.
+ */
+export function nmsIndices(
+  boxes: HostBoxes,
+  scores: ArrayLike<number>,
+  iouThreshold: number,
+): Int32Array {
+  const n = checkHostNms("nmsIndices", boxes, scores, iouThreshold);
+  return greedyNms(boxes, scores, null, iouThreshold, n);
+}
+
+/**
+ * torchvision's `batched_nms` on the host: {@linkcode nmsIndices} within each
+ * class (boxes of different classes never suppress each other), the kept
+ * boxes merged by descending score, equal scores by increasing index. Any
+ * number is a class, negative ones included. Precision and NaN scores as in
+ * {@linkcode nmsIndices}.
+ *
+ * Above 1,000 boxes torchvision runs `nms` per class and merges with an
+ * unstable sort, so its order of equal scores is not defined there; this
+ * function keeps the increasing-index order at every size.
+ *
+ * @example The same box under two classes survives once per class
+ * ```ts
+ * import { batchedNmsIndices } from "./nms.ts";
+ * const boxes = Float32Array.of(0, 0, 10, 10, 0, 0, 10, 10, 0, 0, 10, 10);
+ * const keep = batchedNmsIndices(boxes, Float32Array.of(0.2, 0.9, 0.5), [3, 3, 7], 0.5);
+ * console.log(keep); // Int32Array [1, 2]
+ * ```
+ *
+ * @param boxes `[N * 4]` xyxy coordinates, row-major; the element type sets the precision.
+ * @param scores `[N]` scores.
+ * @param classes `[N]` class of each box.
+ * @param iouThreshold A box is suppressed when its IoU with a kept box of its class is greater than this.
+ * @returns The kept indices by descending score.
+ * @throws {RangeError} When `boxes.length` is not a multiple of 4 or `scores` or `classes` has another length.
+ */
+export function batchedNmsIndices(
+  boxes: HostBoxes,
+  scores: ArrayLike<number>,
+  classes: ArrayLike<number>,
+  iouThreshold: number,
+): Int32Array {
+  const n = checkHostNms("batchedNmsIndices", boxes, scores, iouThreshold, classes);
+  return greedyNms(boxes, scores, classes, iouThreshold, n);
 }
