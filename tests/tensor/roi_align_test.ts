@@ -5,6 +5,7 @@ import { roiAlign, type RoiAlignOptions } from "../../tensor/ops/roi_align.ts";
 import { tensor } from "../../tensor/tensor.ts";
 import {
   assertClose,
+  compareBackends,
   CPU,
   GPU,
   gpuBackend,
@@ -12,6 +13,8 @@ import {
   NATIVE,
   nativeBackend,
   poisonPool,
+  randomArray,
+  testBackends,
 } from "./helpers.ts";
 
 interface FixtureTensor {
@@ -142,4 +145,71 @@ Deno.test("roiAlign() with no boxes gives an empty output", async () => {
   const out = roiAlign(x, tensor(new Float32Array(0), [0, 5]), { outputSize: 2 });
   assert.deepEqual(out.shape, [0, 1, 2, 2]);
   assert.equal((await out.data()).length, 0);
+});
+
+/**
+ * Seeded boxes `[k, 5]` over a `size`-pixel image with batch items `n`: ordinary, sub-pixel,
+ * huge, inverted and partly or wholly outside boxes.
+ */
+function randomRois(k: number, n: number, size: number, seed: number): Float32Array {
+  const r = randomArray(6 * k, seed, 0, 1);
+  const out = new Float32Array(5 * k);
+  for (let i = 0; i < k; i++) {
+    const kind = i % 5;
+    const x = (r[6 * i] * 1.4 - 0.2) * size, y = (r[6 * i + 1] * 1.4 - 0.2) * size;
+    const spread = [size / 2, 0.3, 2 * size, -size / 4, size / 8][kind];
+    const w = r[6 * i + 2] * spread, h = r[6 * i + 3] * spread;
+    out.set([Math.floor(r[6 * i + 4] * n), x, y, x + w, y + h].map(Math.fround), 5 * i);
+  }
+  return out;
+}
+
+Deno.test(
+  "roiAlign() on WebGPU meets its CPU twin on random boxes",
+  { ignore: !GPU },
+  async (t) => {
+    const shape = [2, 3, 19, 23];
+    const x = randomArray(2 * 3 * 19 * 23, 5);
+    const g = randomArray(40 * 3 * 7 * 7, 6);
+    for (
+      const options of [
+        { outputSize: 7, spatialScale: 0.25, samplingRatio: 0, aligned: true },
+        { outputSize: [7, 5], spatialScale: 0.125, samplingRatio: 2, aligned: false },
+        { outputSize: 7, spatialScale: 0.25, samplingRatio: 0, aligned: false },
+        { outputSize: [3, 7], spatialScale: 0.25, samplingRatio: 3, aligned: true },
+      ] as RoiAlignOptions[]
+    ) {
+      await t.step(JSON.stringify(options), async () => {
+        const rois = randomRois(40, 2, 100, 9);
+        await compareBackends(
+          (backend) => {
+            const xt = tensor(x, shape, { backend, requiresGrad: true });
+            const out = roiAlign(xt, tensor(rois, [40, 5], { backend }), options);
+            backward(out, tensor(g.subarray(0, out.size), out.shape, { backend }));
+            return [out, xt.grad!];
+          },
+          1e-5,
+          1e-4,
+          await gpuBackend(),
+        );
+      });
+    }
+  },
+);
+
+Deno.test("roiAlign() releases what it allocates", async () => {
+  for (const backend of await testBackends()) {
+    const x = tensor(randomArray(2 * 2 * 8 * 8, 3), [2, 2, 8, 8], { backend, requiresGrad: true });
+    const rois = tensor(randomRois(6, 2, 8, 4), [6, 5], { backend });
+    const before = backend.liveBuffers();
+    const out = roiAlign(x, rois, { outputSize: 3, samplingRatio: 2, aligned: true });
+    const ones = tensor(new Float32Array(out.size).fill(1), out.shape, { backend });
+    backward(out, ones);
+    await x.grad!.data();
+    for (const t of [out, ones, x.grad!]) t.dispose();
+    x.grad = null;
+    assert.equal(backend.liveBuffers(), before, backend.name);
+    x.dispose();
+    rois.dispose();
+  }
 });
