@@ -30,6 +30,8 @@ import { empty, type Tensor } from "../tensor.ts";
 import { backendOf, launch } from "./launch.ts";
 
 const WORKGROUP = 64;
+/** Most adaptive samples per bin along one axis (a bin over 65,536 feature pixels). */
+const MAX_GRID = 65536;
 
 /** Options of {@linkcode roiAlign}. */
 export interface RoiAlignOptions {
@@ -72,7 +74,9 @@ fn grid(size: f32, bins: u32) -> i32 {
   var q = ceil(size / nb);
   if ((q - 1.0) * nb >= size) { q = q - 1.0; }
   if (q * nb < size) { q = q + 1.0; }
-  return max(i32(q), 0);
+  // At most MAX_GRID samples; none for a NaN size (unchecked GPU boxes must not hang the loops).
+  if (!(q >= 1.0)) { return 0; }
+  return i32(min(q, ${MAX_GRID}.0));
 }
 
 fn roi_at(k: u32) -> Roi {
@@ -111,9 +115,11 @@ fn tap(v0: f32, n: u32) -> Tap {
 }
 `;
 
-/** Exact `ceil(size / bins)` samples, or the ratio; never negative. */
+/** Exact `ceil(size / bins)` samples (at most `MAX_GRID`), or the ratio; never negative. */
 function gridCpu(size: number, bins: number, ratio: number): number {
-  return ratio > 0 ? ratio : Math.max(Math.ceil(size / bins), 0);
+  if (ratio > 0) return ratio;
+  const q = Math.ceil(size / bins);
+  return q >= 1 ? Math.min(q, MAX_GRID) : 0;
 }
 
 interface RoiCpu {
@@ -276,7 +282,7 @@ fn candidates(start: f32, bin: f32, g: i32, bins: u32, at: i32, n: u32) -> vec2<
   let b = (hi + margin - start) / step - 0.5;
   let first = clamp(floor(min(a, b)) - 1.0, 0.0, f32(count));
   let last = clamp(ceil(max(a, b)) + 1.0, -1.0, f32(count - 1));
-  return vec2<i32>(i32(first), i32(last));
+  return vec2<i32>(max(i32(first), 0), min(i32(last), count - 1));
 }
 
 // Weight of pixel at for a sample at v (both taps may be the same pixel at the border).

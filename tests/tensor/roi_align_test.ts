@@ -213,3 +213,17 @@ Deno.test("roiAlign() releases what it allocates", async () => {
     rois.dispose();
   }
 });
+
+Deno.test(
+  "roiAlign() on WebGPU pools zeros for a box of a missing batch item",
+  { ignore: !GPU },
+  async () => {
+    const backend = await gpuBackend();
+    const x = tensor(new Float32Array(16).fill(1), [1, 1, 4, 4], { backend, requiresGrad: true });
+    const rois = tensor([3, 0, 0, 2, 2, 0, 0, 0, 2, 2], [2, 5], { backend });
+    const out = roiAlign(x, rois, { outputSize: 1, aligned: true });
+    backward(out, tensor([1, 1], [2, 1, 1, 1], { backend }));
+    assert.deepEqual(Array.from(await out.data()), [0, 1]);
+    assertClose(await x.grad!.data(), [0.25, 0.25, 0, 0, 0.25, 0.25, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  },
+);
