@@ -84,6 +84,7 @@ export {
   type PoolMode,
   upsampleNearest2d,
 } from "./ops/pool.ts";
+export { roiAlign, type RoiAlignOptions } from "./ops/roi_align.ts";
 export { concat, pad, slice, split, stack } from "./ops/concat.ts";
 export { gather, indexSelect, scatterAdd } from "./ops/index.ts";
 export {
