@@ -18,7 +18,8 @@
  * - Data: COCO files, the pycocotools-identical `mask` API, PNG/JPEG, the
  *   synthetic `shapes` dataset, transforms and a worker loader.
  * - Evaluation: {@linkcode evaluateCoco} (as pycocotools) and {@linkcode evaluateLrp}.
- * - Detectors: {@linkcode Atss} with its configs, trained by {@linkcode train}.
+ * - Detectors: {@linkcode buildDetector} builds any {@linkcode Detector} from its
+ *   config (today {@linkcode Atss}), trained by {@linkcode train}.
  *
  * Call {@linkcode initBackend} once to pick a backend (WebGPU on a hardware
  * adapter, else native, else WebGPU on a software adapter, else the CPU);
@@ -130,15 +131,25 @@ export {
 } from "./eval/coco_eval.ts";
 
 export {
-  assignBatch,
-  Atss,
+  buildDetector,
+  type BuildOptions,
+  DETECTOR_BUILDERS,
+  DETECTOR_KINDS,
+  type DetectorBuilders,
+  type DetectorKind,
+  type DetectorModelConfig,
+} from "./detectors/build.ts";
+export { type Detector, type DetectorLosses } from "./detectors/detector.ts";
+export { Atss, type AtssModelConfig, type AtssParts, buildAtss } from "./detectors/atss.ts";
+export {
+  ATSS_LOSS_TABLE,
   ATSS_LOSSES,
   type AtssLoss,
-  type AtssLosses,
-  type AtssModelConfig,
-  type AtssTargets,
-  centernessTargets,
-} from "./detectors/atss.ts";
+  atssLoss,
+  type AtssLossEntry,
+  type AtssLossInputs,
+} from "./detectors/atss_losses.ts";
+export { assignBatch, type AtssTargets, centernessTargets } from "./detectors/atss_targets.ts";
 export { type AnchorConfig, type Anchors, generateAnchors } from "./detectors/anchors.ts";
 export { type Assignment, atssAssign } from "./detectors/atss_assigner.ts";
 export { ResNet, RESNET50, type ResNetConfig } from "./detectors/backbones/resnet.ts";

@@ -16,7 +16,9 @@ import { applyOverrides } from "../engine/config.ts";
 import { train } from "../engine/train.ts";
 import { DetectionLoader, memorySource } from "../data/loader.ts";
 import { generateShapes } from "../data/shapes.ts";
-import { assignBatch, Atss, type AtssLoss } from "../detectors/atss.ts";
+import { buildAtss } from "../detectors/atss.ts";
+import type { AtssLoss } from "../detectors/atss_losses.ts";
+import { assignBatch } from "../detectors/atss_targets.ts";
 import { backward, detach } from "../tensor/autograd.ts";
 import { initBackend } from "../tensor/device.ts";
 import { tidy } from "../tensor/tensor.ts";
@@ -35,7 +37,7 @@ const iters = Number(values.iters);
 /** Forward + backward of the head losses alone, on fixed outputs of one batch (ms). */
 async function lossOnlyMs(loss: AtssLoss): Promise<number> {
   const config = applyOverrides(ATSS_TINY_SHAPES, { loss });
-  const model = new Atss(config.model, { seed: 0, backend });
+  const model = buildAtss(config.model, { seed: 0, backend });
   const split = generateShapes({ numImages: config.train.batchSize, seed: 1, size: 128 });
   const loader = new DetectionLoader(memorySource(split), {
     batchSize: config.train.batchSize,

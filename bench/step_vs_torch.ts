@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 import { ATSS_TINY_SHAPES } from "../configs/atss_tiny_shapes.ts";
 import { type Batch, DetectionLoader, memorySource } from "../data/loader.ts";
 import { generateShapes } from "../data/shapes.ts";
-import { Atss } from "../detectors/atss.ts";
+import { buildAtss } from "../detectors/atss.ts";
 import { backward } from "../tensor/autograd.ts";
 import type { BackendName } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
@@ -138,7 +138,7 @@ const backend = await initBackend(options.backend);
 const config = ATSS_TINY_SHAPES;
 const batchSize = config.train.batchSize;
 const size = 128; // the shapes data and the config's train size (shortSide = maxSize = 128)
-const model = new Atss(config.model, { seed: 0, backend });
+const model = buildAtss(config.model, { seed: 0, backend });
 const params = model.namedParameters();
 const paramCount = params.reduce((sum, [, p]) => sum + p.size, 0);
 const optimizer = new SGD(params.filter(([, p]) => p.requiresGrad), {

@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { loadConfig } from "../engine/config.ts";
 import { type Batch, DetectionLoader, memorySource } from "../data/loader.ts";
 import { generateShapes } from "../data/shapes.ts";
-import { Atss } from "../detectors/atss.ts";
+import { buildDetector } from "../detectors/build.ts";
 import { backward } from "../tensor/autograd.ts";
 import type { KernelTime } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
@@ -38,7 +38,7 @@ setConvDirectPath(values["conv-direct"] as ConvPathMode);
 const config = await loadConfig(values.config!);
 const batchSize = Number(values.batch ?? config.train.batchSize);
 const steps = Number(values.steps);
-const model = new Atss(config.model, { seed: 0, backend });
+const model = buildDetector(config.model, { seed: 0, backend });
 const optimizer = new SGD(model.namedParameters().filter(([, p]) => p.requiresGrad), {
   lr: 1e-3,
   momentum: config.train.momentum,

@@ -16,6 +16,7 @@ const ITERS_PER_EPOCH = 7330; // 117,266 images / 16
 export const ATSS_R50_COCO: DetectorConfig = {
   name: "atss_r50_coco",
   model: {
+    kind: "atss",
     numClasses: 80,
     backbone: RESNET50,
     neckChannels: 256,

@@ -23,6 +23,7 @@ import type { DetectorConfig } from "./types.ts";
 export const ATSS_TINY_SHAPES: DetectorConfig = {
   name: "atss_tiny_shapes",
   model: {
+    kind: "atss",
     numClasses: SHAPE_CLASSES.length,
     backbone: {
       block: "basic",

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { AtssModelConfig } from "../detectors/atss.ts";
+import type { DetectorModelConfig } from "../detectors/build.ts";
 
 /** How a run trains: optimiser, schedule, batch and image size. */
 export interface TrainSettings {
@@ -47,8 +47,8 @@ export type DataSettings =
 export interface DetectorConfig {
   /** Name (recorded in checkpoints; a checkpoint only loads into its own config). */
   name: string;
-  /** The model. */
-  model: AtssModelConfig;
+  /** The model, tagged by detector kind (`model.kind`). */
+  model: DetectorModelConfig;
   /** Training. */
   train: TrainSettings;
   /** Data. */

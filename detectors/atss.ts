@@ -1,47 +1,39 @@
 /**
  * ATSS (Zhang et al., CVPR 2020) trained with a ranking-based loss (BRS by
- * default; RS, BAP, AP) or with the stock focal loss: backbone, FPN, head,
- * anchors, the ATSS assigner, the losses of the spec's recipe (§10.1–10.2) and
- * inference. Assignment runs on the host (anchors and boxes are host data);
- * everything that touches predictions runs on the device with no readback.
+ * default; RS, BAP, AP) or with the stock focal loss. {@linkcode buildAtss}
+ * builds the parts (ResNet backbone, FPN, ATSS head) and picks the loss from
+ * the typed table of `atss_losses.ts`; {@linkcode Atss} composes them with the
+ * anchors, the ATSS assigner and inference. Assignment runs on the host
+ * (anchors and boxes are host data); everything that touches predictions runs
+ * on the device with no readback.
  *
  * @module
  */
 
 import type { Batch } from "../data/loader.ts";
-import { apLoss as apLossOp, bucketedAp, bucketedRankSort, rankSort } from "../losses/ops/mod.ts";
-import { binaryCrossEntropyWithLogits } from "../losses/baselines/cross_entropy.ts";
-import { sigmoidFocalLoss } from "../losses/baselines/focal_loss.ts";
-import { giouLoss } from "../losses/baselines/iou_loss.ts";
-import { scoreWeightedMean, scoreWeights, selfBalance } from "../losses/baselines/balance.ts";
-import { detach, noGrad } from "../tensor/autograd.ts";
+import { noGrad } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
 import { defaultDevice } from "../tensor/device.ts";
 import { Module } from "../tensor/nn/module.ts";
-import { full, zeros } from "../tensor/ops/creation.ts";
-import { concat, slice } from "../tensor/ops/concat.ts";
-import { add, mul } from "../tensor/ops/elementwise.ts";
+import { slice } from "../tensor/ops/concat.ts";
 import { indexSelect } from "../tensor/ops/index.ts";
 import { reshape } from "../tensor/ops/shape.ts";
 import { Rng } from "../tensor/rng.ts";
 import { keep, type Tensor, tensor } from "../tensor/tensor.ts";
 import { type AnchorConfig, type Anchors, generateAnchors } from "./anchors.ts";
-import { atssAssign } from "./atss_assigner.ts";
+import { type AtssLoss, atssLoss, type AtssLossEntry } from "./atss_losses.ts";
+import { assignBatch, type AtssTargets } from "./atss_targets.ts";
 import { ResNet, type ResNetConfig } from "./backbones/resnet.ts";
-import { bboxOverlaps } from "../boxes/box_ops.ts";
 import { DeltaXywhCoder } from "../boxes/coder.ts";
+import type { Detector, DetectorLosses } from "./detector.ts";
 import { AtssHead, type AtssHeadConfig, type AtssHeadOutput } from "./heads/atss_head.ts";
 import { Fpn } from "./necks/fpn.ts";
 import { denseDetections, type Detections, readDetections } from "./postprocess.ts";
 
-/** The classification losses ATSS can train with. */
-export type AtssLoss = "brs" | "rs" | "bap" | "ap" | "focal";
-
-/** The classification losses by name, for command lines and configs. */
-export const ATSS_LOSSES: readonly AtssLoss[] = ["brs", "rs", "bap", "ap", "focal"];
-
 /** Everything that defines an ATSS model. */
 export interface AtssModelConfig {
+  /** Detector kind. */
+  kind: "atss";
   /** Object classes. */
   numClasses: number;
   /** Backbone. */
@@ -62,96 +54,66 @@ export interface AtssModelConfig {
   test: { nmsPre: number; scoreThr: number; iouThreshold: number; maxPerImage: number };
 }
 
-/** The loss of one batch: the total to minimise and its parts (for logging). */
-export interface AtssLosses {
-  /** Sum of the parts, a scalar tensor. */
-  total: Tensor;
-  /** Named scalar parts (`rank`, `sort`, `box`, `cls`, `centerness`). */
-  parts: Record<string, Tensor>;
-  /** Positive anchors in the batch. */
-  numPositives: number;
-}
-
-/** The targets ATSS gives one batch, built on the host. */
-export interface AtssTargets {
-  /** Flat index `image * A + anchor` of each positive. */
-  index: Int32Array;
-  /** Class of each positive. */
-  label: Int32Array;
-  /** Ground-truth box of each positive `[P, 4]`. */
-  gtBox: Float32Array;
-  /** Anchor of each positive `[P, 4]`. */
-  anchor: Float32Array;
-  /** Anchors per image. */
-  numAnchors: number;
+/** The parts an {@linkcode Atss} is composed of. */
+export interface AtssParts {
+  /** Backbone. */
+  backbone: ResNet;
+  /** Neck. */
+  neck: Fpn;
+  /** Head. */
+  head: AtssHead;
+  /** Classification loss (with the box loss of its recipe). */
+  loss: AtssLossEntry;
 }
 
 /**
- * Assigns the anchors of every image of a batch with ATSS.
- *
- * @param anchors The anchors of the (padded) batch size.
- * @param boxes Per image `[n, 4]` ground-truth boxes.
- * @param labels Per image `[n]` classes.
- * @param topk ATSS candidates per level.
- */
-export function assignBatch(
-  anchors: Anchors,
-  boxes: readonly Float32Array[],
-  labels: readonly Int32Array[],
-  topk: number,
-): AtssTargets {
-  const numAnchors = anchors.boxes.length / 4;
-  const index: number[] = [], label: number[] = [], gtBox: number[] = [], anchor: number[] = [];
-  boxes.forEach((gt, image) => {
-    const { gtIndex } = atssAssign(anchors.boxes, anchors.perLevel, gt, topk);
-    for (let a = 0; a < numAnchors; a++) {
-      const g = gtIndex[a];
-      if (g < 0) continue;
-      index.push(image * numAnchors + a);
-      label.push(labels[image][g]);
-      for (let k = 0; k < 4; k++) {
-        gtBox.push(gt[4 * g + k]);
-        anchor.push(anchors.boxes[4 * a + k]);
-      }
-    }
-  });
-  return {
-    index: Int32Array.from(index),
-    label: Int32Array.from(label),
-    gtBox: Float32Array.from(gtBox),
-    anchor: Float32Array.from(anchor),
-    numAnchors,
-  };
-}
-
-/** Centerness of each positive's anchor centre inside its box (stock ATSS's target). */
-export function centernessTargets(targets: AtssTargets): Float32Array {
-  const n = targets.index.length;
-  const out = new Float32Array(n);
-  for (let p = 0; p < n; p++) {
-    const a = targets.anchor.subarray(4 * p, 4 * p + 4),
-      g = targets.gtBox.subarray(4 * p, 4 * p + 4);
-    const cx = (a[0] + a[2]) / 2, cy = (a[1] + a[3]) / 2;
-    const l = cx - g[0], t = cy - g[1], r = g[2] - cx, b = g[3] - cy;
-    out[p] = Math.sqrt(
-      (Math.min(l, r) / Math.max(l, r)) * (Math.min(t, b) / Math.max(t, b)),
-    );
-  }
-  return out;
-}
-
-/**
- * The ATSS detector.
+ * Builds an ATSS model: the backbone, neck and head with weights drawn from
+ * `seed` (in that order), and the configured loss from the loss table.
  *
  * @example Build the tiny model and run it
  * ```ts ignore
- * import { Atss } from "./atss.ts";
+ * import { buildAtss } from "./atss.ts";
  * import { ATSS_TINY_SHAPES } from "../configs/atss_tiny_shapes.ts";
- * const model = new Atss(ATSS_TINY_SHAPES.model, { seed: 0 });
+ * const model = buildAtss(ATSS_TINY_SHAPES.model, { seed: 0 });
  * const out = model.forward(images); // { cls: [N, A, C], reg: [N, A, 4] }
  * ```
+ *
+ * @throws {RangeError} When the config names an unknown loss.
  */
-export class Atss extends Module<Tensor, AtssHeadOutput> {
+export function buildAtss(
+  config: AtssModelConfig,
+  options: { seed: number; backend?: Backend },
+): Atss {
+  const loss = atssLoss(config.loss);
+  const backend = options.backend ?? defaultDevice();
+  const rng = new Rng(options.seed);
+  const backbone = new ResNet(config.backbone, rng, backend);
+  const levels = config.anchors.strides.length;
+  const neck = new Fpn(backbone.outChannels, config.neckChannels, levels, rng, backend);
+  const head = new AtssHead(
+    {
+      ...config.head,
+      numClasses: config.numClasses,
+      inChannels: config.neckChannels,
+      anchorsPerLocation: config.anchors.scalesPerOctave * config.anchors.ratios.length,
+      numLevels: levels,
+      centerness: loss.centerness,
+    },
+    rng,
+    backend,
+  );
+  return new Atss(config, { backbone, neck, head, loss }, backend);
+}
+
+/**
+ * The ATSS detector, composed of its parts (see {@linkcode buildAtss}).
+ *
+ * @example
+ * ```ts ignore
+ * const model = new Atss(config, { backbone, neck, head, loss: atssLoss("brs") }, backend);
+ * ```
+ */
+export class Atss extends Module<Tensor, AtssHeadOutput> implements Detector {
   /** Backbone. */
   readonly backbone: ResNet;
   /** Neck. */
@@ -163,39 +125,16 @@ export class Atss extends Module<Tensor, AtssHeadOutput> {
   /** The backend the weights live on. */
   readonly backend: Backend;
   readonly #anchors = new Map<string, { host: Anchors; device: Tensor }>();
+  readonly #loss: AtssLossEntry;
 
-  /** Builds the model with weights drawn from `seed`. */
-  constructor(readonly config: AtssModelConfig, options: { seed: number; backend?: Backend }) {
+  /** Composes the model of `parts`, whose weights live on `backend`. */
+  constructor(readonly config: AtssModelConfig, parts: AtssParts, backend: Backend) {
     super();
-    if (!ATSS_LOSSES.includes(config.loss)) {
-      throw new RangeError(
-        `Atss: unknown loss "${config.loss}" (expected ${ATSS_LOSSES.join(", ")})`,
-      );
-    }
-    const backend = options.backend ?? defaultDevice();
     this.backend = backend;
-    const rng = new Rng(options.seed);
-    this.backbone = this.registerModule("backbone", new ResNet(config.backbone, rng, backend));
-    const levels = config.anchors.strides.length;
-    this.neck = this.registerModule(
-      "neck",
-      new Fpn(this.backbone.outChannels, config.neckChannels, levels, rng, backend),
-    );
-    this.head = this.registerModule(
-      "bbox_head",
-      new AtssHead(
-        {
-          ...config.head,
-          numClasses: config.numClasses,
-          inChannels: config.neckChannels,
-          anchorsPerLocation: config.anchors.scalesPerOctave * config.anchors.ratios.length,
-          numLevels: levels,
-          centerness: config.loss === "focal",
-        },
-        rng,
-        backend,
-      ),
-    );
+    this.backbone = this.registerModule("backbone", parts.backbone);
+    this.neck = this.registerModule("neck", parts.neck);
+    this.head = this.registerModule("bbox_head", parts.head);
+    this.#loss = parts.loss;
   }
 
   /** Head outputs for `images` `[N, 3, H, W]` (H and W multiples of 32). */
@@ -238,7 +177,7 @@ export class Atss extends Module<Tensor, AtssHeadOutput> {
    * The training loss of a batch, following the spec's recipe for the
    * configured loss. Returns device scalars; nothing is read back.
    */
-  loss(batch: Batch): AtssLosses {
+  loss(batch: Batch): DetectorLosses {
     const out = this.forward(this.images(batch));
     const { host } = this.anchors(batch.height, batch.width);
     const targets = assignBatch(host, batch.boxes, batch.labels, this.config.topk);
@@ -246,92 +185,26 @@ export class Atss extends Module<Tensor, AtssHeadOutput> {
   }
 
   /** The loss of head outputs against host-built targets. */
-  lossFromOutputs(out: AtssHeadOutput, targets: AtssTargets): AtssLosses {
+  lossFromOutputs(out: AtssHeadOutput, targets: AtssTargets): DetectorLosses {
     const backend = this.backend;
-    const numClasses = this.config.numClasses;
     const [n, numAnchors] = out.cls.shape;
     const numPositives = targets.index.length;
-    const flatCls = reshape(out.cls, [n * numAnchors, numClasses]);
+    const flatCls = reshape(out.cls, [n * numAnchors, this.config.numClasses]);
     const flatReg = reshape(out.reg, [n * numAnchors, 4]);
     const posIndex = tensor(targets.index, [numPositives], { backend });
     const gtBox = tensor(targets.gtBox, [numPositives, 4], { backend });
     const posAnchor = tensor(targets.anchor, [numPositives, 4], { backend });
     const posBoxes = this.coder.decode(posAnchor, indexSelect(flatReg, 0, posIndex));
-    const loss = this.config.loss;
-    if (loss === "focal") return this.#focalLoss(out, flatCls, posIndex, posBoxes, gtBox, targets);
-
-    // Ranking losses: one flat vector over the batch, IoU (RS) or 1 (AP) at the positives,
-    // gathered from [0, value_1, ..., value_P] by a host-built slot per entry (O(M), no scatter).
-    const slots = new Int32Array(n * numAnchors * numClasses);
-    targets.index.forEach((i, p) => (slots[i * numClasses + targets.label[p]] = p + 1));
-    const values = loss === "rs" || loss === "brs"
-      ? noGrad(() => bboxOverlaps(detach(posBoxes), gtBox, { isAligned: true }))
-      : full([numPositives], 1, { backend });
-    const targetVector = indexSelect(
-      concat([zeros([1], { backend }), reshape(values, [numPositives])]),
-      0,
-      tensor(slots, [slots.length], { backend }),
-    );
-    const logits = reshape(out.cls, [n * numAnchors * numClasses]);
-    const weights = scoreWeights(indexSelect(flatCls, 0, posIndex));
-    const box = scoreWeightedMean(giouLoss(posBoxes, gtBox, { reduction: "none" }), weights);
-    if (loss === "rs" || loss === "brs") {
-      const delta = this.config.delta ?? 0.5;
-      const rs = loss === "rs"
-        ? rankSort(logits, targetVector, { delta })
-        : bucketedRankSort(logits, targetVector, { delta });
-      const ranking = add(rs.rankingLoss, rs.sortingLoss);
-      const balanced = selfBalance(box, ranking);
-      return {
-        total: add(ranking, balanced),
-        parts: { rank: rs.rankingLoss, sort: rs.sortingLoss, box: balanced },
-        numPositives,
-      };
-    }
-    const delta = this.config.delta ?? 1;
-    const ap = loss === "ap"
-      ? apLossOp(logits, targetVector, { delta })
-      : bucketedAp(logits, targetVector, { delta });
-    const weighted = mul(box, 2);
-    return { total: add(ap.loss, weighted), parts: { ap: ap.loss, box: weighted }, numPositives };
-  }
-
-  #focalLoss(
-    out: AtssHeadOutput,
-    flatCls: Tensor,
-    posIndex: Tensor,
-    posBoxes: Tensor,
-    gtBox: Tensor,
-    targets: AtssTargets,
-  ): AtssLosses {
-    const backend = this.backend;
-    const numClasses = this.config.numClasses;
-    const numPositives = targets.index.length;
-    const avg = Math.max(numPositives, 1);
-    // Background anchors get label `numClasses`, which the focal loss reads as "no class".
-    const labels = new Int32Array(flatCls.shape[0]).fill(numClasses);
-    targets.index.forEach((i, p) => (labels[i] = targets.label[p]));
-    const cls = sigmoidFocalLoss(flatCls, tensor(labels, [labels.length], { backend }), {
-      reduction: "mean",
-      avgFactor: avg,
+    return this.#loss.compute({
+      out,
+      targets,
+      flatCls,
+      posIndex,
+      posBoxes,
+      gtBox,
+      delta: this.config.delta,
+      backend,
     });
-    const ctrTarget = centernessTargets(targets);
-    const ctrSum = Math.max(ctrTarget.reduce((s, v) => s + v, 0), 1e-6);
-    const ctrT = tensor(ctrTarget, [numPositives], { backend });
-    const box = mul(
-      giouLoss(posBoxes, gtBox, { weight: ctrT, reduction: "mean", avgFactor: ctrSum }),
-      2,
-    );
-    const ctrLogits = indexSelect(reshape(out.centerness!, [flatCls.shape[0]]), 0, posIndex);
-    const centerness = binaryCrossEntropyWithLogits(ctrLogits, ctrT, {
-      reduction: "mean",
-      avgFactor: avg,
-    });
-    return {
-      total: add(add(cls, box), centerness),
-      parts: { cls, box, centerness },
-      numPositives,
-    };
   }
 
   /**

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ATSS_LOSSES, type AtssLoss } from "../detectors/atss.ts";
+import { ATSS_LOSSES, type AtssLoss } from "../detectors/atss_losses.ts";
 import type { DetectorConfig } from "../configs/types.ts";
 
 /** The configuration `nameOrPath`: a name in `configs/` or a `.ts` file exporting one as default. */

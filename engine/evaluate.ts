@@ -8,7 +8,7 @@
 import { DetectionLoader, type LoaderSource } from "../data/loader.ts";
 import { CocoIndex, toCocoDetections } from "../data/coco.ts";
 import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
-import type { Atss } from "../detectors/atss.ts";
+import type { Detector } from "../detectors/detector.ts";
 import { evaluateCocoAndLrp } from "../eval/coco_eval.ts";
 import type { CocoEvalResult, LrpEvalResult } from "../eval/coco_eval.ts";
 import type { TrainSettings } from "../configs/types.ts";
@@ -17,7 +17,7 @@ import { storeScoreThresholds } from "./model_io.ts";
 
 /** Detections of `model` on every batch of `loader` (epoch 0, no augmentation expected). */
 export async function detectAll(
-  model: Atss,
+  model: Detector,
   loader: DetectionLoader,
   dataset: CocoDataset,
   onBatch?: (done: number) => void,
@@ -67,7 +67,7 @@ export async function detectAll(
  * @returns COCO detections in original-image pixels.
  */
 export async function detectSplit(
-  model: Atss,
+  model: Detector,
   source: LoaderSource,
   dataset: CocoDataset,
   settings: TrainSettings,

@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { CocoIndex } from "../data/coco.ts";
 import type { DetectorConfig } from "../configs/types.ts";
-import type { Atss } from "../detectors/atss.ts";
+import type { Detector } from "../detectors/detector.ts";
 import type { BackendName } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
 import { loadSplits, type Splits } from "./data_splits.ts";
@@ -70,7 +70,7 @@ export interface RunEvaluationOptions {
  * @returns The scores and thresholds.
  */
 export async function evaluateRun(
-  model: Atss,
+  model: Detector,
   options: RunEvaluationOptions,
 ): Promise<RunEvaluation> {
   const { splits, step, out } = options;

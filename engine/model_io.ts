@@ -1,6 +1,6 @@
 /**
- * Building a detector from a checkpoint: its metadata names the config and
- * the loss it was trained with, and loading validates every tensor. The
+ * Building a detector from a checkpoint: its metadata names the config, the
+ * detector kind and the loss it was trained with, and loading validates every tensor. The
  * final checkpoint of a run also carries each class's name and its
  * oLRP-optimal score threshold (see {@linkcode storeScoreThresholds}).
  *
@@ -8,7 +8,8 @@
  */
 
 import type { DetectorConfig } from "../configs/types.ts";
-import { Atss } from "../detectors/atss.ts";
+import { buildDetector } from "../detectors/build.ts";
+import type { Detector } from "../detectors/detector.ts";
 import type { Backend } from "../tensor/backend.ts";
 import { encodeSafetensors, loadCheckpoint, loadSafetensors } from "../tensor/safetensors.ts";
 import { applyOverrides, loadConfig } from "./config.ts";
@@ -24,11 +25,52 @@ export const SCORE_THRESHOLDS_KEY = "score_thresholds";
 export const CLASS_NAMES_KEY = "class_names";
 /** Metadata key saying where the thresholds come from (free text). */
 export const SCORE_THRESHOLDS_FROM_KEY = "score_thresholds_from";
+/**
+ * Metadata key of the detector kind (`atss`, ...). Checkpoints written before
+ * it existed have none and load into the kind their config names.
+ */
+export const DETECTOR_KIND_KEY = "detector";
+
+/**
+ * Refuses a checkpoint whose metadata names another detector kind than
+ * `config` builds; a checkpoint naming none (written before kinds) passes.
+ *
+ * @example
+ * ```ts
+ * import { checkDetectorKind } from "./model_io.ts";
+ * import ATSS_TINY_SHAPES from "../configs/atss_tiny_shapes.ts";
+ * import assert from "node:assert/strict";
+ *
+ * checkDetectorKind({ detector: "atss" }, ATSS_TINY_SHAPES, "a.safetensors");
+ * checkDetectorKind({}, ATSS_TINY_SHAPES, "old.safetensors");
+ * assert.throws(
+ *   () => checkDetectorKind({ detector: "faster_rcnn" }, ATSS_TINY_SHAPES, "b.safetensors"),
+ *   /holds a "faster_rcnn" detector/,
+ * );
+ * ```
+ *
+ * @param metadata A checkpoint's `__metadata__`.
+ * @param config The config it is loaded into.
+ * @param path The checkpoint, for messages.
+ * @throws {TypeError} When the kinds differ.
+ */
+export function checkDetectorKind(
+  metadata: Record<string, string>,
+  config: DetectorConfig,
+  path: string,
+): void {
+  const kind = metadata[DETECTOR_KIND_KEY];
+  if (kind !== undefined && kind !== config.model.kind) {
+    throw new TypeError(
+      `Checkpoint "${path}" holds a "${kind}" detector, but config "${config.name}" builds "${config.model.kind}"`,
+    );
+  }
+}
 
 /** A model restored from a checkpoint, with its configuration. */
 export interface RestoredModel {
   /** The model, in evaluation mode. */
-  model: Atss;
+  model: Detector;
   /** Its configuration. */
   config: DetectorConfig;
   /** The checkpoint's metadata (`step`, `seed`, `config`, `loss`, ...). */
@@ -58,7 +100,8 @@ export async function loadModel(
   if (config.name !== name) {
     throw new TypeError(`Checkpoint "${path}" is from config "${name}", not "${config.name}"`);
   }
-  const model = new Atss(config.model, { seed: Number(metadata.seed ?? 0), backend });
+  checkDetectorKind(metadata, config, path);
+  const model = buildDetector(config.model, { seed: Number(metadata.seed ?? 0), backend });
   await loadCheckpoint(path, { model });
   model.eval();
   const n = config.model.numClasses;

@@ -13,7 +13,8 @@
 import { join } from "node:path";
 import { DetectionLoader } from "../data/loader.ts";
 import type { DetectorConfig } from "../configs/types.ts";
-import { Atss } from "../detectors/atss.ts";
+import { buildDetector } from "../detectors/build.ts";
+import type { Detector } from "../detectors/detector.ts";
 import { backward } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
 import { stack } from "../tensor/ops/concat.ts";
@@ -23,6 +24,7 @@ import { composeSchedules, linearWarmup, multiStepSchedule } from "../tensor/opt
 import { loadCheckpoint, saveCheckpoint } from "../tensor/safetensors.ts";
 import { tidy } from "../tensor/tensor.ts";
 import { loadSplits } from "./data_splits.ts";
+import { checkDetectorKind, DETECTOR_KIND_KEY } from "./model_io.ts";
 import { evaluateRun, type RunEvaluation } from "./evaluate_run.ts";
 import { ensureDir, writeFileAtomic } from "./files.ts";
 import { MetricsWriter, readMetrics } from "./metrics.ts";
@@ -54,7 +56,7 @@ export interface TrainOptions {
 /** What a training run produced. */
 export interface TrainResult {
   /** The trained model. */
-  model: Atss;
+  model: Detector;
   /** Step reached. */
   step: number;
   /**
@@ -87,7 +89,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const write = options.write ?? writeStderr;
   await ensureDir(out);
   const splits = await loadSplits(config, options.dataDir);
-  const model = new Atss(config.model, { seed, backend: options.backend });
+  const model = buildDetector(config.model, { seed, backend: options.backend });
   const params = model.namedParameters().filter(([, p]) => p.requiresGrad);
   const optimizer = new SGD(params, {
     lr: settings.lr,
@@ -104,6 +106,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (options.resume) {
     try {
       const meta = await loadCheckpoint(checkpointPath, { model, optimizer });
+      checkDetectorKind(meta, config, checkpointPath);
       if (meta.config !== config.name || meta.loss !== config.model.loss) {
         throw new TypeError(
           `Checkpoint "${checkpointPath}" is from config "${meta.config}" (${meta.loss}), not "${config.name}" (${config.model.loss})`,
@@ -142,7 +145,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     await saveCheckpoint(checkpointPath, {
       model,
       optimizer,
-      metadata: { step, seed, config: config.name, loss: config.model.loss },
+      metadata: {
+        step,
+        seed,
+        config: config.name,
+        [DETECTOR_KIND_KEY]: config.model.kind,
+        loss: config.model.loss,
+      },
     });
     const records = await readMetrics(join(out, "metrics.jsonl"));
     await writeFileAtomic(

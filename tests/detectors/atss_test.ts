@@ -4,7 +4,7 @@ import type { DetectorConfig } from "../../configs/types.ts";
 import ATSS_TINY_SHAPES from "../../configs/atss_tiny_shapes.ts";
 import { generateShapes } from "../../data/shapes.ts";
 import { DetectionLoader, memorySource } from "../../data/loader.ts";
-import { Atss } from "../../detectors/atss.ts";
+import { buildAtss } from "../../detectors/atss.ts";
 import { train } from "../../engine/train.ts";
 import { loadModel } from "../../engine/model_io.ts";
 import { backward } from "../../tensor/autograd.ts";
@@ -50,7 +50,7 @@ async function firstBatch(config: DetectorConfig) {
 
 Deno.test("ATSS: bad input gives clear errors", async () => {
   const backend = BACKENDS[0];
-  const model = new Atss(SMALL.model, { seed: 0, backend });
+  const model = buildAtss(SMALL.model, { seed: 0, backend });
   assert.throws(
     () => model.forward(tensor(new Float32Array(2 * 64 * 32), [2, 1, 64, 32], { backend })),
     /expected f32 images \[N, 3, H, W\]/,
@@ -60,11 +60,11 @@ Deno.test("ATSS: bad input gives clear errors", async () => {
     /not a multiple of 32/,
   );
   assert.throws(
-    () => new Atss({ ...SMALL.model, loss: "hinge" as "brs" }, { seed: 0, backend }),
+    () => buildAtss({ ...SMALL.model, loss: "hinge" as "brs" }, { seed: 0, backend }),
     /unknown loss "hinge"/,
   );
   const dir = await Deno.makeTempDir();
-  const other = new Atss({ ...SMALL.model, numClasses: 3 }, { seed: 0, backend });
+  const other = buildAtss({ ...SMALL.model, numClasses: 3 }, { seed: 0, backend });
   const path = join(dir, "other.safetensors");
   await saveCheckpoint(path, {
     model: other,
@@ -79,7 +79,7 @@ for (const backend of BACKENDS) {
     const batch = await firstBatch(SMALL);
     for (const loss of ["brs", "focal"] as const) {
       await t.step(loss, async () => {
-        const model = new Atss({ ...SMALL.model, loss }, { seed: 1, backend });
+        const model = buildAtss({ ...SMALL.model, loss }, { seed: 1, backend });
         const params = model.parameters().filter((p) => p.requiresGrad);
         const opt = new SGD(params, { lr: 0.01, momentum: 0.9 });
         const totals: number[] = [];
@@ -104,7 +104,7 @@ for (const backend of BACKENDS) {
   });
 
   Deno.test(`ATSS: predict on an image with no objects gives typed, empty results (${backend.name})`, async () => {
-    const model = new Atss(SMALL.model, { seed: 0, backend });
+    const model = buildAtss(SMALL.model, { seed: 0, backend });
     model.eval();
     const blank = tensor(new Float32Array(2 * 3 * 64 * 64), [2, 3, 64, 64], { backend });
     const results = await model.predict(blank, [[1, 1], [0.5, 0.5]]);
@@ -155,7 +155,7 @@ for (const backend of BACKENDS) {
       assert.deepEqual(await b.get(name)!.data(), await t.data(), `${name} differs after resuming`);
     }
     // The checkpoint restores a model that predicts exactly what the trained one does.
-    const restored = new Atss(SMALL.model, { seed: 99, backend });
+    const restored = buildAtss(SMALL.model, { seed: 99, backend });
     await loadCheckpoint(join(dir, "full", "checkpoint.safetensors"), { model: restored });
     const batch = await firstBatch(SMALL);
     full.model.eval();
