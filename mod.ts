@@ -152,6 +152,14 @@ export {
 export { assignBatch, type AtssTargets, centernessTargets } from "./detectors/atss_targets.ts";
 export { type AnchorConfig, type Anchors, generateAnchors } from "./detectors/anchors.ts";
 export { type Assignment, atssAssign } from "./detectors/atss_assigner.ts";
+export {
+  IGNORED,
+  maxIouAssign,
+  type MaxIouAssignment,
+  type MaxIouAssignOptions,
+  NEGATIVE,
+  RPN_ASSIGN,
+} from "./detectors/max_iou_assigner.ts";
 export { ResNet, RESNET50, type ResNetConfig } from "./detectors/backbones/resnet.ts";
 export { Fpn } from "./detectors/necks/fpn.ts";
 export { AtssHead, type AtssHeadConfig, type AtssHeadOutput } from "./detectors/heads/atss_head.ts";
