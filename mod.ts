@@ -153,11 +153,11 @@ export { assignBatch, type AtssTargets, centernessTargets } from "./detectors/at
 export { type AnchorConfig, type Anchors, generateAnchors } from "./detectors/anchors.ts";
 export { type Assignment, atssAssign } from "./detectors/atss_assigner.ts";
 export {
-  IGNORED,
+  ASSIGN_IGNORED,
+  ASSIGN_NEGATIVE,
   maxIouAssign,
   type MaxIouAssignment,
   type MaxIouAssignOptions,
-  NEGATIVE,
   RPN_ASSIGN,
 } from "./detectors/max_iou_assigner.ts";
 export { ResNet, RESNET50, type ResNetConfig } from "./detectors/backbones/resnet.ts";

@@ -16,9 +16,9 @@
 import { overlapHost } from "../boxes/iou.ts";
 
 /** {@linkcode MaxIouAssignment.gtIndex} of a negative anchor. */
-export const NEGATIVE = -1;
+export const ASSIGN_NEGATIVE: number = -1;
 /** {@linkcode MaxIouAssignment.gtIndex} of an ignored anchor (IoU in `[negIou, posIou)`). */
-export const IGNORED = -2;
+export const ASSIGN_IGNORED: number = -2;
 
 /** Thresholds of {@linkcode maxIouAssign}. */
 export interface MaxIouAssignOptions {
@@ -44,7 +44,7 @@ export const RPN_ASSIGN: Readonly<MaxIouAssignOptions> = Object.freeze({
 export interface MaxIouAssignment {
   /**
    * `[A]` index of the assigned ground-truth box for a positive,
-   * {@linkcode NEGATIVE} (-1) for a negative, {@linkcode IGNORED} (-2) for an
+   * {@linkcode ASSIGN_NEGATIVE} (-1) for a negative, {@linkcode ASSIGN_IGNORED} (-2) for an
    * ignored anchor (mmdetection's `gt_inds` minus 1, with -2 for its -1).
    */
   gtIndex: Int32Array;
@@ -94,7 +94,7 @@ export function maxIouAssign(
     throw new RangeError(`maxIouAssign: negIou ${negIou} is above posIou ${posIou}`);
   }
   const numAnchors = anchors.length / 4, numGt = gtBoxes.length / 4;
-  const gtIndex = new Int32Array(numAnchors).fill(NEGATIVE);
+  const gtIndex = new Int32Array(numAnchors).fill(ASSIGN_NEGATIVE);
   const maxIou = new Float32Array(numAnchors);
   if (numGt === 0 || numAnchors === 0) return { gtIndex, maxIou, numPositives: 0 };
 
@@ -116,7 +116,7 @@ export function maxIouAssign(
   for (let a = 0; a < numAnchors; a++) {
     const v = maxIou[a];
     if (v >= posIou) gtIndex[a] = argmax[a];
-    else if (!(v < negIou)) gtIndex[a] = IGNORED;
+    else if (!(v < negIou)) gtIndex[a] = ASSIGN_IGNORED;
   }
   if (lowQuality) {
     for (let g = 0; g < numGt; g++) {

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { IGNORED, maxIouAssign, NEGATIVE, RPN_ASSIGN } from "../../detectors/max_iou_assigner.ts";
+import {
+  ASSIGN_IGNORED,
+  ASSIGN_NEGATIVE,
+  maxIouAssign,
+  RPN_ASSIGN,
+} from "../../detectors/max_iou_assigner.ts";
 
 const f32 = (...v: number[]) => Float32Array.from(v);
 
@@ -7,7 +12,7 @@ Deno.test("maxIouAssign()", async (t) => {
   await t.step("no ground truth: every anchor negative with max IoU 0", () => {
     const anchors = f32(0, 0, 10, 10, 5, 5, 15, 15, 0, 0, 4, 4);
     const r = maxIouAssign(anchors, f32(), RPN_ASSIGN);
-    assert.deepEqual(Array.from(r.gtIndex), [NEGATIVE, NEGATIVE, NEGATIVE]);
+    assert.deepEqual(Array.from(r.gtIndex), [ASSIGN_NEGATIVE, ASSIGN_NEGATIVE, ASSIGN_NEGATIVE]);
     assert.deepEqual(Array.from(r.maxIou), [0, 0, 0]);
     assert.equal(r.numPositives, 0);
   });
@@ -38,7 +43,7 @@ Deno.test("maxIouAssign()", async (t) => {
       60, // IoU 0: negative
     );
     const r = maxIouAssign(anchors, f32(0, 0, 10, 10), { ...RPN_ASSIGN, lowQuality: false });
-    assert.deepEqual(Array.from(r.gtIndex), [0, IGNORED, NEGATIVE, NEGATIVE]);
+    assert.deepEqual(Array.from(r.gtIndex), [0, ASSIGN_IGNORED, ASSIGN_NEGATIVE, ASSIGN_NEGATIVE]);
     assert.ok(Math.abs(r.maxIou[1] - 0.5) < 1e-6 && Math.abs(r.maxIou[2] - 0.25) < 1e-6);
     assert.equal(r.numPositives, r.gtIndex.filter((g) => g >= 0).length);
   });
@@ -51,14 +56,14 @@ Deno.test("maxIouAssign()", async (t) => {
       minPosIou: 0.3,
       lowQuality: false,
     });
-    assert.deepEqual(Array.from(r0.gtIndex), [IGNORED]);
+    assert.deepEqual(Array.from(r0.gtIndex), [ASSIGN_IGNORED]);
     const r1 = maxIouAssign(anchors.slice(0, 4), f32(0, 0, 10, 4), {
       posIou: 0.7,
       negIou: 0.5,
       minPosIou: 0.3,
       lowQuality: false,
     });
-    assert.deepEqual(Array.from(r1.gtIndex), [NEGATIVE]);
+    assert.deepEqual(Array.from(r1.gtIndex), [ASSIGN_NEGATIVE]);
   });
 
   await t.step(
@@ -93,7 +98,7 @@ Deno.test("maxIouAssign()", async (t) => {
       assert.equal(without.numPositives, 0);
       const r = maxIouAssign(anchors, gt, { ...RPN_ASSIGN, minPosIou: 0.1 });
       // gt_max_assign_all: both anchors at the box's best IoU become positive.
-      assert.deepEqual(Array.from(r.gtIndex), [0, 0, NEGATIVE, NEGATIVE]);
+      assert.deepEqual(Array.from(r.gtIndex), [0, 0, ASSIGN_NEGATIVE, ASSIGN_NEGATIVE]);
       assert.equal(r.numPositives, 2);
       assert.ok(Math.abs(r.maxIou[0] - 36 / 256) < 1e-6);
       // Below minPosIou the box gets nothing.
@@ -107,10 +112,10 @@ Deno.test("maxIouAssign()", async (t) => {
     // Two identical boxes on anchor 0 (IoU 1 with both).
     const gt = f32(0, 0, 10, 10, 0, 0, 10, 10);
     const noLq = maxIouAssign(anchors, gt, { ...RPN_ASSIGN, lowQuality: false });
-    assert.deepEqual(Array.from(noLq.gtIndex), [0, NEGATIVE]);
+    assert.deepEqual(Array.from(noLq.gtIndex), [0, ASSIGN_NEGATIVE]);
     // Low-quality matches run box by box, so box 1 overrides box 0 (mmdetection's loop).
     const lq = maxIouAssign(anchors, gt, RPN_ASSIGN);
-    assert.deepEqual(Array.from(lq.gtIndex), [1, NEGATIVE]);
+    assert.deepEqual(Array.from(lq.gtIndex), [1, ASSIGN_NEGATIVE]);
     assert.equal(lq.numPositives, 1);
   });
 
@@ -120,7 +125,7 @@ Deno.test("maxIouAssign()", async (t) => {
     const gt = f32(0, 0, 10, 8, 0, 0, 10, 4);
     const r = maxIouAssign(anchors, gt, RPN_ASSIGN);
     assert.ok(Math.abs(r.maxIou[0] - 0.8) < 1e-6);
-    assert.deepEqual(Array.from(r.gtIndex), [1, NEGATIVE]);
+    assert.deepEqual(Array.from(r.gtIndex), [1, ASSIGN_NEGATIVE]);
   });
 
   await t.step("bad input is refused", () => {
