@@ -309,4 +309,52 @@ export class DeltaXywhCoder {
     ]);
     return out;
   }
+
+  /**
+   * The host twin of {@linkcode DeltaXywhCoder.decode} on typed arrays
+   * (float64 arithmetic, float32 results): what proposal generation uses
+   * after reading the RPN's outputs back.
+   *
+   * @example
+   * ```ts
+   * import { DeltaXywhCoder } from "./coder.ts";
+   * const coder = new DeltaXywhCoder();
+   * console.log(coder.decodeHost(Float32Array.of(0, 0, 10, 10), Float32Array.of(0, 0, 0, 0)));
+   * // Float32Array [0, 0, 10, 10]
+   * ```
+   *
+   * @param anchors `[N * 4]` xyxy boxes.
+   * @param deltas `[N * 4]` offsets.
+   * @param maxShape `[height, width]`: clip the boxes to `[0, width] x [0, height]`.
+   * @returns `[N * 4]` xyxy boxes.
+   * @throws {RangeError} When the lengths differ or are not a multiple of 4.
+   */
+  decodeHost(
+    anchors: ArrayLike<number>,
+    deltas: ArrayLike<number>,
+    maxShape?: readonly [number, number],
+  ): Float32Array {
+    if (anchors.length !== deltas.length || deltas.length % 4 !== 0) {
+      throw new RangeError(
+        `DeltaXywhCoder.decodeHost: ${anchors.length} anchor and ${deltas.length} delta coordinates`,
+      );
+    }
+    const [m0, m1, m2, m3] = this.means, [s0, s1, s2, s3] = this.stds, r = this.maxRatio;
+    const out = new Float32Array(deltas.length);
+    const clip = (v: number, hi: number) => maxShape ? Math.min(Math.max(v, 0), hi) : v;
+    for (let o = 0; o < deltas.length; o += 4) {
+      const pw = anchors[o + 2] - anchors[o], ph = anchors[o + 3] - anchors[o + 1];
+      const px = (anchors[o] + anchors[o + 2]) * 0.5, py = (anchors[o + 1] + anchors[o + 3]) * 0.5;
+      const dx = deltas[o] * s0 + m0, dy = deltas[o + 1] * s1 + m1;
+      const dw = Math.min(Math.max(deltas[o + 2] * s2 + m2, -r), r);
+      const dh = Math.min(Math.max(deltas[o + 3] * s3 + m3, -r), r);
+      const w = pw * Math.exp(dw), h = ph * Math.exp(dh);
+      const cx = px + pw * dx, cy = py + ph * dy;
+      out[o] = clip(cx - 0.5 * w, maxShape?.[1] ?? 0);
+      out[o + 1] = clip(cy - 0.5 * h, maxShape?.[0] ?? 0);
+      out[o + 2] = clip(cx + 0.5 * w, maxShape?.[1] ?? 0);
+      out[o + 3] = clip(cy + 0.5 * h, maxShape?.[0] ?? 0);
+    }
+    return out;
+  }
 }

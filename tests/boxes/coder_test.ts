@@ -65,6 +65,19 @@ Deno.test("DeltaXywhCoder encode/decode match mmdetection's formulas", async (t)
       assertClose(got, expected, 1e-12, 1e-10);
     }
   });
+  await t.step("decodeHost matches the reference on typed arrays", () => {
+    const deltas = Array.from(randomArray(36, 4, -2, 2));
+    deltas[3] = 30;
+    for (const maxShape of [undefined, [30, 25] as [number, number]]) {
+      const got = coder.decodeHost(Float64Array.from(anchors), Float64Array.from(deltas), maxShape);
+      assert.ok(got instanceof Float32Array);
+      const expected = boxRows(anchors).flatMap((a, i) =>
+        decodeRef(a, boxRows(deltas)[i], MEANS, STDS, maxShape)
+      );
+      assertClose(got, expected, 1e-5, 1e-5);
+    }
+    assert.throws(() => coder.decodeHost([0, 0, 1, 1], [0, 0, 0]), RangeError);
+  });
   await t.step("custom means and stds", async () => {
     const means = [0.1, -0.2, 0.05, 0], stds = [1, 0.5, 2, 0.3];
     const c2 = new DeltaXywhCoder({
