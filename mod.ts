@@ -151,6 +151,13 @@ export {
 } from "./detectors/atss_losses.ts";
 export { assignBatch, type AtssTargets, centernessTargets } from "./detectors/atss_targets.ts";
 export { type AnchorConfig, type Anchors, generateAnchors } from "./detectors/anchors.ts";
+export {
+  type ProposalOptions,
+  type Proposals,
+  RPN_ANCHORS,
+  rpnAnchors,
+  rpnProposals,
+} from "./detectors/rpn.ts";
 export { type Assignment, atssAssign } from "./detectors/atss_assigner.ts";
 export {
   ASSIGN_IGNORED,
