@@ -207,4 +207,14 @@ export { ATSS_TINY_SHAPES } from "./configs/atss_tiny_shapes.ts";
 export { ATSS_R50_COCO } from "./configs/atss_r50_coco.ts";
 export { train, type TrainOptions, type TrainResult } from "./engine/train.ts";
 export { loadModel, type RestoredModel } from "./engine/model_io.ts";
+export {
+  loadPretrained,
+  type LoadPretrainedOptions,
+  loadStateEntries,
+  type NameMap,
+  type PretrainedMismatch,
+  type PretrainedReport,
+  type PretrainedTarget,
+  TORCHVISION_RESNET,
+} from "./engine/pretrained.ts";
 export type { RunEvaluation } from "./engine/evaluate_run.ts";

@@ -140,8 +140,11 @@ export {
   loadCheckpoint,
   loadSafetensors,
   type OptimizerStateHolder,
+  parseSafetensors,
+  type SafetensorsEntry,
   type SafetensorsFile,
   saveCheckpoint,
   saveSafetensors,
   type StateHolder,
 } from "./safetensors.ts";
+export { readStateDict, type StateDictDType, type StateDictEntry } from "./state_dict.ts";

@@ -111,14 +111,30 @@ export function encodeSafetensors(
   return out;
 }
 
+/** One tensor of a safetensors header: its file dtype string, shape and byte span. */
+export interface SafetensorsEntry {
+  /** The tensor's name. */
+  readonly name: string;
+  /** The file's dtype string (`F32`, `BF16`, `I64`, ...). */
+  readonly dtype: string;
+  /** Dimensions, outermost first. */
+  readonly shape: readonly number[];
+  /** The tensor's bytes (a copy, its own buffer). */
+  readonly bytes: Uint8Array<ArrayBuffer>;
+}
+
 /**
- * Decodes safetensors bytes, validating the header; a malformed or truncated
- * file raises a `SyntaxError` naming `source` and the tensor at fault.
- *
- * @param bytes The file's contents.
- * @param source Names the file in errors.
+ * Parses and validates safetensors bytes, accepting the dtypes that
+ * `elementSizes` lists (file dtype string to bytes per element); the layer
+ * under {@linkcode decodeSafetensors} and `readStateDict`. A malformed or
+ * truncated file raises a `SyntaxError` naming `source` and the tensor at
+ * fault.
  */
-export function decodeSafetensors(bytes: Uint8Array, source = "buffer"): SafetensorsFile {
+export function parseSafetensors(
+  bytes: Uint8Array,
+  elementSizes: Readonly<Record<string, number>>,
+  source = "buffer",
+): { entries: SafetensorsEntry[]; metadata: Record<string, string> } {
   const fail = (what: string): never => {
     throw new SyntaxError(`Cannot read safetensors "${source}": ${what}`);
   };
@@ -142,7 +158,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = "buffer"): Safeten
   const dataStart = 8 + headerLength;
   const dataLength = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
-  const tensors = new Map<string, HostTensor>();
+  const entries: SafetensorsEntry[] = [];
   const spans: [number, number, string][] = [];
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
@@ -157,8 +173,9 @@ export function decodeSafetensors(bytes: Uint8Array, source = "buffer"): Safeten
     }
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!e || typeof e !== "object") fail(`tensor "${name}" has no description`);
-    const dtype = FROM_FILE[String(e.dtype)];
-    if (!dtype) fail(`tensor "${name}" has unsupported dtype "${String(e.dtype)}"`);
+    const dtype = String(e.dtype);
+    const elementSize = Object.hasOwn(elementSizes, dtype) ? elementSizes[dtype] : undefined;
+    if (elementSize === undefined) fail(`tensor "${name}" has unsupported dtype "${dtype}"`);
     const shape = e.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
       fail(`tensor "${name}" has an invalid shape ${JSON.stringify(shape)}`);
@@ -172,11 +189,11 @@ export function decodeSafetensors(bytes: Uint8Array, source = "buffer"): Safeten
     }
     const [begin, end] = offsets as [number, number];
     const size = (shape as number[]).reduce((a, b) => a * b, 1);
-    if (end - begin !== size * BYTES_PER_ELEMENT[dtype]) {
+    if (end - begin !== size * elementSize!) {
       fail(
         `tensor "${name}" has ${end - begin} bytes but shape [${
           (shape as number[]).join(", ")
-        }] ${e.dtype} needs ${size * BYTES_PER_ELEMENT[dtype]}`,
+        }] ${dtype} needs ${size * elementSize!}`,
       );
     }
     if (end > dataLength) {
@@ -185,8 +202,12 @@ export function decodeSafetensors(bytes: Uint8Array, source = "buffer"): Safeten
       );
     }
     spans.push([begin, end, name]);
-    const copy = bytes.slice(dataStart + begin, dataStart + end);
-    tensors.set(name, { dtype, shape: shape as number[], data: viewAs(copy.buffer, dtype, size) });
+    entries.push({
+      name,
+      dtype,
+      shape: shape as number[],
+      bytes: bytes.slice(dataStart + begin, dataStart + end),
+    });
   }
   spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let covered = 0;
@@ -198,6 +219,26 @@ export function decodeSafetensors(bytes: Uint8Array, source = "buffer"): Safeten
   }
   if (covered !== dataLength) {
     fail(`${dataLength - covered} bytes after the last tensor are unaccounted for`);
+  }
+  return { entries, metadata };
+}
+
+const FILE_SIZES: Record<string, number> = { F32: 4, I32: 4, U32: 4, F64: 8 };
+
+/**
+ * Decodes safetensors bytes, validating the header; a malformed or truncated
+ * file raises a `SyntaxError` naming `source` and the tensor at fault.
+ *
+ * @param bytes The file's contents.
+ * @param source Names the file in errors.
+ */
+export function decodeSafetensors(bytes: Uint8Array, source = "buffer"): SafetensorsFile {
+  const { entries, metadata } = parseSafetensors(bytes, FILE_SIZES, source);
+  const tensors = new Map<string, HostTensor>();
+  for (const { name, dtype, shape, bytes: data } of entries) {
+    const d = FROM_FILE[dtype];
+    const size = shape.reduce((a, b) => a * b, 1);
+    tensors.set(name, { dtype: d, shape, data: viewAs(data.buffer, d, size) });
   }
   return { tensors, metadata };
 }
