@@ -158,6 +158,16 @@ export {
   rpnAnchors,
   rpnProposals,
 } from "./detectors/rpn.ts";
+export {
+  decodeUnitHost,
+  RPN_UNIT_ANCHOR,
+  RPN_UNIT_CODER,
+  rpnLoss,
+  type RpnLossOptions,
+  type RpnTargetOptions,
+  type RpnTargets,
+  rpnTargets,
+} from "./detectors/rpn_loss.ts";
 export { type Assignment, atssAssign } from "./detectors/atss_assigner.ts";
 export {
   ASSIGN_IGNORED,
@@ -170,6 +180,12 @@ export {
 export { ResNet, RESNET50, type ResNetConfig } from "./detectors/backbones/resnet.ts";
 export { Fpn } from "./detectors/necks/fpn.ts";
 export { AtssHead, type AtssHeadConfig, type AtssHeadOutput } from "./detectors/heads/atss_head.ts";
+export {
+  RpnHead,
+  type RpnHeadConfig,
+  type RpnHeadOutput,
+  type RpnLevelOutput,
+} from "./detectors/heads/rpn_head.ts";
 export { type NormKind } from "./detectors/norm_layer.ts";
 export {
   bboxOverlaps,
