@@ -69,19 +69,17 @@ export interface RpnTargets {
  */
 function encodeHost(
   coder: DeltaXywhCoder,
-  anchor: ArrayLike<number>,
+  anchors: ArrayLike<number>,
   a: number,
   gt: ArrayLike<number>,
   g: number,
-  out: Float32Array,
-  o: number,
-): void {
-  const pw = anchor[4 * a + 2] - anchor[4 * a], ph = anchor[4 * a + 3] - anchor[4 * a + 1];
-  const px = anchor[4 * a] + 0.5 * pw, py = anchor[4 * a + 1] + 0.5 * ph;
+): number[] {
+  const pw = anchors[4 * a + 2] - anchors[4 * a], ph = anchors[4 * a + 3] - anchors[4 * a + 1];
+  const px = anchors[4 * a] + 0.5 * pw, py = anchors[4 * a + 1] + 0.5 * ph;
   const gw = gt[4 * g + 2] - gt[4 * g], gh = gt[4 * g + 3] - gt[4 * g + 1];
   const gx = gt[4 * g] + 0.5 * gw, gy = gt[4 * g + 1] + 0.5 * gh;
   const raw = [(gx - px) / pw, (gy - py) / ph, Math.log(gw / pw), Math.log(gh / ph)];
-  for (let k = 0; k < 4; k++) out[o + k] = (raw[k] - coder.means[k]) / coder.stds[k];
+  return raw.map((v, k) => (v - coder.means[k]) / coder.stds[k]);
 }
 
 /**
@@ -130,7 +128,6 @@ export function rpnTargets(
   const numAnchors = anchors.boxes.length / 4;
   const slots = new Int32Array(boxes.length * numAnchors);
   const index: number[] = [], deltas: number[] = [];
-  const d = new Float32Array(4);
   let numIgnored = 0;
   boxes.forEach((gt, image) => {
     const { gtIndex } = maxIouAssign(anchors.boxes, gt, assign);
@@ -144,8 +141,7 @@ export function rpnTargets(
       }
       slots[flat] = index.length + 2;
       index.push(flat);
-      encodeHost(coder, anchors.boxes, a, gt, g, d, 0);
-      deltas.push(...d);
+      deltas.push(...encodeHost(coder, anchors.boxes, a, gt, g));
     }
   });
   return {

@@ -183,3 +183,26 @@ Deno.test("rpnLoss: no GT gives a finite loss with no box term", async () => {
     /targets cover 240 anchors, outputs 480/,
   );
 });
+
+Deno.test("rpnLoss: ignored anchors get no gradient, positives and negatives do", async () => {
+  const targets = rpnTargets(rpnAnchors(SIZE, SIZE, STRIDES), GT);
+  const m = targets.slots.length;
+  const cls = tensor(new Float32Array(m).map((_, i) => Math.sin(i)), [2, m / 2], {
+    backend,
+    requiresGrad: true,
+  });
+  const reg = tensor(new Float32Array(4 * m), [2, m / 2, 4], { backend, requiresGrad: true });
+  const l = rpnLoss({ cls, reg, perLevel: [] }, targets, { weight: 1 });
+  backward(l.total);
+  const g = await cls.grad!.data();
+  const gr = await reg.grad!.data();
+  let negativesWithGrad = 0;
+  targets.slots.forEach((slot, i) => {
+    if (slot === 1) assert.equal(g[i], 0, `ignored anchor ${i}`);
+    if (slot === 0 && g[i] !== 0) negativesWithGrad++;
+    if (slot >= 2) assert.notEqual(g[i], 0, `positive anchor ${i}`);
+    // Only positives regress.
+    if (slot < 2) { for (let k = 0; k < 4; k++) assert.equal(gr[4 * i + k], 0); }
+  });
+  assert.ok(negativesWithGrad > 0);
+});
