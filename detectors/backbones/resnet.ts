@@ -42,6 +42,12 @@ export interface ResNetConfig {
   normGroups?: number;
   /** Stages whose parameters are frozen: 0 none, 1 the stem, 2 the stem and stage 1, ... */
   frozenStages: number;
+  /**
+   * A torchvision (`.pth`) or timm (`.safetensors`) ResNet file whose weights
+   * the trainer loads after building the model and before the first step
+   * (`deno task train --pretrained FILE` overrides it).
+   */
+  pretrained?: string;
 }
 
 /** ResNet-50 as in torchvision (frozen BN and stem + stage 1, as the detectors train it). */
