@@ -224,6 +224,7 @@ export { ATSS_R50_COCO } from "./configs/atss_r50_coco.ts";
 export { train, type TrainOptions, type TrainResult } from "./engine/train.ts";
 export { loadModel, type RestoredModel } from "./engine/model_io.ts";
 export {
+  loadBackbonePretrained,
   loadPretrained,
   type LoadPretrainedOptions,
   loadStateEntries,
@@ -232,5 +233,6 @@ export {
   type PretrainedReport,
   type PretrainedTarget,
   TORCHVISION_RESNET,
+  TORCHVISION_RESNET50_URL,
 } from "./engine/pretrained.ts";
 export type { RunEvaluation } from "./engine/evaluate_run.ts";

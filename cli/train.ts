@@ -36,6 +36,8 @@ Options:
   --batch N            images per batch
   --seed N             weights, shuffling and augmentation seed (default 0)
   --out DIR            run folder (default runs/<config>_<loss>_seed<seed>)
+  --pretrained FILE    torchvision .pth / timm .safetensors ResNet weights for the backbone
+                       (overrides the config's backbone.pretrained)
   --resume             continue from DIR's last checkpoint (same result as an uninterrupted run)
   --no-eval            skip the final evaluation
   --backend NAME       webgpu | native | cpu (default: chosen by the machine)
@@ -58,6 +60,7 @@ export async function main(args: string[]): Promise<number> {
           batch: { type: "string" },
           seed: { type: "string", default: "0" },
           out: { type: "string" },
+          pretrained: { type: "string" },
           resume: { type: "boolean", default: false },
           "no-eval": { type: "boolean", default: false },
           backend: { type: "string" },
@@ -75,6 +78,7 @@ export async function main(args: string[]): Promise<number> {
       loss: v.loss,
       iters: positiveInt("iters", v.iters),
       batch: positiveInt("batch", v.batch),
+      pretrained: v.pretrained,
     });
     const logEvery = positiveInt("log-every", v["log-every"]);
     if (logEvery) config.train.logEvery = logEvery;

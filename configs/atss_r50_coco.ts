@@ -2,7 +2,10 @@
  * BRS-ATSS with ResNet-50 on COCO, with the paper's settings (spec §10.1–10.2):
  * 1333x800 images, batch 16, SGD lr 0.008 with momentum 0.9 and weight decay
  * 1e-4, 500 warm-up steps from 0.001x, 12 epochs with x0.1 at epochs 8 and 11.
- * For users with a GPU and COCO (ImageNet weights are not bundled).
+ * For users with a GPU and COCO. The backbone starts from torchvision's
+ * ImageNet ResNet-50, which is not bundled: download
+ * https://download.pytorch.org/models/resnet50-0676ba61.pth to
+ * `data/pretrained/` (or pass `--pretrained FILE`).
  *
  * @module
  */
@@ -18,7 +21,7 @@ export const ATSS_R50_COCO: DetectorConfig = {
   model: {
     kind: "atss",
     numClasses: 80,
-    backbone: RESNET50,
+    backbone: { ...RESNET50, pretrained: "data/pretrained/resnet50-0676ba61.pth" },
     neckChannels: 256,
     head: { featChannels: 256, stackedConvs: 4, normGroups: 32, priorProbability: 0.01 },
     anchors: { strides: [8, 16, 32, 64, 128], octaveBaseScale: 4, scalesPerOctave: 3, ratios: [1] },

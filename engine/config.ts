@@ -37,6 +37,8 @@ export interface ConfigOverrides {
   iters?: number;
   /** Images per batch. */
   batch?: number;
+  /** The backbone's pretrained weights file (`backbone.pretrained`). */
+  pretrained?: string;
 }
 
 /** `config` with `overrides` applied (validated; the input is not changed). */
@@ -60,5 +62,6 @@ export function applyOverrides(config: DetectorConfig, overrides: ConfigOverride
     };
   }
   if (overrides.batch !== undefined) out.train.batchSize = overrides.batch;
+  if (overrides.pretrained !== undefined) out.model.backbone.pretrained = overrides.pretrained;
   return out;
 }

@@ -200,3 +200,60 @@ export function loadStateEntries(
   module.loadStateDict(state, { strict: false });
   return report;
 }
+
+/** Where torchvision's ImageNet ResNet-50 weights (the detectors' usual start) come from. */
+export const TORCHVISION_RESNET50_URL = "https://download.pytorch.org/models/resnet50-0676ba61.pth";
+
+/**
+ * Loads a torchvision/timm ResNet file into `model`'s `backbone.*` tensors
+ * (the config's `backbone.pretrained`), before training: every backbone
+ * tensor must come from the file, `fc.*` and the BN counters are skipped, and
+ * the rest of the model keeps its initialisation.
+ *
+ * @param model A detector (or any module with its ResNet registered as `backbone`).
+ * @param path The `.pth` or `.safetensors` file.
+ * @returns The report (names as in the model, `backbone.` included).
+ * @throws {Deno.errors.NotFound} When `path` does not exist, saying where torchvision's file comes from.
+ * @throws {TypeError} When a backbone tensor is missing from the file, or has another shape.
+ */
+export async function loadBackbonePretrained(
+  model: PretrainedTarget,
+  path: string,
+): Promise<PretrainedReport> {
+  try {
+    await Deno.stat(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    throw new Deno.errors.NotFound(
+      `backbone.pretrained: "${path}" does not exist. Download torchvision's ImageNet ResNet-50 ` +
+        `weights (${TORCHVISION_RESNET50_URL}) or a timm ResNet .safetensors to that path, ` +
+        `or pass another file with --pretrained FILE`,
+    );
+  }
+  const report = await loadPretrained(model, path, {
+    strict: false,
+    map: (name) => {
+      const target = TORCHVISION_RESNET(name);
+      return target === null ? null : `backbone.${target}`;
+    },
+  });
+  const problems: string[] = [];
+  const missing = report.missing.filter((n) => n.startsWith("backbone."));
+  if (missing.length) problems.push(`missing from the file: ${describe(missing)}`);
+  if (report.unexpected.length) {
+    problems.push(`unexpected in the file: ${describe(report.unexpected)}`);
+  }
+  for (const m of report.mismatched) {
+    problems.push(
+      `"${m.source}" has shape [${m.fileShape.join(", ")}] in the file but [${
+        m.moduleShape.join(", ")
+      }] in the backbone`,
+    );
+  }
+  if (problems.length) {
+    throw new TypeError(
+      `backbone.pretrained "${path}" does not fit the config's backbone: ${problems.join("; ")}`,
+    );
+  }
+  return report;
+}

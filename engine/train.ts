@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { DetectionLoader } from "../data/loader.ts";
 import type { DetectorConfig } from "../configs/types.ts";
 import { buildDetector } from "../detectors/build.ts";
+import { loadBackbonePretrained } from "./pretrained.ts";
 import type { Detector } from "../detectors/detector.ts";
 import { backward } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
@@ -102,6 +103,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     multiStepSchedule(settings.milestones, settings.gamma),
   );
   let step = 0;
+  let resumed = false;
   const checkpointPath = join(out, CHECKPOINT_FILE);
   if (options.resume) {
     try {
@@ -113,11 +115,17 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         );
       }
       step = Number(meta.step);
+      resumed = true;
       write(`brl: resuming from step ${step} (${checkpointPath})\n`);
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
       write(`brl: no checkpoint in ${out}; starting from step 0\n`);
     }
+  }
+  const pretrained = config.model.backbone.pretrained;
+  if (pretrained && !resumed) {
+    const report = await loadBackbonePretrained(model, pretrained);
+    write(`brl: backbone weights from ${pretrained} (${report.loaded.length} tensors)\n`);
   }
   const metrics = await MetricsWriter.open(join(out, "metrics.jsonl"), { resumeStep: step });
   const loader = new DetectionLoader(splits.train, {

@@ -19,10 +19,21 @@ import { type NormKind, normLayer } from "../norm_layer.ts";
 export interface ResNetConfig {
   /** `basic` (ResNet-18/34) or `bottleneck` (ResNet-50/101) blocks. */
   block: "basic" | "bottleneck";
-  /** Blocks in each of the 4 stages, e.g. `[3, 4, 6, 3]` for ResNet-50. */
-  layers: readonly [number, number, number, number];
-  /** Width of the first stage (64 in ResNet-50); each stage doubles it. */
+  /**
+   * Blocks in each stage, e.g. `[3, 4, 6, 3]` for ResNet-50. Fewer than 4
+   * entries build only the first stages (torchvision models cut after
+   * `layer2`, say); {@linkcode ResNet.forward} then returns the outputs of the
+   * stages after the first that exist.
+   */
+  layers: readonly number[];
+  /** Width of the stem and the first stage (64 in ResNet-50); each stage doubles it. */
   baseWidth: number;
+  /**
+   * torchvision's `width_per_group`: a bottleneck's inner width is
+   * `planes * widthPerGroup / 64` (default 64, the stock ResNets; 128 for
+   * Wide ResNet-50-2). Basic blocks ignore it, as torchvision requires 64.
+   */
+  widthPerGroup?: number;
   /** Stem convolution size: 7 (ImageNet models) or 3 (small inputs). */
   stemKernel: 7 | 3;
   /** Normalisation layers. */
@@ -31,6 +42,12 @@ export interface ResNetConfig {
   normGroups?: number;
   /** Stages whose parameters are frozen: 0 none, 1 the stem, 2 the stem and stage 1, ... */
   frozenStages: number;
+  /**
+   * A torchvision (`.pth`) or timm (`.safetensors`) ResNet file whose weights
+   * the trainer loads after building the model and before the first step
+   * (`deno task train --pretrained FILE` overrides it).
+   */
+  pretrained?: string;
 }
 
 /** ResNet-50 as in torchvision (frozen BN and stem + stage 1, as the detectors train it). */
@@ -70,12 +87,14 @@ class ResidualBlock extends Module {
   constructor(
     kind: "basic" | "bottleneck",
     cin: number,
-    width: number,
+    planes: number,
     stride: number,
     parts: Parts,
+    widthPerGroup = 64,
   ) {
     super();
-    const cout = kind === "basic" ? width : width * 4;
+    const cout = kind === "basic" ? planes : planes * 4;
+    const width = kind === "basic" ? planes : Math.floor(planes * widthPerGroup / 64);
     const specs: [number, number, number, number][] = kind === "basic"
       ? [[cin, width, 3, stride], [width, width, 3, 1]]
       : [[cin, width, 1, 1], [width, width, 3, stride], [width, cout, 1, 1]];
@@ -123,6 +142,7 @@ class Stage extends Module {
         width,
         b === 0 && index > 0 ? 2 : 1,
         parts,
+        config.widthPerGroup,
       );
       this.blocks.push(this.registerModule(`${b}`, block));
       channels = config.block === "basic" ? width : width * 4;
@@ -134,7 +154,8 @@ class Stage extends Module {
 }
 
 /**
- * A ResNet returning the outputs of its last three stages `[C3, C4, C5]`.
+ * A ResNet returning the outputs of its stages after the first, `[C3, C4, C5]`
+ * for 4 stages.
  *
  * @example A tiny ResNet
  * ```ts ignore
@@ -145,7 +166,7 @@ class Stage extends Module {
  * ```
  */
 export class ResNet extends Module<Tensor, Tensor[]> {
-  /** Channels of `[C3, C4, C5]`. */
+  /** Channels of `[C3, C4, C5]` (of the outputs of stages 2.. that exist). */
   readonly outChannels: number[];
   readonly #stem: [Conv2d, AnyModule];
   readonly #pool = new MaxPool2d(3, { stride: 2, padding: 1 });
@@ -154,6 +175,12 @@ export class ResNet extends Module<Tensor, Tensor[]> {
   /** Builds the network with weights from `rng`. */
   constructor(readonly config: ResNetConfig, rng: Rng, backend?: Backend) {
     super();
+    const stages = config.layers.length;
+    if (stages < 1 || stages > 4 || !config.layers.every((n) => Number.isInteger(n) && n >= 1)) {
+      throw new RangeError(
+        `ResNet: layers must hold 1 to 4 positive block counts, got [${config.layers.join(", ")}]`,
+      );
+    }
     const parts = { rng, backend, norm: config.norm, groups: config.normGroups ?? 32 };
     this.#stem = [
       this.registerModule("conv1", conv(3, config.baseWidth, config.stemKernel, 2, parts)),
@@ -161,28 +188,41 @@ export class ResNet extends Module<Tensor, Tensor[]> {
     ];
     let channels = config.baseWidth;
     const expansion = config.block === "basic" ? 1 : 4;
-    for (let s = 0; s < 4; s++) {
+    for (let s = 0; s < stages; s++) {
       this.#stages.push(
         this.registerModule(`layer${s + 1}`, new Stage(config, s, channels, parts)),
       );
       channels = config.baseWidth * 2 ** s * expansion;
     }
-    this.outChannels = [1, 2, 3].map((s) => config.baseWidth * 2 ** s * expansion);
+    this.outChannels = [1, 2, 3].filter((s) => s < stages).map((s) =>
+      config.baseWidth * 2 ** s * expansion
+    );
     const frozen: AnyModule[] = [];
     if (config.frozenStages >= 1) frozen.push(this.#stem[0], this.#stem[1]);
-    for (let s = 0; s < config.frozenStages - 1; s++) frozen.push(this.#stages[s]);
+    for (let s = 0; s < Math.min(config.frozenStages - 1, stages); s++) {
+      frozen.push(this.#stages[s]);
+    }
     for (const m of frozen) for (const p of m.parameters()) p.requiresGrad = false;
   }
 
-  /** `[C3, C4, C5]` of `images` `[N, 3, H, W]`. */
+  /** `[C3, C4, C5]` of `images` `[N, 3, H, W]` (the outputs of stages 2.. that exist). */
   forward(images: Tensor): Tensor[] {
+    return this.forwardStages(images).slice(2);
+  }
+
+  /**
+   * Every stage's output, as torchvision names them: `[stem, layer1, layer2,
+   * ...]`, where `stem` is `maxpool(relu(bn1(conv1(images))))` (stride 4) and
+   * `layerK` has stride `2 ** (K + 1)`.
+   */
+  forwardStages(images: Tensor): Tensor[] {
     let x = relu(this.#stem[1].forward(this.#stem[0].forward(images)));
     x = this.#pool.forward(x);
-    const outs: Tensor[] = [];
-    this.#stages.forEach((stage, s) => {
+    const outs: Tensor[] = [x];
+    for (const stage of this.#stages) {
       x = stage.forward(x);
-      if (s >= 1) outs.push(x);
-    });
+      outs.push(x);
+    }
     return outs;
   }
 }

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { ResNet, type ResNetConfig } from "../../detectors/backbones/resnet.ts";
-import { loadPretrained, TORCHVISION_RESNET } from "../../engine/pretrained.ts";
+import { applyOverrides } from "../../engine/config.ts";
+import {
+  loadBackbonePretrained,
+  loadPretrained,
+  TORCHVISION_RESNET,
+} from "../../engine/pretrained.ts";
+import ATSS_R50_COCO from "../../configs/atss_r50_coco.ts";
+import { Module } from "../../tensor/nn/module.ts";
+import type { Tensor } from "../../tensor/tensor.ts";
 import { Rng } from "../../tensor/rng.ts";
 import { readStateDict } from "../../tensor/state_dict.ts";
 import { CPU } from "../tensor/helpers.ts";
@@ -84,5 +92,63 @@ Deno.test("loadPretrained", async (t) => {
       () => loadPretrained(net, url, { format: "pytorch" }),
       /is not a pytorch file/,
     );
+  });
+});
+
+/** A stand-in detector: its ResNet registered as `backbone`, beside a head. */
+class WithBackbone extends Module {
+  constructor(config: ResNetConfig) {
+    super();
+    this.registerModule("backbone", new ResNet(config, new Rng(0), CPU));
+    this.registerModule("head", new ResNet({ ...config, layers: [1] }, new Rng(1), CPU));
+  }
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+}
+
+Deno.test("loadBackbonePretrained (backbone.pretrained)", async (t) => {
+  const path = new URL("resnet_basic.safetensors", FIXTURES).pathname;
+  await t.step("loads every backbone tensor and leaves the rest", async () => {
+    const model = new WithBackbone({ ...BASIC, layers: [1, 1] });
+    const headBefore = await model.stateDict().get("head.conv1.weight")!.data();
+    const report = await loadBackbonePretrained(model, path);
+    assert.ok(report.loaded.includes("backbone.layer2.0.downsample_bn.running_var"));
+    assert.ok(report.missing.every((n) => n.startsWith("head.")));
+    const file = readStateDict(await Deno.readFile(path));
+    assert.deepEqual(
+      await model.stateDict().get("backbone.conv1.weight")!.data(),
+      file.get("conv1.weight")!.data,
+    );
+    assert.deepEqual(await model.stateDict().get("head.conv1.weight")!.data(), headBefore);
+    model.dispose();
+  });
+  await t.step("a backbone the file does not cover is an error naming the keys", async () => {
+    const model = new WithBackbone(BASIC);
+    await assert.rejects(
+      () => loadBackbonePretrained(model, path),
+      /does not fit the config's backbone: missing from the file: backbone\.layer3\.0\.conv1\.weight/,
+    );
+    model.dispose();
+  });
+  await t.step("a missing file names where torchvision's weights come from", async () => {
+    const model = new WithBackbone({ ...BASIC, layers: [1, 1] });
+    await assert.rejects(
+      () => loadBackbonePretrained(model, "no/such/resnet50-0676ba61.pth"),
+      (e: Error) =>
+        e instanceof Deno.errors.NotFound &&
+        e.message.includes("https://download.pytorch.org/models/resnet50-0676ba61.pth") &&
+        e.message.includes("--pretrained FILE"),
+    );
+    model.dispose();
+  });
+  await t.step("the r50 COCO config points at it and --pretrained overrides it", () => {
+    assert.equal(
+      ATSS_R50_COCO.model.backbone.pretrained,
+      "data/pretrained/resnet50-0676ba61.pth",
+    );
+    const config = applyOverrides(ATSS_R50_COCO, { pretrained: "mine.safetensors" });
+    assert.equal(config.model.backbone.pretrained, "mine.safetensors");
+    assert.equal(ATSS_R50_COCO.model.backbone.pretrained, "data/pretrained/resnet50-0676ba61.pth");
   });
 });
