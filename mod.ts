@@ -168,6 +168,12 @@ export {
   type RpnTargets,
   rpnTargets,
 } from "./detectors/rpn_loss.ts";
+export {
+  roiAssignOptions,
+  type RoiTargetOptions,
+  type RoiTargets,
+  roiTargets,
+} from "./detectors/roi_targets.ts";
 export { type Assignment, atssAssign } from "./detectors/atss_assigner.ts";
 export {
   ASSIGN_IGNORED,
