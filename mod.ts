@@ -192,6 +192,13 @@ export {
   type RpnHeadOutput,
   type RpnLevelOutput,
 } from "./detectors/heads/rpn_head.ts";
+export {
+  type BBoxHeadConfig,
+  type BBoxHeadOutput,
+  multiRoiAlign,
+  type MultiRoiAlignOptions,
+  Shared2FcBBoxHead,
+} from "./detectors/heads/roi_head.ts";
 export { type NormKind } from "./detectors/norm_layer.ts";
 export {
   bboxOverlaps,
