@@ -168,6 +168,7 @@ export {
   type RpnTargets,
   rpnTargets,
 } from "./detectors/rpn_loss.ts";
+export { roiLoss, type RoiLossOptions } from "./detectors/roi_loss.ts";
 export {
   roiAssignOptions,
   type RoiTargetOptions,
