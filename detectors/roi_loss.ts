@@ -54,14 +54,15 @@ const DEFAULT_CODER = new DeltaXywhCoder();
  * `weight * (L_rank + L_sort + SB * L_box)`. Class-specific or
  * class-agnostic regression follows the width of `out.reg` (`4C` or `4`).
  *
- * Without positives (no GT box in the batch) it follows the RPN loss:
- * ranking and sorting losses are constants 1 (times `weight`) with zero
- * gradient, and there is no box term.
+ * Without positives (no GT box in the batch) it follows the official head:
+ * ranking, sorting and box losses are constants 1 (times `weight`) with zero
+ * gradient (unlike the official RPN head, whose no-positive case has no box
+ * term).
  *
  * @param out The head's outputs (`cls` `[K, C]`, `reg` `[K, 4C]` or `[K, 4]`).
  * @param targets {@linkcode roiTargets} of the batch (the RoIs `out` was computed on).
  * @param options Ranking loss, δ, weight and coder.
- * @returns The total and its parts `rank`, `sort` and (with positives) `box`, each weighted.
+ * @returns The total and its parts `rank`, `sort` and `box`, each weighted.
  * @throws {RangeError} When the targets and outputs disagree in RoIs or regression width.
  */
 export function roiLoss(
@@ -90,8 +91,8 @@ export function roiLoss(
   const logits = reshape(out.cls, [k * numClasses]);
   if (numPositives === 0) {
     const one = add(mul(add(sum(logits), sum(out.reg)), 0), 1);
-    const rank = mul(one, weight), sort = mul(one, weight);
-    return { total: add(rank, sort), parts: { rank, sort }, numPositives };
+    const rank = mul(one, weight), sort = mul(one, weight), box = mul(one, weight);
+    return { total: add(add(rank, sort), box), parts: { rank, sort, box }, numPositives };
   }
   // slots[i * C + c]: 0 for a zero target, p + 1 for the p-th positive's own class.
   const slots = new Int32Array(k * numClasses);

@@ -96,7 +96,7 @@ Deno.test("roiLoss: only a positive's own class regresses, and its logit moves",
   );
 });
 
-Deno.test("roiLoss: no GT gives constants with zero gradient", async () => {
+Deno.test("roiLoss: no GT gives the official constants (rank, sort and box 1) with zero gradient", async () => {
   const targets = roiTargets([PROPOSALS[1]], [new Float32Array(0)], [new Int32Array(0)], {
     posIou: 0.5,
   });
@@ -104,8 +104,8 @@ Deno.test("roiLoss: no GT gives constants with zero gradient", async () => {
   const reg = tensor(new Float32Array(24), [2, 12], { backend, requiresGrad: true });
   const l = roiLoss({ cls, reg }, targets);
   assert.equal(l.numPositives, 0);
-  assert.equal(l.parts.box, undefined);
-  assert.equal((await l.total.data())[0], 2);
+  assert.equal((await l.parts.box.data())[0], 1);
+  assert.equal((await l.total.data())[0], 3);
   backward(l.total);
   assert.ok((await cls.grad!.data()).every((v) => v === 0));
 });
