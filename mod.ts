@@ -170,6 +170,11 @@ export {
 } from "./detectors/rpn_loss.ts";
 export { roiLoss, type RoiLossOptions } from "./detectors/roi_loss.ts";
 export {
+  type RoiDetectionOptions,
+  type RoiDetections,
+  roiDetections,
+} from "./detectors/roi_postprocess.ts";
+export {
   roiAssignOptions,
   type RoiTargetOptions,
   type RoiTargets,
