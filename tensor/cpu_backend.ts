@@ -23,7 +23,13 @@ import {
   type Storage,
 } from "./backend.ts";
 import { BYTES_PER_ELEMENT, type DType, type TypedArray, viewAs } from "./dtype.ts";
-import type { BufferBinding, CpuTwin, Kernel, Launch } from "./kernel.ts";
+import {
+  type BufferBinding,
+  type CpuTwin,
+  type Kernel,
+  type Launch,
+  UNIFORM_WINDOW_FLOATS,
+} from "./kernel.ts";
 
 /** CPU storage: an `ArrayBuffer` (possibly larger than `byteLength` when pooled). */
 export interface CpuStorage extends Storage {
@@ -135,7 +141,10 @@ export function createHostBackend(spec: HostBackendSpec): Backend {
         const window = launch.uniformInputs?.[k];
         if (!window) throw new TypeError(`Kernel "${kernel.label}" is missing uniform "${name}"`);
         const buffer = (window.storage as CpuStorage).buffer;
-        const floats = Math.min(16384, Math.max(0, (buffer.byteLength - window.byteOffset) / 4));
+        const floats = Math.min(
+          UNIFORM_WINDOW_FLOATS,
+          Math.max(0, (buffer.byteLength - window.byteOffset) / 4),
+        );
         inputs[name] = new Float32Array(buffer, window.byteOffset, Math.floor(floats));
       });
       const twin = twinOf(kernel);

@@ -105,13 +105,18 @@ export function webgpu(): Promise<Backend> {
   return gpuBackend;
 }
 
-/** Whether a WebGPU adapter is available (for skipping GPU tests). */
+/**
+ * Whether a WebGPU adapter is available (for skipping GPU tests). Only a missing adapter
+ * ({@linkcode GpuUnavailableError}) reads as `false`: an adapter whose device cannot be created
+ * is a broken backend, and its error propagates rather than turning into a skip.
+ */
 export async function hasGpu(): Promise<boolean> {
   try {
     await webgpu();
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    if (error instanceof GpuUnavailableError) return false;
+    throw error;
   }
 }
 

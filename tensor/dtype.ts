@@ -53,11 +53,6 @@ export function viewAs(
   }
 }
 
-/** A new zero-filled typed array of `dtype` and `length`. */
-export function allocArray(dtype: DType, length: number): TypedArray {
-  return viewAs(new ArrayBuffer(length * BYTES_PER_ELEMENT[dtype]), dtype, length);
-}
-
 /** The element type a typed array holds. */
 export function dtypeOf(data: TypedArray): DType {
   if (data instanceof Float32Array) return "f32";

@@ -51,8 +51,11 @@ export interface Kernel {
   readonly uniforms?: readonly string[];
 }
 
-/** Floats in one uniform window (64 KiB, WebGPU's default `maxUniformBufferBindingSize`). */
-export const UNIFORM_WINDOW_FLOATS = 16384;
+/** Bytes in one uniform window: 64 KiB, WebGPU's default `maxUniformBufferBindingSize`. */
+export const UNIFORM_WINDOW_BYTES = 65536;
+
+/** Floats in one uniform window ({@linkcode UNIFORM_WINDOW_BYTES} / 4). */
+export const UNIFORM_WINDOW_FLOATS: number = UNIFORM_WINDOW_BYTES / 4;
 
 /** A 64 KiB window of a tensor's storage, read by a kernel through a uniform binding. */
 export interface UniformWindow {
@@ -152,7 +155,11 @@ export function wgslPrelude(kernel: Kernel): string {
   }
   lines.push(`@group(1) @binding(0) var<uniform> p: Params;`);
   (kernel.uniforms ?? []).forEach((name, k) =>
-    lines.push(`@group(2) @binding(${k}) var<uniform> ${name}: array<vec4<f32>, 4096>;`)
+    lines.push(
+      `@group(2) @binding(${k}) var<uniform> ${name}: array<vec4<f32>, ${
+        UNIFORM_WINDOW_FLOATS / 4
+      }>;`,
+    )
   );
   lines.push(`fn u32x8_at(a: array<vec4<u32>, 2>, i: u32) -> u32 { return a[i / 4u][i % 4u]; }`);
   lines.push(

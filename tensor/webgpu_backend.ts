@@ -19,7 +19,14 @@ import {
 } from "./backend.ts";
 import { BYTES_PER_ELEMENT, type DType, type TypedArray, viewAs } from "./dtype.ts";
 import { GpuError, ShaderCompileError } from "./errors.ts";
-import { type Kernel, type Launch, packParams, paramLayout, wgslPrelude } from "./kernel.ts";
+import {
+  type Kernel,
+  type Launch,
+  packParams,
+  paramLayout,
+  UNIFORM_WINDOW_BYTES,
+  wgslPrelude,
+} from "./kernel.ts";
 
 /** WebGPU storage: a pooled `GPUBuffer`. */
 export interface GpuStorage extends Storage {
@@ -43,9 +50,6 @@ interface CompiledKernel {
   /** Layout of group 2 (uniform windows), for kernels that declare them. */
   uniformLayout: GPUBindGroupLayout | null;
 }
-
-/** Bytes of one uniform window (`array<vec4<f32>, 4096>`). */
-const UNIFORM_WINDOW_BYTES = 65536;
 
 /** Creates the WebGPU backend on `device`. */
 export function createWebGpuBackend(device: GPUDevice, description: string): Backend {

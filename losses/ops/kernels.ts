@@ -21,7 +21,8 @@ import {
   kernelCache,
   UNIFORM_WINDOW_FLOATS,
 } from "../../tensor/kernel.ts";
-import { MAX_SCAN_ROWS, RampSums, rampWgsl } from "./prefix_kernels.ts";
+import { smoothStep } from "../reference/common.ts";
+import { countFrom, MAX_SCAN_ROWS, RampSums, rampWgsl } from "./prefix_kernels.ts";
 
 /** Entries one invocation of the chunked passes over `M` walks. */
 export const CHUNK = 4096;
@@ -55,13 +56,6 @@ fn hstep(x: f32) -> f32 {
   if (p.delta == 0.0) { return select(0.0, 1.0, x >= 0.0); }
   return clamp(x / (2.0 * p.delta) + 0.5, 0.0, 1.0);
 }`;
-
-/** `H(x)` in JS. */
-export function hstep(x: number, delta: number): number {
-  if (delta === 0) return x >= 0 ? 1 : 0;
-  const h = x / (2 * delta) + 0.5;
-  return h <= 0 ? 0 : h >= 1 ? 1 : h;
-}
 
 function isPosWgsl(): string {
   return `select(y > 0.0, y == 1.0, p.pos_eq1 != 0u)`;
@@ -499,7 +493,7 @@ ${entryPoint(WG)}
   }
   grid[i] = f32(lo);
 }`,
-    // The CPU twin searches directly (intervalOf); an empty grid keeps the buffer defined.
+    // The CPU twin searches directly (countFrom); an empty grid keeps the buffer defined.
     cpu(_ins, outs) {
       outs.grid.fill(0);
     },
@@ -511,7 +505,7 @@ ${entryPoint(WG)}
  * them) with `e[k] >= s` (`ge`) or `> s`, starting from the count above the value's grid cell
  * and stepping through the boundaries of that cell only.
  */
-function searchWgsl(ge: boolean): string {
+function gridSearchWgsl(ge: boolean): string {
   const lines = [
     CELL_WGSL,
     `fn interval_of(s: f32, scale: f32) -> u32 {`,
@@ -527,17 +521,6 @@ function searchWgsl(ge: boolean): string {
   }
   lines.push(`  return lo;`, `}`);
   return lines.join("\n");
-}
-
-/** JS twin of the search. */
-export function intervalOf(e: ArrayLike<number>, l: number, s: number, ge: boolean): number {
-  let lo = 0, hi = l;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (ge ? e[mid] >= s : e[mid] > s) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 const FRAME_WGSL = `
@@ -566,7 +549,7 @@ export function partialsKernel(f: DType, ge: boolean, given = false): Kernel {
     params: { m: "u32", sub: "u32" },
     workgroupSize: COLUMN_WG,
     uniforms: given ? [] : ["grid"],
-    code: `${given ? "" : searchWgsl(ge)}
+    code: `${given ? "" : gridSearchWgsl(ge)}
 ${FRAME_WGSL}
 ${entryPoint(COLUMN_WG)}
   let ncol = info[2];
@@ -614,7 +597,7 @@ ${entryPoint(COLUMN_WG)}
         const stop = Math.min(m, cstart + r, start + SUB);
         for (let k = start; k < stop; k++) {
           const v = s[k];
-          if (!given) qid[k] = y[k] !== 0 || !(v >= tt) ? NONE : intervalOf(e, l, v, ge);
+          if (!given) qid[k] = y[k] !== 0 || !(v >= tt) ? NONE : countFrom(e, 0, l, v, !ge);
           const q = qid[k];
           if (q === NONE) continue;
           const top = frameTop(q, e, fmeta);
@@ -874,7 +857,7 @@ ${entryPoint(WG)}
       const pos = new RampSums(ps, ins.gp, ROWS.positives.channels, delta);
       const iv = new RampSums(ins.imean, ins.gq, 2, delta);
       const pd = outs.pd;
-      const h0 = hstep(0, delta);
+      const h0 = smoothStep(0, delta);
       for (let a = 0; a < np; a++) {
         const si = ps[a], yi = yv[a], o = a * 8;
         const rankp = pos.up(0, np, si, 0);

@@ -550,8 +550,6 @@ export interface PackedShape {
 
 /** Rows per packed panel (and output block edge) of the uniform-window product. */
 export const MATMUL_PANEL: number = PANEL;
-/** Inner steps per 64 KiB window of a packed panel. */
-export const MATMUL_KSEG: number = KSEG;
 
 /** The packed layout of an operand with `rows` rows (or columns) and inner axis `k`. */
 export function packedShape(rows: number, k: number): PackedShape {

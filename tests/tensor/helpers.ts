@@ -16,8 +16,16 @@ import { mul } from "../../tensor/ops/elementwise.ts";
 import { sum } from "../../tensor/ops/reduce.ts";
 import { type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
 
-/** Whether WebGPU tests can run here. */
+/**
+ * Whether WebGPU tests can run here: the device is created as the tests create it
+ * (`webgpu()`, with the adapter's limits). A device that fails to come up is an error, not a
+ * skip; with `BRL_REQUIRE_GPU=1` (set by `.ci/run` once it has found an adapter) a missing
+ * adapter is an error too.
+ */
 export const GPU: boolean = await hasGpu();
+if (!GPU && Deno.env.get("BRL_REQUIRE_GPU") === "1") {
+  await webgpu(); // rejects, naming what is missing
+}
 
 /** The WebGPU backend, for tests guarded by `{ ignore: !GPU }`. */
 export async function gpuBackend(): Promise<Backend> {
