@@ -13,7 +13,7 @@
 
 import { record } from "../tensor/autograd.ts";
 import type { DType } from "../tensor/dtype.ts";
-import { entryPoint, type Kernel, type ParamType } from "../tensor/kernel.ts";
+import { entryPoint, type Kernel, kernelCache, type ParamType } from "../tensor/kernel.ts";
 import { backendOf, expectDtype, launch, launchInto } from "../tensor/ops/launch.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 import { MODE_ID, overlapHost, type OverlapMode, overlapParts, WGSL_OVERLAP } from "./iou.ts";
@@ -400,13 +400,11 @@ fn finish(v: f32, kind: u32, floor: f32) -> f32 {
 }
 `;
 
-const alignedKernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 function alignedKernel(dtype: DType): Kernel {
   const key = `fwd|${dtype}`;
-  let kernel = alignedKernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(key, () => ({
     label: "box.aligned",
     inputs: { a: dtype, b: dtype },
     outputs: { out: dtype },
@@ -424,16 +422,12 @@ ${entryPoint(WORKGROUP)}
         outs.out[r] = alignedRow(ins.a, ins.b, r, mode, kind, eps, floor, null, null, null);
       }
     },
-  };
-  alignedKernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 function alignedGradKernel(dtype: DType): Kernel {
   const key = `grad|${dtype}`;
-  let kernel = alignedKernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(key, () => ({
     label: "box.aligned_grad",
     inputs: { g: dtype, a: dtype, b: dtype },
     outputs: { ga: dtype, gb: dtype },
@@ -510,9 +504,7 @@ ${entryPoint(WORKGROUP)}
         alignedRow(ins.a, ins.b, r, mode, kind, eps, floor, gin, outs.ga, outs.gb);
       }
     },
-  };
-  alignedKernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 function checkAligned(op: string, a: Tensor, b: Tensor): void {

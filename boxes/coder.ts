@@ -14,7 +14,7 @@
 
 import { record } from "../tensor/autograd.ts";
 import type { DType } from "../tensor/dtype.ts";
-import { entryPoint, type Kernel, type ParamType } from "../tensor/kernel.ts";
+import { entryPoint, type Kernel, kernelCache, type ParamType } from "../tensor/kernel.ts";
 import { backendOf, launchInto } from "../tensor/ops/launch.ts";
 import type { Tensor } from "../tensor/tensor.ts";
 import { checkBoxes } from "./box_ops.ts";
@@ -48,7 +48,7 @@ const COMMON_PARAMS: Record<string, ParamType> = {
 };
 
 type Variant = "encode" | "decode" | "decode_grad";
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 const WGSL_LOAD = /* wgsl */ `
 fn anchor_at(r: u32) -> vec4<f32> {
@@ -71,19 +71,18 @@ const DECODE_CENTRE = `  let q = anchor_at(i);
 
 function coderKernel(variant: Variant, dtype: DType): Kernel {
   const key = `${variant}|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  const params: Record<string, ParamType> = { ...COMMON_PARAMS };
-  if (variant !== "encode") {
-    Object.assign(params, { max_ratio: "f32", clip: "u32", max_w: "f32", max_h: "f32" });
-  }
-  const inputs: Record<string, DType> = variant === "encode"
-    ? { anc: dtype, gt: dtype }
-    : variant === "decode"
-    ? { anc: dtype, deltas: dtype }
-    : { g: dtype, anc: dtype, deltas: dtype };
-  const body = {
-    encode: `  let q = anchor_at(i);
+  return cached(key, () => {
+    const params: Record<string, ParamType> = { ...COMMON_PARAMS };
+    if (variant !== "encode") {
+      Object.assign(params, { max_ratio: "f32", clip: "u32", max_w: "f32", max_h: "f32" });
+    }
+    const inputs: Record<string, DType> = variant === "encode"
+      ? { anc: dtype, gt: dtype }
+      : variant === "decode"
+      ? { anc: dtype, deltas: dtype }
+      : { g: dtype, anc: dtype, deltas: dtype };
+    const body = {
+      encode: `  let q = anchor_at(i);
   let t = vec4<f32>(gt[o], gt[o + 1u], gt[o + 2u], gt[o + 3u]);
   let gx = (t.x + t.z) * 0.5;
   let gy = (t.y + t.w) * 0.5;
@@ -93,8 +92,8 @@ function coderKernel(variant: Variant, dtype: DType): Kernel {
   out[o + 1u] = r.y;
   out[o + 2u] = r.z;
   out[o + 3u] = r.w;`,
-    decode:
-      `${DECODE_CENTRE}  var box = vec4<f32>(cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h);
+      decode:
+        `${DECODE_CENTRE}  var box = vec4<f32>(cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h);
   if (p.clip == 1u) {
     box = clamp(box, vec4<f32>(0.0), vec4<f32>(p.max_w, p.max_h, p.max_w, p.max_h));
   }
@@ -102,8 +101,8 @@ function coderKernel(variant: Variant, dtype: DType): Kernel {
   out[o + 1u] = box.y;
   out[o + 2u] = box.z;
   out[o + 3u] = box.w;`,
-    decode_grad:
-      `${DECODE_CENTRE}  let box = vec4<f32>(cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h);
+      decode_grad:
+        `${DECODE_CENTRE}  let box = vec4<f32>(cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h);
   var gb = vec4<f32>(g[o], g[o + 1u], g[o + 2u], g[o + 3u]);
   if (p.clip == 1u) {
     let hi = vec4<f32>(p.max_w, p.max_h, p.max_w, p.max_h);
@@ -120,14 +119,14 @@ function coderKernel(variant: Variant, dtype: DType): Kernel {
   out[o + 1u] = gd.y;
   out[o + 2u] = gd.z;
   out[o + 3u] = gd.w;`,
-  }[variant];
-  kernel = {
-    label: `box_coder.${variant}`,
-    inputs,
-    outputs: { out: dtype },
-    params,
-    workgroupSize: WORKGROUP,
-    code: `${WGSL_LOAD}
+    }[variant];
+    return {
+      label: `box_coder.${variant}`,
+      inputs,
+      outputs: { out: dtype },
+      params,
+      workgroupSize: WORKGROUP,
+      code: `${WGSL_LOAD}
 ${entryPoint(WORKGROUP)}
   if (i >= p.rows) { return; }
   let o = 4u * i;
@@ -135,54 +134,53 @@ ${entryPoint(WORKGROUP)}
   let s = vec4<f32>(p.s0, p.s1, p.s2, p.s3);
 ${body}
 }`,
-    cpu(ins, outs, p) {
-      const q = p as Record<string, number>;
-      const m = [q.m0, q.m1, q.m2, q.m3], s = [q.s0, q.s1, q.s2, q.s3];
-      const anc = ins.anc, out = outs.out;
-      for (let r = 0; r < q.rows; r++) {
-        const o = 4 * r, a = 4 * (r % q.anchor_rows);
-        const px = (anc[a] + anc[a + 2]) * 0.5, py = (anc[a + 1] + anc[a + 3]) * 0.5;
-        const pw = anc[a + 2] - anc[a], ph = anc[a + 3] - anc[a + 1];
-        if (variant === "encode") {
-          const t = ins.gt;
-          const gx = (t[o] + t[o + 2]) * 0.5, gy = (t[o + 1] + t[o + 3]) * 0.5;
-          const d = [
-            (gx - px) / pw,
-            (gy - py) / ph,
-            Math.log((t[o + 2] - t[o]) / pw),
-            Math.log((t[o + 3] - t[o + 1]) / ph),
-          ];
-          for (let k = 0; k < 4; k++) out[o + k] = (d[k] - m[k]) / s[k];
-          continue;
-        }
-        const dl = ins.deltas;
-        const d = [0, 1, 2, 3].map((k) => dl[o + k] * s[k] + m[k]);
-        const dw = Math.min(Math.max(d[2], -q.max_ratio), q.max_ratio);
-        const dh = Math.min(Math.max(d[3], -q.max_ratio), q.max_ratio);
-        const w = pw * Math.exp(dw), h = ph * Math.exp(dh);
-        const cx = px + pw * d[0], cy = py + ph * d[1];
-        const box = [cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h];
-        const hi = [q.max_w, q.max_h, q.max_w, q.max_h];
-        if (variant === "decode") {
-          for (let k = 0; k < 4; k++) {
-            out[o + k] = q.clip === 1 ? Math.min(Math.max(box[k], 0), hi[k]) : box[k];
+      cpu(ins, outs, p) {
+        const q = p as Record<string, number>;
+        const m = [q.m0, q.m1, q.m2, q.m3], s = [q.s0, q.s1, q.s2, q.s3];
+        const anc = ins.anc, out = outs.out;
+        for (let r = 0; r < q.rows; r++) {
+          const o = 4 * r, a = 4 * (r % q.anchor_rows);
+          const px = (anc[a] + anc[a + 2]) * 0.5, py = (anc[a + 1] + anc[a + 3]) * 0.5;
+          const pw = anc[a + 2] - anc[a], ph = anc[a + 3] - anc[a + 1];
+          if (variant === "encode") {
+            const t = ins.gt;
+            const gx = (t[o] + t[o + 2]) * 0.5, gy = (t[o + 1] + t[o + 3]) * 0.5;
+            const d = [
+              (gx - px) / pw,
+              (gy - py) / ph,
+              Math.log((t[o + 2] - t[o]) / pw),
+              Math.log((t[o + 3] - t[o + 1]) / ph),
+            ];
+            for (let k = 0; k < 4; k++) out[o + k] = (d[k] - m[k]) / s[k];
+            continue;
           }
-          continue;
+          const dl = ins.deltas;
+          const d = [0, 1, 2, 3].map((k) => dl[o + k] * s[k] + m[k]);
+          const dw = Math.min(Math.max(d[2], -q.max_ratio), q.max_ratio);
+          const dh = Math.min(Math.max(d[3], -q.max_ratio), q.max_ratio);
+          const w = pw * Math.exp(dw), h = ph * Math.exp(dh);
+          const cx = px + pw * d[0], cy = py + ph * d[1];
+          const box = [cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h];
+          const hi = [q.max_w, q.max_h, q.max_w, q.max_h];
+          if (variant === "decode") {
+            for (let k = 0; k < 4; k++) {
+              out[o + k] = q.clip === 1 ? Math.min(Math.max(box[k], 0), hi[k]) : box[k];
+            }
+            continue;
+          }
+          const g = [0, 1, 2, 3].map((k) =>
+            q.clip === 1 && !(box[k] >= 0 && box[k] <= hi[k]) ? 0 : ins.g[o + k]
+          );
+          const inW = Math.abs(d[2]) <= q.max_ratio ? 1 : 0;
+          const inH = Math.abs(d[3]) <= q.max_ratio ? 1 : 0;
+          out[o] = (g[0] + g[2]) * pw * s[0];
+          out[o + 1] = (g[1] + g[3]) * ph * s[1];
+          out[o + 2] = 0.5 * (g[2] - g[0]) * w * inW * s[2];
+          out[o + 3] = 0.5 * (g[3] - g[1]) * h * inH * s[3];
         }
-        const g = [0, 1, 2, 3].map((k) =>
-          q.clip === 1 && !(box[k] >= 0 && box[k] <= hi[k]) ? 0 : ins.g[o + k]
-        );
-        const inW = Math.abs(d[2]) <= q.max_ratio ? 1 : 0;
-        const inH = Math.abs(d[3]) <= q.max_ratio ? 1 : 0;
-        out[o] = (g[0] + g[2]) * pw * s[0];
-        out[o + 1] = (g[1] + g[3]) * ph * s[1];
-        out[o + 2] = 0.5 * (g[2] - g[0]) * w * inW * s[2];
-        out[o + 3] = 0.5 * (g[3] - g[1]) * h * inH * s[3];
-      }
-    },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+      },
+    };
+  });
 }
 
 /**

@@ -36,7 +36,7 @@
  */
 
 import type { Backend } from "../tensor/backend.ts";
-import { entryPoint, type Kernel } from "../tensor/kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../tensor/kernel.ts";
 import { backendOf, expectDtype, launch } from "../tensor/ops/launch.ts";
 import { argsort } from "../tensor/ops/sort.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
@@ -65,7 +65,7 @@ export interface NmsResult {
   count: Tensor;
 }
 
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 /** IoU of boxes `a` and `b` of `boxes` (xyxy) with every step rounded to f32, as the WGSL does. */
 function iouF32(boxes: ArrayLike<number>, a: number, b: number): number {
@@ -73,9 +73,7 @@ function iouF32(boxes: ArrayLike<number>, a: number, b: number): number {
 }
 
 function gatherKernel(): Kernel {
-  let kernel = kernels.get("gather");
-  if (kernel) return kernel;
-  kernel = {
+  return cached("gather", () => ({
     label: "nms.gather_sorted",
     inputs: { boxes: "f32", classes: "i32", order: "u32" },
     outputs: { sorted_boxes: "f32", sorted_classes: "i32" },
@@ -97,9 +95,7 @@ function gatherKernel(): Kernel {
         sortedClasses[i] = classes[k];
       }
     },
-  };
-  kernels.set("gather", kernel);
-  return kernel;
+  }));
 }
 
 /** Rows one `nms.iou_mask` invocation covers (register blocking: each column load serves them all). */
@@ -119,9 +115,7 @@ function perRow(body: (k: number) => string): string {
  * column's five loads serve {@linkcode MASK_ROWS} IoUs.
  */
 function maskKernel(): Kernel {
-  let kernel = kernels.get("mask");
-  if (kernel) return kernel;
-  kernel = {
+  return cached("mask", () => ({
     label: "nms.iou_mask",
     inputs: { boxes: "f32", classes: "i32" },
     outputs: { mask: "u32" },
@@ -189,15 +183,11 @@ ${perRow((k) => `  if (row${k} < p.n) { mask[blk * p.n + row${k}] = bits${k}; }`
         }
       }
     },
-  };
-  kernels.set("mask", kernel);
-  return kernel;
+  }));
 }
 
 function initKernel(): Kernel {
-  let kernel = kernels.get("init");
-  if (kernel) return kernel;
-  kernel = {
+  return cached("init", () => ({
     label: "nms.init",
     inputs: {},
     outputs: { removed: "u32", keep: "i32", count: "i32" },
@@ -214,15 +204,11 @@ function initKernel(): Kernel {
       outs.keep.fill(-1);
       outs.count[0] = 0;
     },
-  };
-  kernels.set("init", kernel);
-  return kernel;
+  }));
 }
 
 function suppressKernel(): Kernel {
-  let kernel = kernels.get("suppress");
-  if (kernel) return kernel;
-  kernel = {
+  return cached("suppress", () => ({
     label: "nms.suppress",
     inputs: { mask: "u32", order: "u32", classes: "i32" },
     outputs: { removed: "u32", keep: "i32", count: "i32" },
@@ -254,9 +240,7 @@ function suppressKernel(): Kernel {
       }
       count[0] = cnt;
     },
-  };
-  kernels.set("suppress", kernel);
-  return kernel;
+  }));
 }
 
 /**

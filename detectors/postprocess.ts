@@ -25,7 +25,7 @@
 
 import { noGrad } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
-import { entryPoint, type Kernel } from "../tensor/kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../tensor/kernel.ts";
 import { concat } from "../tensor/ops/concat.ts";
 import { div, sigmoid } from "../tensor/ops/elementwise.ts";
 import { backendOf, expectDtype, launch } from "../tensor/ops/launch.ts";
@@ -82,13 +82,11 @@ export interface Detections {
   labels: Int32Array;
 }
 
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 function selectKernel(withFactors: boolean): Kernel {
   const key = `select|${withFactors}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(key, () => ({
     label: "postprocess.select",
     inputs: {
       vals: "f32",
@@ -127,15 +125,11 @@ function selectKernel(withFactors: boolean): Kernel {
         labels[i] = valid ? idx[i] % classes : -1;
       }
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 function packKernel(): Kernel {
-  let kernel = kernels.get("pack");
-  if (kernel) return kernel;
-  kernel = {
+  return cached("pack", () => ({
     label: "postprocess.pack",
     inputs: { boxes: "f32", scores: "f32", labels: "i32", keep: "i32" },
     outputs: { dets: "f32" },
@@ -170,9 +164,7 @@ function packKernel(): Kernel {
         dets[o + 5] = labels[j];
       }
     },
-  };
-  kernels.set("pack", kernel);
-  return kernel;
+  }));
 }
 
 function positiveInteger(op: string, name: string, value: number): number {
