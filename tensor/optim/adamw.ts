@@ -5,18 +5,16 @@
  */
 
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { launch } from "../ops/launch.ts";
 import type { Tensor } from "../tensor.ts";
 import { Optimizer, type OptimizerOptions } from "./optimizer.ts";
 
 const WG = 256;
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 function adamwKernel(dtype: DType): Kernel {
-  let kernel = kernels.get(dtype);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(dtype, () => ({
     label: "optim.adamw",
     inputs: { grad: dtype, coef: dtype },
     outputs: { param: dtype, m: dtype, v: dtype },
@@ -63,9 +61,7 @@ function adamwKernel(dtype: DType): Kernel {
           p.step_size * mn / (Math.sqrt(vn) / p.sqrt_bc2 + p.eps);
       }
     },
-  };
-  kernels.set(dtype, kernel);
-  return kernel;
+  }));
 }
 
 /** Options of {@linkcode AdamW}. */

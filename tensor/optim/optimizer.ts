@@ -9,7 +9,7 @@
 
 import type { Backend } from "../backend.ts";
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { map } from "../ops/elementwise.ts";
 import { launch } from "../ops/launch.ts";
 import { sum } from "../ops/reduce.ts";
@@ -18,13 +18,11 @@ import { empty, keep, type Tensor, tensor } from "../tensor.ts";
 
 const SUMSQ_CHUNK = 1024;
 const WG = 64;
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 function sumsqKernel(dtype: DType): Kernel {
   const key = `sumsq|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(key, () => ({
     label: "optim.sumsq",
     inputs: { g: dtype },
     outputs: { part: dtype },
@@ -47,16 +45,12 @@ function sumsqKernel(dtype: DType): Kernel {
         part[offset + i] = s;
       }
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 function scaleKernel(dtype: DType): Kernel {
   const key = `scale|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(key, () => ({
     label: "optim.scale_in_place",
     inputs: { coef: dtype },
     outputs: { g: dtype },
@@ -70,9 +64,7 @@ function scaleKernel(dtype: DType): Kernel {
       const n = p.n as number, c = ins.coef[0], g = outs.g;
       for (let i = 0; i < n; i++) g[i] *= c;
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 /**

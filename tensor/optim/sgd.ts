@@ -6,65 +6,63 @@
  */
 
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { launch } from "../ops/launch.ts";
 import type { Tensor } from "../tensor.ts";
 import { Optimizer, type OptimizerOptions } from "./optimizer.ts";
 
 const WG = 256;
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 function sgdKernel(dtype: DType, withMomentum: boolean): Kernel {
   const key = `${dtype}|${withMomentum}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  const outputs: Record<string, DType> = withMomentum
-    ? { param: dtype, buf: dtype }
-    : { param: dtype };
-  kernel = {
-    label: withMomentum ? "optim.sgd_momentum" : "optim.sgd",
-    inputs: { grad: dtype, coef: dtype },
-    outputs,
-    params: {
-      n: "u32",
-      lr: "f32",
-      wd: "f32",
-      momentum: "f32",
-      dampening: "f32",
-      nesterov: "u32",
-      first: "u32",
-    },
-    workgroupSize: WG,
-    code: `${entryPoint(WG)}
+  return cached(key, () => {
+    const outputs: Record<string, DType> = withMomentum
+      ? { param: dtype, buf: dtype }
+      : { param: dtype };
+    return {
+      label: withMomentum ? "optim.sgd_momentum" : "optim.sgd",
+      inputs: { grad: dtype, coef: dtype },
+      outputs,
+      params: {
+        n: "u32",
+        lr: "f32",
+        wd: "f32",
+        momentum: "f32",
+        dampening: "f32",
+        nesterov: "u32",
+        first: "u32",
+      },
+      workgroupSize: WG,
+      code: `${entryPoint(WG)}
   if (i >= p.n) { return; }
   var d = grad[i] * coef[0] + p.wd * param[i];
   ${
-      withMomentum
-        ? `var v = d;
+        withMomentum
+          ? `var v = d;
   if (p.first == 0u) { v = p.momentum * buf[i] + (1.0 - p.dampening) * d; }
   buf[i] = v;
   if (p.nesterov != 0u) { d = d + p.momentum * v; } else { d = v; }`
-        : ""
-    }
+          : ""
+      }
   param[i] = param[i] - p.lr * d;
 }`,
-    cpu(ins, outs, params) {
-      const p = params as Record<string, number>;
-      const { grad, coef } = ins, { param, buf } = outs;
-      const c = coef[0];
-      for (let i = 0; i < p.n; i++) {
-        let d = grad[i] * c + p.wd * param[i];
-        if (withMomentum) {
-          const v = p.first ? d : p.momentum * buf[i] + (1 - p.dampening) * d;
-          buf[i] = v;
-          d = p.nesterov ? d + p.momentum * v : v;
+      cpu(ins, outs, params) {
+        const p = params as Record<string, number>;
+        const { grad, coef } = ins, { param, buf } = outs;
+        const c = coef[0];
+        for (let i = 0; i < p.n; i++) {
+          let d = grad[i] * c + p.wd * param[i];
+          if (withMomentum) {
+            const v = p.first ? d : p.momentum * buf[i] + (1 - p.dampening) * d;
+            buf[i] = v;
+            d = p.nesterov ? d + p.momentum * v : v;
+          }
+          param[i] = param[i] - p.lr * d;
         }
-        param[i] = param[i] - p.lr * d;
-      }
-    },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+      },
+    };
+  });
 }
 
 /** Options of {@linkcode SGD}. */
