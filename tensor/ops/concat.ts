@@ -16,7 +16,7 @@
 import { record } from "../autograd.ts";
 import type { DType } from "../dtype.ts";
 import { BYTES_PER_ELEMENT } from "../dtype.ts";
-import { entryPoint, type Kernel, type ParamType } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache, type ParamType } from "../kernel.ts";
 import { empty, sizeOf, type Tensor } from "../tensor.ts";
 import { backendOf, launch, launchInto, normalizeAxis, stridesOf } from "./launch.ts";
 import { reshape } from "./shape.ts";
@@ -24,7 +24,7 @@ import { reshape } from "./shape.ts";
 const WORKGROUP = 256;
 const MAX_RANK = 8;
 
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 function scalarType(dtype: DType): "f32" | "i32" | "u32" {
   return dtype === "f64" ? "f32" : dtype;
@@ -32,9 +32,7 @@ function scalarType(dtype: DType): "f32" | "i32" | "u32" {
 
 function windowKernel(dtype: DType): Kernel {
   const key = `window|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(key, () => ({
     label: "concat.window",
     inputs: { x: dtype },
     outputs: { out: dtype },
@@ -78,9 +76,7 @@ function windowKernel(dtype: DType): Kernel {
         out[i] = inside ? x[at] : value;
       }
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 /** `out[c] = x[c + shift]` where inside `x`, else `value`; no gradient. */
@@ -216,9 +212,7 @@ export function pad(
 
 function placeKernel(dtype: DType): Kernel {
   const key = `place|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(key, () => ({
     label: "concat.place",
     inputs: { x: dtype },
     outputs: { out: dtype },
@@ -240,9 +234,7 @@ function placeKernel(dtype: DType): Kernel {
         out[Math.floor(i / block) * outLen * inner + offset * inner + (i % block)] = x[i];
       }
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 /**

@@ -36,7 +36,7 @@
 import { needsGrad, record } from "../autograd.ts";
 import { type CpuStorage, isHostBackend } from "../cpu_backend.ts";
 import { type DType, viewAs } from "../dtype.ts";
-import { entryPoint, type Kernel, UNIFORM_WINDOW_FLOATS } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache, UNIFORM_WINDOW_FLOATS } from "../kernel.ts";
 import { empty, type Tensor, tensor, viewOf } from "../tensor.ts";
 import { add, map } from "./elementwise.ts";
 import { backendOf, launch } from "./launch.ts";
@@ -123,7 +123,7 @@ const PARAMS = {
   wo: "u32",
 } as const;
 
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 function geometryParams(g: Geometry, total: number, b0: number): Record<string, number> {
   return {
@@ -151,9 +151,7 @@ function geometryParams(g: Geometry, total: number, b0: number): Record<string, 
  */
 export function im2colKernel(dtype: DType = "f32"): Kernel {
   const key = `im2col|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(key, () => ({
     label: "conv.im2col",
     inputs: { x: dtype },
     outputs: { col: dtype },
@@ -198,9 +196,7 @@ export function im2colKernel(dtype: DType = "f32"): Kernel {
         col[i] = y >= 0 && y < h && xx >= 0 && xx < w ? x[((b * c + ci) * h + y) * w + xx] : 0;
       }
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 /**
@@ -209,9 +205,7 @@ export function im2colKernel(dtype: DType = "f32"): Kernel {
  */
 export function col2imKernel(dtype: DType = "f32"): Kernel {
   const key = `col2im|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(key, () => ({
     label: "conv.col2im",
     inputs: { col: dtype },
     outputs: { dx: dtype },
@@ -265,9 +259,7 @@ export function col2imKernel(dtype: DType = "f32"): Kernel {
         dx[i] = acc;
       }
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 /** How a conv2d path is chosen: by its default rule, always, or never. */
@@ -335,17 +327,16 @@ const PACKED_PARAMS = {
  */
 export function im2colPackedKernel(window: boolean): Kernel {
   const key = `im2col_packed|${window}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  const read = window ? "xw[e / 4u][e % 4u]" : "x[e]";
-  kernel = {
-    label: `conv.im2col_packed_${window ? "window" : "storage"}`,
-    inputs: window ? {} : { x: "f32" },
-    outputs: { dst: "f32" },
-    params: PACKED_PARAMS,
-    workgroupSize: WORKGROUP,
-    uniforms: window ? ["xw"] : [],
-    code: `${entryPoint(WORKGROUP)}
+  return cached(key, (): Kernel => {
+    const read = window ? "xw[e / 4u][e % 4u]" : "x[e]";
+    return {
+      label: `conv.im2col_packed_${window ? "window" : "storage"}`,
+      inputs: window ? {} : { x: "f32" },
+      outputs: { dst: "f32" },
+      params: PACKED_PARAMS,
+      workgroupSize: WORKGROUP,
+      uniforms: window ? ["xw"] : [],
+      code: `${entryPoint(WORKGROUP)}
   if (i >= p.rows) { return; }
   let oy = i % p.ho;
   let ql = i / p.ho;
@@ -374,48 +365,47 @@ export function im2colPackedKernel(window: boolean): Kernel {
     xx += i32(p.sw);
   }
 }`,
-    cpu(ins, outs, p) {
-      const x = window ? ins.xw : ins.x, dst = outs.dst;
-      const {
-        rows,
-        c0,
-        delta,
-        kp,
-        transposed,
-        kofs,
-        h,
-        w,
-        kh,
-        kw,
-        sh,
-        sw,
-        ph,
-        pw,
-        dh,
-        dw,
-        ho,
-        wo,
-      } = p as Record<string, number>;
-      const P = MATMUL_PANEL, taps = kh * kw;
-      for (let i = 0; i < rows; i++) {
-        const oy = i % ho, ql = Math.floor(i / ho);
-        const cl = Math.floor(ql / taps), t = ql % taps;
-        const ki = Math.floor(t / kw), kj = t % kw, q = c0 * taps + ql;
-        const y = oy * sh + ki * dh - ph;
-        for (let ox = 0; ox < wo; ox++) {
-          const xx = ox * sw + kj * dw - pw;
-          const v = y >= 0 && y < h && xx >= 0 && xx < w ? x[delta + (cl * h + y) * w + xx] : 0;
-          const pix = oy * wo + ox;
-          const at = transposed
-            ? (Math.floor(q / P) * kp + kofs + pix) * P + (q % P)
-            : (Math.floor(pix / P) * kp + q) * P + (pix % P);
-          dst[at] = v;
+      cpu(ins, outs, p) {
+        const x = window ? ins.xw : ins.x, dst = outs.dst;
+        const {
+          rows,
+          c0,
+          delta,
+          kp,
+          transposed,
+          kofs,
+          h,
+          w,
+          kh,
+          kw,
+          sh,
+          sw,
+          ph,
+          pw,
+          dh,
+          dw,
+          ho,
+          wo,
+        } = p as Record<string, number>;
+        const P = MATMUL_PANEL, taps = kh * kw;
+        for (let i = 0; i < rows; i++) {
+          const oy = i % ho, ql = Math.floor(i / ho);
+          const cl = Math.floor(ql / taps), t = ql % taps;
+          const ki = Math.floor(t / kw), kj = t % kw, q = c0 * taps + ql;
+          const y = oy * sh + ki * dh - ph;
+          for (let ox = 0; ox < wo; ox++) {
+            const xx = ox * sw + kj * dw - pw;
+            const v = y >= 0 && y < h && xx >= 0 && xx < w ? x[delta + (cl * h + y) * w + xx] : 0;
+            const pix = oy * wo + ox;
+            const at = transposed
+              ? (Math.floor(q / P) * kp + kofs + pix) * P + (q % P)
+              : (Math.floor(pix / P) * kp + q) * P + (pix % P);
+            dst[at] = v;
+          }
         }
-      }
-    },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+      },
+    };
+  });
 }
 
 /**
@@ -426,17 +416,16 @@ export function im2colPackedKernel(window: boolean): Kernel {
  */
 export function col2imWindowKernel(window: boolean): Kernel {
   const key = `col2im_window|${window}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  const read = window ? "cw[e / 4u][e % 4u]" : "col[e]";
-  kernel = {
-    label: `conv.col2im_${window ? "window" : "storage"}`,
-    inputs: window ? {} : { col: "f32" },
-    outputs: { dx: "f32" },
-    params: { ...PARAMS, c0: "u32", delta: "u32" },
-    workgroupSize: WORKGROUP,
-    uniforms: window ? ["cw"] : [],
-    code: `${entryPoint(WORKGROUP)}
+  return cached(key, (): Kernel => {
+    const read = window ? "cw[e / 4u][e % 4u]" : "col[e]";
+    return {
+      label: `conv.col2im_${window ? "window" : "storage"}`,
+      inputs: window ? {} : { col: "f32" },
+      outputs: { dx: "f32" },
+      params: { ...PARAMS, c0: "u32", delta: "u32" },
+      workgroupSize: WORKGROUP,
+      uniforms: window ? ["cw"] : [],
+      code: `${entryPoint(WORKGROUP)}
   if (i >= p.total) { return; }
   let plane = p.h * p.w;
   let xx = i32(i % p.w) + i32(p.pw);
@@ -459,31 +448,31 @@ export function col2imWindowKernel(window: boolean): Kernel {
   }
   dx[(p.b0 * p.c + p.c0 + cl) * plane + i % plane] = acc;
 }`,
-    cpu(ins, outs, p) {
-      const col = window ? ins.cw : ins.col, dx = outs.dx;
-      const { total, b0, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, c0, delta } = p as Record<
-        string,
-        number
-      >;
-      const hw = ho * wo, plane = h * w;
-      for (let i = 0; i < total; i++) {
-        const xx = (i % w) + pw, yy = (Math.floor(i / w) % h) + ph, cl = Math.floor(i / plane);
-        let acc = 0;
-        for (let ki = 0; ki < kh; ki++) {
-          const ty = yy - ki * dh;
-          if (ty < 0 || ty % sh !== 0 || ty / sh >= ho) continue;
-          for (let kj = 0; kj < kw; kj++) {
-            const tx = xx - kj * dw;
-            if (tx < 0 || tx % sw !== 0 || tx / sw >= wo) continue;
-            acc += col[delta + ((cl * kh + ki) * kw + kj) * hw + (ty / sh) * wo + tx / sw];
+      cpu(ins, outs, p) {
+        const col = window ? ins.cw : ins.col, dx = outs.dx;
+        const { total, b0, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, c0, delta } =
+          p as Record<
+            string,
+            number
+          >;
+        const hw = ho * wo, plane = h * w;
+        for (let i = 0; i < total; i++) {
+          const xx = (i % w) + pw, yy = (Math.floor(i / w) % h) + ph, cl = Math.floor(i / plane);
+          let acc = 0;
+          for (let ki = 0; ki < kh; ki++) {
+            const ty = yy - ki * dh;
+            if (ty < 0 || ty % sh !== 0 || ty / sh >= ho) continue;
+            for (let kj = 0; kj < kw; kj++) {
+              const tx = xx - kj * dw;
+              if (tx < 0 || tx % sw !== 0 || tx / sw >= wo) continue;
+              acc += col[delta + ((cl * kh + ki) * kw + kj) * hw + (ty / sh) * wo + tx / sw];
+            }
           }
+          dx[(b0 * c + c0 + cl) * plane + (i % plane)] = acc;
         }
-        dx[(b0 * c + c0 + cl) * plane + (i % plane)] = acc;
-      }
-    },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+      },
+    };
+  });
 }
 
 /**

@@ -12,7 +12,7 @@
 
 import { record } from "../autograd.ts";
 import { type DType, isFloat, wgslType } from "../dtype.ts";
-import { entryPoint, type Kernel, type ParamType } from "../kernel.ts";
+import { entryPoint, kernelCache, type ParamType } from "../kernel.ts";
 import { sizeOf, type Tensor, viewOf } from "../tensor.ts";
 import { backendOf, launchInto, stridesOf } from "./launch.ts";
 import { sumTo } from "./reduce.ts";
@@ -57,91 +57,89 @@ export function broadcastShapes(op: string, shapes: readonly (readonly number[])
 
 type Access = "param" | "same" | "scalar" | "strided";
 
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 function mapKernel(expr: MapExpr, access: Access[], inDtype: DType, outDtype: DType, rank: number) {
   const key = `${expr.label}|${expr.wgsl}|${access.join()}|${inDtype}|${outDtype}|${rank}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  const scalarType = isFloat(inDtype) ? "f32" : wgslType(inDtype);
-  const inputs: Record<string, DType> = {};
-  const params: Record<string, ParamType> = { n: "u32", shape: "u32x8" };
-  const loads: string[] = [];
-  access.forEach((mode, k) => {
-    const name = NAMES[k];
-    if (mode === "param") {
-      params[`s_${name}`] = scalarType as ParamType;
-      loads.push(`  let ${name} = p.s_${name};`);
-      return;
+  return cached(key, () => {
+    const scalarType = isFloat(inDtype) ? "f32" : wgslType(inDtype);
+    const inputs: Record<string, DType> = {};
+    const params: Record<string, ParamType> = { n: "u32", shape: "u32x8" };
+    const loads: string[] = [];
+    access.forEach((mode, k) => {
+      const name = NAMES[k];
+      if (mode === "param") {
+        params[`s_${name}`] = scalarType as ParamType;
+        loads.push(`  let ${name} = p.s_${name};`);
+        return;
+      }
+      inputs[`in_${name}`] = inDtype;
+      if (mode === "same") loads.push(`  let ${name} = in_${name}[i];`);
+      else if (mode === "scalar") loads.push(`  let ${name} = in_${name}[0];`);
+      else {
+        params[`st_${name}`] = "u32x8";
+        const terms = Array.from(
+          { length: rank },
+          (_, d) => `c${d} * u32x8_at(p.st_${name}, ${d}u)`,
+        );
+        loads.push(`  let ${name} = in_${name}[${terms.join(" + ")}];`);
+      }
+    });
+    const coords: string[] = [];
+    if (access.includes("strided")) {
+      coords.push("  var rem = i;");
+      for (let d = rank - 1; d >= 0; d--) {
+        coords.push(`  let c${d} = rem % u32x8_at(p.shape, ${d}u);`);
+        if (d > 0) coords.push(`  rem = rem / u32x8_at(p.shape, ${d}u);`);
+      }
     }
-    inputs[`in_${name}`] = inDtype;
-    if (mode === "same") loads.push(`  let ${name} = in_${name}[i];`);
-    else if (mode === "scalar") loads.push(`  let ${name} = in_${name}[0];`);
-    else {
-      params[`st_${name}`] = "u32x8";
-      const terms = Array.from(
-        { length: rank },
-        (_, d) => `c${d} * u32x8_at(p.st_${name}, ${d}u)`,
-      );
-      loads.push(`  let ${name} = in_${name}[${terms.join(" + ")}];`);
-    }
-  });
-  const coords: string[] = [];
-  if (access.includes("strided")) {
-    coords.push("  var rem = i;");
-    for (let d = rank - 1; d >= 0; d--) {
-      coords.push(`  let c${d} = rem % u32x8_at(p.shape, ${d}u);`);
-      if (d > 0) coords.push(`  rem = rem / u32x8_at(p.shape, ${d}u);`);
-    }
-  }
-  const outType = wgslType(outDtype === "f64" ? "f32" : outDtype);
-  const label = `map.${expr.label}`;
-  const code = `alias T = ${scalarType};
+    const outType = wgslType(outDtype === "f64" ? "f32" : outDtype);
+    const label = `map.${expr.label}`;
+    const code = `alias T = ${scalarType};
 ${entryPoint(WORKGROUP)}
   if (i >= p.n) { return; }
 ${coords.join("\n")}
 ${loads.join("\n")}
   out[i] = ${outType}(${expr.wgsl});
 }`;
-  const cpu = expr.cpu;
-  kernel = {
-    label,
-    inputs,
-    outputs: { out: outDtype },
-    params,
-    workgroupSize: WORKGROUP,
-    code,
-    cpu(ins, outs, p) {
-      const out = outs.out;
-      const n = p.n as number;
-      const shape = p.shape as number[];
-      const arrays = access.map((mode, k) => mode === "param" ? null : ins[`in_${NAMES[k]}`]);
-      const values = [0, 0, 0];
-      const strides = access.map((mode, k) =>
-        mode === "strided" ? p[`st_${NAMES[k]}`] as number[] : null
-      );
-      for (let i = 0; i < n; i++) {
-        for (let k = 0; k < access.length; k++) {
-          const mode = access[k];
-          if (mode === "param") values[k] = p[`s_${NAMES[k]}`] as number;
-          else if (mode === "same") values[k] = arrays[k]![i];
-          else if (mode === "scalar") values[k] = arrays[k]![0];
-          else {
-            let rem = i, offset = 0;
-            const st = strides[k]!;
-            for (let d = rank - 1; d >= 0; d--) {
-              offset += (rem % shape[d]) * st[d];
-              rem = Math.floor(rem / shape[d]);
+    const cpu = expr.cpu;
+    return {
+      label,
+      inputs,
+      outputs: { out: outDtype },
+      params,
+      workgroupSize: WORKGROUP,
+      code,
+      cpu(ins, outs, p) {
+        const out = outs.out;
+        const n = p.n as number;
+        const shape = p.shape as number[];
+        const arrays = access.map((mode, k) => mode === "param" ? null : ins[`in_${NAMES[k]}`]);
+        const values = [0, 0, 0];
+        const strides = access.map((mode, k) =>
+          mode === "strided" ? p[`st_${NAMES[k]}`] as number[] : null
+        );
+        for (let i = 0; i < n; i++) {
+          for (let k = 0; k < access.length; k++) {
+            const mode = access[k];
+            if (mode === "param") values[k] = p[`s_${NAMES[k]}`] as number;
+            else if (mode === "same") values[k] = arrays[k]![i];
+            else if (mode === "scalar") values[k] = arrays[k]![0];
+            else {
+              let rem = i, offset = 0;
+              const st = strides[k]!;
+              for (let d = rank - 1; d >= 0; d--) {
+                offset += (rem % shape[d]) * st[d];
+                rem = Math.floor(rem / shape[d]);
+              }
+              values[k] = arrays[k]![offset];
             }
-            values[k] = arrays[k]![offset];
           }
+          out[i] = cpu(values[0], values[1], values[2]);
         }
-        out[i] = cpu(values[0], values[1], values[2]);
-      }
-    },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+      },
+    };
+  });
 }
 
 /**

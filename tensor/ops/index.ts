@@ -23,7 +23,7 @@
 import { record } from "../autograd.ts";
 import { type CpuStorage, isHostBackend } from "../cpu_backend.ts";
 import { type DType, viewAs } from "../dtype.ts";
-import { entryPoint, type Kernel } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { empty, sizeOf, type Tensor, viewOf } from "../tensor.ts";
 import { pad } from "./concat.ts";
 import { backendOf, expectDtype, launch, launchInto, normalizeAxis, stridesOf } from "./launch.ts";
@@ -34,7 +34,7 @@ const WORKGROUP = 64;
 const MAX_RANK = 8;
 const INDEX_TYPES: readonly DType[] = ["i32", "u32"];
 
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 function scalarType(dtype: DType): "f32" | "i32" | "u32" {
   return dtype === "f64" ? "f32" : dtype;
@@ -60,9 +60,7 @@ function checkRank(op: string, t: Tensor): void {
 
 function gatherKernel(dtype: DType, indexType: DType): Kernel {
   const key = `gather|${dtype}|${indexType}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(key, () => ({
     label: "index.gather",
     inputs: { x: dtype, index: indexType },
     outputs: { out: dtype },
@@ -97,41 +95,38 @@ function gatherKernel(dtype: DType, indexType: DType): Kernel {
         out[i] = k >= 0 && k < len ? x[at + k * xst[axis]] : 0;
       }
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 function scatterAddKernel(dtype: DType, indexType: DType): Kernel {
   const key = `scatter_add|${dtype}|${indexType}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  const T = scalarType(dtype);
-  const add = dtype === "f32"
-    ? (a: number, b: number) => Math.fround(a + b)
-    : dtype === "i32"
-    ? (a: number, b: number) => (a + b) | 0
-    : dtype === "u32"
-    ? (a: number, b: number) => (a + b) >>> 0
-    : (a: number, b: number) => a + b;
-  kernel = {
-    label: "index.scatter_add",
-    inputs: { init: dtype, index: indexType, src: dtype },
-    outputs: { out: dtype },
-    params: {
-      n: "u32",
-      rank: "u32",
-      axis: "u32",
-      k0: "u32",
-      k1: "u32",
-      has_target: "u32",
-      shape: "u32x8",
-      ishape: "u32x8",
-      ist: "u32x8",
-      sst: "u32x8",
-    },
-    workgroupSize: WORKGROUP,
-    code: `${entryPoint(WORKGROUP)}
+  return cached(key, () => {
+    const T = scalarType(dtype);
+    const add = dtype === "f32"
+      ? (a: number, b: number) => Math.fround(a + b)
+      : dtype === "i32"
+      ? (a: number, b: number) => (a + b) | 0
+      : dtype === "u32"
+      ? (a: number, b: number) => (a + b) >>> 0
+      : (a: number, b: number) => a + b;
+    return {
+      label: "index.scatter_add",
+      inputs: { init: dtype, index: indexType, src: dtype },
+      outputs: { out: dtype },
+      params: {
+        n: "u32",
+        rank: "u32",
+        axis: "u32",
+        k0: "u32",
+        k1: "u32",
+        has_target: "u32",
+        shape: "u32x8",
+        ishape: "u32x8",
+        ist: "u32x8",
+        sst: "u32x8",
+      },
+      workgroupSize: WORKGROUP,
+      code: `${entryPoint(WORKGROUP)}
   if (i >= p.n) { return; }
   var rem = i;
   var base_i = 0u;
@@ -159,38 +154,37 @@ function scatterAddKernel(dtype: DType, indexType: DType): Kernel {
   }
   out[i] = acc;
 }`,
-    cpu(ins, outs, p) {
-      const { n, rank, axis, k0, k1, has_target: hasTarget } = p as Record<string, number>;
-      const shape = p.shape as number[], ishape = p.ishape as number[];
-      const ist = p.ist as number[], sst = p.sst as number[];
-      const { init, index, src } = ins, out = outs.out;
-      for (let i = 0; i < n; i++) {
-        let rem = i, baseI = 0, baseS = 0, inside = true, targetC = 0;
-        for (let d = rank - 1; d >= 0; d--) {
-          const c = rem % shape[d];
-          rem = Math.floor(rem / shape[d]);
-          if (d === axis) {
-            targetC = c;
-            continue;
+      cpu(ins, outs, p) {
+        const { n, rank, axis, k0, k1, has_target: hasTarget } = p as Record<string, number>;
+        const shape = p.shape as number[], ishape = p.ishape as number[];
+        const ist = p.ist as number[], sst = p.sst as number[];
+        const { init, index, src } = ins, out = outs.out;
+        for (let i = 0; i < n; i++) {
+          let rem = i, baseI = 0, baseS = 0, inside = true, targetC = 0;
+          for (let d = rank - 1; d >= 0; d--) {
+            const c = rem % shape[d];
+            rem = Math.floor(rem / shape[d]);
+            if (d === axis) {
+              targetC = c;
+              continue;
+            }
+            if (c >= ishape[d]) inside = false;
+            baseI += c * ist[d];
+            baseS += c * sst[d];
           }
-          if (c >= ishape[d]) inside = false;
-          baseI += c * ist[d];
-          baseS += c * sst[d];
-        }
-        let acc = hasTarget ? init[i] : 0;
-        if (inside) {
-          for (let k = k0; k < k1; k++) {
-            if (index[baseI + k * ist[axis]] === targetC) {
-              acc = add(acc, src[baseS + k * sst[axis]]);
+          let acc = hasTarget ? init[i] : 0;
+          if (inside) {
+            for (let k = k0; k < k1; k++) {
+              if (index[baseI + k * ist[axis]] === targetC) {
+                acc = add(acc, src[baseS + k * sst[axis]]);
+              }
             }
           }
+          out[i] = acc;
         }
-        out[i] = acc;
-      }
-    },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+      },
+    };
+  });
 }
 
 /**
@@ -317,9 +311,7 @@ export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
 
 function selectKernel(dtype: DType, indexType: DType): Kernel {
   const key = `select|${dtype}|${indexType}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(key, () => ({
     label: "index.select",
     inputs: { x: dtype, index: indexType },
     outputs: { out: dtype },
@@ -344,9 +336,7 @@ function selectKernel(dtype: DType, indexType: DType): Kernel {
         out[i] = j >= 0 && j < len ? x[(o * len + j) * inner + (i % inner)] : 0;
       }
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 /**

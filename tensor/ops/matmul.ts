@@ -32,7 +32,13 @@
 import { record } from "../autograd.ts";
 import type { Backend } from "../backend.ts";
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel, UNIFORM_WINDOW_FLOATS, type UniformWindow } from "../kernel.ts";
+import {
+  entryPoint,
+  type Kernel,
+  kernelCache,
+  UNIFORM_WINDOW_FLOATS,
+  type UniformWindow,
+} from "../kernel.ts";
 import { sizeOf, type Tensor } from "../tensor.ts";
 import { broadcastShapes } from "./elementwise.ts";
 import { backendOf, launch } from "./launch.ts";
@@ -63,7 +69,7 @@ interface Operand {
   colStride: number;
 }
 
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 /** Whether `backend` runs on Mesa's llvmpipe software rasteriser. */
 export function isLlvmpipe(backend: Backend): boolean {
@@ -90,83 +96,81 @@ export function chooseTile(backend: Backend, m: number, n: number): MatmulTile {
 export function matmulKernel(tile: MatmulTile, dtype: DType = "f32"): Kernel {
   const { tm, tn, workgroupSize: wg } = tile;
   const key = `${tm}x${tn}|${wg}|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  const lines: string[] = [entryPoint(wg)];
-  lines.push(`  let tiles = p.tiles_m * p.tiles_n;`);
-  lines.push(`  if (i >= tiles * p.nbatch) { return; }`);
-  lines.push(`  let bt = i / tiles;`);
-  lines.push(`  let t = i % tiles;`);
-  lines.push(`  let m0 = (t / p.tiles_n) * ${tm}u;`);
-  lines.push(`  let n0 = (t % p.tiles_n) * ${tn}u;`);
-  lines.push(`  var rem = bt;`);
-  lines.push(`  var aoff = 0u;`);
-  lines.push(`  var boff = 0u;`);
-  for (let d = MAX_BATCH_RANK - 1; d >= 0; d--) {
-    lines.push(`  let c${d} = rem % u32x8_at(p.bshape, ${d}u);`);
-    lines.push(`  rem = rem / u32x8_at(p.bshape, ${d}u);`);
-    lines.push(`  aoff += c${d} * u32x8_at(p.ast, ${d}u);`);
-    lines.push(`  boff += c${d} * u32x8_at(p.bst, ${d}u);`);
-  }
-  for (let r = 0; r < tm; r++) {
-    lines.push(`  let ra${r} = aoff + min(m0 + ${r}u, p.m - 1u) * p.sam;`);
-  }
-  for (let c = 0; c < tn; c++) {
-    lines.push(`  let rb${c} = boff + min(n0 + ${c}u, p.n - 1u) * p.sbn;`);
-  }
-  for (let r = 0; r < tm; r++) {
-    for (let c = 0; c < tn; c++) lines.push(`  var acc${r}_${c} = 0.0;`);
-  }
-  lines.push(`  let kend = p.k0 + p.kc;`);
-  lines.push(`  for (var k = p.k0; k < kend; k++) {`);
-  lines.push(`    let ka = k * p.sak;`);
-  lines.push(`    let kb = k * p.sbk;`);
-  for (let r = 0; r < tm; r++) lines.push(`    let a${r} = a[ra${r} + ka];`);
-  for (let c = 0; c < tn; c++) lines.push(`    let b${c} = b[rb${c} + kb];`);
-  for (let r = 0; r < tm; r++) {
-    for (let c = 0; c < tn; c++) lines.push(`    acc${r}_${c} = acc${r}_${c} + a${r} * b${c};`);
-  }
-  lines.push(`  }`);
-  lines.push(`  let cbase = bt * p.m * p.n;`);
-  lines.push(`  let add = p.accumulate != 0u;`);
-  for (let r = 0; r < tm; r++) {
-    lines.push(`  if (m0 + ${r}u < p.m) {`);
-    lines.push(`    let row${r} = cbase + (m0 + ${r}u) * p.n + n0;`);
+  return cached(key, () => {
+    const lines: string[] = [entryPoint(wg)];
+    lines.push(`  let tiles = p.tiles_m * p.tiles_n;`);
+    lines.push(`  if (i >= tiles * p.nbatch) { return; }`);
+    lines.push(`  let bt = i / tiles;`);
+    lines.push(`  let t = i % tiles;`);
+    lines.push(`  let m0 = (t / p.tiles_n) * ${tm}u;`);
+    lines.push(`  let n0 = (t % p.tiles_n) * ${tn}u;`);
+    lines.push(`  var rem = bt;`);
+    lines.push(`  var aoff = 0u;`);
+    lines.push(`  var boff = 0u;`);
+    for (let d = MAX_BATCH_RANK - 1; d >= 0; d--) {
+      lines.push(`  let c${d} = rem % u32x8_at(p.bshape, ${d}u);`);
+      lines.push(`  rem = rem / u32x8_at(p.bshape, ${d}u);`);
+      lines.push(`  aoff += c${d} * u32x8_at(p.ast, ${d}u);`);
+      lines.push(`  boff += c${d} * u32x8_at(p.bst, ${d}u);`);
+    }
+    for (let r = 0; r < tm; r++) {
+      lines.push(`  let ra${r} = aoff + min(m0 + ${r}u, p.m - 1u) * p.sam;`);
+    }
     for (let c = 0; c < tn; c++) {
-      lines.push(
-        `    if (n0 + ${c}u < p.n) { c[row${r} + ${c}u] = select(acc${r}_${c}, c[row${r} + ${c}u] + acc${r}_${c}, add); }`,
-      );
+      lines.push(`  let rb${c} = boff + min(n0 + ${c}u, p.n - 1u) * p.sbn;`);
+    }
+    for (let r = 0; r < tm; r++) {
+      for (let c = 0; c < tn; c++) lines.push(`  var acc${r}_${c} = 0.0;`);
+    }
+    lines.push(`  let kend = p.k0 + p.kc;`);
+    lines.push(`  for (var k = p.k0; k < kend; k++) {`);
+    lines.push(`    let ka = k * p.sak;`);
+    lines.push(`    let kb = k * p.sbk;`);
+    for (let r = 0; r < tm; r++) lines.push(`    let a${r} = a[ra${r} + ka];`);
+    for (let c = 0; c < tn; c++) lines.push(`    let b${c} = b[rb${c} + kb];`);
+    for (let r = 0; r < tm; r++) {
+      for (let c = 0; c < tn; c++) lines.push(`    acc${r}_${c} = acc${r}_${c} + a${r} * b${c};`);
     }
     lines.push(`  }`);
-  }
-  lines.push(`}`);
-  kernel = {
-    label: `matmul.tile${tm}x${tn}`,
-    inputs: { a: dtype, b: dtype },
-    outputs: { c: dtype },
-    params: {
-      m: "u32",
-      n: "u32",
-      k0: "u32",
-      kc: "u32",
-      accumulate: "u32",
-      sam: "u32",
-      sak: "u32",
-      sbk: "u32",
-      sbn: "u32",
-      nbatch: "u32",
-      tiles_m: "u32",
-      tiles_n: "u32",
-      bshape: "u32x8",
-      ast: "u32x8",
-      bst: "u32x8",
-    },
-    workgroupSize: wg,
-    code: lines.join("\n"),
-    cpu: matmulCpu,
-  };
-  kernels.set(key, kernel);
-  return kernel;
+    lines.push(`  let cbase = bt * p.m * p.n;`);
+    lines.push(`  let add = p.accumulate != 0u;`);
+    for (let r = 0; r < tm; r++) {
+      lines.push(`  if (m0 + ${r}u < p.m) {`);
+      lines.push(`    let row${r} = cbase + (m0 + ${r}u) * p.n + n0;`);
+      for (let c = 0; c < tn; c++) {
+        lines.push(
+          `    if (n0 + ${c}u < p.n) { c[row${r} + ${c}u] = select(acc${r}_${c}, c[row${r} + ${c}u] + acc${r}_${c}, add); }`,
+        );
+      }
+      lines.push(`  }`);
+    }
+    lines.push(`}`);
+    return {
+      label: `matmul.tile${tm}x${tn}`,
+      inputs: { a: dtype, b: dtype },
+      outputs: { c: dtype },
+      params: {
+        m: "u32",
+        n: "u32",
+        k0: "u32",
+        kc: "u32",
+        accumulate: "u32",
+        sam: "u32",
+        sak: "u32",
+        sbk: "u32",
+        sbn: "u32",
+        nbatch: "u32",
+        tiles_m: "u32",
+        tiles_n: "u32",
+        bshape: "u32x8",
+        ast: "u32x8",
+        bst: "u32x8",
+      },
+      workgroupSize: wg,
+      code: lines.join("\n"),
+      cpu: matmulCpu,
+    };
+  });
 }
 
 /** The CPU twin of {@linkcode matmulKernel} (block size does not change the result). */
@@ -223,9 +227,7 @@ const SEGS = 4;
  */
 export function matmulPackKernel(): Kernel {
   const key = "pack";
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(key, () => ({
     label: "matmul.pack",
     inputs: { src: "f32" },
     outputs: { dst: "f32" },
@@ -259,9 +261,7 @@ export function matmulPackKernel(): Kernel {
         dst[i] = r < rows && q < k ? src[at] : 0;
       }
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 /**
@@ -278,83 +278,81 @@ export function matmulPackKernel(): Kernel {
  */
 export function matmulUniformKernel(wide = false): Kernel {
   const key = `uniform16|${wide}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  const lines: string[] = [entryPoint(8)];
-  if (wide) {
-    lines.push(`  if (i >= 64u) { return; }`);
-    lines.push(`  let blk = i / 16u;`);
-    lines.push(`  let m0 = p.m0 + blk * ${PANEL}u;`);
-    lines.push(`  if (m0 >= p.m) { return; }`);
-  } else {
-    lines.push(`  if (i >= 16u) { return; }`);
-    lines.push(`  let m0 = p.m0;`);
-  }
-  lines.push(`  let lr = (i % 16u) / 4u;`);
-  lines.push(`  let lc = i % 4u;`);
-  for (let r = 0; r < 16; r++) {
-    for (let q = 0; q < 4; q++) lines.push(`  var acc${r}_${q} = vec4<f32>(0.0);`);
-  }
-  for (let s = 0; s < SEGS; s++) {
-    const b = wide ? "b0" : `b${s}`;
-    if (wide) lines.push(`  if (blk == ${s}u) {`);
-    lines.push(`  for (var k = 0u; k < p.kc${wide ? 0 : s}; k++) {`);
-    lines.push(`    let ab = k * 16u + lr * 4u;`);
-    lines.push(`    let bb = k * 16u + lc * 4u;`);
-    for (let q = 0; q < 4; q++) lines.push(`    let x${q} = a${s}[ab + ${q}u];`);
-    for (let q = 0; q < 4; q++) lines.push(`    let y${q} = ${b}[bb + ${q}u];`);
-    for (let r = 0; r < 16; r++) lines.push(`    let xs${r} = x${r >> 2}[${r & 3}];`);
+  return cached(key, () => {
+    const lines: string[] = [entryPoint(8)];
+    if (wide) {
+      lines.push(`  if (i >= 64u) { return; }`);
+      lines.push(`  let blk = i / 16u;`);
+      lines.push(`  let m0 = p.m0 + blk * ${PANEL}u;`);
+      lines.push(`  if (m0 >= p.m) { return; }`);
+    } else {
+      lines.push(`  if (i >= 16u) { return; }`);
+      lines.push(`  let m0 = p.m0;`);
+    }
+    lines.push(`  let lr = (i % 16u) / 4u;`);
+    lines.push(`  let lc = i % 4u;`);
     for (let r = 0; r < 16; r++) {
+      for (let q = 0; q < 4; q++) lines.push(`  var acc${r}_${q} = vec4<f32>(0.0);`);
+    }
+    for (let s = 0; s < SEGS; s++) {
+      const b = wide ? "b0" : `b${s}`;
+      if (wide) lines.push(`  if (blk == ${s}u) {`);
+      lines.push(`  for (var k = 0u; k < p.kc${wide ? 0 : s}; k++) {`);
+      lines.push(`    let ab = k * 16u + lr * 4u;`);
+      lines.push(`    let bb = k * 16u + lc * 4u;`);
+      for (let q = 0; q < 4; q++) lines.push(`    let x${q} = a${s}[ab + ${q}u];`);
+      for (let q = 0; q < 4; q++) lines.push(`    let y${q} = ${b}[bb + ${q}u];`);
+      for (let r = 0; r < 16; r++) lines.push(`    let xs${r} = x${r >> 2}[${r & 3}];`);
+      for (let r = 0; r < 16; r++) {
+        for (let q = 0; q < 4; q++) {
+          lines.push(`    acc${r}_${q} = fma(vec4<f32>(xs${r}), y${q}, acc${r}_${q});`);
+        }
+      }
+      lines.push(`  }`);
+      if (wide) lines.push(`  }`);
+    }
+    lines.push(`  let add = p.accumulate != 0u;`);
+    lines.push(`  let col0 = p.n0 + lc * 16u;`);
+    for (let r = 0; r < 16; r++) {
+      lines.push(`  let row${r} = m0 + lr * 16u + ${r}u;`);
+      lines.push(`  if (row${r} < p.m) {`);
+      lines.push(`    let at${r} = p.cbase + row${r} * p.n + col0;`);
       for (let q = 0; q < 4; q++) {
-        lines.push(`    acc${r}_${q} = fma(vec4<f32>(xs${r}), y${q}, acc${r}_${q});`);
+        for (let e = 0; e < 4; e++) {
+          const c = q * 4 + e;
+          lines.push(
+            `    if (col0 + ${c}u < p.n) { c[at${r} + ${c}u] = select(acc${r}_${q}[${e}], c[at${r} + ${c}u] + acc${r}_${q}[${e}], add); }`,
+          );
+        }
       }
+      lines.push(`  }`);
     }
-    lines.push(`  }`);
-    if (wide) lines.push(`  }`);
-  }
-  lines.push(`  let add = p.accumulate != 0u;`);
-  lines.push(`  let col0 = p.n0 + lc * 16u;`);
-  for (let r = 0; r < 16; r++) {
-    lines.push(`  let row${r} = m0 + lr * 16u + ${r}u;`);
-    lines.push(`  if (row${r} < p.m) {`);
-    lines.push(`    let at${r} = p.cbase + row${r} * p.n + col0;`);
-    for (let q = 0; q < 4; q++) {
-      for (let e = 0; e < 4; e++) {
-        const c = q * 4 + e;
-        lines.push(
-          `    if (col0 + ${c}u < p.n) { c[at${r} + ${c}u] = select(acc${r}_${q}[${e}], c[at${r} + ${c}u] + acc${r}_${q}[${e}], add); }`,
-        );
-      }
-    }
-    lines.push(`  }`);
-  }
-  lines.push(`}`);
-  const uniforms: string[] = [];
-  for (let s = 0; s < SEGS; s++) uniforms.push(`a${s}`);
-  for (let s = 0; s < SEGS; s++) uniforms.push(`b${s}`);
-  kernel = {
-    label: wide ? "matmul.uniform16_wide" : "matmul.uniform16",
-    inputs: {},
-    outputs: { c: "f32" },
-    params: {
-      m: "u32",
-      n: "u32",
-      m0: "u32",
-      n0: "u32",
-      kc0: "u32",
-      kc1: "u32",
-      kc2: "u32",
-      kc3: "u32",
-      accumulate: "u32",
-      cbase: "u32",
-    },
-    workgroupSize: 8,
-    code: lines.join("\n"),
-    uniforms,
-    cpu: (ins, outs, p) => matmulUniformCpu(ins, outs, p, wide),
-  };
-  kernels.set(key, kernel);
-  return kernel;
+    lines.push(`}`);
+    const uniforms: string[] = [];
+    for (let s = 0; s < SEGS; s++) uniforms.push(`a${s}`);
+    for (let s = 0; s < SEGS; s++) uniforms.push(`b${s}`);
+    return {
+      label: wide ? "matmul.uniform16_wide" : "matmul.uniform16",
+      inputs: {},
+      outputs: { c: "f32" },
+      params: {
+        m: "u32",
+        n: "u32",
+        m0: "u32",
+        n0: "u32",
+        kc0: "u32",
+        kc1: "u32",
+        kc2: "u32",
+        kc3: "u32",
+        accumulate: "u32",
+        cbase: "u32",
+      },
+      workgroupSize: 8,
+      code: lines.join("\n"),
+      uniforms,
+      cpu: (ins, outs, p) => matmulUniformCpu(ins, outs, p, wide),
+    };
+  });
 }
 
 /** The CPU twin of {@linkcode matmulUniformKernel}. */
@@ -395,9 +393,7 @@ function matmulUniformCpu(
  */
 export function matmulPackRunsKernel(window: boolean): Kernel {
   const key = `pack_runs|${window}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(key, (): Kernel => ({
     label: `matmul.pack_runs_${window ? "window" : "storage"}`,
     inputs: window ? {} : { src: "f32" },
     outputs: { dst: "f32" },
@@ -437,9 +433,7 @@ export function matmulPackRunsKernel(window: boolean): Kernel {
         }
       }
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 /**
@@ -451,9 +445,7 @@ export function matmulPackRunsKernel(window: boolean): Kernel {
  */
 export function matmulPackRowsKernel(window: boolean): Kernel {
   const key = `pack_rows|${window}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(key, (): Kernel => ({
     label: `matmul.pack_rows_${window ? "window" : "storage"}`,
     inputs: window ? {} : { src: "f32" },
     outputs: { dst: "f32" },
@@ -482,9 +474,7 @@ export function matmulPackRowsKernel(window: boolean): Kernel {
         }
       }
     },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+  }));
 }
 
 /**

@@ -12,7 +12,7 @@
 
 import { needsGrad, record } from "../autograd.ts";
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { backendOf, launch } from "./launch.ts";
 
@@ -60,7 +60,7 @@ const PARAMS = {
   wo: "u32",
 } as const;
 
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 type Arrays = Record<string, { [i: number]: number; length: number }>;
 
@@ -80,23 +80,22 @@ function cover(c: number, k: number, s: number, pad: number, n: number): [number
 /** The `pool.<mode>` kernel. */
 export function poolKernel(mode: PoolMode, dtype: DType = "f32"): Kernel {
   const key = `${mode}|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  let inputs: Record<string, DType>, outputs: Record<string, DType>, body: string;
-  let cpu: (ins: Arrays, outs: Arrays, p: Record<string, number>) => void;
-  const outCoords = `  let ox = i % p.wo;
+  return cached(key, () => {
+    let inputs: Record<string, DType>, outputs: Record<string, DType>, body: string;
+    let cpu: (ins: Arrays, outs: Arrays, p: Record<string, number>) => void;
+    const outCoords = `  let ox = i % p.wo;
   let oy = (i / p.wo) % p.ho;
   let plane = i / (p.wo * p.ho);
   let y0 = i32(oy * p.sh) - i32(p.ph);
   let x0 = i32(ox * p.sw) - i32(p.pw);`;
-  const inCoords = `  let x = i % p.w;
+    const inCoords = `  let x = i % p.w;
   let y = (i / p.w) % p.h;
   let plane = i / (p.w * p.h);`;
-  switch (mode) {
-    case "max":
-      inputs = { x: dtype };
-      outputs = { out: dtype, idx: "i32" };
-      body = `${outCoords}
+    switch (mode) {
+      case "max":
+        inputs = { x: dtype };
+        outputs = { out: dtype, idx: "i32" };
+        body = `${outCoords}
   var best = -3.4028234663852886e38;
   var at = -1;
   for (var ki = 0u; ki < p.kh; ki++) {
@@ -111,34 +110,34 @@ export function poolKernel(mode: PoolMode, dtype: DType = "f32"): Kernel {
   }
   out[i] = best;
   idx[i] = at;`;
-      cpu = (ins, outs, p) => {
-        const x = ins.x, out = outs.out, idx = outs.idx;
-        for (let i = 0; i < p.total; i++) {
-          const ox = i % p.wo,
-            oy = Math.floor(i / p.wo) % p.ho,
-            plane = Math.floor(i / (p.wo * p.ho));
-          let best = -Infinity, at = -1;
-          for (let ki = 0; ki < p.kh; ki++) {
-            const y = oy * p.sh - p.ph + ki;
-            for (let kj = 0; kj < p.kw; kj++) {
-              const xx = ox * p.sw - p.pw + kj;
-              if (y < 0 || y >= p.h || xx < 0 || xx >= p.w) continue;
-              const v = x[(plane * p.h + y) * p.w + xx];
-              if (v > best || at < 0) {
-                best = v;
-                at = y * p.w + xx;
+        cpu = (ins, outs, p) => {
+          const x = ins.x, out = outs.out, idx = outs.idx;
+          for (let i = 0; i < p.total; i++) {
+            const ox = i % p.wo,
+              oy = Math.floor(i / p.wo) % p.ho,
+              plane = Math.floor(i / (p.wo * p.ho));
+            let best = -Infinity, at = -1;
+            for (let ki = 0; ki < p.kh; ki++) {
+              const y = oy * p.sh - p.ph + ki;
+              for (let kj = 0; kj < p.kw; kj++) {
+                const xx = ox * p.sw - p.pw + kj;
+                if (y < 0 || y >= p.h || xx < 0 || xx >= p.w) continue;
+                const v = x[(plane * p.h + y) * p.w + xx];
+                if (v > best || at < 0) {
+                  best = v;
+                  at = y * p.w + xx;
+                }
               }
             }
+            out[i] = best;
+            idx[i] = at;
           }
-          out[i] = best;
-          idx[i] = at;
-        }
-      };
-      break;
-    case "avg":
-      inputs = { x: dtype };
-      outputs = { out: dtype };
-      body = `${outCoords}
+        };
+        break;
+      case "avg":
+        inputs = { x: dtype };
+        outputs = { out: dtype };
+        body = `${outCoords}
   var acc = 0.0;
   for (var ki = 0u; ki < p.kh; ki++) {
     let y = y0 + i32(ki);
@@ -150,30 +149,32 @@ export function poolKernel(mode: PoolMode, dtype: DType = "f32"): Kernel {
     }
   }
   out[i] = acc / f32(p.kh * p.kw);`;
-      cpu = (ins, outs, p) => {
-        const x = ins.x, out = outs.out;
-        for (let i = 0; i < p.total; i++) {
-          const ox = i % p.wo,
-            oy = Math.floor(i / p.wo) % p.ho,
-            plane = Math.floor(i / (p.wo * p.ho));
-          let acc = 0;
-          for (let ki = 0; ki < p.kh; ki++) {
-            const y = oy * p.sh - p.ph + ki;
-            for (let kj = 0; kj < p.kw; kj++) {
-              const xx = ox * p.sw - p.pw + kj;
-              if (y >= 0 && y < p.h && xx >= 0 && xx < p.w) acc += x[(plane * p.h + y) * p.w + xx];
+        cpu = (ins, outs, p) => {
+          const x = ins.x, out = outs.out;
+          for (let i = 0; i < p.total; i++) {
+            const ox = i % p.wo,
+              oy = Math.floor(i / p.wo) % p.ho,
+              plane = Math.floor(i / (p.wo * p.ho));
+            let acc = 0;
+            for (let ki = 0; ki < p.kh; ki++) {
+              const y = oy * p.sh - p.ph + ki;
+              for (let kj = 0; kj < p.kw; kj++) {
+                const xx = ox * p.sw - p.pw + kj;
+                if (y >= 0 && y < p.h && xx >= 0 && xx < p.w) {
+                  acc += x[(plane * p.h + y) * p.w + xx];
+                }
+              }
             }
+            out[i] = acc / (p.kh * p.kw);
           }
-          out[i] = acc / (p.kh * p.kw);
-        }
-      };
-      break;
-    case "max_grad":
-    case "avg_grad": {
-      const isMax = mode === "max_grad";
-      inputs = isMax ? { g: dtype, idx: "i32" } : { g: dtype };
-      outputs = { dx: dtype };
-      body = `${inCoords}
+        };
+        break;
+      case "max_grad":
+      case "avg_grad": {
+        const isMax = mode === "max_grad";
+        inputs = isMax ? { g: dtype, idx: "i32" } : { g: dtype };
+        outputs = { dx: dtype };
+        body = `${inCoords}
 ${coverWgsl("y")}
 ${coverWgsl("x")}
   let me = i32(y * p.w + x);
@@ -185,46 +186,46 @@ ${coverWgsl("x")}
     }
   }
   dx[i] = ${isMax ? "acc" : "acc / f32(p.kh * p.kw)"};`;
-      cpu = (ins, outs, p) => {
-        const g = ins.g, idx = ins.idx, dx = outs.dx;
-        for (let i = 0; i < p.total; i++) {
-          const x = i % p.w, y = Math.floor(i / p.w) % p.h, plane = Math.floor(i / (p.w * p.h));
-          const [ylo, yhi] = cover(y, p.kh, p.sh, p.ph, p.ho);
-          const [xlo, xhi] = cover(x, p.kw, p.sw, p.pw, p.wo);
-          const me = y * p.w + x;
-          let acc = 0;
-          for (let oy = ylo; oy <= yhi; oy++) {
-            for (let ox = xlo; ox <= xhi; ox++) {
-              const o = (plane * p.ho + oy) * p.wo + ox;
-              if (!isMax || idx[o] === me) acc += g[o];
+        cpu = (ins, outs, p) => {
+          const g = ins.g, idx = ins.idx, dx = outs.dx;
+          for (let i = 0; i < p.total; i++) {
+            const x = i % p.w, y = Math.floor(i / p.w) % p.h, plane = Math.floor(i / (p.w * p.h));
+            const [ylo, yhi] = cover(y, p.kh, p.sh, p.ph, p.ho);
+            const [xlo, xhi] = cover(x, p.kw, p.sw, p.pw, p.wo);
+            const me = y * p.w + x;
+            let acc = 0;
+            for (let oy = ylo; oy <= yhi; oy++) {
+              for (let ox = xlo; ox <= xhi; ox++) {
+                const o = (plane * p.ho + oy) * p.wo + ox;
+                if (!isMax || idx[o] === me) acc += g[o];
+              }
             }
+            dx[i] = isMax ? acc : acc / (p.kh * p.kw);
           }
-          dx[i] = isMax ? acc : acc / (p.kh * p.kw);
-        }
-      };
-      break;
-    }
-    case "up":
-      inputs = { x: dtype };
-      outputs = { out: dtype };
-      body = `  let ox = i % p.wo;
+        };
+        break;
+      }
+      case "up":
+        inputs = { x: dtype };
+        outputs = { out: dtype };
+        body = `  let ox = i % p.wo;
   let oy = (i / p.wo) % p.ho;
   let plane = i / (p.wo * p.ho);
   out[i] = x[(plane * p.h + oy / p.sh) * p.w + ox / p.sw];`;
-      cpu = (ins, outs, p) => {
-        const x = ins.x, out = outs.out;
-        for (let i = 0; i < p.total; i++) {
-          const ox = i % p.wo,
-            oy = Math.floor(i / p.wo) % p.ho,
-            plane = Math.floor(i / (p.wo * p.ho));
-          out[i] = x[(plane * p.h + Math.floor(oy / p.sh)) * p.w + Math.floor(ox / p.sw)];
-        }
-      };
-      break;
-    case "up_grad":
-      inputs = { g: dtype };
-      outputs = { dx: dtype };
-      body = `${inCoords}
+        cpu = (ins, outs, p) => {
+          const x = ins.x, out = outs.out;
+          for (let i = 0; i < p.total; i++) {
+            const ox = i % p.wo,
+              oy = Math.floor(i / p.wo) % p.ho,
+              plane = Math.floor(i / (p.wo * p.ho));
+            out[i] = x[(plane * p.h + Math.floor(oy / p.sh)) * p.w + Math.floor(ox / p.sw)];
+          }
+        };
+        break;
+      case "up_grad":
+        inputs = { g: dtype };
+        outputs = { dx: dtype };
+        body = `${inCoords}
   var acc = 0.0;
   for (var dy = 0u; dy < p.sh; dy++) {
     for (var dx0 = 0u; dx0 < p.sw; dx0++) {
@@ -232,35 +233,34 @@ ${coverWgsl("x")}
     }
   }
   dx[i] = acc;`;
-      cpu = (ins, outs, p) => {
-        const g = ins.g, dx = outs.dx;
-        for (let i = 0; i < p.total; i++) {
-          const x = i % p.w, y = Math.floor(i / p.w) % p.h, plane = Math.floor(i / (p.w * p.h));
-          let acc = 0;
-          for (let dy = 0; dy < p.sh; dy++) {
-            for (let d = 0; d < p.sw; d++) {
-              acc += g[(plane * p.ho + y * p.sh + dy) * p.wo + x * p.sw + d];
+        cpu = (ins, outs, p) => {
+          const g = ins.g, dx = outs.dx;
+          for (let i = 0; i < p.total; i++) {
+            const x = i % p.w, y = Math.floor(i / p.w) % p.h, plane = Math.floor(i / (p.w * p.h));
+            let acc = 0;
+            for (let dy = 0; dy < p.sh; dy++) {
+              for (let d = 0; d < p.sw; d++) {
+                acc += g[(plane * p.ho + y * p.sh + dy) * p.wo + x * p.sw + d];
+              }
             }
+            dx[i] = acc;
           }
-          dx[i] = acc;
-        }
-      };
-      break;
-  }
-  kernel = {
-    label: `pool.${mode}`,
-    inputs,
-    outputs,
-    params: PARAMS,
-    workgroupSize: WORKGROUP,
-    code: `${entryPoint(WORKGROUP)}
+        };
+        break;
+    }
+    return {
+      label: `pool.${mode}`,
+      inputs,
+      outputs,
+      params: PARAMS,
+      workgroupSize: WORKGROUP,
+      code: `${entryPoint(WORKGROUP)}
   if (i >= p.total) { return; }
 ${body}
 }`,
-    cpu: (ins, outs, p) => cpu(ins, outs, p as Record<string, number>),
-  };
-  kernels.set(key, kernel);
-  return kernel;
+      cpu: (ins, outs, p) => cpu(ins, outs, p as Record<string, number>),
+    };
+  });
 }
 
 function pairOf(

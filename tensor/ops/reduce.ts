@@ -12,7 +12,7 @@
 
 import { record } from "../autograd.ts";
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { empty, sizeOf, type Tensor, viewOf } from "../tensor.ts";
 import { broadcastTo, equal, mul, where } from "./elementwise.ts";
 import { backendOf, launch, normalizeAxis } from "./launch.ts";
@@ -31,29 +31,28 @@ const INIT: Record<ReduceOp, [string, number]> = {
   argmax: ["-3.4028234663852886e38", -Infinity],
 };
 
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 function reduceKernel(op: ReduceOp, dtype: DType, withIndexIn: boolean): Kernel {
   const key = `${op}|${dtype}|${withIndexIn}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  const valueType = dtype === "f64" ? "f32" : dtype;
-  const inputs: Record<string, DType> = { x: dtype };
-  const outputs: Record<string, DType> = { out: dtype };
-  if (withIndexIn) inputs.idx_in = "i32";
-  if (op === "argmax") outputs.idx = "i32";
-  const init = op === "sum" || valueType === "f32"
-    ? INIT[op][0]
-    : (op === "min" ? "T(2147483647)" : "T(-2147483647)");
-  const step = {
-    sum: "acc = acc + v;",
-    max: "acc = max(acc, v);",
-    min: "acc = min(acc, v);",
-    argmax: `if (v > acc || best < 0) { acc = v; best = ${
-      withIndexIn ? "idx_in[at]" : "i32(k)"
-    }; }`,
-  }[op];
-  const code = `alias T = ${valueType};
+  return cached(key, () => {
+    const valueType = dtype === "f64" ? "f32" : dtype;
+    const inputs: Record<string, DType> = { x: dtype };
+    const outputs: Record<string, DType> = { out: dtype };
+    if (withIndexIn) inputs.idx_in = "i32";
+    if (op === "argmax") outputs.idx = "i32";
+    const init = op === "sum" || valueType === "f32"
+      ? INIT[op][0]
+      : (op === "min" ? "T(2147483647)" : "T(-2147483647)");
+    const step = {
+      sum: "acc = acc + v;",
+      max: "acc = max(acc, v);",
+      min: "acc = min(acc, v);",
+      argmax: `if (v > acc || best < 0) { acc = v; best = ${
+        withIndexIn ? "idx_in[at]" : "i32(k)"
+      }; }`,
+    }[op];
+    const code = `alias T = ${valueType};
 ${entryPoint(WORKGROUP)}
   let total = p.outer * p.out_r * p.inner;
   if (i >= total) { return; }
@@ -72,47 +71,46 @@ ${entryPoint(WORKGROUP)}
   out[i] = acc;
   ${op === "argmax" ? "idx[i] = best;" : ""}
 }`;
-  kernel = {
-    label: `reduce.${op}`,
-    inputs,
-    outputs,
-    params: { outer: "u32", r: "u32", inner: "u32", chunk: "u32", out_r: "u32" },
-    workgroupSize: WORKGROUP,
-    code,
-    cpu(ins, outs, p) {
-      const { outer, r, inner, chunk, out_r: outR } = p as Record<string, number>;
-      const x = ins.x, idxIn = ins.idx_in, out = outs.out, idx = outs.idx;
-      const isInt = valueType !== "f32";
-      const initial = op === "sum" || !isInt
-        ? INIT[op][1]
-        : op === "min"
-        ? 2147483647
-        : -2147483647;
-      for (let o = 0; o < outer; o++) {
-        for (let c = 0; c < outR; c++) {
-          for (let n = 0; n < inner; n++) {
-            let acc = initial, best = -1;
-            for (let k = c * chunk; k < Math.min(r, (c + 1) * chunk); k++) {
-              const at = (o * r + k) * inner + n;
-              const v = x[at];
-              if (op === "sum") acc += v;
-              else if (op === "max") acc = Math.max(acc, v);
-              else if (op === "min") acc = Math.min(acc, v);
-              else if (v > acc || best < 0) {
-                acc = v;
-                best = idxIn ? idxIn[at] : k;
+    return {
+      label: `reduce.${op}`,
+      inputs,
+      outputs,
+      params: { outer: "u32", r: "u32", inner: "u32", chunk: "u32", out_r: "u32" },
+      workgroupSize: WORKGROUP,
+      code,
+      cpu(ins, outs, p) {
+        const { outer, r, inner, chunk, out_r: outR } = p as Record<string, number>;
+        const x = ins.x, idxIn = ins.idx_in, out = outs.out, idx = outs.idx;
+        const isInt = valueType !== "f32";
+        const initial = op === "sum" || !isInt
+          ? INIT[op][1]
+          : op === "min"
+          ? 2147483647
+          : -2147483647;
+        for (let o = 0; o < outer; o++) {
+          for (let c = 0; c < outR; c++) {
+            for (let n = 0; n < inner; n++) {
+              let acc = initial, best = -1;
+              for (let k = c * chunk; k < Math.min(r, (c + 1) * chunk); k++) {
+                const at = (o * r + k) * inner + n;
+                const v = x[at];
+                if (op === "sum") acc += v;
+                else if (op === "max") acc = Math.max(acc, v);
+                else if (op === "min") acc = Math.min(acc, v);
+                else if (v > acc || best < 0) {
+                  acc = v;
+                  best = idxIn ? idxIn[at] : k;
+                }
               }
+              const i = (o * outR + c) * inner + n;
+              out[i] = acc;
+              if (idx) idx[i] = best;
             }
-            const i = (o * outR + c) * inner + n;
-            out[i] = acc;
-            if (idx) idx[i] = best;
           }
         }
-      }
-    },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+      },
+    };
+  });
 }
 
 /** Reduces axis `axis` of `x` (no gradient); returns values (and indices for argmax). */

@@ -17,7 +17,7 @@
 
 import { record } from "../autograd.ts";
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { empty, sizeOf, type Tensor, viewOf } from "../tensor.ts";
 import { backendOf, expectDtype, launch, normalizeAxis } from "./launch.ts";
 
@@ -33,7 +33,7 @@ export interface ScanOptions {
   exclusive?: boolean;
 }
 
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 function accumulator(dtype: DType): (acc: number, v: number) => number {
   switch (dtype) {
@@ -60,63 +60,60 @@ const LINE_CODE = `
 
 function reduceKernel(dtype: DType): Kernel {
   const key = `reduce|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  const add = accumulator(dtype);
-  kernel = {
-    label: "scan.reduce",
-    inputs: { x: dtype },
-    outputs: { out: dtype },
-    params: { outer: "u32", len: "u32", inner: "u32", chunk: "u32", chunks: "u32" },
-    workgroupSize: WORKGROUP,
-    code: `alias T = ${dtype === "f64" ? "f32" : dtype};
+  return cached(key, () => {
+    const add = accumulator(dtype);
+    return {
+      label: "scan.reduce",
+      inputs: { x: dtype },
+      outputs: { out: dtype },
+      params: { outer: "u32", len: "u32", inner: "u32", chunk: "u32", chunks: "u32" },
+      workgroupSize: WORKGROUP,
+      code: `alias T = ${dtype === "f64" ? "f32" : dtype};
 ${entryPoint(WORKGROUP)}${LINE_CODE}
   var acc = T(0);
   for (var t = start; t < stop; t++) { acc = acc + x[base + t * p.inner]; }
   out[i] = acc;
 }`,
-    cpu(ins, outs, p) {
-      const { outer, len, inner, chunk, chunks } = p as Record<string, number>;
-      const x = ins.x, out = outs.out;
-      for (let o = 0; o < outer; o++) {
-        for (let j = 0; j < chunks; j++) {
-          for (let n = 0; n < inner; n++) {
-            const base = o * len * inner + n;
-            let acc = 0;
-            for (let t = j * chunk; t < Math.min(len, (j + 1) * chunk); t++) {
-              acc = add(acc, x[base + t * inner]);
+      cpu(ins, outs, p) {
+        const { outer, len, inner, chunk, chunks } = p as Record<string, number>;
+        const x = ins.x, out = outs.out;
+        for (let o = 0; o < outer; o++) {
+          for (let j = 0; j < chunks; j++) {
+            for (let n = 0; n < inner; n++) {
+              const base = o * len * inner + n;
+              let acc = 0;
+              for (let t = j * chunk; t < Math.min(len, (j + 1) * chunk); t++) {
+                acc = add(acc, x[base + t * inner]);
+              }
+              out[(o * chunks + j) * inner + n] = acc;
             }
-            out[(o * chunks + j) * inner + n] = acc;
           }
         }
-      }
-    },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+      },
+    };
+  });
 }
 
 function downKernel(dtype: DType): Kernel {
   const key = `down|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  const add = accumulator(dtype);
-  kernel = {
-    label: "scan.down",
-    inputs: { x: dtype, carry: dtype },
-    outputs: { out: dtype },
-    params: {
-      outer: "u32",
-      len: "u32",
-      inner: "u32",
-      chunk: "u32",
-      chunks: "u32",
-      inclusive: "u32",
-      reverse: "u32",
-      use_carry: "u32",
-    },
-    workgroupSize: WORKGROUP,
-    code: `alias T = ${dtype === "f64" ? "f32" : dtype};
+  return cached(key, () => {
+    const add = accumulator(dtype);
+    return {
+      label: "scan.down",
+      inputs: { x: dtype, carry: dtype },
+      outputs: { out: dtype },
+      params: {
+        outer: "u32",
+        len: "u32",
+        inner: "u32",
+        chunk: "u32",
+        chunks: "u32",
+        inclusive: "u32",
+        reverse: "u32",
+        use_carry: "u32",
+      },
+      workgroupSize: WORKGROUP,
+      code: `alias T = ${dtype === "f64" ? "f32" : dtype};
 ${entryPoint(WORKGROUP)}${LINE_CODE}
   var acc = T(0);
   if (p.use_carry != 0u) { acc = carry[i]; }
@@ -134,35 +131,34 @@ ${entryPoint(WORKGROUP)}${LINE_CODE}
     }
   }
 }`,
-    cpu(ins, outs, p) {
-      const { outer, len, inner, chunk, chunks, inclusive, reverse, use_carry: useCarry } =
-        p as Record<string, number>;
-      const x = ins.x, carry = ins.carry, out = outs.out;
-      for (let o = 0; o < outer; o++) {
-        for (let j = 0; j < chunks; j++) {
-          for (let n = 0; n < inner; n++) {
-            const i = (o * chunks + j) * inner + n;
-            const base = o * len * inner + n;
-            const start = j * chunk, stop = Math.min(len, start + chunk);
-            let acc = useCarry ? carry[i] : 0;
-            for (let s = 0; s < stop - start; s++) {
-              const at = base + (reverse ? stop - 1 - s : start + s) * inner;
-              const v = x[at];
-              if (inclusive) {
-                acc = add(acc, v);
-                out[at] = acc;
-              } else {
-                out[at] = acc;
-                acc = add(acc, v);
+      cpu(ins, outs, p) {
+        const { outer, len, inner, chunk, chunks, inclusive, reverse, use_carry: useCarry } =
+          p as Record<string, number>;
+        const x = ins.x, carry = ins.carry, out = outs.out;
+        for (let o = 0; o < outer; o++) {
+          for (let j = 0; j < chunks; j++) {
+            for (let n = 0; n < inner; n++) {
+              const i = (o * chunks + j) * inner + n;
+              const base = o * len * inner + n;
+              const start = j * chunk, stop = Math.min(len, start + chunk);
+              let acc = useCarry ? carry[i] : 0;
+              for (let s = 0; s < stop - start; s++) {
+                const at = base + (reverse ? stop - 1 - s : start + s) * inner;
+                const v = x[at];
+                if (inclusive) {
+                  acc = add(acc, v);
+                  out[at] = acc;
+                } else {
+                  out[at] = acc;
+                  acc = add(acc, v);
+                }
               }
             }
           }
         }
-      }
-    },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+      },
+    };
+  });
 }
 
 /**

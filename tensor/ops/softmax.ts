@@ -13,7 +13,7 @@
 
 import { noGrad, record } from "../autograd.ts";
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { sizeOf, type Tensor } from "../tensor.ts";
 import { exp, log, map, sub } from "./elementwise.ts";
 import { expectDtype, floatOf, launchInto, normalizeAxis } from "./launch.ts";
@@ -25,16 +25,15 @@ const WORKGROUP = 64;
 
 type Variant = "softmax" | "log_softmax" | "softmax_grad" | "log_softmax_grad";
 
-const kernels = new Map<string, Kernel>();
+const cached = kernelCache();
 
 function softmaxKernel(variant: Variant, dtype: DType): Kernel {
   const key = `${variant}|${dtype}`;
-  let kernel = kernels.get(key);
-  if (kernel) return kernel;
-  const forward = variant === "softmax" || variant === "log_softmax";
-  const inputs: Record<string, DType> = forward ? { x: dtype } : { g: dtype, y: dtype };
-  const body = {
-    softmax: `var m = -3.4028234663852886e38;
+  return cached(key, () => {
+    const forward = variant === "softmax" || variant === "log_softmax";
+    const inputs: Record<string, DType> = forward ? { x: dtype } : { g: dtype, y: dtype };
+    const body = {
+      softmax: `var m = -3.4028234663852886e38;
   for (var k = 0u; k < p.c; k++) { m = max(m, x[base + k * p.inner]); }
   var s = 0.0;
   for (var k = 0u; k < p.c; k++) {
@@ -48,7 +47,7 @@ function softmaxKernel(variant: Variant, dtype: DType): Kernel {
     let at = base + k * p.inner;
     out[at] = out[at] * inv;
   }`,
-    log_softmax: `var m = -3.4028234663852886e38;
+      log_softmax: `var m = -3.4028234663852886e38;
   for (var k = 0u; k < p.c; k++) { m = max(m, x[base + k * p.inner]); }
   var s = 0.0;
   for (var k = 0u; k < p.c; k++) { s += exp(x[base + k * p.inner] - m); }
@@ -57,7 +56,7 @@ function softmaxKernel(variant: Variant, dtype: DType): Kernel {
     let at = base + k * p.inner;
     out[at] = x[at] - lse;
   }`,
-    softmax_grad: `var dot = 0.0;
+      softmax_grad: `var dot = 0.0;
   for (var k = 0u; k < p.c; k++) {
     let at = base + k * p.inner;
     dot += g[at] * y[at];
@@ -66,60 +65,59 @@ function softmaxKernel(variant: Variant, dtype: DType): Kernel {
     let at = base + k * p.inner;
     out[at] = y[at] * (g[at] - dot);
   }`,
-    log_softmax_grad: `var s = 0.0;
+      log_softmax_grad: `var s = 0.0;
   for (var k = 0u; k < p.c; k++) { s += g[base + k * p.inner]; }
   for (var k = 0u; k < p.c; k++) {
     let at = base + k * p.inner;
     out[at] = g[at] - exp(y[at]) * s;
   }`,
-  }[variant];
-  const code = `${entryPoint(WORKGROUP)}
+    }[variant];
+    const code = `${entryPoint(WORKGROUP)}
   if (i >= p.rows) { return; }
   let base = (i / p.inner) * p.c * p.inner + i % p.inner;
   ${body}
 }`;
-  kernel = {
-    label: `softmax.${variant}`,
-    inputs,
-    outputs: { out: dtype },
-    params: { rows: "u32", c: "u32", inner: "u32" },
-    workgroupSize: WORKGROUP,
-    code,
-    cpu(ins, outs, p) {
-      const { rows, c, inner } = p as Record<string, number>;
-      const out = outs.out;
-      for (let i = 0; i < rows; i++) {
-        const base = Math.floor(i / inner) * c * inner + (i % inner);
-        if (variant === "softmax" || variant === "log_softmax") {
-          const x = ins.x;
-          let m = -Infinity;
-          for (let k = 0; k < c; k++) m = Math.max(m, x[base + k * inner]);
-          let s = 0;
-          for (let k = 0; k < c; k++) s += Math.exp(x[base + k * inner] - m);
-          const lse = m + Math.log(s);
-          for (let k = 0; k < c; k++) {
-            const at = base + k * inner;
-            out[at] = variant === "softmax" ? Math.exp(x[at] - m) / s : x[at] - lse;
-          }
-        } else {
-          const g = ins.g, y = ins.y;
-          let acc = 0;
-          for (let k = 0; k < c; k++) {
-            const at = base + k * inner;
-            acc += variant === "softmax_grad" ? g[at] * y[at] : g[at];
-          }
-          for (let k = 0; k < c; k++) {
-            const at = base + k * inner;
-            out[at] = variant === "softmax_grad"
-              ? y[at] * (g[at] - acc)
-              : g[at] - Math.exp(y[at]) * acc;
+    return {
+      label: `softmax.${variant}`,
+      inputs,
+      outputs: { out: dtype },
+      params: { rows: "u32", c: "u32", inner: "u32" },
+      workgroupSize: WORKGROUP,
+      code,
+      cpu(ins, outs, p) {
+        const { rows, c, inner } = p as Record<string, number>;
+        const out = outs.out;
+        for (let i = 0; i < rows; i++) {
+          const base = Math.floor(i / inner) * c * inner + (i % inner);
+          if (variant === "softmax" || variant === "log_softmax") {
+            const x = ins.x;
+            let m = -Infinity;
+            for (let k = 0; k < c; k++) m = Math.max(m, x[base + k * inner]);
+            let s = 0;
+            for (let k = 0; k < c; k++) s += Math.exp(x[base + k * inner] - m);
+            const lse = m + Math.log(s);
+            for (let k = 0; k < c; k++) {
+              const at = base + k * inner;
+              out[at] = variant === "softmax" ? Math.exp(x[at] - m) / s : x[at] - lse;
+            }
+          } else {
+            const g = ins.g, y = ins.y;
+            let acc = 0;
+            for (let k = 0; k < c; k++) {
+              const at = base + k * inner;
+              acc += variant === "softmax_grad" ? g[at] * y[at] : g[at];
+            }
+            for (let k = 0; k < c; k++) {
+              const at = base + k * inner;
+              out[at] = variant === "softmax_grad"
+                ? y[at] * (g[at] - acc)
+                : g[at] - Math.exp(y[at]) * acc;
+            }
           }
         }
-      }
-    },
-  };
-  kernels.set(key, kernel);
-  return kernel;
+      },
+    };
+  });
 }
 
 function rowLaunch(variant: Variant, inputs: Tensor[], axis: number): Tensor {
