@@ -110,7 +110,7 @@ export function storedConfigOf(
  * other.model.numClasses += 1;
  * assert.throws(
  *   () => checkConfigMatches(ATSS_TINY_SHAPES, other, "a.safetensors"),
- *   /differs in model\.numClasses/,
+ *   /in model\.numClasses/,
  * );
  * ```
  *
