@@ -46,6 +46,8 @@ ${FALLBACK_TOP} per image, and says so.
 
 Options:
   --checkpoint FILE    a checkpoint written by deno task train (required)
+  --config NAME|FILE   a config that must agree with the one the checkpoint stores
+                       (the first differing field is an error); not needed to load it
   --out DIR            output folder (default detections/)
   --format png|svg     drawn images as PNG or SVG (default png)
   --score-thr X        draw detections scoring at least X, one threshold for every
@@ -171,6 +173,7 @@ export async function main(args: string[]): Promise<number> {
         allowPositionals: true,
         options: {
           checkpoint: { type: "string" },
+          config: { type: "string" },
           out: { type: "string", default: "detections" },
           format: { type: "string", default: "png" },
           "score-thr": { type: "string" },
@@ -199,7 +202,7 @@ export async function main(args: string[]): Promise<number> {
     if (top === 0) throw new RangeError(`--top must be at least 1, got "${v.top}"`);
     const minSize = positiveInt("min-size", v["min-size"])!;
     const backend = await initBackend(v.backend as BackendName | undefined);
-    const restored = await loadModel(v.checkpoint, backend);
+    const restored = await loadModel(v.checkpoint, backend, v.config);
     const { model, config } = restored;
     const names = restored.classNames ??
       Array.from(

@@ -18,7 +18,7 @@ import { type EvalFileOptions, evaluateResultsFile } from "../engine/eval_result
 
 /** Usage text printed by `--help` and after a bad flag. */
 export const EVAL_USAGE: string = `Usage: deno task eval --gt FILE --dets FILE [options]
-       deno task eval --checkpoint FILE [--data DIR] [options]
+       deno task eval --checkpoint FILE [--data DIR] [--config NAME|FILE] [options]
 
 Evaluate COCO detection results like pycocotools' COCOeval (and LRP-Error's oLRP),
 or run a trained checkpoint on its config's validation split and evaluate that
@@ -29,6 +29,8 @@ Options:
   --dets FILE        COCO results file (JSON array of detections)
   --checkpoint FILE  a checkpoint written by deno task train
   --data DIR         with --checkpoint: a COCO-format folder (annotations/instances_val.json, val/)
+  --config NAME|FILE with --checkpoint: a config that must agree with the one the
+                     checkpoint stores (the first differing field is an error)
   --backend NAME     with --checkpoint: webgpu | native | cpu
   --store-thresholds with --checkpoint: store each class's oLRP-optimal score threshold
                      in the checkpoint's metadata (rewritten atomically), for deno task
@@ -86,6 +88,7 @@ export function parseEvalArgs(args: string[]): EvalOptions | "help" {
         dets: { type: "string" },
         checkpoint: { type: "string" },
         data: { type: "string" },
+        config: { type: "string" },
         backend: { type: "string" },
         "iou-type": { type: "string", default: "bbox" },
         lrp: { type: "boolean", default: false },
@@ -105,14 +108,15 @@ export function parseEvalArgs(args: string[]): EvalOptions | "help" {
     return {
       checkpoint: values.checkpoint,
       data: values.data,
+      config: values.config,
       backend: values.backend,
       out: values["no-out"] ? undefined : values.out ?? "runs/eval",
       perCategory: values["per-category"],
       storeThresholds: values["store-thresholds"],
     };
   }
-  if (values.data || values.backend || values["store-thresholds"]) {
-    throw new UsageError("--data, --backend and --store-thresholds go with --checkpoint");
+  if (values.data || values.config || values.backend || values["store-thresholds"]) {
+    throw new UsageError("--data, --config, --backend and --store-thresholds go with --checkpoint");
   }
   if (!values.gt) throw new UsageError("Missing --gt FILE");
   if (!values.dets) throw new UsageError("Missing --dets FILE");

@@ -22,6 +22,28 @@ export interface Splits {
   valDataset: CocoDataset;
 }
 
+/** The validation data of a run: what evaluation reads. */
+export type ValSplit = Pick<Splits, "val" | "valDataset">;
+
+/**
+ * The validation split of `config`'s data, or of the COCO-format folder
+ * `dataDir` (`annotations/instances_val.json` and `val/` images). Training
+ * annotations are not read, so they need not exist.
+ */
+export async function loadValSplit(config: DetectorConfig, dataDir?: string): Promise<ValSplit> {
+  const coco = dataDir
+    ? { json: join(dataDir, "annotations", "instances_val.json"), images: join(dataDir, "val") }
+    : config.data.kind === "coco"
+    ? { json: config.data.valJson, images: config.data.valImages }
+    : undefined;
+  if (!coco) {
+    const { val, valDataset } = await loadSplits(config);
+    return { val, valDataset };
+  }
+  const valDataset = await loadCoco(coco.json);
+  return { val: cocoSource(valDataset, coco.images, { skipCrowd: false }), valDataset };
+}
+
 /**
  * The splits of `config`'s data, or of the COCO-format folder `dataDir`
  * (`annotations/instances_{train,val}.json` and `{train,val}/` images).

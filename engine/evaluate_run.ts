@@ -13,7 +13,7 @@ import type { DetectorConfig } from "../configs/types.ts";
 import type { Detector } from "../detectors/detector.ts";
 import type { BackendName } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
-import { loadSplits, type Splits } from "./data_splits.ts";
+import { loadValSplit, type Splits } from "./data_splits.ts";
 import { detectSplit, formatThresholds, scoreDetections, storeLrpThresholds } from "./evaluate.ts";
 import { evaluateResults, writeEvalOutputs } from "./eval_results.ts";
 import { writeFileAtomic } from "./files.ts";
@@ -127,8 +127,10 @@ export async function evaluateRun(
 export interface CheckpointEvalOptions {
   /** The checkpoint. */
   checkpoint: string;
-  /** A COCO-format folder instead of the config's data. */
+  /** A COCO-format folder instead of the config's data (only its val split is read). */
   data?: string;
+  /** A config name or `.ts` file that must agree with the checkpoint's. */
+  config?: string;
   /** Backend name. */
   backend?: string;
   /** Output folder; nothing is written when omitted. */
@@ -157,8 +159,8 @@ export async function evaluateCheckpoint(
   options: CheckpointEvalOptions,
 ): Promise<{ text: string; written: string[] }> {
   const backend = await initBackend(options.backend as BackendName | undefined);
-  const { model, config } = await loadModel(options.checkpoint, backend);
-  const splits = await loadSplits(config, options.data);
+  const { model, config } = await loadModel(options.checkpoint, backend, options.config);
+  const splits = await loadValSplit(config, options.data);
   const detections = await detectSplit(model, splits.val, splits.valDataset, config.train);
   const outcome = evaluateResults(splits.valDataset, detections, "bbox", true);
   const written: string[] = [];

@@ -1,6 +1,7 @@
 /**
- * Building a detector from a checkpoint: its metadata names the config, the
- * detector kind and the loss it was trained with, and loading validates every tensor. The
+ * Building a detector from a checkpoint: its metadata holds the whole resolved
+ * config (JSON; older checkpoints only name it), the detector kind and the
+ * loss it was trained with, and loading validates every tensor. The
  * final checkpoint of a run also carries each class's name and its
  * oLRP-optimal score threshold (see {@linkcode storeScoreThresholds}).
  *
@@ -30,6 +31,118 @@ export const SCORE_THRESHOLDS_FROM_KEY = "score_thresholds_from";
  * it existed have none and load into the kind their config names.
  */
 export const DETECTOR_KIND_KEY = "detector";
+/**
+ * Metadata key of the whole resolved config (overrides applied) as JSON: the
+ * model is built from it, so a checkpoint loads without its config file.
+ * Checkpoints written before it existed have only `config`, the name.
+ */
+export const CONFIG_JSON_KEY = "config_json";
+
+/**
+ * The dotted path of the first field where `a` and `b` differ (`""` for the
+ * values themselves), or `undefined` when they are equal as JSON values.
+ *
+ * @example
+ * ```ts
+ * import { firstDifference } from "./model_io.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(firstDifference({ m: { n: 1, k: [1, 2] } }, { m: { n: 2, k: [1, 2] } }), "m.n");
+ * assert.equal(firstDifference({ k: [1, 2] }, { k: [1, 3] }), "k.1");
+ * assert.equal(firstDifference({ a: 1 }, { a: 1 }), undefined);
+ * ```
+ *
+ * @param a A JSON value.
+ * @param b Another.
+ * @returns The path, or `undefined`.
+ */
+export function firstDifference(a: unknown, b: unknown, path = ""): string | undefined {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null;
+  if (!isObject(a) || !isObject(b) || Array.isArray(a) !== Array.isArray(b)) {
+    return a === b ? undefined : path;
+  }
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+  for (const key of keys) {
+    const found = firstDifference(a[key], b[key], path ? `${path}.${key}` : key);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
+ * The resolved config a checkpoint stores (see {@linkcode CONFIG_JSON_KEY}),
+ * or `undefined` for a checkpoint that only names its config.
+ *
+ * @param metadata A checkpoint's `__metadata__`.
+ * @param path The checkpoint, for messages.
+ * @throws {SyntaxError} When the value is not JSON.
+ * @throws {TypeError} When it is not a config.
+ */
+export function storedConfigOf(
+  metadata: Record<string, string>,
+  path = "<memory>",
+): DetectorConfig | undefined {
+  if (metadata[CONFIG_JSON_KEY] === undefined) return undefined;
+  const config = parseMetadataJson(metadata, CONFIG_JSON_KEY, path) as DetectorConfig;
+  if (!config || typeof config !== "object" || !config.model || !config.train || !config.data) {
+    throw new TypeError(`Checkpoint "${path}": "${CONFIG_JSON_KEY}" is not a config`);
+  }
+  return config;
+}
+
+/**
+ * Refuses `given` (a config named on the command line) when it disagrees with
+ * `stored` (the checkpoint's) in what decides the model and its data: every
+ * field except the name and the training-only ones that `deno task train`
+ * overrides (`train.*` but `shortSide` and `maxSize`, `model.loss`,
+ * `model.backbone.pretrained`).
+ *
+ * @example
+ * ```ts
+ * import { checkConfigMatches } from "./model_io.ts";
+ * import ATSS_TINY_SHAPES from "../configs/atss_tiny_shapes.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const other = structuredClone(ATSS_TINY_SHAPES);
+ * other.train.iters = 5;
+ * checkConfigMatches(ATSS_TINY_SHAPES, other, "a.safetensors");
+ * other.model.numClasses += 1;
+ * assert.throws(
+ *   () => checkConfigMatches(ATSS_TINY_SHAPES, other, "a.safetensors"),
+ *   /in model\.numClasses/,
+ * );
+ * ```
+ *
+ * @param stored The checkpoint's config.
+ * @param given The config given with `--config`.
+ * @param path The checkpoint, for messages.
+ * @throws {TypeError} Naming the first differing field.
+ */
+export function checkConfigMatches(
+  stored: DetectorConfig,
+  given: DetectorConfig,
+  path: string,
+): void {
+  const relevant = (c: DetectorConfig) => ({
+    model: {
+      ...c.model,
+      loss: undefined,
+      backbone: { ...c.model.backbone, pretrained: undefined },
+    },
+    data: c.data,
+    train: { shortSide: c.train.shortSide, maxSize: c.train.maxSize },
+  });
+  const field = firstDifference(
+    JSON.parse(JSON.stringify(relevant(stored))),
+    JSON.parse(JSON.stringify(relevant(given))),
+  );
+  if (field !== undefined) {
+    throw new TypeError(
+      `Checkpoint "${path}" (config "${stored.name}") differs from config "${given.name}" in ${field}`,
+    );
+  }
+}
 
 /**
  * Refuses a checkpoint whose metadata names another detector kind than
@@ -83,7 +196,10 @@ export interface RestoredModel {
 
 /**
  * Loads `path`, a checkpoint written by `deno task train`, into a model of
- * the config it names (or `configName`, which must then match).
+ * the config it stores. `configName` (a name or a `.ts` file), when given,
+ * must agree with it (see {@linkcode checkConfigMatches}). A checkpoint that
+ * only names its config (written before {@linkcode CONFIG_JSON_KEY}) loads
+ * that config, or `configName`, which must then have the same name.
  */
 export async function loadModel(
   path: string,
@@ -93,12 +209,19 @@ export async function loadModel(
   const { metadata } = await loadSafetensors(path);
   const name = metadata.config;
   if (!name) throw new TypeError(`Checkpoint "${path}" names no config in its metadata`);
-  if (configName && configName !== name && !configName.endsWith(".ts")) {
-    throw new TypeError(`Checkpoint "${path}" is from config "${name}", not "${configName}"`);
-  }
-  const config = applyOverrides(await loadConfig(configName ?? name), { loss: metadata.loss });
-  if (config.name !== name) {
-    throw new TypeError(`Checkpoint "${path}" is from config "${name}", not "${config.name}"`);
+  const stored = storedConfigOf(metadata, path);
+  let config: DetectorConfig;
+  if (stored) {
+    if (configName) checkConfigMatches(stored, await loadConfig(configName), path);
+    config = stored;
+  } else {
+    if (configName && configName !== name && !configName.endsWith(".ts")) {
+      throw new TypeError(`Checkpoint "${path}" is from config "${name}", not "${configName}"`);
+    }
+    config = applyOverrides(await loadConfig(configName ?? name), { loss: metadata.loss });
+    if (config.name !== name) {
+      throw new TypeError(`Checkpoint "${path}" is from config "${name}", not "${config.name}"`);
+    }
   }
   checkDetectorKind(metadata, config, path);
   const model = buildDetector(config.model, { seed: Number(metadata.seed ?? 0), backend });

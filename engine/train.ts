@@ -25,7 +25,7 @@ import { composeSchedules, linearWarmup, multiStepSchedule } from "../tensor/opt
 import { loadCheckpoint, saveCheckpoint } from "../tensor/safetensors.ts";
 import { tidy } from "../tensor/tensor.ts";
 import { loadSplits } from "./data_splits.ts";
-import { checkDetectorKind, DETECTOR_KIND_KEY } from "./model_io.ts";
+import { checkDetectorKind, CONFIG_JSON_KEY, DETECTOR_KIND_KEY } from "./model_io.ts";
 import { evaluateRun, type RunEvaluation } from "./evaluate_run.ts";
 import { ensureDir, writeFileAtomic } from "./files.ts";
 import { MetricsWriter, readMetrics } from "./metrics.ts";
@@ -157,6 +157,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         step,
         seed,
         config: config.name,
+        [CONFIG_JSON_KEY]: JSON.stringify(config),
         [DETECTOR_KIND_KEY]: config.model.kind,
         loss: config.model.loss,
       },
