@@ -12,7 +12,7 @@ import { apLoss, bucketedAp, bucketedRankSort, rankSort } from "../losses/ops/mo
 import { binaryCrossEntropyWithLogits } from "../losses/baselines/cross_entropy.ts";
 import { sigmoidFocalLoss } from "../losses/baselines/focal_loss.ts";
 import { giouLoss } from "../losses/baselines/iou_loss.ts";
-import { scoreWeightedMean, scoreWeights, selfBalance } from "../losses/baselines/balance.ts";
+import { rankSortWithBox, scoreWeightedMean, scoreWeights } from "../losses/baselines/balance.ts";
 import { bboxOverlaps } from "../boxes/box_ops.ts";
 import { detach, noGrad } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
@@ -83,11 +83,8 @@ function rankSortEntry(op: typeof rankSort): AtssLossEntry {
       const values = noGrad(() => bboxOverlaps(detach(posBoxes), gtBox, { isAligned: true }));
       const { targetVector, logits, box } = rankingInputs(inputs, values);
       const rs = op(logits, targetVector, { delta: inputs.delta ?? 0.5 });
-      const ranking = add(rs.rankingLoss, rs.sortingLoss);
-      const balanced = selfBalance(box, ranking);
       return {
-        total: add(ranking, balanced),
-        parts: { rank: rs.rankingLoss, sort: rs.sortingLoss, box: balanced },
+        ...rankSortWithBox(rs.rankingLoss, rs.sortingLoss, box),
         numPositives: inputs.targets.index.length,
       };
     },

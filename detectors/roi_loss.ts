@@ -14,7 +14,7 @@
 
 import { DeltaXywhCoder } from "../boxes/coder.ts";
 import { bboxOverlaps } from "../boxes/box_ops.ts";
-import { scoreWeightedMean, scoreWeights, selfBalance } from "../losses/baselines/balance.ts";
+import { rankSortWithBox, scoreWeightedMean, scoreWeights } from "../losses/baselines/balance.ts";
 import { giouLoss } from "../losses/baselines/iou_loss.ts";
 import { bucketedRankSort, rankSort } from "../losses/ops/mod.ts";
 import { detach, noGrad } from "../tensor/autograd.ts";
@@ -116,15 +116,8 @@ export function roiLoss(
     tensor(slots, [slots.length], { backend }),
   );
   const rs = RANKING_OPS[loss](logits, targetVector, { delta });
-  const ranking = add(rs.rankingLoss, rs.sortingLoss);
   const posIndex = tensor(Int32Array.from(positives), [numPositives], { backend });
   const weights = scoreWeights(indexSelect(out.cls, 0, posIndex));
   const box = scoreWeightedMean(giouLoss(posBoxes, gtBox, { reduction: "none" }), weights);
-  const balanced = selfBalance(box, ranking);
-  const parts = {
-    rank: mul(rs.rankingLoss, weight),
-    sort: mul(rs.sortingLoss, weight),
-    box: mul(balanced, weight),
-  };
-  return { total: mul(add(ranking, balanced), weight), parts, numPositives };
+  return { ...rankSortWithBox(rs.rankingLoss, rs.sortingLoss, box, weight), numPositives };
 }

@@ -17,7 +17,7 @@
 
 import { DeltaXywhCoder } from "../boxes/coder.ts";
 import { bboxOverlaps } from "../boxes/box_ops.ts";
-import { scoreWeightedMean, scoreWeights, selfBalance } from "../losses/baselines/balance.ts";
+import { rankSortWithBox, scoreWeightedMean, scoreWeights } from "../losses/baselines/balance.ts";
 import { giouLoss } from "../losses/baselines/iou_loss.ts";
 import { bucketedRankSort, rankSort } from "../losses/ops/mod.ts";
 import { detach, noGrad } from "../tensor/autograd.ts";
@@ -213,14 +213,7 @@ export function rpnLoss(
     tensor(targets.slots, [targets.slots.length], { backend }),
   );
   const rs = RANKING_OPS[loss](logits, targetVector, { delta });
-  const ranking = add(rs.rankingLoss, rs.sortingLoss);
   const weights = scoreWeights(reshape(indexSelect(logits, 0, posIndex), [numPositives, 1]));
   const box = scoreWeightedMean(giouLoss(posBoxes, gtBox, { reduction: "none" }), weights);
-  const balanced = selfBalance(box, ranking);
-  const parts = {
-    rank: mul(rs.rankingLoss, weight),
-    sort: mul(rs.sortingLoss, weight),
-    box: mul(balanced, weight),
-  };
-  return { total: mul(add(ranking, balanced), weight), parts, numPositives };
+  return { ...rankSortWithBox(rs.rankingLoss, rs.sortingLoss, box, weight), numPositives };
 }

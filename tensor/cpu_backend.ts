@@ -54,7 +54,7 @@ export interface HostBackendSpec {
   readonly poolBytes?: number;
 }
 
-/** The typed-array view of one binding. */
+/** The typed-array view of one binding, or of a host tensor (a tensor is a binding of itself). */
 export function hostView(binding: BufferBinding): TypedArray {
   return viewAs((binding.storage as CpuStorage).buffer, binding.dtype, binding.size);
 }

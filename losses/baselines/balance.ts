@@ -8,7 +8,7 @@
  */
 
 import { detach, noGrad } from "../../tensor/autograd.ts";
-import { div, map, mul, sigmoid } from "../../tensor/ops/elementwise.ts";
+import { add, div, map, mul, sigmoid } from "../../tensor/ops/elementwise.ts";
 import { expectDtype } from "../../tensor/ops/launch.ts";
 import { max, sum } from "../../tensor/ops/reduce.ts";
 import { type Tensor, viewOf } from "../../tensor/tensor.ts";
@@ -203,4 +203,49 @@ export function selfBalance(
   });
   // `lambda` stays alive: the backward rule of mul reads it.
   return mul(loss, lambda);
+}
+
+/** A head's Rank & Sort loss with its self-balanced box loss: the total and its three parts. */
+export interface RankSortWithBox {
+  /** `(L_rank + L_sort + SB · L_box) · weight`. */
+  total: Tensor;
+  /** Each term times `weight`; `box` is the self-balanced box loss. */
+  parts: { rank: Tensor; sort: Tensor; box: Tensor };
+}
+
+/**
+ * Combines a ranking op's two losses with a box loss self-balanced to their sum (spec 10.1), the
+ * whole scaled by a head weight (the RPN's 0.2; 1 adds no op), as the ATSS, RPN and RoI heads do.
+ *
+ * @example
+ * ```ts
+ * import { rankSortWithBox } from "./balance.ts";
+ * import { tensor } from "../../tensor/tensor.ts";
+ * const { total, parts } = rankSortWithBox(tensor([0.4]), tensor([0.2]), tensor([3]), 0.5);
+ * console.log(await total.data(), await parts.box.data()); // Float32Array [0.6] Float32Array [0.3]
+ * ```
+ *
+ * @param rankingLoss `L_rank`, one element.
+ * @param sortingLoss `L_sort`, one element.
+ * @param boxLoss The head's box loss, one element with gradient.
+ * @param weight The head's weight; default 1.
+ */
+export function rankSortWithBox(
+  rankingLoss: Tensor,
+  sortingLoss: Tensor,
+  boxLoss: Tensor,
+  weight = 1,
+): RankSortWithBox {
+  const ranking = add(rankingLoss, sortingLoss);
+  const box = selfBalance(boxLoss, ranking);
+  const total = add(ranking, box);
+  if (weight === 1) return { total, parts: { rank: rankingLoss, sort: sortingLoss, box } };
+  return {
+    total: mul(total, weight),
+    parts: {
+      rank: mul(rankingLoss, weight),
+      sort: mul(sortingLoss, weight),
+      box: mul(box, weight),
+    },
+  };
 }

@@ -17,8 +17,7 @@
  */
 
 import type { Backend } from "../../tensor/backend.ts";
-import type { CpuStorage } from "../../tensor/cpu_backend.ts";
-import { viewAs } from "../../tensor/dtype.ts";
+import { hostView } from "../../tensor/cpu_backend.ts";
 import { empty, type Tensor, tensor } from "../../tensor/tensor.ts";
 import {
   fastBucketedApLossInto,
@@ -38,7 +37,7 @@ export function runsNative(kind: LossKind, backend: Backend): boolean {
 
 /** The tensor's memory as a typed array of its own length (`f32` or `f64`, checked before). */
 function hostArray(t: Tensor): Float32Array | Float64Array {
-  return viewAs((t.storage as CpuStorage).buffer, t.dtype, t.size) as Float32Array | Float64Array;
+  return hostView(t) as Float32Array | Float64Array;
 }
 
 /**

@@ -34,8 +34,8 @@
  */
 
 import { needsGrad, record } from "../autograd.ts";
-import { type CpuStorage, isHostBackend } from "../cpu_backend.ts";
-import { type DType, viewAs } from "../dtype.ts";
+import { hostView, isHostBackend } from "../cpu_backend.ts";
+import type { DType } from "../dtype.ts";
 import { entryPoint, type Kernel, kernelCache, UNIFORM_WINDOW_FLOATS } from "../kernel.ts";
 import { empty, type Tensor, tensor, viewOf } from "../tensor.ts";
 import { add, map } from "./elementwise.ts";
@@ -781,7 +781,7 @@ function forward(
  * `[C, Cout, kh, kw]` with `out[ci, co, a, b] = weight[co, ci, kh - 1 - a, kw - 1 - b]`.
  */
 function flippedWeight(weight: Tensor, g: Geometry): Tensor {
-  const w = viewAs((weight.storage as CpuStorage).buffer, weight.dtype, weight.size);
+  const w = hostView(weight);
   const out = weight.dtype === "f64" ? new Float64Array(w.length) : new Float32Array(w.length);
   const taps = g.kh * g.kw;
   for (let co = 0; co < g.cout; co++) {

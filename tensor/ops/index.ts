@@ -21,8 +21,8 @@
  */
 
 import { record } from "../autograd.ts";
-import { type CpuStorage, isHostBackend } from "../cpu_backend.ts";
-import { type DType, viewAs } from "../dtype.ts";
+import { hostView, isHostBackend } from "../cpu_backend.ts";
+import type { DType } from "../dtype.ts";
 import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { empty, sizeOf, type Tensor, viewOf } from "../tensor.ts";
 import { pad } from "./concat.ts";
@@ -43,7 +43,7 @@ function scalarType(dtype: DType): "f32" | "i32" | "u32" {
 /** Throws a `RangeError` naming `op` if a CPU index has an entry outside `[0, limit)`. */
 function checkRange(op: string, index: Tensor, limit: number, axis: number): void {
   if (!isHostBackend(index.backend)) return;
-  const values = viewAs((index.storage as CpuStorage).buffer, index.dtype, index.size);
+  const values = hostView(index);
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (!(v >= 0 && v < limit)) {

@@ -23,8 +23,8 @@
  */
 
 import { record } from "../autograd.ts";
-import { type CpuStorage, isHostBackend } from "../cpu_backend.ts";
-import { type DType, viewAs } from "../dtype.ts";
+import { hostView, isHostBackend } from "../cpu_backend.ts";
+import type { DType } from "../dtype.ts";
 import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { backendOf, launch } from "./launch.ts";
@@ -372,7 +372,7 @@ function outputSizeOf(op: string, size: RoiAlignOptions["outputSize"]): [number,
 /** On host backends, checks every box's batch index and coordinates (a GPU box is not read back). */
 function checkRois(op: string, rois: Tensor, n: number): void {
   if (!isHostBackend(rois.backend)) return;
-  const v = viewAs((rois.storage as CpuStorage).buffer, rois.dtype, rois.size);
+  const v = hostView(rois);
   for (let k = 0; k < rois.shape[0]; k++) {
     const b = v[5 * k];
     if (!(Number.isInteger(b) && b >= 0 && b < n)) {
