@@ -26,7 +26,7 @@ import { backward } from "../tensor/autograd.ts";
 import type { BackendName } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
 import { SGD } from "../tensor/optim/sgd.ts";
-import { tidy } from "../tensor/tensor.ts";
+import { tidyAsync } from "../tensor/tensor.ts";
 
 const USAGE = `Usage: deno run -A bench/step_vs_torch.ts [options]
 
@@ -159,9 +159,9 @@ if (batches[0].height !== size || batches[0].width !== size) {
 }
 const anchorsPerImage = model.anchors(size, size).host.boxes.length / 4;
 
-function step(k: number): void {
-  tidy(() => {
-    backward(model.loss(batches[k % batches.length]).total);
+async function step(k: number): Promise<void> {
+  await tidyAsync(async () => {
+    backward((await model.loss(batches[k % batches.length])).total);
     optimizer.step();
     optimizer.zeroGrad();
   });
@@ -171,12 +171,12 @@ console.error(
   `brl: ${config.name} (${config.model.loss}), batch ${batchSize}, ${size} px, ` +
     `${paramCount} parameters, ${backend.description}: ${options.warmup} + ${options.steps} steps`,
 );
-for (let k = 0; k < options.warmup; k++) step(k);
+for (let k = 0; k < options.warmup; k++) await step(k);
 await backend.sync();
 const ours: number[] = [];
 for (let k = 0; k < options.steps; k++) {
   const started = performance.now();
-  step(options.warmup + k);
+  await step(options.warmup + k);
   await backend.sync();
   ours.push(performance.now() - started);
 }

@@ -21,7 +21,7 @@ import type { KernelTime } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
 import { type ConvPathMode, setConvDirectPath } from "../tensor/ops/conv.ts";
 import { SGD } from "../tensor/optim/sgd.ts";
-import { tidy } from "../tensor/tensor.ts";
+import { tidyAsync } from "../tensor/tensor.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -51,24 +51,24 @@ const batches: Batch[] = [];
 for await (const batch of loader.epoch(0)) batches.push(batch);
 loader.close();
 
-function step(k: number): void {
-  tidy(() => {
-    backward(model.loss(batches[k % batches.length]).total);
+async function step(k: number): Promise<void> {
+  await tidyAsync(async () => {
+    backward((await model.loss(batches[k % batches.length])).total);
     optimizer.step();
     optimizer.zeroGrad();
   });
 }
 
-step(0); // compiles every kernel
+await step(0); // compiles every kernel
 await backend.sync();
 let started = performance.now();
-for (let k = 1; k <= steps; k++) step(k);
+for (let k = 1; k <= steps; k++) await step(k);
 await backend.sync();
 const wallMs = (performance.now() - started) / steps;
 
 backend.startProfile();
 started = performance.now();
-for (let k = 1; k <= steps; k++) step(k);
+for (let k = 1; k <= steps; k++) await step(k);
 const times = await backend.stopProfile();
 const profiledMs = (performance.now() - started) / steps;
 

@@ -498,20 +498,46 @@ function greedyNms(
 ): Int32Array {
   const round = boxes instanceof Float32Array ? Math.fround : (x: number) => x;
   const order = torchvisionOrder(scores, n);
+  // Boxes of different classes never meet: each class's boxes are visited alone, in the
+  // global order. A NaN class equals no class, not even itself: such a box is always kept.
+  const groups = new Map<number, number[]>();
+  for (const i of order) {
+    const c = classes ? classes[i] : 0;
+    if (Number.isNaN(c)) continue;
+    const group = groups.get(c);
+    if (group) group.push(i);
+    else groups.set(c, [i]);
+  }
   const suppressed = new Uint8Array(n);
-  const keep: number[] = [];
-  for (let a = 0; a < n; a++) {
-    const i = order[a];
+  for (const group of groups.values()) suppressWithin(boxes, group, suppressed, thr, round);
+  return order.filter((i) => !suppressed[i]);
+}
+
+/** Greedy suppression among `group` (box indices by visiting order), marking `suppressed`. */
+function suppressWithin(
+  boxes: HostBoxes,
+  group: readonly number[],
+  suppressed: Uint8Array,
+  thr: number,
+  round: (x: number) => number,
+): void {
+  // Boxes that do not intersect have IoU 0 (or NaN), which no threshold >= 0 exceeds.
+  const disjointSafe = thr >= 0;
+  for (let a = 0; a < group.length; a++) {
+    const i = group[a];
     if (suppressed[i]) continue;
-    keep.push(i);
-    for (let b = a + 1; b < n; b++) {
-      const j = order[b];
-      if (suppressed[j] || (classes && classes[j] !== classes[i])) continue;
+    const x1 = boxes[4 * i], y1 = boxes[4 * i + 1], x2 = boxes[4 * i + 2], y2 = boxes[4 * i + 3];
+    for (let b = a + 1; b < group.length; b++) {
+      const j = group[b];
+      if (suppressed[j]) continue;
+      if (
+        disjointSafe && (Math.min(x2, boxes[4 * j + 2]) <= Math.max(x1, boxes[4 * j]) ||
+          Math.min(y2, boxes[4 * j + 3]) <= Math.max(y1, boxes[4 * j + 1]))
+      ) continue;
       // NaN (two empty boxes) is not greater than the threshold: both are kept.
       if (overlapHost(boxes, i, boxes, j, "iou", NO_FLOOR, round) > thr) suppressed[j] = 1;
     }
   }
-  return Int32Array.from(keep);
 }
 
 /**

@@ -10,13 +10,14 @@
  * @module
  */
 
+import type { AtssModelConfig } from "../detectors/atss.ts";
 import type { DetectorConfig } from "./types.ts";
 import { RESNET50 } from "../detectors/backbones/resnet.ts";
 
 const ITERS_PER_EPOCH = 7330; // 117,266 images / 16
 
 /** BRS-ATSS R50 1x on COCO. */
-export const ATSS_R50_COCO: DetectorConfig = {
+export const ATSS_R50_COCO: DetectorConfig<AtssModelConfig> = {
   name: "atss_r50_coco",
   model: {
     kind: "atss",

@@ -17,10 +17,11 @@
  */
 
 import { SHAPE_CLASSES } from "../data/shapes.ts";
+import type { AtssModelConfig } from "../detectors/atss.ts";
 import type { DetectorConfig } from "./types.ts";
 
 /** Tiny ATSS with BRS on synthetic shapes. */
-export const ATSS_TINY_SHAPES: DetectorConfig = {
+export const ATSS_TINY_SHAPES: DetectorConfig<AtssModelConfig> = {
   name: "atss_tiny_shapes",
   model: {
     kind: "atss",

@@ -44,11 +44,11 @@ export type DataSettings =
   | { kind: "coco"; trainJson: string; trainImages: string; valJson: string; valImages: string };
 
 /** A complete configuration, as `configs/*.ts` export it. */
-export interface DetectorConfig {
+export interface DetectorConfig<M extends DetectorModelConfig = DetectorModelConfig> {
   /** Name (recorded in checkpoints; a checkpoint only loads into its own config). */
   name: string;
   /** The model, tagged by detector kind (`model.kind`). */
-  model: DetectorModelConfig;
+  model: M;
   /** Training. */
   train: TrainSettings;
   /** Data. */

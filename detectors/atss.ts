@@ -175,9 +175,11 @@ export class Atss extends Module<Tensor, AtssHeadOutput> implements Detector {
 
   /**
    * The training loss of a batch, following the spec's recipe for the
-   * configured loss. Returns device scalars; nothing is read back.
+   * configured loss. Returns device scalars; nothing is read back (it is
+   * async only to share the {@linkcode Detector} interface).
    */
-  loss(batch: Batch): DetectorLosses {
+  // deno-lint-ignore require-await
+  async loss(batch: Batch): Promise<DetectorLosses> {
     const out = this.forward(this.images(batch));
     const { host } = this.anchors(batch.height, batch.width);
     const targets = assignBatch(host, batch.boxes, batch.labels, this.config.topk);

@@ -8,10 +8,17 @@
 
 import type { Backend } from "../tensor/backend.ts";
 import { type AtssModelConfig, buildAtss } from "./atss.ts";
+import { ATSS_LOSSES } from "./atss_losses.ts";
+import { buildCascadeRcnn, type CascadeRcnnModelConfig } from "./cascade_rcnn.ts";
 import type { Detector } from "./detector.ts";
+import { buildFasterRcnn, type FasterRcnnModelConfig } from "./faster_rcnn.ts";
+import { TWO_STAGE_LOSSES } from "./two_stage.ts";
 
 /** The model config of any detector, tagged by its `kind`. */
-export type DetectorModelConfig = AtssModelConfig;
+export type DetectorModelConfig =
+  | AtssModelConfig
+  | FasterRcnnModelConfig
+  | CascadeRcnnModelConfig;
 
 /** The detector kinds there are. */
 export type DetectorKind = DetectorModelConfig["kind"];
@@ -33,7 +40,18 @@ export type DetectorBuilders = {
 };
 
 /** The registry of detector builders, keyed by kind. */
-export const DETECTOR_BUILDERS: DetectorBuilders = { atss: buildAtss };
+export const DETECTOR_BUILDERS: DetectorBuilders = {
+  atss: buildAtss,
+  faster_rcnn: buildFasterRcnn,
+  cascade_rcnn: buildCascadeRcnn,
+};
+
+/** The losses each detector kind trains with (its config's `loss`). */
+export const DETECTOR_LOSSES: { readonly [K in DetectorKind]: readonly string[] } = {
+  atss: ATSS_LOSSES,
+  faster_rcnn: TWO_STAGE_LOSSES,
+  cascade_rcnn: TWO_STAGE_LOSSES,
+};
 
 /** The detector kinds, for messages and command lines. */
 export const DETECTOR_KINDS: readonly DetectorKind[] = Object.keys(
@@ -54,7 +72,7 @@ export const DETECTOR_KINDS: readonly DetectorKind[] = Object.keys(
  * assert.equal(model.config.kind, "atss");
  * assert.throws(
  *   () => buildDetector({ ...ATSS_TINY_SHAPES.model, kind: "yolo" as "atss" }, { seed: 0 }),
- *   /unknown detector kind "yolo" \(known: atss\)/,
+ *   /unknown detector kind "yolo" \(known: atss, faster_rcnn, cascade_rcnn\)/,
  * );
  * ```
  *

@@ -30,7 +30,7 @@ export interface DetectorLosses {
  * @example Train one step and predict, whatever the kind
  * ```ts ignore
  * const model = buildDetector(config.model, { seed: 0 });
- * backward(model.loss(batch).total);
+ * backward((await model.loss(batch)).total);
  * const detections = await model.eval().predict(model.images(batch), scales);
  * ```
  */
@@ -43,8 +43,12 @@ export interface Detector extends StateHolder {
   readonly training: boolean;
   /** Uploads a loader batch's images `[N, 3, H, W]`. */
   images(batch: Batch): Tensor;
-  /** The training loss of a batch (device scalars; nothing is read back). */
-  loss(batch: Batch): DetectorLosses;
+  /**
+   * The training loss of a batch, as device scalars. A one-stage detector
+   * reads nothing back; a two-stage one reads its proposals back once, so the
+   * loss is asynchronous for every kind (run it in `tidyAsync`).
+   */
+  loss(batch: Batch): Promise<DetectorLosses>;
   /**
    * Detections for `images` `[N, 3, H, W]`, in the coordinates of each original
    * image: `scales[i]` is `[scaleX, scaleY]` (resized / original).

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ATSS_LOSSES, type AtssLoss } from "../detectors/atss_losses.ts";
+import { DETECTOR_LOSSES } from "../detectors/build.ts";
 import type { DetectorConfig } from "../configs/types.ts";
 
 /** The configuration `nameOrPath`: a name in `configs/` or a `.ts` file exporting one as default. */
@@ -42,15 +42,19 @@ export interface ConfigOverrides {
 }
 
 /** `config` with `overrides` applied (validated; the input is not changed). */
-export function applyOverrides(config: DetectorConfig, overrides: ConfigOverrides): DetectorConfig {
-  const out: DetectorConfig = structuredClone(config);
+export function applyOverrides<C extends DetectorConfig>(config: C, overrides: ConfigOverrides): C {
+  const out: C = structuredClone(config);
   if (overrides.loss !== undefined) {
-    if (!ATSS_LOSSES.includes(overrides.loss as AtssLoss)) {
+    const known = DETECTOR_LOSSES[config.model.kind] ?? [];
+    if (!known.includes(overrides.loss)) {
       throw new RangeError(
-        `Unknown loss "${overrides.loss}": expected one of ${ATSS_LOSSES.join(", ")}`,
+        `Unknown loss "${overrides.loss}" for a ${config.model.kind} detector: expected one of ${
+          known.join(", ")
+        }`,
       );
     }
-    out.model.loss = overrides.loss as AtssLoss;
+    // The registry lists exactly the losses this kind's config accepts.
+    (out.model as { loss: string }).loss = overrides.loss;
   }
   if (overrides.iters !== undefined) {
     const scale = overrides.iters / config.train.iters;

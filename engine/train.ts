@@ -23,7 +23,7 @@ import { reshape } from "../tensor/ops/shape.ts";
 import { SGD } from "../tensor/optim/sgd.ts";
 import { composeSchedules, linearWarmup, multiStepSchedule } from "../tensor/optim/schedules.ts";
 import { loadCheckpoint, saveCheckpoint } from "../tensor/safetensors.ts";
-import { tidy } from "../tensor/tensor.ts";
+import { tidyAsync } from "../tensor/tensor.ts";
 import { loadSplits } from "./data_splits.ts";
 import { checkDetectorKind, CONFIG_JSON_KEY, DETECTOR_KIND_KEY } from "./model_io.ts";
 import { evaluateRun, type RunEvaluation } from "./evaluate_run.ts";
@@ -178,8 +178,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const epoch = Math.floor(step / perEpoch);
       for await (const batch of loader.epoch(epoch, step % perEpoch)) {
         optimizer.lr = settings.lr * schedule(step);
-        const logged = tidy(() => {
-          const losses = model.loss(batch);
+        const logged = await tidyAsync(async () => {
+          const losses = await model.loss(batch);
           backward(losses.total);
           optimizer.step();
           optimizer.zeroGrad();

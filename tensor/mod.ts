@@ -31,7 +31,16 @@ export type {
   ParamValues,
   UniformWindow,
 } from "./kernel.ts";
-export { empty, type GradNode, keep, Tensor, tensor, type TensorOptions, tidy } from "./tensor.ts";
+export {
+  empty,
+  type GradNode,
+  keep,
+  Tensor,
+  tensor,
+  type TensorOptions,
+  tidy,
+  tidyAsync,
+} from "./tensor.ts";
 export {
   backward,
   type CustomForward,

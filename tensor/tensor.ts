@@ -273,8 +273,48 @@ export function tidy<T>(fn: () => T): T {
     scopes.pop();
   }
   if (result instanceof Promise) {
-    throw new TypeError("tidy: the function must not be async (it would release tensors in use)");
+    throw new TypeError(
+      "tidy: the function must not be async (it would release tensors in use); use tidyAsync",
+    );
   }
+  return closeScope(scope, result);
+}
+
+/**
+ * {@linkcode tidy} for an async `fn`, such as a loss that reads predictions
+ * back in the middle (a two-stage detector's proposals). The scope stays open
+ * across `fn`'s awaits, so no other tensor work may run until it settles: a
+ * tensor made meanwhile elsewhere would be released with `fn`'s.
+ *
+ * @example
+ * ```ts
+ * import { tensor, tidyAsync } from "./tensor.ts";
+ * const kept = await tidyAsync(async () => {
+ *   const scratch = tensor([1, 2]);
+ *   const sum = (await scratch.data()).reduce((a, b) => a + b, 0);
+ *   return tensor([sum]);
+ * });
+ * console.log(Array.from(await kept.data())); // [3]
+ * ```
+ */
+export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = await fn();
+  } catch (error) {
+    for (const t of scope) t.dispose();
+    throw error;
+  } finally {
+    const at = scopes.lastIndexOf(scope);
+    if (at >= 0) scopes.splice(at, 1);
+  }
+  return closeScope(scope, result);
+}
+
+/** Disposes what `scope` holds but `result`, and hands the rest to the enclosing scope. */
+function closeScope<T>(scope: Set<Tensor>, result: T): T {
   const returned = new Set<Tensor>();
   collect(result, returned);
   for (const t of scope) {

@@ -168,6 +168,8 @@ class Stage extends Module {
 export class ResNet extends Module<Tensor, Tensor[]> {
   /** Channels of `[C3, C4, C5]` (of the outputs of stages 2.. that exist). */
   readonly outChannels: number[];
+  /** Channels of every stage's output, `[C2, C3, C4, C5]` for 4 stages. */
+  readonly stageChannels: number[];
   readonly #stem: [Conv2d, AnyModule];
   readonly #pool = new MaxPool2d(3, { stride: 2, padding: 1 });
   readonly #stages: Stage[] = [];
@@ -194,9 +196,8 @@ export class ResNet extends Module<Tensor, Tensor[]> {
       );
       channels = config.baseWidth * 2 ** s * expansion;
     }
-    this.outChannels = [1, 2, 3].filter((s) => s < stages).map((s) =>
-      config.baseWidth * 2 ** s * expansion
-    );
+    this.stageChannels = config.layers.map((_, s) => config.baseWidth * 2 ** s * expansion);
+    this.outChannels = this.stageChannels.slice(1);
     const frozen: AnyModule[] = [];
     if (config.frozenStages >= 1) frozen.push(this.#stem[0], this.#stem[1]);
     for (let s = 0; s < Math.min(config.frozenStages - 1, stages); s++) {

@@ -111,10 +111,21 @@ const scatterAdd: CpuTwin = (ins, outs, params) => {
   const [postI, postS, postO] = box(axis + 1, rank);
   const len = shape[axis], istA = ist[axis], sstA = sst[axis], ostA = ost[axis];
   const post = postO.length;
+  // Index-add (the index broadcast over the trailing axes, both sides contiguous there):
+  // one index per slice, the slice added as a run.
+  const runs = postI.every((v) => v === 0) && postO.every((v, j) => v === j) &&
+    postS.every((v, j) => v === j);
   for (let q = 0; q < preO.length; q++) {
     const ob = preO[q];
     for (let k = k0; k < k1; k++) {
       const ib = preI[q] + k * istA, sb = preS[q] + k * sstA;
+      if (runs) {
+        const t = index[ib];
+        if (!(t >= 0 && t < len)) continue;
+        const o = ob + t * ostA;
+        for (let j = 0; j < post; j++) out[o + j] += src[sb + j];
+        continue;
+      }
       for (let j = 0; j < post; j++) {
         const t = index[ib + postI[j]];
         if (t >= 0 && t < len) out[ob + t * ostA + postO[j]] += src[sb + postS[j]];

@@ -182,6 +182,41 @@ function sampleCpu(
   return fr(fr(start + fr(cell * bin)) + fr(fr((sub + 0.5) * bin) / g));
 }
 
+/**
+ * The bilinear taps of every sample of a box along one axis, bin by bin
+ * (`bins * g` of them): low and high index (`lo = -1` for a sample outside)
+ * and their weights. Computed once per box, shared by every channel.
+ */
+interface AxisTaps {
+  lo: Int32Array;
+  hi: Int32Array;
+  wlo: Float64Array;
+  whi: Float64Array;
+}
+
+function axisTaps(
+  start: number,
+  bin: number,
+  g: number,
+  bins: number,
+  n: number,
+  fr: (v: number) => number,
+): AxisTaps {
+  const count = bins * g;
+  const t: AxisTaps = {
+    lo: new Int32Array(count),
+    hi: new Int32Array(count),
+    wlo: new Float64Array(count),
+    whi: new Float64Array(count),
+  };
+  for (let cell = 0, m = 0; cell < bins; cell++) {
+    for (let sub = 0; sub < g; sub++, m++) {
+      [t.lo[m], t.hi[m], t.wlo[m], t.whi[m]] = tapCpu(sampleCpu(start, bin, g, cell, sub, fr), n);
+    }
+  }
+  return t;
+}
+
 const cached = kernelCache();
 
 /** The `roi_align.forward` kernel: `out [K, C, PH, PW]` from `x [N, C, H, W]` and `rois [K, 5]`. */
@@ -224,23 +259,27 @@ ${entryPoint(WORKGROUP)}
       for (let k = 0; k < p.k; k++) {
         const r = roiCpu(rois, k, p, fr);
         const count = Math.max(r.gh * r.gw, 1);
+        if (r.b < 0) {
+          out.fill(0, k * p.c * bins, (k + 1) * p.c * bins);
+          continue;
+        }
+        const ty = axisTaps(r.y0, r.bh, r.gh, p.oh, p.h, fr);
+        const tx = axisTaps(r.x0, r.bw, r.gw, p.ow, p.w, fr);
         for (let ch = 0; ch < p.c; ch++) {
           const base = (k * p.c + ch) * bins;
-          if (r.b < 0) {
-            for (let o = 0; o < bins; o++) out[base + o] = 0;
-            continue;
-          }
           const plane = (r.b * p.c + ch) * p.h;
           for (let oy = 0; oy < p.oh; oy++) {
             for (let ox = 0; ox < p.ow; ox++) {
               let acc = 0;
-              for (let iy = 0; iy < r.gh; iy++) {
-                const [ylo, yhi, hy, ly] = tapCpu(sampleCpu(r.y0, r.bh, r.gh, oy, iy, fr), p.h);
+              for (let iy = 0, my = oy * r.gh; iy < r.gh; iy++, my++) {
+                const ylo = ty.lo[my];
                 if (ylo < 0) continue;
-                const rlo = (plane + ylo) * p.w, rhi = (plane + yhi) * p.w;
-                for (let ix = 0; ix < r.gw; ix++) {
-                  const [xlo, xhi, hx, lx] = tapCpu(sampleCpu(r.x0, r.bw, r.gw, ox, ix, fr), p.w);
+                const hy = ty.wlo[my], ly = ty.whi[my];
+                const rlo = (plane + ylo) * p.w, rhi = (plane + ty.hi[my]) * p.w;
+                for (let ix = 0, mx = ox * r.gw; ix < r.gw; ix++, mx++) {
+                  const xlo = tx.lo[mx];
                   if (xlo < 0) continue;
+                  const xhi = tx.hi[mx], hx = tx.wlo[mx], lx = tx.whi[mx];
                   acc += hy * hx * x[rlo + xlo] + hy * lx * x[rlo + xhi] +
                     ly * hx * x[rhi + xlo] + ly * lx * x[rhi + xhi];
                 }
@@ -333,18 +372,22 @@ ${entryPoint(WORKGROUP)}
         const r = roiCpu(rois, k, p, fr);
         if (r.b < 0) continue;
         const count = Math.max(r.gh * r.gw, 1);
+        const ty = axisTaps(r.y0, r.bh, r.gh, p.oh, p.h, fr);
+        const tx = axisTaps(r.x0, r.bw, r.gw, p.ow, p.w, fr);
         for (let ch = 0; ch < p.c; ch++) {
           const plane = (r.b * p.c + ch) * p.h;
           for (let oy = 0; oy < p.oh; oy++) {
             for (let ox = 0; ox < p.ow; ox++) {
               const gv = g[((k * p.c + ch) * p.oh + oy) * p.ow + ox] / count;
-              for (let iy = 0; iy < r.gh; iy++) {
-                const [ylo, yhi, hy, ly] = tapCpu(sampleCpu(r.y0, r.bh, r.gh, oy, iy, fr), p.h);
+              for (let iy = 0, my = oy * r.gh; iy < r.gh; iy++, my++) {
+                const ylo = ty.lo[my];
                 if (ylo < 0) continue;
-                const rlo = (plane + ylo) * p.w, rhi = (plane + yhi) * p.w;
-                for (let ix = 0; ix < r.gw; ix++) {
-                  const [xlo, xhi, hx, lx] = tapCpu(sampleCpu(r.x0, r.bw, r.gw, ox, ix, fr), p.w);
+                const hy = ty.wlo[my], ly = ty.whi[my];
+                const rlo = (plane + ylo) * p.w, rhi = (plane + ty.hi[my]) * p.w;
+                for (let ix = 0, mx = ox * r.gw; ix < r.gw; ix++, mx++) {
+                  const xlo = tx.lo[mx];
                   if (xlo < 0) continue;
+                  const xhi = tx.hi[mx], hx = tx.wlo[mx], lx = tx.whi[mx];
                   dx[rlo + xlo] += gv * hy * hx;
                   dx[rlo + xhi] += gv * hy * lx;
                   dx[rhi + xlo] += gv * ly * hx;

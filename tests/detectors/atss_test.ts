@@ -4,19 +4,19 @@ import type { DetectorConfig } from "../../configs/types.ts";
 import ATSS_TINY_SHAPES from "../../configs/atss_tiny_shapes.ts";
 import { generateShapes } from "../../data/shapes.ts";
 import { DetectionLoader, memorySource } from "../../data/loader.ts";
-import { buildAtss } from "../../detectors/atss.ts";
+import { type AtssModelConfig, buildAtss } from "../../detectors/atss.ts";
 import { train } from "../../engine/train.ts";
 import { loadModel } from "../../engine/model_io.ts";
 import { backward } from "../../tensor/autograd.ts";
 import { SGD } from "../../tensor/optim/sgd.ts";
 import { loadCheckpoint, saveCheckpoint } from "../../tensor/safetensors.ts";
-import { tensor, tidy } from "../../tensor/tensor.ts";
+import { tensor, tidyAsync } from "../../tensor/tensor.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import { smallTrainSettings } from "../engine/helpers.ts";
 import { CPU, GPU, gpuBackend, NATIVE, nativeBackend } from "../tensor/helpers.ts";
 
 /** A model and data small enough for tests: 64 px images, narrow layers. */
-const SMALL: DetectorConfig = {
+const SMALL: DetectorConfig<AtssModelConfig> = {
   ...ATSS_TINY_SHAPES,
   name: "atss_test_small",
   model: {
@@ -84,8 +84,8 @@ for (const backend of BACKENDS) {
         const opt = new SGD(params, { lr: 0.01, momentum: 0.9 });
         const totals: number[] = [];
         for (let step = 0; step < 8; step++) {
-          const total = tidy(() => {
-            const l = model.loss(batch);
+          const total = await tidyAsync(async () => {
+            const l = await model.loss(batch);
             backward(l.total);
             opt.step();
             opt.zeroGrad();

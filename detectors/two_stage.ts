@@ -1,0 +1,567 @@
+/**
+ * Two-stage detectors (Faster R-CNN, Cascade R-CNN) trained with the
+ * rank-based recipe of sections 10.4 and 10.5 of the spec, composed the way
+ * torchvision's `GeneralizedRCNN(backbone, rpn, roi_heads)` is:
+ * {@linkcode TwoStageDetector} takes a ResNet, an FPN (C2–C5 in, P2–P6 out),
+ * an {@linkcode RpnHead} and one or more RoI stages, each a
+ * {@linkcode Shared2FcBBoxHead} with its IoU threshold, loss weight and coder.
+ * `faster_rcnn.ts` and `cascade_rcnn.ts` build one from a config.
+ *
+ * One step of training:
+ * 1. features, RPN outputs, and the RPN loss on every anchor (`rpn_loss.ts`);
+ * 2. the RPN outputs are read back (the one readback of the step) and turned
+ *    into proposals per image (`rpn.ts`, the training caps);
+ * 3. per stage: the proposals are assigned with the GT boxes added
+ *    (`roi_targets.ts`), pooled from P2–P5 (`multiRoiAlign`), classified and
+ *    regressed, and scored by the rank-based RoI loss (`roi_loss.ts`); a
+ *    stage that has a successor reads its deltas back and hands on its RoIs
+ *    decoded and clipped, the added GT boxes left out (mmdetection's
+ *    `refine_bboxes`).
+ *
+ * At test time the stages run on the RPN's test proposals, each on the boxes
+ * the previous one refined; the class logits are averaged over the stages
+ * (mmdetection's `CascadeRoIHead.simple_test`: the raw outputs are averaged,
+ * then the sigmoid is taken) and the last stage's boxes are kept
+ * (`roi_postprocess.ts`).
+ *
+ * @module
+ */
+
+import { DeltaXywhCoder } from "../boxes/coder.ts";
+import type { Batch } from "../data/loader.ts";
+import { detach, noGrad } from "../tensor/autograd.ts";
+import type { Backend } from "../tensor/backend.ts";
+import { defaultDevice } from "../tensor/device.ts";
+import { Module } from "../tensor/nn/module.ts";
+import { Rng } from "../tensor/rng.ts";
+import { full } from "../tensor/ops/creation.ts";
+import { add } from "../tensor/ops/elementwise.ts";
+import { type Tensor, tensor, tidyAsync } from "../tensor/tensor.ts";
+import { type AnchorConfig, type Anchors, generateAnchors } from "./anchors.ts";
+import { ResNet, type ResNetConfig } from "./backbones/resnet.ts";
+import type { Detector, DetectorLosses } from "./detector.ts";
+import { type BBoxHeadOutput, multiRoiAlign, Shared2FcBBoxHead } from "./heads/roi_head.ts";
+import { RpnHead, type RpnHeadOutput } from "./heads/rpn_head.ts";
+import { Fpn } from "./necks/fpn.ts";
+import type { Detections } from "./postprocess.ts";
+import { roiDetections } from "./roi_postprocess.ts";
+import { roiLoss } from "./roi_loss.ts";
+import { roiTargets } from "./roi_targets.ts";
+import { rpnProposals } from "./rpn.ts";
+import { rpnLoss, rpnTargets } from "./rpn_loss.ts";
+
+/** The ranking losses of the two-stage recipe: BRS (bucketed) and RS. */
+export type TwoStageLoss = "brs" | "rs";
+
+/** The two-stage losses, for command lines and messages. */
+export const TWO_STAGE_LOSSES: readonly TwoStageLoss[] = Object.freeze(["brs", "rs"]);
+
+/** How the RPN turns its outputs into proposals (one setting for training, one for test). */
+export interface ProposalSettings {
+  /** Highest-scoring anchors kept per level before NMS (2000 training, 1000 test). */
+  nmsPre: number;
+  /** Proposals kept per image after NMS (1000). */
+  maxPerImage: number;
+  /** NMS IoU threshold within each level (0.7). */
+  iouThreshold: number;
+}
+
+/** The RPN of a two-stage model. */
+export interface RpnSettings {
+  /** Channels of its shared 3x3 convolution (256). */
+  featChannels: number;
+  /** Its anchors; the strides are the pyramid levels (P2–P6: 4–64). */
+  anchors: AnchorConfig;
+  /** Weight of the whole RPN loss (`head_weight`, 0.2). */
+  weight: number;
+  /** Proposals for training. */
+  train: ProposalSettings;
+  /** Proposals at test time. */
+  test: ProposalSettings;
+}
+
+/** How RoIs are pooled and classified. */
+export interface RoiHeadSettings {
+  /** Side of the pooled features (7). */
+  roiSize: number;
+  /** Width of the two shared layers (1024). */
+  fcChannels: number;
+  /** RoIAlign samples per bin; 0 adapts to the box (mmdetection's default). */
+  samplingRatio: number;
+  /** Scale of the finest pooling level's RoIs (56). */
+  finestScale: number;
+  /** Pyramid levels RoIs are pooled from, finest first (4: P2–P5). */
+  poolLevels: number;
+}
+
+/** Test-time settings of the last stage. */
+export interface TwoStageTestSettings {
+  /** Class scores must be above this (0.40 in the seeds' COCO configs). */
+  scoreThr: number;
+  /** NMS IoU threshold per class (0.5). */
+  iouThreshold: number;
+  /** Detections kept per image (100). */
+  maxPerImage: number;
+}
+
+/** What every two-stage model config holds besides its RoI stages. */
+export interface TwoStageCommonConfig {
+  /** Object classes. */
+  numClasses: number;
+  /** Backbone (its four stages feed the FPN: C2–C5). */
+  backbone: ResNetConfig;
+  /** FPN output channels. */
+  neckChannels: number;
+  /** The region proposal network. */
+  rpn: RpnSettings;
+  /** The RoI heads' shared shape. */
+  roi: RoiHeadSettings;
+  /** Ranking loss of the RPN and every RoI stage. */
+  loss: TwoStageLoss;
+  /** δ of the ranking loss; default 0.5 (spec Q20). */
+  delta?: number;
+  /** Inference. */
+  test: TwoStageTestSettings;
+}
+
+/** One RoI stage: its head and how it is trained. */
+export interface RoiStage {
+  /** The head (class-specific or class-agnostic regression). */
+  head: Shared2FcBBoxHead;
+  /** IoU at which a RoI is a positive of this stage (0.5 / 0.6 / 0.7). */
+  posIou: number;
+  /** Weight of the stage's loss (1). */
+  weight: number;
+  /** The stage's box coder. */
+  coder: DeltaXywhCoder;
+}
+
+/** The parts a {@linkcode TwoStageDetector} is composed of. */
+export interface TwoStageParts {
+  /** Backbone. */
+  backbone: ResNet;
+  /** Neck: C2–C5 in, the RPN's levels out. */
+  neck: Fpn;
+  /** Region proposal head. */
+  rpnHead: RpnHead;
+  /** RoI stages, first to last (one for Faster R-CNN, three for Cascade R-CNN). */
+  stages: RoiStage[];
+}
+
+/** The RoI heads of the stages, named as mmdetection names them. */
+class RoiHeads extends Module {
+  constructor(heads: Shared2FcBBoxHead[]) {
+    super();
+    if (heads.length === 1) this.registerModule("bbox_head", heads[0]);
+    else this.registerModule("bbox_head", new HeadList(heads));
+  }
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+}
+
+/** Heads registered as `0`, `1`, ... (mmcv's `ModuleList`). */
+class HeadList extends Module {
+  constructor(heads: Shared2FcBBoxHead[]) {
+    super();
+    heads.forEach((h, i) => this.registerModule(String(i), h));
+  }
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+}
+
+/** Per image `[R * 4]` xyxy boxes as `[K * 5]` RoIs (batch index first: mmdetection's `bbox2roi`). */
+function toRois(boxes: readonly Float32Array[]): Float32Array {
+  const total = boxes.reduce((n, b) => n + b.length / 4, 0);
+  const rois = new Float32Array(5 * total);
+  let k = 0;
+  boxes.forEach((b, image) => {
+    for (let i = 0; i < b.length / 4; i++, k++) {
+      rois[5 * k] = image;
+      rois.set(b.subarray(4 * i, 4 * i + 4), 5 * k + 1);
+    }
+  });
+  return rois;
+}
+
+/**
+ * A two-stage detector composed of its parts (see `buildFasterRcnn` and
+ * `buildCascadeRcnn`). Parameter names follow mmdetection's (`backbone.*`,
+ * `neck.*`, `rpn_head.*`, `roi_head.bbox_head.*` or
+ * `roi_head.bbox_head.{0,1,2}.*`).
+ *
+ * Contract: every stage but the last regresses class-agnostically (its RoIs
+ * refine into one box each); the RPN's levels are the neck's outputs, and
+ * RoIs are pooled from the first `roi.poolLevels` of them.
+ *
+ * @example
+ * ```ts ignore
+ * const model = new TwoStageDetector(config, { backbone, neck, rpnHead, stages }, backend);
+ * const { total, parts } = await model.loss(batch); // parts: rpn.rank, ..., s0.rank, ...
+ * ```
+ */
+export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detector {
+  /** Backbone. */
+  readonly backbone: ResNet;
+  /** Neck. */
+  readonly neck: Fpn;
+  /** Region proposal head. */
+  readonly rpnHead: RpnHead;
+  /** RoI stages. */
+  readonly stages: readonly RoiStage[];
+  /** The backend the weights live on. */
+  readonly backend: Backend;
+  readonly #anchors = new Map<string, Anchors>();
+
+  /**
+   * Composes the model of `parts`, whose weights live on `backend`.
+   *
+   * @throws {RangeError} When there is no stage, or a stage before the last regresses per class.
+   */
+  constructor(
+    readonly config: TwoStageCommonConfig & { kind: string },
+    parts: TwoStageParts,
+    backend: Backend,
+  ) {
+    super();
+    if (parts.stages.length === 0) throw new RangeError("TwoStageDetector: no RoI stage");
+    parts.stages.slice(0, -1).forEach((s, i) => {
+      if (!s.head.config.classAgnostic) {
+        throw new RangeError(
+          `TwoStageDetector: stage ${i} regresses per class, but only the last stage may`,
+        );
+      }
+    });
+    this.backend = backend;
+    this.backbone = this.registerModule("backbone", parts.backbone);
+    this.neck = this.registerModule("neck", parts.neck);
+    this.rpnHead = this.registerModule("rpn_head", parts.rpnHead);
+    this.registerModule("roi_head", new RoiHeads(parts.stages.map((s) => s.head)));
+    this.stages = parts.stages;
+  }
+
+  /** The pyramid of `images` `[N, 3, H, W]` (H and W multiples of 32), finest first. */
+  forward(images: Tensor): Tensor[] {
+    const [, c, h, w] = images.shape;
+    const name = this.config.kind;
+    if (images.rank !== 4 || c !== 3 || images.dtype !== "f32") {
+      throw new TypeError(
+        `${name}: expected f32 images [N, 3, H, W], got ${images.dtype} [${
+          images.shape.join(", ")
+        }]`,
+      );
+    }
+    if (h % 32 !== 0 || w % 32 !== 0) {
+      throw new TypeError(`${name}: image size ${h}x${w} is not a multiple of 32 (pad the batch)`);
+    }
+    return this.neck.forward(this.backbone.forwardStages(images).slice(1));
+  }
+
+  /** The RPN anchors of an `height x width` input (cached). */
+  anchors(height: number, width: number): Anchors {
+    const key = `${height}x${width}`;
+    let anchors = this.#anchors.get(key);
+    if (!anchors) {
+      anchors = generateAnchors(height, width, this.config.rpn.anchors);
+      this.#anchors.set(key, anchors);
+    }
+    return anchors;
+  }
+
+  /** Uploads a loader batch's images. */
+  images(batch: Batch): Tensor {
+    return tensor(batch.images, [batch.batchSize, 3, batch.height, batch.width], {
+      backend: this.backend,
+    });
+  }
+
+  /**
+   * The training loss of a batch: the RPN's (parts `rpn.rank`, `rpn.sort`,
+   * `rpn.box`) plus each stage's (`s0.rank`, `s0.sort`, `s0.box`, ...).
+   * `numPositives` counts the first stage's positive RoIs.
+   */
+  async loss(batch: Batch): Promise<DetectorLosses> {
+    const { loss, delta } = this.config;
+    const features = this.forward(this.images(batch));
+    const rpnOut = this.rpnHead.forward(features);
+    const anchors = this.#checkedAnchors(batch.height, batch.width, rpnOut);
+    const rpn = rpnLoss(rpnOut, rpnTargets(anchors, batch.boxes), {
+      loss,
+      delta,
+      weight: this.config.rpn.weight,
+    });
+    const shapes = batch.meta.map((m) => [m.height, m.width] as [number, number]);
+    let proposals = await this.#proposals(rpnOut, anchors, shapes, this.config.rpn.train);
+    const parts: Record<string, Tensor> = {};
+    for (const [name, t] of Object.entries(rpn.parts)) parts[`rpn.${name}`] = t;
+    let total = rpn.total;
+    let numPositives = 0;
+    for (const [s, stage] of this.stages.entries()) {
+      const targets = roiTargets(proposals, batch.boxes, batch.labels, { posIou: stage.posIou });
+      const numRois = targets.labels.length;
+      let stageLoss: DetectorLosses;
+      let out: BBoxHeadOutput | undefined;
+      if (numRois === 0) {
+        // No proposal and no GT box anywhere in the batch: the constant loss of a batch without positives.
+        const one = full([], stage.weight, { backend: this.backend });
+        stageLoss = {
+          total: add(add(one, one), one),
+          parts: { rank: one, sort: one, box: one },
+          numPositives: 0,
+        };
+      } else {
+        out = stage.head.forward(this.#pool(features, targets.rois));
+        stageLoss = roiLoss(out, targets, {
+          loss,
+          delta,
+          weight: stage.weight,
+          coder: stage.coder,
+        });
+      }
+      for (const [name, t] of Object.entries(stageLoss.parts)) parts[`s${s}.${name}`] = t;
+      total = add(total, stageLoss.total);
+      if (s === 0) numPositives = stageLoss.numPositives;
+      if (s + 1 < this.stages.length) {
+        proposals = out
+          ? await this.#refine(out, targets.rois, targets.perImage, batch.boxes, stage, shapes)
+          : proposals;
+      }
+    }
+    return { total, parts, numPositives };
+  }
+
+  /**
+   * Detections for `images` `[N, 3, H, W]`, in the coordinates of each original
+   * image: `scales[i]` is `[scaleX, scaleY]` (resized / original).
+   */
+  predict(images: Tensor, scales: readonly [number, number][]): Promise<Detections[]> {
+    return tidyAsync(async () => {
+      const [n, , h, w] = images.shape;
+      const shapes = Array.from({ length: n }, () => [h, w] as [number, number]);
+      const features = noGrad(() => this.forward(images));
+      const rpnOut = noGrad(() => this.rpnHead.forward(features));
+      const anchors = this.#checkedAnchors(h, w, rpnOut);
+      let boxes = await this.#proposals(rpnOut, anchors, shapes, this.config.rpn.test);
+      const numClasses = this.config.numClasses;
+      let logitSum = new Float32Array(0), deltas = new Float32Array(0);
+      for (const [s, stage] of this.stages.entries()) {
+        const rois = toRois(boxes);
+        const k = rois.length / 5;
+        if (k === 0) break;
+        const out = noGrad(() => stage.head.forward(this.#pool(features, rois)));
+        const [cls, reg] = await Promise.all([out.cls.data(), out.reg.data()]);
+        if (s === 0) logitSum = new Float32Array(k * numClasses);
+        for (let i = 0; i < cls.length; i++) logitSum[i] += cls[i];
+        deltas = Float32Array.from(reg);
+        if (s + 1 < this.stages.length) boxes = this.#decodePerImage(boxes, deltas, stage, shapes);
+      }
+      const stagesRun = this.stages.length;
+      const last = this.stages[stagesRun - 1];
+      const width = last.head.config.classAgnostic ? 4 : 4 * numClasses;
+      const { test } = this.config;
+      const out: Detections[] = [];
+      let offset = 0;
+      for (let i = 0; i < n; i++) {
+        const r = boxes[i].length / 4;
+        const scores = new Float32Array(r * numClasses);
+        for (let j = 0; j < scores.length; j++) {
+          scores[j] = 1 / (1 + Math.exp(-logitSum[offset * numClasses + j] / stagesRun));
+        }
+        const det = roiDetections(
+          boxes[i],
+          scores,
+          deltas.subarray(offset * width, (offset + r) * width),
+          shapes[i],
+          {
+            scoreThreshold: test.scoreThr,
+            iouThreshold: test.iouThreshold,
+            maxPerImage: test.maxPerImage,
+            coder: last.coder,
+          },
+        );
+        const [sx, sy] = scales[i];
+        for (let d = 0; d < det.scores.length; d++) {
+          det.boxes[4 * d] /= sx, det.boxes[4 * d + 2] /= sx;
+          det.boxes[4 * d + 1] /= sy, det.boxes[4 * d + 3] /= sy;
+        }
+        out.push(det);
+        offset += r;
+      }
+      return out;
+    });
+  }
+
+  #checkedAnchors(height: number, width: number, out: RpnHeadOutput): Anchors {
+    const anchors = this.anchors(height, width);
+    if (anchors.perLevel.some((count, l) => count !== out.perLevel[l])) {
+      throw new RangeError(
+        `${this.config.kind}: the RPN gives [${out.perLevel.join(", ")}] anchors per level, ` +
+          `the anchor layout [${
+            anchors.perLevel.join(", ")
+          }] (rpn.anchors.strides must match the neck's levels)`,
+      );
+    }
+    return anchors;
+  }
+
+  #pool(features: Tensor[], rois: Float32Array): Tensor {
+    const { roiSize, samplingRatio, finestScale, poolLevels } = this.config.roi;
+    return multiRoiAlign(
+      features.slice(0, poolLevels),
+      rois,
+      this.config.rpn.anchors.strides.slice(0, poolLevels),
+      { outputSize: roiSize, samplingRatio, finestScale, aligned: true },
+    );
+  }
+
+  /** Proposals of each image from the RPN outputs (read back once). */
+  async #proposals(
+    out: RpnHeadOutput,
+    anchors: Anchors,
+    shapes: readonly [number, number][],
+    settings: ProposalSettings,
+  ): Promise<Float32Array[]> {
+    const [scores, deltas] = await Promise.all([
+      detach(out.cls).data(),
+      detach(out.reg).data(),
+    ]);
+    const a = anchors.boxes.length / 4;
+    return shapes.map((shape, i) =>
+      rpnProposals(
+        anchors.boxes,
+        anchors.perLevel,
+        scores.subarray(i * a, (i + 1) * a),
+        deltas.subarray(4 * i * a, 4 * (i + 1) * a),
+        shape,
+        settings,
+      ).boxes
+    );
+  }
+
+  /**
+   * The next stage's proposals in training: each RoI's class-agnostic box,
+   * decoded and clipped, the GT boxes `roiTargets` put first in each image's
+   * RoIs left out.
+   */
+  async #refine(
+    out: BBoxHeadOutput,
+    rois: Float32Array,
+    perImage: readonly number[],
+    gtBoxes: readonly Float32Array[],
+    stage: RoiStage,
+    shapes: readonly [number, number][],
+  ): Promise<Float32Array[]> {
+    const deltas = await detach(out.reg).data();
+    const boxes: Float32Array[] = [];
+    let start = 0;
+    perImage.forEach((count, i) => {
+      const numGt = gtBoxes[i].length / 4;
+      const first = start + numGt, end = start + count;
+      const anchors = new Float32Array(4 * (end - first));
+      for (let k = first; k < end; k++) {
+        anchors.set(rois.subarray(5 * k + 1, 5 * k + 5), 4 * (k - first));
+      }
+      boxes.push(stage.coder.decodeHost(anchors, deltas.subarray(4 * first, 4 * end), shapes[i]));
+      start = end;
+    });
+    return boxes;
+  }
+
+  /** Test time: each image's RoIs decoded by a class-agnostic stage's deltas. */
+  #decodePerImage(
+    boxes: readonly Float32Array[],
+    deltas: Float32Array,
+    stage: RoiStage,
+    shapes: readonly [number, number][],
+  ): Float32Array[] {
+    let offset = 0;
+    return boxes.map((b, i) => {
+      const out = stage.coder.decodeHost(b, deltas.subarray(offset, offset + b.length), shapes[i]);
+      offset += b.length;
+      return out;
+    });
+  }
+}
+
+/** What {@linkcode buildTwoStage} makes each RoI stage of. */
+export interface RoiStageSpec {
+  /** IoU at which a RoI is a positive. */
+  posIou: number;
+  /** Weight of the stage's loss. */
+  weight: number;
+  /** One box per RoI instead of one per class. */
+  classAgnostic: boolean;
+}
+
+/**
+ * Builds a two-stage detector: the backbone, the FPN (C2–C5 to as many
+ * levels as the RPN has strides, the top ones by max pooling), the RPN head
+ * and one {@linkcode Shared2FcBBoxHead} per stage, with weights drawn from
+ * `seed` in that order. Every stage decodes with stds `(0.1, 0.1, 0.2, 0.2)`,
+ * as the rank-based configs do for all three Cascade stages (stock Cascade
+ * R-CNN narrows them at each stage).
+ *
+ * @example
+ * ```ts ignore
+ * const model = buildTwoStage(config, [{ posIou: 0.5, weight: 1, classAgnostic: false }], { seed: 0 });
+ * ```
+ *
+ * @throws {RangeError} When the backbone has other than 4 stages, or the RPN fewer levels than the RoI pooling.
+ */
+export function buildTwoStage(
+  config: TwoStageCommonConfig & { kind: string },
+  stages: readonly RoiStageSpec[],
+  options: { seed: number; backend?: Backend },
+): TwoStageDetector {
+  const name = config.kind;
+  if (config.backbone.layers.length !== 4) {
+    throw new RangeError(
+      `${name}: the backbone needs 4 stages (C2–C5), got ${config.backbone.layers.length}`,
+    );
+  }
+  const levels = config.rpn.anchors.strides.length;
+  if (config.roi.poolLevels < 1 || config.roi.poolLevels > levels) {
+    throw new RangeError(
+      `${name}: roi.poolLevels ${config.roi.poolLevels} is not within the RPN's ${levels} levels`,
+    );
+  }
+  const backend = options.backend ?? defaultDevice();
+  const rng = new Rng(options.seed);
+  const backbone = new ResNet(config.backbone, rng, backend);
+  const neck = new Fpn(
+    backbone.stageChannels,
+    config.neckChannels,
+    levels,
+    rng,
+    backend,
+    "maxpool",
+  );
+  const rpnHead = new RpnHead(
+    {
+      inChannels: config.neckChannels,
+      featChannels: config.rpn.featChannels,
+      anchorsPerLocation: config.rpn.anchors.scalesPerOctave * config.rpn.anchors.ratios.length,
+    },
+    rng,
+    backend,
+  );
+  const coder = new DeltaXywhCoder();
+  const built = stages.map((spec) => ({
+    head: new Shared2FcBBoxHead(
+      {
+        inChannels: config.neckChannels,
+        roiSize: config.roi.roiSize,
+        fcChannels: config.roi.fcChannels,
+        numClasses: config.numClasses,
+        classAgnostic: spec.classAgnostic,
+      },
+      rng,
+      backend,
+    ),
+    posIou: spec.posIou,
+    weight: spec.weight,
+    coder,
+  }));
+  return new TwoStageDetector(config, { backbone, neck, rpnHead, stages: built }, backend);
+}
