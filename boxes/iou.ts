@@ -171,6 +171,54 @@ export function overlapHost(
 }
 
 /**
+ * Whether the IoU of box `i` of `a` with box `j` of `b` is above `thr`,
+ * exactly as `overlapHost(a, i, b, j, "iou", NO_FLOOR, round) > thr` says
+ * (NMS's test), but faster: disjoint boxes are decided at once (for
+ * `thr >= 0`), and an IoU more than `1e-5` from `thr` in float64 is decided
+ * without the rounded steps, which move it by less than `1e-6`. Near the
+ * threshold, and for empty or inverted boxes, the full formula decides.
+ *
+ * @example Exactly the float32 decision at the threshold
+ * ```ts
+ * import { iouAbove, overlapHost, NO_FLOOR } from "./iou.ts";
+ * const a = Float32Array.of(0, 0, 10, 10), b = Float32Array.of(0, 0, 10, 3);
+ * const iou = overlapHost(a, 0, b, 0, "iou", NO_FLOOR, Math.fround); // 0.3f = 0.30000001192...
+ * console.log(iouAbove(a, 0, b, 0, 0.3, Math.fround), iou > 0.3); // true true
+ * console.log(iouAbove(a, 0, b, 0, 0.5, Math.fround)); // false
+ * ```
+ *
+ * @param a Flat `xyxy` boxes.
+ * @param i Box of `a`.
+ * @param b Flat `xyxy` boxes.
+ * @param j Box of `b`.
+ * @param thr The threshold.
+ * @param round Applied to every arithmetic result of the full formula: `Math.fround` for float32 steps.
+ */
+export function iouAbove(
+  a: ArrayLike<number>,
+  i: number,
+  b: ArrayLike<number>,
+  j: number,
+  thr: number,
+  round: (x: number) => number = exact,
+): boolean {
+  const ax1 = a[4 * i], ay1 = a[4 * i + 1], ax2 = a[4 * i + 2], ay2 = a[4 * i + 3];
+  const bx1 = b[4 * j], by1 = b[4 * j + 1], bx2 = b[4 * j + 2], by2 = b[4 * j + 3];
+  const iw = Math.min(ax2, bx2) - Math.max(ax1, bx1);
+  const ih = Math.min(ay2, by2) - Math.max(ay1, by1);
+  // Disjoint: the intersection is 0 and the IoU 0 or NaN, above no thr >= 0.
+  if ((iw <= 0 || ih <= 0) && thr >= 0) return false;
+  const aw = ax2 - ax1, ah = ay2 - ay1, bw = bx2 - bx1, bh = by2 - by1;
+  if (iw > 0 && ih > 0 && aw > 0 && ah > 0 && bw > 0 && bh > 0) {
+    const inter = iw * ih;
+    const v = inter / (aw * ah + bw * bh - inter);
+    if (v > thr + 1e-5) return true;
+    if (v < thr - 1e-5) return false;
+  }
+  return overlapParts(a, i, b, j, "iou", NO_FLOOR, round).value > thr;
+}
+
+/**
  * Float64 IoU of box `i` of `a` with box `j` of `b`, unclamped, and 0 where
  * the union is empty (the ATSS assigner's IoU).
  *

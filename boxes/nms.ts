@@ -40,7 +40,7 @@ import { entryPoint, type Kernel, kernelCache } from "../tensor/kernel.ts";
 import { backendOf, expectDtype, launch } from "../tensor/ops/launch.ts";
 import { argsort } from "../tensor/ops/sort.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
-import { NO_FLOOR, overlapHost, WGSL_OVERLAP } from "./iou.ts";
+import { iouAbove, NO_FLOOR, overlapHost, WGSL_OVERLAP } from "./iou.ts";
 
 /** The most loop iterations one `nms.suppress` invocation may run (llvmpipe stops at ~65,535). */
 export const NMS_LOOP_BUDGET = 40000;
@@ -521,21 +521,13 @@ function suppressWithin(
   thr: number,
   round: (x: number) => number,
 ): void {
-  // Boxes that do not intersect have IoU 0 (or NaN), which no threshold >= 0 exceeds.
-  const disjointSafe = thr >= 0;
   for (let a = 0; a < group.length; a++) {
     const i = group[a];
     if (suppressed[i]) continue;
-    const x1 = boxes[4 * i], y1 = boxes[4 * i + 1], x2 = boxes[4 * i + 2], y2 = boxes[4 * i + 3];
     for (let b = a + 1; b < group.length; b++) {
       const j = group[b];
-      if (suppressed[j]) continue;
-      if (
-        disjointSafe && (Math.min(x2, boxes[4 * j + 2]) <= Math.max(x1, boxes[4 * j]) ||
-          Math.min(y2, boxes[4 * j + 3]) <= Math.max(y1, boxes[4 * j + 1]))
-      ) continue;
       // NaN (two empty boxes) is not greater than the threshold: both are kept.
-      if (overlapHost(boxes, i, boxes, j, "iou", NO_FLOOR, round) > thr) suppressed[j] = 1;
+      if (!suppressed[j] && iouAbove(boxes, i, boxes, j, thr, round)) suppressed[j] = 1;
     }
   }
 }

@@ -217,6 +217,45 @@ function axisTaps(
   return t;
 }
 
+/**
+ * Every bin's bilinear taps of a box as (offset in a plane, weight) pairs,
+ * `taps` slots per bin, four per sample inside the map (the products
+ * `hy * hx`, `hy * lx`, `ly * hx`, `ly * lx`), unused slots NaN-weighted.
+ * Computed once per box and shared by every channel.
+ */
+function binTaps(
+  r: RoiCpu,
+  p: RoiParams,
+  fr: (v: number) => number,
+): { offsets: Int32Array; weights: Float64Array; taps: number } {
+  const ty = axisTaps(r.y0, r.bh, r.gh, p.oh, p.h, fr);
+  const tx = axisTaps(r.x0, r.bw, r.gw, p.ow, p.w, fr);
+  const taps = 4 * r.gh * r.gw;
+  const offsets = new Int32Array(taps * p.oh * p.ow);
+  const weights = new Float64Array(taps * p.oh * p.ow).fill(NaN);
+  for (let oy = 0; oy < p.oh; oy++) {
+    for (let ox = 0; ox < p.ow; ox++) {
+      let t = (oy * p.ow + ox) * taps;
+      for (let iy = 0, my = oy * r.gh; iy < r.gh; iy++, my++) {
+        const ylo = ty.lo[my];
+        if (ylo < 0) continue;
+        const hy = ty.wlo[my], ly = ty.whi[my];
+        const rlo = ylo * p.w, rhi = ty.hi[my] * p.w;
+        for (let ix = 0, mx = ox * r.gw; ix < r.gw; ix++, mx++) {
+          const xlo = tx.lo[mx];
+          if (xlo < 0) continue;
+          const xhi = tx.hi[mx], hx = tx.wlo[mx], lx = tx.whi[mx];
+          offsets[t] = rlo + xlo, weights[t++] = hy * hx;
+          offsets[t] = rlo + xhi, weights[t++] = hy * lx;
+          offsets[t] = rhi + xlo, weights[t++] = ly * hx;
+          offsets[t] = rhi + xhi, weights[t++] = ly * lx;
+        }
+      }
+    }
+  }
+  return { offsets, weights, taps };
+}
+
 const cached = kernelCache();
 
 /** The `roi_align.forward` kernel: `out [K, C, PH, PW]` from `x [N, C, H, W]` and `rois [K, 5]`. */
@@ -263,29 +302,18 @@ ${entryPoint(WORKGROUP)}
           out.fill(0, k * p.c * bins, (k + 1) * p.c * bins);
           continue;
         }
-        const ty = axisTaps(r.y0, r.bh, r.gh, p.oh, p.h, fr);
-        const tx = axisTaps(r.x0, r.bw, r.gw, p.ow, p.w, fr);
+        const { offsets, weights, taps } = binTaps(r, p, fr);
         for (let ch = 0; ch < p.c; ch++) {
-          const base = (k * p.c + ch) * bins;
-          const plane = (r.b * p.c + ch) * p.h;
-          for (let oy = 0; oy < p.oh; oy++) {
-            for (let ox = 0; ox < p.ow; ox++) {
-              let acc = 0;
-              for (let iy = 0, my = oy * r.gh; iy < r.gh; iy++, my++) {
-                const ylo = ty.lo[my];
-                if (ylo < 0) continue;
-                const hy = ty.wlo[my], ly = ty.whi[my];
-                const rlo = (plane + ylo) * p.w, rhi = (plane + ty.hi[my]) * p.w;
-                for (let ix = 0, mx = ox * r.gw; ix < r.gw; ix++, mx++) {
-                  const xlo = tx.lo[mx];
-                  if (xlo < 0) continue;
-                  const xhi = tx.hi[mx], hx = tx.wlo[mx], lx = tx.whi[mx];
-                  acc += hy * hx * x[rlo + xlo] + hy * lx * x[rlo + xhi] +
-                    ly * hx * x[rhi + xlo] + ly * lx * x[rhi + xhi];
-                }
-              }
-              out[base + oy * p.ow + ox] = acc / count;
+          const plane = (r.b * p.c + ch) * p.h * p.w;
+          for (let bin = 0; bin < bins; bin++) {
+            let acc = 0;
+            for (let q = bin * taps, end = q + taps; q < end && weights[q] === weights[q]; q += 4) {
+              acc += weights[q] * x[plane + offsets[q]] +
+                weights[q + 1] * x[plane + offsets[q + 1]] +
+                weights[q + 2] * x[plane + offsets[q + 2]] +
+                weights[q + 3] * x[plane + offsets[q + 3]];
             }
+            out[(k * p.c + ch) * bins + bin] = acc / count;
           }
         }
       }
@@ -367,33 +395,18 @@ ${entryPoint(WORKGROUP)}
       const fr = dtype === "f32" ? Math.fround : (v: number) => v;
       for (let j = 0; j < dx.length; j++) dx[j] = 0;
       // Scatter box by box, in order: each sample's share of its bin's gradient goes to its
-      // four pixels, as torchvision's backward does.
+      // four pixels, as torchvision's backward does (the weight `hy * hx` taken first).
       for (let k = 0; k < p.k; k++) {
         const r = roiCpu(rois, k, p, fr);
         if (r.b < 0) continue;
         const count = Math.max(r.gh * r.gw, 1);
-        const ty = axisTaps(r.y0, r.bh, r.gh, p.oh, p.h, fr);
-        const tx = axisTaps(r.x0, r.bw, r.gw, p.ow, p.w, fr);
+        const { offsets, weights, taps } = binTaps(r, p, fr);
         for (let ch = 0; ch < p.c; ch++) {
-          const plane = (r.b * p.c + ch) * p.h;
-          for (let oy = 0; oy < p.oh; oy++) {
-            for (let ox = 0; ox < p.ow; ox++) {
-              const gv = g[((k * p.c + ch) * p.oh + oy) * p.ow + ox] / count;
-              for (let iy = 0, my = oy * r.gh; iy < r.gh; iy++, my++) {
-                const ylo = ty.lo[my];
-                if (ylo < 0) continue;
-                const hy = ty.wlo[my], ly = ty.whi[my];
-                const rlo = (plane + ylo) * p.w, rhi = (plane + ty.hi[my]) * p.w;
-                for (let ix = 0, mx = ox * r.gw; ix < r.gw; ix++, mx++) {
-                  const xlo = tx.lo[mx];
-                  if (xlo < 0) continue;
-                  const xhi = tx.hi[mx], hx = tx.wlo[mx], lx = tx.whi[mx];
-                  dx[rlo + xlo] += gv * hy * hx;
-                  dx[rlo + xhi] += gv * hy * lx;
-                  dx[rhi + xlo] += gv * ly * hx;
-                  dx[rhi + xhi] += gv * ly * lx;
-                }
-              }
+          const plane = (r.b * p.c + ch) * p.h * p.w;
+          for (let bin = 0; bin < p.oh * p.ow; bin++) {
+            const gv = g[(k * p.c + ch) * p.oh * p.ow + bin] / count;
+            for (let q = bin * taps, end = q + taps; q < end && weights[q] === weights[q]; q++) {
+              dx[plane + offsets[q]] += gv * weights[q];
             }
           }
         }
