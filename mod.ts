@@ -135,12 +135,33 @@ export {
   type BuildOptions,
   DETECTOR_BUILDERS,
   DETECTOR_KINDS,
+  DETECTOR_LOSSES,
   type DetectorBuilders,
   type DetectorKind,
   type DetectorModelConfig,
 } from "./detectors/build.ts";
 export { type Detector, type DetectorLosses } from "./detectors/detector.ts";
 export { Atss, type AtssModelConfig, type AtssParts, buildAtss } from "./detectors/atss.ts";
+export {
+  buildTwoStage,
+  type ProposalSettings,
+  type RoiHeadSettings,
+  type RoiStage,
+  type RoiStageSpec,
+  type RpnSettings,
+  TWO_STAGE_LOSSES,
+  type TwoStageCommonConfig,
+  TwoStageDetector,
+  type TwoStageLoss,
+  type TwoStageParts,
+  type TwoStageTestSettings,
+} from "./detectors/two_stage.ts";
+export { buildFasterRcnn, type FasterRcnnModelConfig } from "./detectors/faster_rcnn.ts";
+export {
+  buildCascadeRcnn,
+  type CascadeRcnnModelConfig,
+  type CascadeStageConfig,
+} from "./detectors/cascade_rcnn.ts";
 export {
   ATSS_LOSS_TABLE,
   ATSS_LOSSES,
@@ -190,7 +211,7 @@ export {
   RPN_ASSIGN,
 } from "./detectors/max_iou_assigner.ts";
 export { ResNet, RESNET50, type ResNetConfig } from "./detectors/backbones/resnet.ts";
-export { Fpn } from "./detectors/necks/fpn.ts";
+export { Fpn, type FpnExtraLevels } from "./detectors/necks/fpn.ts";
 export { AtssHead, type AtssHeadConfig, type AtssHeadOutput } from "./detectors/heads/atss_head.ts";
 export {
   RpnHead,
@@ -240,6 +261,10 @@ export {
 export type { DataSettings, DetectorConfig, TrainSettings } from "./configs/types.ts";
 export { ATSS_TINY_SHAPES } from "./configs/atss_tiny_shapes.ts";
 export { ATSS_R50_COCO } from "./configs/atss_r50_coco.ts";
+export { FASTER_RCNN_TINY_SHAPES } from "./configs/faster_rcnn_tiny_shapes.ts";
+export { FASTER_RCNN_R50_COCO } from "./configs/faster_rcnn_r50_coco.ts";
+export { CASCADE_RCNN_TINY_SHAPES } from "./configs/cascade_rcnn_tiny_shapes.ts";
+export { CASCADE_RCNN_R50_COCO } from "./configs/cascade_rcnn_r50_coco.ts";
 export { train, type TrainOptions, type TrainResult } from "./engine/train.ts";
 export { loadModel, type RestoredModel } from "./engine/model_io.ts";
 export {

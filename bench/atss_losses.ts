@@ -10,6 +10,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { meanMs } from "./inputs.ts";
 import { join } from "node:path";
 import ATSS_TINY_SHAPES from "../configs/atss_tiny_shapes.ts";
 import { applyOverrides } from "../engine/config.ts";
@@ -69,13 +70,7 @@ async function lossOnlyMs(loss: AtssLoss): Promise<number> {
         if (t) t.grad = null;
       }
     });
-  once();
-  await backend.sync();
-  const reps = 5;
-  const t0 = performance.now();
-  for (let r = 0; r < reps; r++) once();
-  await backend.sync();
-  return (performance.now() - t0) / reps;
+  return await meanMs(once, backend);
 }
 
 const rows: string[] = [];

@@ -66,3 +66,20 @@ export function detectorLikeInputs(
   }
   return { logits, targets };
 }
+
+/**
+ * Mean milliseconds of `once` over `reps` runs after one warm-up run, the
+ * backend synced before and after (so queued device work is counted).
+ */
+export async function meanMs(
+  once: () => void,
+  backend: { sync(): Promise<void> },
+  reps = 5,
+): Promise<number> {
+  once();
+  await backend.sync();
+  const t0 = performance.now();
+  for (let r = 0; r < reps; r++) once();
+  await backend.sync();
+  return (performance.now() - t0) / reps;
+}

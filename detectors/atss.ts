@@ -25,7 +25,7 @@ import { type AtssLoss, atssLoss, type AtssLossEntry } from "./atss_losses.ts";
 import { assignBatch, type AtssTargets } from "./atss_targets.ts";
 import { ResNet, type ResNetConfig } from "./backbones/resnet.ts";
 import { DeltaXywhCoder } from "../boxes/coder.ts";
-import type { Detector, DetectorLosses } from "./detector.ts";
+import { batchImages, type Detector, type DetectorLosses } from "./detector.ts";
 import { AtssHead, type AtssHeadConfig, type AtssHeadOutput } from "./heads/atss_head.ts";
 import { Fpn } from "./necks/fpn.ts";
 import { denseDetections, type Detections, readDetections } from "./postprocess.ts";
@@ -168,9 +168,7 @@ export class Atss extends Module<Tensor, AtssHeadOutput> implements Detector {
 
   /** Uploads a loader batch's images. */
   images(batch: Batch): Tensor {
-    return tensor(batch.images, [batch.batchSize, 3, batch.height, batch.width], {
-      backend: this.backend,
-    });
+    return batchImages(batch, this.backend);
   }
 
   /**

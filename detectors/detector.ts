@@ -10,7 +10,7 @@
 
 import type { Batch } from "../data/loader.ts";
 import type { Backend } from "../tensor/backend.ts";
-import type { Tensor } from "../tensor/tensor.ts";
+import { type Tensor, tensor } from "../tensor/tensor.ts";
 import type { StateHolder } from "../tensor/safetensors.ts";
 import type { Detections } from "./postprocess.ts";
 
@@ -60,4 +60,17 @@ export interface Detector extends StateHolder {
   train(mode?: boolean): this;
   /** Switches to evaluation mode. */
   eval(): this;
+}
+
+/**
+ * A loader batch's images `[N, 3, H, W]` as a tensor on `backend` (what
+ * every detector's {@linkcode Detector.images} does).
+ *
+ * @example
+ * ```ts ignore
+ * const images = batchImages(batch, backend); // [batch.batchSize, 3, batch.height, batch.width]
+ * ```
+ */
+export function batchImages(batch: Batch, backend: Backend): Tensor {
+  return tensor(batch.images, [batch.batchSize, 3, batch.height, batch.width], { backend });
 }

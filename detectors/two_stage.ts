@@ -36,10 +36,10 @@ import { Module } from "../tensor/nn/module.ts";
 import { Rng } from "../tensor/rng.ts";
 import { full } from "../tensor/ops/creation.ts";
 import { add } from "../tensor/ops/elementwise.ts";
-import { type Tensor, tensor, tidyAsync } from "../tensor/tensor.ts";
+import { type Tensor, tidyAsync } from "../tensor/tensor.ts";
 import { type AnchorConfig, type Anchors, generateAnchors } from "./anchors.ts";
 import { ResNet, type ResNetConfig } from "./backbones/resnet.ts";
-import type { Detector, DetectorLosses } from "./detector.ts";
+import { batchImages, type Detector, type DetectorLosses } from "./detector.ts";
 import { type BBoxHeadOutput, multiRoiAlign, Shared2FcBBoxHead } from "./heads/roi_head.ts";
 import { RpnHead, type RpnHeadOutput } from "./heads/rpn_head.ts";
 import { Fpn } from "./necks/fpn.ts";
@@ -271,9 +271,7 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
 
   /** Uploads a loader batch's images. */
   images(batch: Batch): Tensor {
-    return tensor(batch.images, [batch.batchSize, 3, batch.height, batch.width], {
-      backend: this.backend,
-    });
+    return batchImages(batch, this.backend);
   }
 
   /**
@@ -337,39 +335,22 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
    */
   predict(images: Tensor, scales: readonly [number, number][]): Promise<Detections[]> {
     return tidyAsync(async () => {
-      const [n, , h, w] = images.shape;
-      const shapes = Array.from({ length: n }, () => [h, w] as [number, number]);
-      const features = noGrad(() => this.forward(images));
-      const rpnOut = noGrad(() => this.rpnHead.forward(features));
-      const anchors = this.#checkedAnchors(h, w, rpnOut);
-      let boxes = await this.#proposals(rpnOut, anchors, shapes, this.config.rpn.test);
-      const numClasses = this.config.numClasses;
-      let logitSum = new Float32Array(0), deltas = new Float32Array(0);
-      for (const [s, stage] of this.stages.entries()) {
-        const rois = toRois(boxes);
-        const k = rois.length / 5;
-        if (k === 0) break;
-        const out = noGrad(() => stage.head.forward(this.#pool(features, rois)));
-        const [cls, reg] = await Promise.all([out.cls.data(), out.reg.data()]);
-        if (s === 0) logitSum = new Float32Array(k * numClasses);
-        for (let i = 0; i < cls.length; i++) logitSum[i] += cls[i];
-        deltas = Float32Array.from(reg);
-        if (s + 1 < this.stages.length) boxes = this.#decodePerImage(boxes, deltas, stage, shapes);
-      }
-      const stagesRun = this.stages.length;
+      const { rounds, logitSum, deltas, shapes } = await this.#testStages(images);
+      const boxes = rounds[rounds.length - 1];
+      const numClasses = this.config.numClasses, stagesRun = this.stages.length;
       const last = this.stages[stagesRun - 1];
       const width = last.head.config.classAgnostic ? 4 : 4 * numClasses;
       const { test } = this.config;
       const out: Detections[] = [];
       let offset = 0;
-      for (let i = 0; i < n; i++) {
-        const r = boxes[i].length / 4;
+      boxes.forEach((rois, i) => {
+        const r = rois.length / 4;
         const scores = new Float32Array(r * numClasses);
         for (let j = 0; j < scores.length; j++) {
           scores[j] = 1 / (1 + Math.exp(-logitSum[offset * numClasses + j] / stagesRun));
         }
         const det = roiDetections(
-          boxes[i],
+          rois,
           scores,
           deltas.subarray(offset * width, (offset + r) * width),
           shapes[i],
@@ -387,9 +368,65 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
         }
         out.push(det);
         offset += r;
-      }
+      });
       return out;
     });
+  }
+
+  /**
+   * The test-time boxes of `images` `[N, 3, H, W]` round by round, per image
+   * (`[R * 4]` xyxy in the input's pixels): `[0]` the RPN's proposals, `[s]`
+   * those boxes as stage `s - 1` refined them, and last the last stage's own
+   * boxes when it regresses class-agnostically. A trained Cascade R-CNN
+   * brings each round closer to the objects.
+   *
+   * @example
+   * ```ts ignore
+   * const [proposals, afterStage0, afterStage1, final] = await cascade.refinements(images);
+   * ```
+   */
+  refinements(images: Tensor): Promise<Float32Array[][]> {
+    return tidyAsync(async () => {
+      const { rounds, deltas, shapes } = await this.#testStages(images);
+      const last = this.stages[this.stages.length - 1];
+      if (!last.head.config.classAgnostic) return rounds;
+      return [...rounds, this.#decodePerImage(rounds[rounds.length - 1], deltas, last, shapes)];
+    });
+  }
+
+  /**
+   * Runs the test path: the proposals, then every stage on the previous
+   * stage's refined boxes. Returns each stage's input boxes, the class logits
+   * summed over the stages and the last stage's deltas.
+   */
+  async #testStages(images: Tensor): Promise<{
+    rounds: Float32Array[][];
+    logitSum: Float32Array;
+    deltas: Float32Array;
+    shapes: [number, number][];
+  }> {
+    const [n, , h, w] = images.shape;
+    const shapes = Array.from({ length: n }, () => [h, w] as [number, number]);
+    const features = noGrad(() => this.forward(images));
+    const rpnOut = noGrad(() => this.rpnHead.forward(features));
+    const anchors = this.#checkedAnchors(h, w, rpnOut);
+    let boxes = await this.#proposals(rpnOut, anchors, shapes, this.config.rpn.test);
+    const rounds = [boxes];
+    let logitSum = new Float32Array(0), deltas = new Float32Array(0);
+    const k = boxes.reduce((sum, b) => sum + b.length / 4, 0);
+    if (k === 0) return { rounds, logitSum, deltas, shapes };
+    for (const [s, stage] of this.stages.entries()) {
+      const out = noGrad(() => stage.head.forward(this.#pool(features, toRois(boxes))));
+      const [cls, reg] = await Promise.all([out.cls.data(), out.reg.data()]);
+      if (s === 0) logitSum = new Float32Array(cls.length);
+      for (let i = 0; i < cls.length; i++) logitSum[i] += cls[i];
+      deltas = Float32Array.from(reg);
+      if (s + 1 < this.stages.length) {
+        boxes = this.#decodePerImage(boxes, deltas, stage, shapes);
+        rounds.push(boxes);
+      }
+    }
+    return { rounds, logitSum, deltas, shapes };
   }
 
   #checkedAnchors(height: number, width: number, out: RpnHeadOutput): Anchors {

@@ -212,7 +212,11 @@ export async function loadModel(
   const stored = storedConfigOf(metadata, path);
   let config: DetectorConfig;
   if (stored) {
-    if (configName) checkConfigMatches(stored, await loadConfig(configName), path);
+    if (configName) {
+      const wanted = await loadConfig(configName);
+      checkDetectorKind(metadata, wanted, path);
+      checkConfigMatches(stored, wanted, path);
+    }
     config = stored;
   } else {
     if (configName && configName !== name && !configName.endsWith(".ts")) {
