@@ -1,9 +1,9 @@
 /**
- * BRS-ATSS with ResNet-50 on COCO, with the paper's settings (spec §10.1–10.2):
- * 1333x800 images, batch 16, SGD lr 0.008 with momentum 0.9 and weight decay
- * 1e-4, 500 warm-up steps from 0.001x, 12 epochs with x0.1 at epochs 8 and 11.
- * For users with a GPU and COCO. The backbone starts from torchvision's
- * ImageNet ResNet-50, which is not bundled: download
+ * BRS-ATSS with ResNet-50 on COCO, with the paper's settings
+ * (docs/departures.md, R1 and R2): 1333x800 images, batch 16, SGD lr 0.008 with
+ * momentum 0.9 and weight decay 1e-4, 500 warm-up steps from 0.001x, 12 epochs
+ * with x0.1 at epochs 8 and 11. For users with a GPU and COCO. The backbone
+ * starts from torchvision's ImageNet ResNet-50, which is not bundled: download
  * https://download.pytorch.org/models/resnet50-0676ba61.pth to
  * `data/pretrained/` (or pass `--pretrained FILE`).
  *

@@ -1,6 +1,6 @@
 /**
  * BRS Cascade R-CNN with ResNet-50 and FPN on COCO, with the seeds' settings
- * (spec §10.5): the RPN, pooling, schedule and data of
+ * (docs/departures.md, R4): the RPN, pooling, schedule and data of
  * `faster_rcnn_r50_coco`, then three class-agnostic Shared2FC (1024) sigmoid
  * stages at IoU 0.5 / 0.6 / 0.7 with weights 1 / 1 / 1, all decoding with
  * stds (0.1, 0.1, 0.2, 0.2) as the seeds' config does; SGD lr 0.012, 1x;

@@ -1,9 +1,9 @@
 /**
  * BRS-R-CNN: Faster R-CNN with ResNet-50 and FPN on COCO, with the seeds'
- * settings (spec §10.1 and §10.4): a rank-based RPN on all anchors (scale 8,
- * ratios 0.5 / 1 / 2, strides 4–64, weight 0.2; 2000 anchors per level
- * before NMS 0.7 and 1000 proposals per image in training, 1000 and 1000 at
- * test), a Shared2FC (1024) sigmoid RoI head with class-specific regression,
+ * settings (docs/departures.md, R1 and R3): a rank-based RPN on all anchors
+ * (scale 8, ratios 0.5 / 1 / 2, strides 4–64, weight 0.2; 2000 anchors per
+ * level before NMS 0.7 and 1000 proposals per image in training, 1000 and 1000
+ * at test), a Shared2FC (1024) sigmoid RoI head with class-specific regression,
  * IoU 0.5, no sampling; 1333x800 images, batch 16, SGD lr 0.012, 1x schedule;
  * test score threshold 0.40, NMS 0.5, 100 per image. For users with a GPU and
  * COCO; the backbone starts from torchvision's ImageNet ResNet-50 (download

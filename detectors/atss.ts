@@ -48,7 +48,7 @@ export interface AtssModelConfig {
   topk: number;
   /** Classification loss. */
   loss: AtssLoss;
-  /** δ of the ranking loss; default 0.5 for RS/BRS and 1.0 for AP/BAP (spec Q20). */
+  /** δ of the ranking loss; default 0.5 for RS/BRS, 1.0 for AP/BAP (docs/departures.md, Q20). */
   delta?: number;
   /** Inference settings. */
   test: { nmsPre: number; scoreThr: number; iouThreshold: number; maxPerImage: number };
@@ -172,9 +172,9 @@ export class Atss extends Module<Tensor, AtssHeadOutput> implements Detector {
   }
 
   /**
-   * The training loss of a batch, following the spec's recipe for the
-   * configured loss. Returns device scalars; nothing is read back (it is
-   * async only to share the {@linkcode Detector} interface).
+   * The training loss of a batch, following the recipe of the configured
+   * loss (docs/departures.md, R1–R2). Returns device scalars; nothing is read
+   * back (it is async only to share the {@linkcode Detector} interface).
    */
   // deno-lint-ignore require-await
   async loss(batch: Batch): Promise<DetectorLosses> {

@@ -1,9 +1,9 @@
 /**
  * The classification losses ATSS trains with, as a typed table keyed by the
- * loss name: the ranking losses of the spec's recipe (§10.1–10.2: BRS, RS,
- * BAP, AP) and stock ATSS's focal loss. Each entry says whether the head needs
- * a centerness branch and computes the loss of head outputs against
- * host-built targets, on the device with no readback.
+ * loss name: the ranking losses of the rank-based recipe (BRS, RS, BAP, AP;
+ * docs/departures.md, R1–R2) and stock ATSS's focal loss. Each entry says
+ * whether the head needs a centerness branch and computes the loss of head
+ * outputs against host-built targets, on the device with no readback.
  *
  * @module
  */

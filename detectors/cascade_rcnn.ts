@@ -1,6 +1,6 @@
 /**
  * Cascade R-CNN (Cai and Vasconcelos, 2018) with the rank-based recipe of
- * section 10.5 of the spec: the Faster R-CNN RPN, then RoI stages at rising
+ * docs/departures.md, R4: the Faster R-CNN RPN, then RoI stages at rising
  * IoU thresholds (0.5 / 0.6 / 0.7), each a sigmoid Shared2FC head with
  * class-agnostic regression trained on the boxes the previous stage refined,
  * stage weights 1 / 1 / 1. At test time the class logits are averaged over

@@ -1,9 +1,9 @@
 /**
- * Faster R-CNN (Ren et al., 2015) with the rank-based recipe of section 10.4
- * of the spec (RS-/BRS-R-CNN): a rank-based RPN on every anchor with weight
- * 0.2, and one sigmoid Shared2FC RoI head with class-specific regression,
- * positives at IoU 0.5, the GT boxes added as proposals and nothing sampled
- * away. {@linkcode buildFasterRcnn} builds it from a config.
+ * Faster R-CNN (Ren et al., 2015) with the rank-based recipe (RS-/BRS-R-CNN;
+ * docs/departures.md, R3): a rank-based RPN on every anchor with weight 0.2,
+ * and one sigmoid Shared2FC RoI head with class-specific regression, positives
+ * at IoU 0.5, the GT boxes added as proposals and nothing sampled away.
+ * {@linkcode buildFasterRcnn} builds it from a config.
  *
  * @module
  */

@@ -32,7 +32,7 @@ export interface MaxIouAssignOptions {
   lowQuality: boolean;
 }
 
-/** The RPN's thresholds (Faster R-CNN, section 10.4 of the spec). */
+/** The RPN's thresholds (Faster R-CNN, docs/departures.md, R3). */
 export const RPN_ASSIGN: Readonly<MaxIouAssignOptions> = Object.freeze({
   posIou: 0.7,
   negIou: 0.3,

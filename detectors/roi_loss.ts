@@ -1,13 +1,13 @@
 /**
- * The rank-based RoI-head loss (`RankBasedShared2FCBBoxHead`, spec §10.4 and
- * §10.5): every RoI {@linkcode roiTargets} gives takes part (no sampling); the
- * sigmoid logits `[K, C]` are ranked by BRS (or RS) with δ 0.5, the target of
- * a positive's own class being the IoU of its detached decoded box (the
- * class-specific one, or the class-agnostic one in Cascade R-CNN) with its
- * GT box and every other entry 0; boxes are the positives' deltas decoded
- * around their RoIs (no clipping) and learnt by a GIoU against the absolute
- * GT boxes, weighted by the detached highest class probability and
- * self-balanced against the ranking loss.
+ * The rank-based RoI-head loss (`RankBasedShared2FCBBoxHead`;
+ * docs/departures.md, R3 and R4): every RoI {@linkcode roiTargets} gives takes
+ * part (no sampling); the sigmoid logits `[K, C]` are ranked by BRS (or RS)
+ * with δ 0.5, the target of a positive's own class being the IoU of its
+ * detached decoded box (the class-specific one, or the class-agnostic one in
+ * Cascade R-CNN) with its GT box and every other entry 0; boxes are the
+ * positives' deltas decoded around their RoIs (no clipping) and learnt by a
+ * GIoU against the absolute GT boxes, weighted by the detached highest class
+ * probability and self-balanced against the ranking loss.
  *
  * @module
  */

@@ -13,7 +13,10 @@ import { batchedNmsIndices } from "../boxes/nms.ts";
 
 /** Options of {@linkcode roiDetections}. */
 export interface RoiDetectionOptions {
-  /** Scores must be above this (mmdetection's `score_thr`); default 0.05 (the seeds' COCO configs raise it to 0.40, §10.4). */
+  /**
+   * Scores must be above this (mmdetection's `score_thr`); default 0.05 (the seeds' COCO configs
+   * raise it to 0.40: docs/departures.md, R3).
+   */
   scoreThreshold?: number;
   /** NMS IoU threshold per class; default 0.5. */
   iouThreshold?: number;

@@ -1,12 +1,12 @@
 /**
  * Targets of the RoI head (mmdetection's `StandardRoIHead._bbox_forward_train`
- * with the rank-based recipe, section 10.4 of the spec): per image, the
+ * with the rank-based recipe, docs/departures.md, R3): per image, the
  * proposals are assigned by {@linkcode maxIouAssign} with one threshold for
  * positives and negatives (`pos_iou_thr = neg_iou_thr = min_pos_iou = 0.5`,
  * `match_low_quality=False`, no ignored band), the ground-truth boxes are
  * added as proposals (`add_gt_as_proposals=True`: each matches itself), and
  * nothing is sampled away (`RandomSampler(num=1e10)` keeps every positive and
- * every negative). Cascade R-CNN uses the same with 0.6 and 0.7 (section 10.5).
+ * every negative). Cascade R-CNN uses the same with 0.6 and 0.7 (R4).
  *
  * @module
  */

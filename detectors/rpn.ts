@@ -12,7 +12,7 @@ import { batchedNmsIndices } from "../boxes/nms.ts";
 import { type AnchorConfig, type Anchors, generateAnchors } from "./anchors.ts";
 
 /**
- * The RPN's anchors (section 10.4 of the spec): scale 8, ratios 0.5 / 1 / 2,
+ * The RPN's anchors (docs/departures.md, R3): scale 8, ratios 0.5 / 1 / 2,
  * one size per level (8 x stride), strides 4–64 (P2–P6). mmdetection's
  * `AnchorGenerator(scales=[8], ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64])`
  * gives the same boxes in the same order as {@linkcode generateAnchors} with
@@ -52,7 +52,10 @@ export function rpnAnchors(
 export interface ProposalOptions {
   /** Highest-scoring anchors kept per level before NMS; default 2000. */
   nmsPre?: number;
-  /** Proposals kept per image after NMS; default 1000 (training and test, section 10.4). */
+  /**
+   * Proposals kept per image after NMS; default 1000 (training and test;
+   * docs/departures.md, R3).
+   */
   maxPerImage?: number;
   /** NMS IoU threshold, applied within each level; default 0.7. */
   iouThreshold?: number;

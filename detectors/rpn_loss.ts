@@ -1,16 +1,16 @@
 /**
- * The rank-based RPN loss (`RankBasedRPNHead`, spec §10.1 and §10.4): every
- * anchor of every level takes part (max-IoU assignment, no sampling),
+ * The rank-based RPN loss (`RankBasedRPNHead`; docs/departures.md, R1 and R3):
+ * every anchor of every level takes part (max-IoU assignment, no sampling),
  * objectness is ranked by BRS (or RS) with δ 0.5 and IoU targets, boxes are
  * learnt by a score-weighted GIoU self-balanced against the ranking loss, and
  * the whole is multiplied by 0.2.
  *
- * Box frame (spec Q19): the official head decodes both the predicted deltas
- * and the target deltas (the anchor's GT encoded by the RPN coder) with
- * hard-coded stds `(0.1, 0.1, 0.2, 0.2)` around a unit anchor centred at the
- * origin, `[-0.5, -0.5, 0.5, 0.5]`. GIoU and the IoU targets are computed on
- * those boxes; with the RPN coder's own stds `(0.1, 0.1, 0.2, 0.2)` they equal
- * the image-space values.
+ * Box frame (docs/departures.md, Q19): the official head decodes both the
+ * predicted deltas and the target deltas (the anchor's GT encoded by the RPN
+ * coder) with hard-coded stds `(0.1, 0.1, 0.2, 0.2)` around a unit anchor
+ * centred at the origin, `[-0.5, -0.5, 0.5, 0.5]`. GIoU and the IoU targets are
+ * computed on those boxes; with the RPN coder's own stds `(0.1, 0.1, 0.2, 0.2)`
+ * they equal the image-space values.
  *
  * @module
  */
@@ -34,12 +34,15 @@ import type { DetectorLosses } from "./detector.ts";
 import type { RpnHeadOutput } from "./heads/rpn_head.ts";
 import { maxIouAssign, type MaxIouAssignOptions, RPN_ASSIGN } from "./max_iou_assigner.ts";
 
-/** The unit anchor at the origin the official head decodes around (Q19). */
+/** The unit anchor at the origin the official head decodes around (docs/departures.md, Q19). */
 export const RPN_UNIT_ANCHOR: readonly [number, number, number, number] = Object.freeze(
   [-0.5, -0.5, 0.5, 0.5] as const,
 );
 
-/** The official head's hard-coded decoding (Q19): stds `(0.1, 0.1, 0.2, 0.2)`, means 0. */
+/**
+ * The official head's hard-coded decoding (docs/departures.md, Q19): stds
+ * `(0.1, 0.1, 0.2, 0.2)`, means 0.
+ */
 export const RPN_UNIT_CODER: DeltaXywhCoder = new DeltaXywhCoder({
   means: [0, 0, 0, 0],
   stds: [0.1, 0.1, 0.2, 0.2],
@@ -52,7 +55,7 @@ const DEFAULT_RPN_CODER = new DeltaXywhCoder();
 export interface RpnTargets {
   /** Flat index (`image * A + anchor`) of each positive `[P]`. */
   index: Int32Array;
-  /** Each positive's GT box in the unit-anchor frame `[P * 4]` (Q19). */
+  /** Each positive's GT box in the unit-anchor frame `[P * 4]` (docs/departures.md, Q19). */
   unitBox: Float32Array;
   /**
    * `[N * A]` slot of each anchor in the target vector: 0 a negative, 1 an
@@ -84,7 +87,7 @@ function encodeHost(
 
 /**
  * Boxes decoded around the unit anchor at the origin with the hard-coded
- * stds of the official head (spec Q19), on the host.
+ * stds of the official head (docs/departures.md, Q19), on the host.
  *
  * @example The hand-computed case: `(1, -2, 0.5, -1)` gives centre `(0.1, -0.2)`, size `(e^0.1, e^-0.2)`
  * ```ts
@@ -156,7 +159,7 @@ export function rpnTargets(
 export interface RpnLossOptions {
   /** The ranking loss: `"brs"` (default) or `"rs"`. */
   loss?: "brs" | "rs";
-  /** δ of the ranking loss; default 0.5 (Q20). */
+  /** δ of the ranking loss; default 0.5 (docs/departures.md, Q20). */
   delta?: number;
   /** Weight of the whole RPN loss (`head_weight`); default 0.2. */
   weight?: number;

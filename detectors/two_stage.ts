@@ -1,7 +1,7 @@
 /**
- * Two-stage detectors (Faster R-CNN, Cascade R-CNN) trained with the
- * rank-based recipe of sections 10.4 and 10.5 of the spec, composed the way
- * torchvision's `GeneralizedRCNN(backbone, rpn, roi_heads)` is:
+ * Two-stage detectors (Faster R-CNN, Cascade R-CNN) trained with the rank-based
+ * recipe (docs/departures.md, R3 and R4; notes in docs/two_stage.md), composed
+ * the way torchvision's `GeneralizedRCNN(backbone, rpn, roi_heads)` is:
  * {@linkcode TwoStageDetector} takes a ResNet, an FPN (C2–C5 in, P2–P6 out),
  * an {@linkcode RpnHead} and one or more RoI stages, each a
  * {@linkcode Shared2FcBBoxHead} with its IoU threshold, loss weight and coder.
@@ -118,7 +118,7 @@ export interface TwoStageCommonConfig {
   roi: RoiHeadSettings;
   /** Ranking loss of the RPN and every RoI stage. */
   loss: TwoStageLoss;
-  /** δ of the ranking loss; default 0.5 (spec Q20). */
+  /** δ of the ranking loss; default 0.5 (docs/departures.md, Q20). */
   delta?: number;
   /** Inference. */
   test: TwoStageTestSettings;

@@ -1,7 +1,7 @@
 /**
  * The box head of the two-stage detectors (mmdetection's `Shared2FCBBoxHead`,
- * kept by the rank-based `RankBasedShared2FCBBoxHead`, sections 10.4 and 10.5
- * of the spec) and the RoI feature extractor in front of it
+ * kept by the rank-based `RankBasedShared2FCBBoxHead`; docs/departures.md, R3
+ * and R4) and the RoI feature extractor in front of it
  * (`SingleRoIExtractor`: each RoI pooled by {@linkcode roiAlign} from the
  * pyramid level {@linkcode mapRoiLevels} gives it).
  *

@@ -1,5 +1,5 @@
 /**
- * Helpers of the Rank & Sort recipe (spec sections 6.5, 10.1, Q16, Q17):
+ * Helpers of the Rank & Sort recipe (docs/departures.md, R1, Q16, Q17):
  * score weights of the positives, the score-weighted average of their box
  * losses, and self-balance of an auxiliary loss against the ranking loss.
  * Everything stays on the device (no readbacks).
@@ -16,8 +16,9 @@ import { oneHot } from "./cross_entropy.ts";
 
 /**
  * Score weights of positive predictions, detached: `w_i = max_c
- * sigmoid(s_ic)` (the official heads, spec Q16), or, with `labels`, the
- * score of each positive's target class `sigmoid(s_i,labels[i])`.
+ * sigmoid(s_ic)` (the official heads, docs/departures.md, Q16), or, with
+ * `labels`, the score of each positive's target class
+ * `sigmoid(s_i,labels[i])`.
  *
  * @example
  * ```ts
@@ -77,8 +78,8 @@ export interface ScoreWeightedMeanOptions {
 }
 
 /**
- * Score-weighted average of per-positive losses (spec 10.1 step 4):
- * `sum_i w_i l_i / sum_i w_i`, with `w` detached and the denominator
+ * Score-weighted average of per-positive losses (docs/departures.md, R1,
+ * step 4): `sum_i w_i l_i / sum_i w_i`, with `w` detached and the denominator
  * replaced by 1 when below `eps` (the official heads' fallback). The
  * gradient flows to `losses` only.
  *
@@ -133,17 +134,18 @@ export function scoreWeightedMean(
 export interface SelfBalanceOptions {
   /**
    * When `loss` is exactly 0, return it unscaled instead of `0 * (ref / 0)`
-   * = NaN. The official ATSS/PAA/R-CNN heads have no such guard (spec Q17);
-   * the DETR head does. Default `false`.
+   * = NaN. The official ATSS/PAA/R-CNN heads have no such guard
+   * (docs/departures.md, Q17); the DETR head does. Default `false`.
    */
   zeroGuard?: boolean;
 }
 
 /**
- * Self-balance (spec 6.5): `loss * detach(reference / loss)`. Its value
- * equals `reference`; its gradient is `(reference / loss) * d loss`, so any
- * configured weight of `loss` cancels. `reference` is `L_rank + L_sort` (a
- * tensor or number; never differentiated).
+ * Self-balance (Rank & Sort paper; docs/departures.md, R1):
+ * `loss * detach(reference / loss)`. Its value equals `reference`; its
+ * gradient is `(reference / loss) * d loss`, so any configured weight of
+ * `loss` cancels. `reference` is `L_rank + L_sort` (a tensor or number; never
+ * differentiated).
  *
  * @example
  * ```ts
@@ -214,8 +216,9 @@ export interface RankSortWithBox {
 }
 
 /**
- * Combines a ranking op's two losses with a box loss self-balanced to their sum (spec 10.1), the
- * whole scaled by a head weight (the RPN's 0.2; 1 adds no op), as the ATSS, RPN and RoI heads do.
+ * Combines a ranking op's two losses with a box loss self-balanced to their sum
+ * (docs/departures.md, R1), the whole scaled by a head weight (the RPN's 0.2; 1 adds no op), as
+ * the ATSS, RPN and RoI heads do.
  *
  * @example
  * ```ts

@@ -317,7 +317,7 @@ function lengthOf(x: ArrayLike<number>): number {
  * sorting part. No positive or no relevant negative: loss 0 and a zero gradient (documented
  * divergence; the official code crashes there).
  *
- * @example Spec V5 at δ = 1
+ * @example Vector V5 (docs/departures.md) at δ = 1
  * ```ts
  * import { fastBucketedApLoss } from "./bucketed_losses.ts";
  * import assert from "node:assert/strict";

@@ -539,7 +539,7 @@ export function bucketBySort(
 /**
  * Prototype (mean) of every non-empty bucket, clamped into the bucket's `[min, max]` so that
  * rounding never moves it past a member, or past a positive where the bounds are the bucket's
- * edges (spec Q12), listed top to bottom.
+ * edges (docs/departures.md, Q12), listed top to bottom.
  *
  * @param b Bucket statistics.
  * @returns `id` (bucket id), `size` and `mean` of the non-empty buckets; means descending.

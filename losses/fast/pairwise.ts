@@ -20,7 +20,7 @@ import { smoothStep } from "../reference/common.ts";
 import { CompensatedPrefixSum, FenwickTree } from "./prefix_sums.ts";
 import { argsortDescending } from "./radix_sort.ts";
 
-/** Sorting-error quantities of every positive (spec 6.1–6.2), in descending-logit order. */
+/** Sorting-error quantities of every positive (as in `rankSortLoss`), in descending-logit order. */
 export interface SortingErrors {
   /** `SE(i) = lS(i) - lS*(i)`. */
   error: Float64Array;

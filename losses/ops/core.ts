@@ -542,8 +542,8 @@ export function rankingForward(
 
 /**
  * The autograd op of loss `kind`: outputs `[rankingLoss, sortingLoss]`; backward gives
- * `logits` the stored gradient times the upstream gradient of `rankingLoss` (spec Q10: the
- * sorting output's upstream gradient is not used), `targets` none.
+ * `logits` the stored gradient times the upstream gradient of `rankingLoss`
+ * (docs/departures.md, Q10: the sorting output's upstream gradient is not used), `targets` none.
  */
 export function rankingOp(
   kind: LossKind,

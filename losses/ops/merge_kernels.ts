@@ -7,7 +7,7 @@
  * ties keep the left block first, so the sort is stable. Rows carry `C` float channels along
  * with the key (sorts carry their original position as an exact float: `P < 2^24`).
  *
- * Kept level by level, the passes also answer 2-D dominance sums (spec, sorting loss): with the
+ * Kept level by level, the passes also answer 2-D dominance sums (for the sorting loss): with the
  * rows in descending-target order, the first `L` rows are the union of at most one level-`ℓ`
  * block per set bit `ℓ` of `L`, and each block is sorted by logit, so a ramp sum over it is two
  * binary searches and a prefix lookup ({@linkcode dominanceKernel}). The last `P - L` rows are

@@ -16,7 +16,10 @@ import { alrpOp, rankingOp, type RankingOpOptions } from "./core.ts";
 export interface RankSortOutputs {
   /** Mean ranking error over the positives, `[]`. Its upstream gradient scales the gradient. */
   rankingLoss: Tensor;
-  /** Mean sorting error over the positives, `[]`; its upstream gradient is ignored (spec Q10). */
+  /**
+   * Mean sorting error over the positives, `[]`; its upstream gradient is ignored
+   * (docs/departures.md, Q10).
+   */
   sortingLoss: Tensor;
 }
 
@@ -32,12 +35,12 @@ export interface ApOutputs {
  * with their IoU, 0 negatives, `< 0` ignored. Cost `O(M log P + P log² P)`: negatives are binned
  * between the knees `p ± δ` of the positives, so no `P x M` work.
  *
- * The gradient stored in the forward pass is that of `rankingLoss + sortingLoss`; backward
- * scales it by the upstream gradient of `rankingLoss` only (official behaviour, spec Q10), so
- * train on `rankingLoss + sortingLoss` with equal weights. No positive: both losses 0 and a zero
+ * The gradient stored in the forward pass is that of `rankingLoss + sortingLoss`; backward scales
+ * it by the upstream gradient of `rankingLoss` only (official behaviour; docs/departures.md, Q10),
+ * so train on `rankingLoss + sortingLoss` with equal weights. No positive: both losses 0 and a zero
  * gradient.
  *
- * @example Spec V2 on the CPU backend
+ * @example Vector V2 (docs/departures.md) on the CPU backend
  * ```ts
  * import { rankSort } from "./ranking_ops.ts";
  * import { tensor } from "../../tensor/tensor.ts";
@@ -72,7 +75,7 @@ export function rankSort(
  * lookups and merge-sort levels. Time `O(M log P + P log² P)`, memory `O(M + P)`. Same outputs
  * and backward rule as {@linkcode rankSort}.
  *
- * @example Spec V1 at δ = 0.5
+ * @example Vector V1 (docs/departures.md) at δ = 0.5
  * ```ts
  * import { bucketedRankSort } from "./ranking_ops.ts";
  * import { tensor } from "../../tensor/tensor.ts";
@@ -102,7 +105,7 @@ export function bucketedRankSort(
  * negatives 0, anything else ignored. `δ = 0` is the unit step with `H(0) = 1` (the official
  * code gives NaN at ties there). Cost `O(M log P + P log² P)`.
  *
- * @example Spec V5 at δ = 1
+ * @example Vector V5 (docs/departures.md) at δ = 1
  * ```ts
  * import { apLoss } from "./ranking_ops.ts";
  * import { tensor } from "../../tensor/tensor.ts";
@@ -128,7 +131,7 @@ export function apLoss(logits: Tensor, targets: Tensor, options: RankingOpOption
  * autograd op, bucketed as {@linkcode bucketedRankSort}. No positive or no relevant negative:
  * loss 0 and a zero gradient (the official code crashes there).
  *
- * @example Spec V5 at δ = 1
+ * @example Vector V5 (docs/departures.md) at δ = 1
  * ```ts
  * import { bucketedAp } from "./ranking_ops.ts";
  * import { tensor } from "../../tensor/tensor.ts";

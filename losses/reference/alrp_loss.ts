@@ -1,5 +1,5 @@
 /**
- * Reference aLRP loss, classification part as the official `aLRPLoss` (spec section 5).
+ * Reference aLRP loss, classification part as the official `aLRPLoss` (Oksuz et al., NeurIPS 2020).
  *
  * @module
  */

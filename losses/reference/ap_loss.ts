@@ -1,5 +1,5 @@
 /**
- * Reference AP loss, the official interpolated form (spec 4.2), O(|P| * M).
+ * Reference AP loss, the official interpolated form (docs/departures.md, Q3), O(|P| * M).
  *
  * @module
  */
@@ -16,20 +16,20 @@ import {
  * AP loss (Chen et al., CVPR 2019) as the official `APLoss` computes it: `1 - AP` with
  * **interpolated** precision, in float64 on plain arrays.
  *
- * Positives are targets exactly equal to 1 (official rule, spec Q8: targets in `(0, 1)` are
- * treated as ignored), negatives are targets equal to 0 with logit `>= min positive logit - δ`.
- * Positives are visited from the lowest logit up; for each,
+ * Positives are targets exactly equal to 1 (official rule, docs/departures.md, Q8: targets in
+ * `(0, 1)` are treated as ignored), negatives are targets equal to 0 with logit
+ * `>= min positive logit - δ`. Positives are visited from the lowest logit up; for each,
  * `rank+ = 1 + Σ_{j∈P, j≠i} H(s_j - s_i)`, `NFP = Σ_n H(s_n - s_i)`,
  * `prec = rank+ / (rank+ + NFP)`, and the running maximum `maxPrec` of the precisions seen so
  * far is the interpolated precision. The positive gets `-(1 - maxPrec)`; each negative gets
  * `H/rank`, scaled by `(1 - maxPrec) / (1 - prec)` when the precision was interpolated. All
  * gradients are divided by `|P|`; the loss is `1 - mean interpolated precision`.
  *
- * Divergence from the official code (documented, spec Q4): at `δ = 0` the official code divides
- * by zero and returns NaN gradients at exact ties; here `δ = 0` is the unit step with
- * `H(0) = 1`, as in the other losses. No positive: loss 0 and a zero gradient (as official).
+ * Divergence from the official code (docs/departures.md, Q4): at `δ = 0` the official code divides
+ * by zero and returns NaN gradients at exact ties; here `δ = 0` is the unit step with `H(0) = 1`,
+ * as in the other losses. No positive: loss 0 and a zero gradient (as official).
  *
- * @example Spec V5 at δ = 1
+ * @example Vector V5 (docs/departures.md) at δ = 1
  * ```ts
  * import { apLoss } from "./ap_loss.ts";
  * import assert from "node:assert/strict";

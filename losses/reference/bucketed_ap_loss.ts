@@ -1,5 +1,5 @@
 /**
- * Reference bucketed AP loss (BAP, spec 7.3 and 7.7), the paper's algorithm.
+ * Reference bucketed AP loss (BAP), the paper's algorithm.
  *
  * @module
  */
@@ -18,15 +18,15 @@ import {
  * float64 on plain arrays: the ranking part of {@linkcode bucketedRankSortLoss} alone.
  * Positives are targets `> 0`; for each, `NFP_b(i) = Σ_k b_k H(m_k - s_i)` over the negative
  * buckets, `RE = NFP_b / (rank+ + NFP_b)` with `rank+ = Σ_{j∈P} H(s_j - s_i)` (self term
- * included, spec Q2). Loss `= mean RE` (non-interpolated, unlike {@linkcode apLoss}, spec Q3);
- * positive `i` gets `-RE(i)/|P|`, every member of bucket `k` gets
+ * included, docs/departures.md, Q2). Loss `= mean RE` (non-interpolated, unlike
+ * {@linkcode apLoss}, Q3); positive `i` gets `-RE(i)/|P|`, every member of bucket `k` gets
  * `Σ_i H(m_k - s_i) RE(i) / NFP_b(i) / |P|`.
  *
- * Divergences from the official code (documented, spec Q6 and Q12): with no positive, or no
+ * Divergences from the official code (docs/departures.md, Q6 and Q12): with no positive, or no
  * relevant negative, the result is loss 0 and a zero gradient (the official code crashes in
  * backward or forward); every bucket is kept and its mean clamped into its run's range.
  *
- * @example Spec V5 at δ = 0
+ * @example Vector V5 (docs/departures.md) at δ = 0
  * ```ts
  * import { bucketedApLoss } from "./bucketed_ap_loss.ts";
  * import assert from "node:assert/strict";

@@ -1,5 +1,5 @@
 /**
- * Reference bucketed Rank & Sort loss (BRS, spec 7.4 and 7.7), the paper's algorithm.
+ * Reference bucketed Rank & Sort loss (BRS), the paper's algorithm.
  *
  * @module
  */
@@ -26,12 +26,12 @@ import {
  * Pairwise work is `O(|P| (|P| + B))` after an `O(M log M)` sort. At `δ = 0` and without ties
  * between a positive and a negative, it equals {@linkcode rankSortLoss} exactly (Theorem 4.1).
  *
- * Divergences from the official code (documented, spec Q12): every bucket is kept (the official
+ * Divergences from the official code (docs/departures.md, Q12): every bucket is kept (the official
  * re-check of the means against the threshold can drop a bucket through rounding and crash);
  * the mean is clamped into its run's range. No relevant negative: `rankingLoss = 0`, sorting
  * part only (as official). No positive: zeros.
  *
- * @example Spec V1 at δ = 0: equal to Rank & Sort
+ * @example Vector V1 (docs/departures.md) at δ = 0: equal to Rank & Sort
  * ```ts
  * import { bucketedRankSortLoss } from "./bucketed_rank_sort_loss.ts";
  * import assert from "node:assert/strict";

@@ -1,6 +1,6 @@
 /**
  * Shared pieces of the reference ranking losses: the result type, input validation and the
- * smoothed step `H` (spec `ranking-losses.md` section 2).
+ * smoothed step `H` (its `δ = 0` form: docs/departures.md, Q4).
  *
  * @module
  */
@@ -117,7 +117,7 @@ export function emptyResult(m: number): RankingLossResult {
   return { loss: 0, rankingLoss: 0, sortingLoss: 0, grad: new Float64Array(m) };
 }
 
-/** One bucket of consecutive relevant negatives in the descending order (spec 7.2). */
+/** A bucket: consecutive relevant negatives in the descending order (docs/departures.md, B1). */
 export interface NegativeBucket {
   /** Original indices of the member negatives, in sorted (descending-logit) order. */
   members: number[];
@@ -136,13 +136,14 @@ export interface BucketedRanking {
 }
 
 /**
- * The paper's bucketing (spec 7.7 steps 1–5): a stable descending sort of
+ * The paper's bucketing (docs/departures.md, Q5): a stable descending sort of
  * `[positives in index order, negatives in index order]` (so on equal logits positives come
  * first, then lower indices), the threshold `t = min positive logit - δ`, and the maximal runs
  * of negatives with logit `>= t` between consecutive positives.
  *
  * The prototype is the plain mean of the run, clamped into the run's `[min, max]` so that
- * rounding can never move it past a member (spec Q12; the official code crashes there).
+ * rounding can never move it past a member (docs/departures.md, Q12; the official code crashes
+ * there).
  *
  * @example Two buckets around two positives
  * ```ts

@@ -1,5 +1,5 @@
 /**
- * Reference Rank & Sort loss (spec section 6), O(|P| * M).
+ * Reference Rank & Sort loss (Oksuz et al., ICCV 2021), O(|P| * M).
  *
  * @module
  */
@@ -21,14 +21,14 @@ import {
  * ranking error `RE = NFP / (rank+ + NFP)`, sorting error
  * `SE = Σ_j H(s_j-s_i)(1-y_j)/rank+ - Σ_{y_j>=y_i} H(s_j-s_i)(1-y_j) / Σ_{y_j>=y_i} H(s_j-s_i)`.
  * Relevant negatives are those with `s >= min positive logit - δ`. Gradients are the
- * error-driven ones of spec 6.3 (ranking update when `NFP > 1e-10`, sorting update when the
- * mis-sorted mass `D > 1e-10`), divided by `|P|`.
+ * error-driven ones of the Rank & Sort paper (ranking update when `NFP > 1e-10`, sorting update
+ * when the mis-sorted mass `D > 1e-10`; docs/departures.md, Q11), divided by `|P|`.
  *
  * Divergences from the official code: none for valid inputs; the third argument is really `δ`
- * (official `RankSort` takes `loss_weight` there, spec Q1). No positive: zero losses and a zero
- * gradient, as the official code.
+ * (official `RankSort` takes `loss_weight` there, docs/departures.md, Q1). No positive: zero
+ * losses and a zero gradient, as the official code.
  *
- * @example Spec V2, one positive below two negatives
+ * @example Vector V2 (docs/departures.md), one positive below two negatives
  * ```ts
  * import { rankSortLoss } from "./rank_sort_loss.ts";
  * import assert from "node:assert/strict";

@@ -88,7 +88,7 @@ Deno.test("rpnTargets: positives and ignored anchors come from maxIouAssign", ()
   Array.from(targets.unitBox.subarray(4 * p, 4 * p + 4)).forEach((v, k) =>
     assert.ok(Math.abs(v - [-0.5, -0.5, 0.5, 0.5][k]) < 1e-6)
   );
-  // Q19 with the RPN coder's stds: IoU in the unit frame equals the image IoU.
+  // docs/departures.md, Q19: with the RPN coder's stds, IoU in the unit frame equals the image IoU.
   const zero = decodeUnitHost(new Float32Array(4 * pos));
   targets.index.forEach((flat, q) => {
     const a = flat % numAnchors;

@@ -191,7 +191,7 @@ Deno.test(
       }
       assert.ok(cases >= 100, `${cases} cases`);
     });
-    await t.step("spec V1 (BRS) and V5 (BAP), and the empty input", async () => {
+    await t.step("vectors V1 (BRS) and V5 (BAP), and the empty input", async () => {
       const s = [2.0, 1.2, 0.9, 0.5, 0.3, -0.1, -0.4, -1.5, 1.0, 0.1];
       const brs = await runOp(native, "brs", s, [0.3, 0, 0.6, 0, 0.9, 0, 0, 0, 0, -1], {});
       const v1 = [0.126667, 0.140671, -0.173333, 0.055136, -0.296101, 0.006289, 0, 0, 0.140671, 0];
@@ -306,7 +306,8 @@ Deno.test(
           logits,
           tensor(y, undefined, { backend: native }),
         );
-        // The sorting output's upstream gradient is ignored (official behaviour, spec Q10).
+        // The sorting output's upstream gradient is ignored (official behaviour;
+        // docs/departures.md, Q10).
         backward(mul(rankingLoss, upstream));
         const g = await logits.grad!.data();
         for (let i = 0; i < s.length; i++) {

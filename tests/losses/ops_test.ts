@@ -304,7 +304,8 @@ Deno.test("ranking ops: autograd, limits, no readback, no leak", async (t) => {
           logits,
           tensor(y, undefined, { backend }),
         );
-        // The sorting output's upstream gradient is ignored (official behaviour, spec Q10).
+        // The sorting output's upstream gradient is ignored (official behaviour;
+        // docs/departures.md, Q10).
         backward(mul(mul(rankingLoss, 2.5), 1), undefined);
         const g = await logits.grad!.data();
         for (let i = 0; i < s.length; i++) assert.ok(Math.abs(g[i] - 2.5 * expected[i]) < 1e-6);

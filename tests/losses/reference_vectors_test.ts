@@ -1,7 +1,7 @@
 /**
  * The reference and fast ranking losses against the official PyTorch outputs in
  * `tests/fixtures/losses/` (copied from `shared/vectors/`), plus the documented divergences
- * where the official code crashes or returns NaN (spec Q4, Q6, Q12).
+ * where the official code crashes or returns NaN (docs/departures.md, Q4, Q6, Q12).
  */
 
 import assert from "node:assert/strict";

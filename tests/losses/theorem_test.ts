@@ -1,7 +1,7 @@
 /**
  * Theorem 4.1 of the BR paper as a property test: at δ = 0 and without positive–negative ties,
  * the bucketed losses equal the unbucketed ones (loss and every gradient entry); at δ > 0 they
- * differ a little (spec 7.5, 7.6).
+ * differ a little (docs/departures.md, B1).
  */
 
 import assert from "node:assert/strict";
@@ -53,7 +53,7 @@ Deno.test("Theorem 4.1: at δ = 0 bucketed equals unbucketed without pos-neg tie
       });
     }
   }
-  await t.step("a positive-negative tie breaks it (spec Q5, V3)", () => {
+  await t.step("a positive-negative tie breaks it (Q5, V3)", () => {
     const s = [1.0, 1.0, 0.2, 0.5];
     const y = [0.7, 0, 0.4, 0];
     assert.equal(rankSortLoss(s, y, { delta: 0 }).rankingLoss, 0.5);
@@ -79,7 +79,7 @@ Deno.test("at δ > 0 bucketed and unbucketed differ a little on the shared rando
       const dGrad = maxAbsDiff(brs.grad, rs.grad);
       worstLoss = Math.max(worstLoss, dLoss);
       worstGrad = Math.max(worstGrad, dGrad);
-      // Spec 7.6: |ΔL_rank| up to ~2e-2, max |Δgrad| up to ~3e-2 on these cases.
+      // docs/departures.md, B1: |ΔL_rank| up to ~2e-2, max |Δgrad| up to ~3e-2 on these cases.
       assert.ok(dLoss <= 0.03, `${group}: |ΔL_rank| = ${dLoss}`);
       assert.ok(dGrad <= 0.05, `${group}: max |Δgrad| = ${dGrad}`);
     });
@@ -89,7 +89,7 @@ Deno.test("at δ > 0 bucketed and unbucketed differ a little on the shared rando
 });
 
 Deno.test("at δ > 0 buckets inside one linear piece keep positives and bucket sums exact", () => {
-  // Spec 7.6: every |negative - positive| <= δ, so no bucket straddles a knee.
+  // docs/departures.md, B1: every |negative - positive| <= δ, so no bucket straddles a knee.
   const s = [1.0, 1.2, 0.9, 0.8, 1.1, 0.7, 1.25, 0.75];
   const y = [0.8, 0, 0, 0, 0.5, 0, 0, 0];
   for (const delta of [0.5, 1]) {
