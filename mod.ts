@@ -116,19 +116,23 @@ export {
   COCO_IOU_THRESHOLDS,
   COCO_MAX_DETS,
   COCO_RECALL_THRESHOLDS,
+  type IouType,
+} from "./eval/params.ts";
+export {
   COCO_STAT_NAMES,
   type CocoCategoryResult,
   type CocoEvalOptions,
   type CocoEvalResult,
   evaluateCoco,
-  evaluateCocoAndLrp,
-  evaluateLrp,
   formatSummary,
-  type IouType,
+} from "./eval/coco_eval.ts";
+export {
+  evaluateLrp,
   type LrpCategoryResult,
   type LrpEvalOptions,
   type LrpEvalResult,
-} from "./eval/coco_eval.ts";
+} from "./eval/lrp.ts";
+export { evaluateCocoAndLrp } from "./eval/coco_and_lrp.ts";
 
 export {
   buildDetector,

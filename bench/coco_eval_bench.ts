@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { evaluateCoco, evaluateLrp } from "../eval/coco_eval.ts";
+import { evaluateCoco } from "../eval/coco_eval.ts";
+import { evaluateLrp } from "../eval/lrp.ts";
 import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
 
 const fixture = JSON.parse(

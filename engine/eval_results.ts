@@ -9,16 +9,10 @@
  * @module
  */
 
-import {
-  COCO_IOU_THRESHOLDS,
-  COCO_RECALL_THRESHOLDS,
-  COCO_STAT_NAMES,
-  type CocoEvalResult,
-  evaluateCoco,
-  evaluateCocoAndLrp,
-  type IouType,
-  type LrpEvalResult,
-} from "../eval/coco_eval.ts";
+import { evaluateCocoAndLrp } from "../eval/coco_and_lrp.ts";
+import { COCO_STAT_NAMES, type CocoEvalResult, evaluateCoco } from "../eval/coco_eval.ts";
+import type { LrpEvalResult } from "../eval/lrp.ts";
+import { COCO_IOU_THRESHOLDS, COCO_RECALL_THRESHOLDS, type IouType } from "../eval/params.ts";
 import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
 import { ensureDir, writeFileAtomic } from "./files.ts";
 import { type ChartSeries, lineChartSvg } from "./svg_chart.ts";

@@ -9,8 +9,9 @@ import { DetectionLoader, type LoaderSource } from "../data/loader.ts";
 import { CocoIndex, toCocoDetections } from "../data/coco.ts";
 import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
 import type { Detector } from "../detectors/detector.ts";
-import { evaluateCocoAndLrp } from "../eval/coco_eval.ts";
-import type { CocoEvalResult, LrpEvalResult } from "../eval/coco_eval.ts";
+import { evaluateCocoAndLrp } from "../eval/coco_and_lrp.ts";
+import type { CocoEvalResult } from "../eval/coco_eval.ts";
+import type { LrpEvalResult } from "../eval/lrp.ts";
 import type { TrainSettings } from "../configs/types.ts";
 import { tidy } from "../tensor/tensor.ts";
 import { storeScoreThresholds } from "./model_io.ts";
@@ -97,7 +98,7 @@ export async function detectSplit(
  * @example
  * ```ts
  * import { lrpScoreThresholds } from "./evaluate.ts";
- * import { evaluateLrp } from "../eval/coco_eval.ts";
+ * import { evaluateLrp } from "../eval/lrp.ts";
  * import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
  * import assert from "node:assert/strict";
  *

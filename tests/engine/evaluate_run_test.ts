@@ -4,7 +4,7 @@ import { generateShapesSplits, SHAPE_CLASSES, writeShapes } from "../../data/sha
 import { lrpScoreThresholds } from "../../engine/evaluate.ts";
 import { evaluateCheckpoint } from "../../engine/evaluate_run.ts";
 import { loadModel } from "../../engine/model_io.ts";
-import { evaluateLrp } from "../../eval/coco_eval.ts";
+import { evaluateLrp } from "../../eval/lrp.ts";
 import { cpu } from "../../tensor/device.ts";
 import { randomCheckpoint } from "./helpers.ts";
 

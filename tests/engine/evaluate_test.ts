@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { CocoDataset, CocoDetection } from "../../data/coco_types.ts";
 import { formatThresholds, lrpScoreThresholds } from "../../engine/evaluate.ts";
-import { evaluateLrp } from "../../eval/coco_eval.ts";
+import { evaluateLrp } from "../../eval/lrp.ts";
 
 Deno.test("lrpScoreThresholds() is each class's oLRP-optimal score", () => {
   // Class 1 (label 0): TP 0.9, FP 0.8, TP 0.7, FP 0.2; class 2 has ground truth, no TP;

@@ -7,7 +7,7 @@ import { loadSplits } from "../../engine/data_splits.ts";
 import { lrpScoreThresholds } from "../../engine/evaluate.ts";
 import { CLASS_NAMES_KEY, SCORE_THRESHOLDS_KEY } from "../../engine/model_io.ts";
 import { train } from "../../engine/train.ts";
-import { evaluateLrp } from "../../eval/coco_eval.ts";
+import { evaluateLrp } from "../../eval/lrp.ts";
 import { cpu } from "../../tensor/device.ts";
 import { loadSafetensors } from "../../tensor/safetensors.ts";
 import { smallTrainSettings } from "./helpers.ts";

@@ -1,12 +1,8 @@
 import assert from "node:assert/strict";
-import {
-  COCO_IOU_THRESHOLDS,
-  COCO_RECALL_THRESHOLDS,
-  evaluateCoco,
-  evaluateCocoAndLrp,
-  evaluateLrp,
-  formatSummary,
-} from "../../eval/coco_eval.ts";
+import { evaluateCocoAndLrp } from "../../eval/coco_and_lrp.ts";
+import { evaluateCoco, formatSummary } from "../../eval/coco_eval.ts";
+import { evaluateLrp } from "../../eval/lrp.ts";
+import { COCO_IOU_THRESHOLDS, COCO_RECALL_THRESHOLDS } from "../../eval/params.ts";
 import type { CocoDataset, CocoDetection } from "../../data/coco_types.ts";
 
 /** Equal up to float rounding (precision is tp / (tp + fp + eps)). */

@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
-import {
-  COCO_STAT_NAMES,
-  type CocoEvalResult,
-  evaluateCoco,
-  evaluateCocoAndLrp,
-  evaluateLrp,
-  type IouType,
-  type LrpEvalResult,
-} from "../../eval/coco_eval.ts";
+import { evaluateCocoAndLrp } from "../../eval/coco_and_lrp.ts";
+import { COCO_STAT_NAMES, type CocoEvalResult, evaluateCoco } from "../../eval/coco_eval.ts";
+import { evaluateLrp, type LrpEvalResult } from "../../eval/lrp.ts";
+import type { IouType } from "../../eval/params.ts";
 import type { CocoDataset, CocoDetection } from "../../data/coco_types.ts";
 
 const TOL = 1e-6;

@@ -1,0 +1,98 @@
+/**
+ * Pieces of the summaries shared by COCO AP/AR and optimal LRP, computed the
+ * way the Python references do: the mean over evaluated entries with numpy's
+ * pairwise summation, and one line of pycocotools' `summarize()` printout with
+ * Python's `'{:0.3f}'` rounding.
+ *
+ * @module
+ */
+
+/** numpy's pairwise summation (`np.add.reduce` on a contiguous float64 array). */
+function pairwiseSum(a: ArrayLike<number>, lo: number, n: number): number {
+  if (n < 8) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += a[lo + i];
+    return s;
+  }
+  if (n <= 128) {
+    const r = [0, 0, 0, 0, 0, 0, 0, 0];
+    for (let j = 0; j < 8; j++) r[j] = a[lo + j];
+    let i = 8;
+    for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j] += a[lo + i + j];
+    let s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; i++) s += a[lo + i];
+    return s;
+  }
+  let n2 = Math.floor(n / 2);
+  n2 -= n2 % 8;
+  return pairwiseSum(a, lo, n2) + pairwiseSum(a, lo + n2, n - n2);
+}
+
+/**
+ * Mean of the entries > -1 (NaN skipped), `-1` when there are none, like
+ * pycocotools' summarize, summed as numpy sums.
+ *
+ * @example
+ * ```ts
+ * import { meanValid } from "./summary.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(meanValid([0.5, -1, NaN, 0.25]), 0.375);
+ * assert.equal(meanValid([-1, -1]), -1);
+ * ```
+ *
+ * @param values Entries, `-1` (or NaN) where not evaluated.
+ * @returns Their mean, or `-1`.
+ */
+export function meanValid(values: number[]): number {
+  const v = values.filter((x) => x > -1);
+  return v.length === 0 ? -1 : pairwiseSum(v, 0, v.length) / v.length;
+}
+
+/** Python's `'{:0.3f}'.format(x)`: exact value, ties to even. */
+function fixed3(x: number): string {
+  if (Number.isInteger(x * 16) && !Number.isInteger(x * 1000)) {
+    const n = x * 1000; // exact for multiples of 1/16
+    if (n - Math.floor(n) === 0.5) {
+      const f = Math.floor(n);
+      const even = f % 2 === 0 ? f : f + 1;
+      return (even / 1000).toFixed(3);
+    }
+  }
+  return x.toFixed(3);
+}
+
+/**
+ * One line of pycocotools' `summarize()` printout, the value rounded as
+ * Python's `'{:0.3f}'` rounds it (ties to even).
+ *
+ * @example
+ * ```ts
+ * import { statLine } from "./summary.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   statLine("Average Precision", "(AP)", "0.50", "all", 100, 0.0625),
+ *   " Average Precision  (AP) @[ IoU=0.50      | area=   all | maxDets=100 ] = 0.062",
+ * );
+ * ```
+ *
+ * @param title Left-hand title, padded to 18 characters.
+ * @param type `"(AP)"`, `"(AR)"` or four spaces.
+ * @param iou IoU threshold text, e.g. `"0.50:0.95"`.
+ * @param area Area range label.
+ * @param maxDets Detections kept per image.
+ * @param v The value.
+ * @returns The line, without a newline.
+ */
+export function statLine(
+  title: string,
+  type: string,
+  iou: string,
+  area: string,
+  maxDets: number,
+  v: number,
+): string {
+  return ` ${title.padEnd(18)} ${type} @[ IoU=${iou.padEnd(9)} | area=${area.padStart(6)} | ` +
+    `maxDets=${String(maxDets).padStart(3)} ] = ${fixed3(v)}`;
+}
