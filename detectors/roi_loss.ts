@@ -39,9 +39,9 @@ export interface RoiLossOptions {
   /** Weight of the whole loss (Cascade's stage weight); default 1. */
   weight?: number;
   /**
-   * The RoI head's coder; default stds `(0.1, 0.1, 0.2, 0.2)` (Faster R-CNN,
-   * Cascade's first stage; its later stages use `(0.05, 0.05, 0.1, 0.1)` and
-   * `(0.033, 0.033, 0.067, 0.067)`).
+   * The RoI head's coder; default stds `(0.1, 0.1, 0.2, 0.2)`, which the
+   * rank-based configs use for Faster R-CNN and for all three Cascade stages
+   * (stock Cascade R-CNN narrows them at its later stages).
    */
   coder?: DeltaXywhCoder;
 }

@@ -9,7 +9,7 @@ import { generateShapes } from "../../data/shapes.ts";
 import { buildDetector } from "../../detectors/build.ts";
 import { buildCascadeRcnn, type CascadeRcnnModelConfig } from "../../detectors/cascade_rcnn.ts";
 import { buildFasterRcnn, type FasterRcnnModelConfig } from "../../detectors/faster_rcnn.ts";
-import type { TwoStageDetector } from "../../detectors/two_stage.ts";
+import { buildTwoStage, type TwoStageDetector } from "../../detectors/two_stage.ts";
 import { loadModel } from "../../engine/model_io.ts";
 import { train } from "../../engine/train.ts";
 import { backward } from "../../tensor/autograd.ts";
@@ -270,6 +270,15 @@ Deno.test("two-stage: bad configs and inputs give clear errors", async () => {
   assert.throws(
     () => buildCascadeRcnn({ ...CASCADE.model, stages: [] }, { seed: 0, backend: FAST }),
     /stages must list at least one stage/,
+  );
+  // Only the last stage may regress per class (the others hand on one box per RoI).
+  assert.throws(
+    () =>
+      buildTwoStage(CASCADE.model, [
+        { posIou: 0.5, weight: 1, classAgnostic: false },
+        { posIou: 0.6, weight: 1, classAgnostic: true },
+      ], { seed: 0, backend: FAST }),
+    /stage 0 regresses per class, but only the last stage may/,
   );
   // Anchor strides the neck does not produce.
   const misfit = buildFasterRcnn({
