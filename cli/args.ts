@@ -45,28 +45,34 @@ export function parseFlags<T extends { values: { help?: boolean } }>(
 }
 
 /**
- * Reads a non-negative integer flag.
+ * Reads an integer flag of at least `min`.
  *
  * @example
  * ```ts
- * import { positiveInt } from "./args.ts";
+ * import { integerFlag } from "./args.ts";
  * import assert from "node:assert/strict";
  *
- * assert.equal(positiveInt("iters", "20"), 20);
- * assert.equal(positiveInt("iters", undefined), undefined);
- * assert.throws(() => positiveInt("iters", "-1"), RangeError);
+ * assert.equal(integerFlag("iters", "20", 1), 20);
+ * assert.equal(integerFlag("iters", undefined, 1), undefined);
+ * assert.equal(integerFlag("seed", "0"), 0);
+ * assert.throws(() => integerFlag("iters", "0", 1), /--iters must be an integer >= 1, got "0"/);
  * ```
  *
  * @param name Flag name, without the dashes.
  * @param value The flag's text, if given.
+ * @param min The smallest value allowed; default 0.
  * @returns The number, or `undefined` when the flag is absent.
- * @throws {RangeError} When the text is not a non-negative integer.
+ * @throws {RangeError} When the text is not an integer of at least `min`.
  */
-export function positiveInt(name: string, value: string | undefined): number | undefined {
+export function integerFlag(
+  name: string,
+  value: string | undefined,
+  min = 0,
+): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) {
-    throw new RangeError(`--${name} must be a non-negative integer, got "${value}"`);
+  if (value.trim() === "" || !Number.isInteger(n) || n < min) {
+    throw new RangeError(`--${name} must be an integer >= ${min}, got "${value}"`);
   }
   return n;
 }

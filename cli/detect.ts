@@ -25,7 +25,7 @@ import { detectAll } from "../engine/evaluate.ts";
 import { detectionsSvg, drawBoxes, type DrawnBox, upscale } from "../engine/draw.ts";
 import { ensureDir, writeFileAtomic } from "../engine/files.ts";
 import { loadModel } from "../engine/model_io.ts";
-import { parseFlags, positiveInt } from "./args.ts";
+import { integerFlag, parseFlags } from "./args.ts";
 
 /** How many detections per image are drawn when the checkpoint stores no thresholds. */
 export const FALLBACK_TOP = 10;
@@ -198,9 +198,8 @@ export async function main(args: string[]): Promise<number> {
     if (scoreThr !== undefined && !(scoreThr >= 0 && scoreThr <= 1)) {
       throw new RangeError(`--score-thr must be in [0, 1], got "${v["score-thr"]}"`);
     }
-    const top = positiveInt("top", v.top);
-    if (top === 0) throw new RangeError(`--top must be at least 1, got "${v.top}"`);
-    const minSize = positiveInt("min-size", v["min-size"])!;
+    const top = integerFlag("top", v.top, 1);
+    const minSize = integerFlag("min-size", v["min-size"])!;
     const backend = await initBackend(v.backend as BackendName | undefined);
     const restored = await loadModel(v.checkpoint, backend, v.config);
     const { model, config } = restored;

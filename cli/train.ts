@@ -17,7 +17,7 @@ import { initBackend } from "../tensor/device.ts";
 import { applyOverrides, loadConfig } from "../engine/config.ts";
 import { formatThresholds } from "../engine/evaluate.ts";
 import { FINAL_CHECKPOINT_FILE, train } from "../engine/train.ts";
-import { parseFlags, positiveInt } from "./args.ts";
+import { integerFlag, parseFlags } from "./args.ts";
 
 /** Usage text of `deno task train`. */
 export const TRAIN_USAGE = `Usage: deno task train [options]
@@ -76,14 +76,14 @@ export async function main(args: string[]): Promise<number> {
   if (typeof parsed === "number") return parsed;
   const v = parsed.values;
   try {
-    const seed = positiveInt("seed", v.seed) ?? 0;
+    const seed = integerFlag("seed", v.seed) ?? 0;
     const config = applyOverrides(await loadConfig(v.config!), {
       loss: v.loss,
-      iters: positiveInt("iters", v.iters),
-      batch: positiveInt("batch", v.batch),
+      iters: integerFlag("iters", v.iters, 1),
+      batch: integerFlag("batch", v.batch, 1),
       pretrained: v.pretrained,
     });
-    const logEvery = positiveInt("log-every", v["log-every"]);
+    const logEvery = integerFlag("log-every", v["log-every"], 1);
     if (logEvery) config.train.logEvery = logEvery;
     const backend = await initBackend(v.backend as BackendName | undefined);
     if (v.backend) console.error(`brl: backend ${backend.name}: ${backend.description}`);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parseArgs } from "node:util";
-import { parseFlags, positiveInt } from "../../cli/args.ts";
+import { integerFlag, parseFlags } from "../../cli/args.ts";
 
 const OPTIONS = { n: { type: "string" }, help: { type: "boolean", short: "h" } } as const;
 const parse = (args: string[]) => () => parseArgs({ args, strict: true, options: OPTIONS });
@@ -39,14 +39,15 @@ Deno.test("parseFlags() returns flags, 0 on --help and 2 on a bad flag", async (
   });
 });
 
-Deno.test("positiveInt() accepts non-negative integers only", () => {
-  assert.equal(positiveInt("seed", "0"), 0);
-  assert.equal(positiveInt("iters", "12"), 12);
-  assert.equal(positiveInt("iters", undefined), undefined);
-  for (const bad of ["-1", "1.5", "x", "NaN"]) {
-    assert.throws(() => positiveInt("iters", bad), {
+Deno.test("integerFlag() accepts integers of at least its minimum only", () => {
+  assert.equal(integerFlag("seed", "0"), 0);
+  assert.equal(integerFlag("iters", "12", 1), 12);
+  assert.equal(integerFlag("iters", undefined, 1), undefined);
+  for (const bad of ["-1", "1.5", "x", "NaN", "", " ", "0"]) {
+    assert.throws(() => integerFlag("iters", bad, 1), {
       name: "RangeError",
-      message: `--iters must be a non-negative integer, got "${bad}"`,
+      message: `--iters must be an integer >= 1, got "${bad}"`,
     });
   }
+  assert.throws(() => integerFlag("seed", "-1"), /--seed must be an integer >= 0, got "-1"/);
 });

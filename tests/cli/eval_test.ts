@@ -112,6 +112,29 @@ Deno.test("eval CLI prints the summary and writes the report atomically", async 
       assert.deepEqual(files, f.categories.map((c) => `category_${c.id}.svg`).sort());
       assert.ok(![...Deno.readDirSync(out)].some((e) => e.name.includes(".tmp-")));
     });
+    await t.step("--no-out prints the summary and writes nothing", async () => {
+      const before = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+      const cwd = Deno.cwd();
+      Deno.chdir(dir); // where the default out folder, runs/eval, would go
+      try {
+        const r = await run([
+          "--gt",
+          gt,
+          "--dets",
+          dets,
+          "--iou-type",
+          "segm",
+          "--lrp",
+          "--no-out",
+        ]);
+        assert.equal(r.code, 0, r.err);
+        assert.match(r.out, /Average Precision/);
+        assert.match(r.out, /Optimal LRP/);
+      } finally {
+        Deno.chdir(cwd);
+      }
+      assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), before);
+    });
     await t.step("bad flag exits 2 with the usage", async () => {
       const r = await run(["--gt", gt, "--dets", dets, "--frobnicate"]);
       assert.equal(r.code, 2);

@@ -136,6 +136,35 @@ Deno.test("transforms", async (t) => {
     const j = jitterSample(s, new Rng(1), { brightness: 0.9, contrast: 0.9, saturation: 0.9 });
     assert.deepEqual(j.boxes, s.boxes);
     assert.notDeepEqual(j.image.data, s.image.data);
+    // Gray pixels 250, 100 and 5 under brightness alone: each becomes round(v * b), clamped at
+    // 255. The 100 pixel tells b; a brightening must saturate the 250 pixel at 255, not wrap it
+    // around 256 as a Uint8Array store would.
+    const gray = {
+      ...s,
+      image: {
+        width: 3,
+        height: 1,
+        channels: 3,
+        data: Uint8Array.of(250, 250, 250, 100, 100, 100, 5, 5, 5),
+      },
+    };
+    let saturated = 0;
+    for (let seed = 0; seed < 20; seed++) {
+      const out = jitterSample(gray, new Rng(seed), { brightness: 0.9, contrast: 0, saturation: 0 })
+        .image.data;
+      const b = out[3] / 100;
+      for (const [at, v] of [[0, 250], [6, 5]]) {
+        const want = Math.min(255, v * b);
+        for (let k = 0; k < 3; k++) {
+          assert.ok(Math.abs(out[at + k] - want) <= 0.5 * v / 100 + 1, `seed ${seed}: ${out}`);
+        }
+      }
+      if (b > 1.03) {
+        assert.deepEqual(Array.from(out.slice(0, 3)), [255, 255, 255], `seed ${seed}: ${out}`);
+        saturated++;
+      }
+    }
+    assert.ok(saturated > 0, "some seed brightens");
   });
   await t.step("normalisation and padding", () => {
     const img = {

@@ -40,7 +40,7 @@ Deno.test("ATSS assignment", async (t) => {
     assert.equal(r.numPositives, 0);
     assert.ok(r.gtIndex.every((g) => g === -1));
   });
-  await t.step("one box: positives are candidates above mean + std with centres inside", () => {
+  await t.step("one box: positives have their centres inside and their IoUs as computed", () => {
     const gt = new Float32Array([30, 40, 90, 100]);
     const r = atssAssign(anchors.boxes, anchors.perLevel, gt);
     assert.ok(r.numPositives > 0 && r.numPositives <= 9 * 5);
