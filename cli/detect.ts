@@ -195,7 +195,7 @@ export async function main(args: string[]): Promise<number> {
   }
   try {
     const scoreThr = v["score-thr"] === undefined ? undefined : Number(v["score-thr"]);
-    if (scoreThr !== undefined && !(scoreThr >= 0 && scoreThr <= 1)) {
+    if (scoreThr !== undefined && (!(scoreThr >= 0 && scoreThr <= 1) || !v["score-thr"]!.trim())) {
       throw new RangeError(`--score-thr must be in [0, 1], got "${v["score-thr"]}"`);
     }
     const top = integerFlag("top", v.top, 1);

@@ -103,6 +103,13 @@ export function parseEvalArgs(args: string[]): EvalOptions | "help" {
     throw new UsageError((e as Error).message);
   }
   if (values.help) return "help";
+  const iouType = values["iou-type"];
+  if (iouType !== "bbox" && iouType !== "segm") {
+    throw new UsageError(`Unknown --iou-type "${iouType}", expected bbox or segm`);
+  }
+  if (values["no-out"] && values.out !== undefined) {
+    throw new UsageError("--out and --no-out exclude each other");
+  }
   if (values.checkpoint) {
     if (values.gt || values.dets) throw new UsageError("--checkpoint excludes --gt and --dets");
     return {
@@ -120,13 +127,6 @@ export function parseEvalArgs(args: string[]): EvalOptions | "help" {
   }
   if (!values.gt) throw new UsageError("Missing --gt FILE");
   if (!values.dets) throw new UsageError("Missing --dets FILE");
-  const iouType = values["iou-type"];
-  if (iouType !== "bbox" && iouType !== "segm") {
-    throw new UsageError(`Unknown --iou-type "${iouType}", expected bbox or segm`);
-  }
-  if (values["no-out"] && values.out !== undefined) {
-    throw new UsageError("--out and --no-out exclude each other");
-  }
   return {
     gt: values.gt,
     dets: values.dets,

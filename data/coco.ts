@@ -89,7 +89,9 @@ function checkSegmentation(
         );
       }
       for (let j = 0; j < poly.length; j++) {
-        if (!isNum(poly[j])) c.fail(`${what} has polygon ${i} coordinate ${j} = ${poly[j]}`);
+        if (!isNum(poly[j])) {
+          c.fail(`${what} has polygon ${i} coordinate ${j} = ${JSON.stringify(poly[j]) ?? "null"}`);
+        }
       }
     });
     return seg as CocoSegmentation;
@@ -113,7 +115,9 @@ function checkSegmentation(
   } else if (Array.isArray(seg.counts)) {
     let total = 0;
     for (const v of seg.counts) {
-      if (!isNum(v) || v < 0 || !Number.isInteger(v)) c.fail(`${what} has RLE count ${v}`);
+      if (!isNum(v) || v < 0 || !Number.isInteger(v)) {
+        c.fail(`${what} has RLE count ${JSON.stringify(v) ?? "null"}`);
+      }
       total += v;
     }
     if (total !== h * w) c.fail(`${what} has RLE counts summing to ${total}, expected ${h * w}`);
@@ -154,7 +158,9 @@ export function parseCoco(json: unknown, options: ParseCocoOptions = {}): CocoDa
     for (const key of ["width", "height"]) {
       if (!(key in im)) c.fail(`${what} is missing key "${key}"`);
       const v = im[key];
-      if (!isNum(v) || v <= 0) c.fail(`${what} has ${key} ${JSON.stringify(v)}`);
+      if (!isNum(v) || !Number.isInteger(v) || v <= 0) {
+        c.fail(`${what} has ${key} ${JSON.stringify(v)}, expected a positive integer`);
+      }
     }
     if (!("file_name" in im)) c.fail(`${what} is missing key "file_name"`);
     if (typeof im.file_name !== "string") {
@@ -177,7 +183,9 @@ export function parseCoco(json: unknown, options: ParseCocoOptions = {}): CocoDa
       const list = im[key];
       if (!Array.isArray(list)) c.fail(`image ${id} has ${key} that is not an array`);
       for (const cid of list) {
-        if (!categories.has(cid)) c.fail(`image ${id} lists unknown category id ${cid} in ${key}`);
+        if (!categories.has(cid)) {
+          c.fail(`image ${id} lists unknown category id ${JSON.stringify(cid)} in ${key}`);
+        }
       }
     }
   }
@@ -237,6 +245,14 @@ export function parseCoco(json: unknown, options: ParseCocoOptions = {}): CocoDa
   return out;
 }
 
+/** Strict UTF-8: a file with bytes that are not UTF-8 is an error, not U+FFFD in a name. */
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** What is wrong with a file's text: JSON.parse's message, or that it is not UTF-8. */
+function jsonProblem(e: Error): string {
+  return e instanceof SyntaxError ? e.message : `the file is not UTF-8 text (${e.message})`;
+}
+
 /**
  * Read and validate a COCO annotation file.
  *
@@ -254,12 +270,12 @@ export async function loadCoco(
   options: ParseCocoOptions = {},
 ): Promise<CocoDataset> {
   const source = options.source ?? String(path);
-  const text = await Deno.readTextFile(path);
+  const bytes = await Deno.readFile(path);
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(utf8.decode(bytes));
   } catch (e) {
-    throw new SyntaxError(`Cannot load COCO file "${source}": ${(e as Error).message}`);
+    throw new SyntaxError(`Cannot load COCO file "${source}": ${jsonProblem(e as Error)}`);
   }
   return parseCoco(json, { ...options, source });
 }
@@ -403,6 +419,9 @@ export function parseCocoResults(
     for (const key of ["image_id", "category_id", "score"]) {
       if (!(key in det)) fail(`detection ${i} is missing key "${key}"`);
       if (!isNum(det[key])) fail(`detection ${i} has ${key} ${JSON.stringify(det[key])}`);
+      if (key !== "score" && !Number.isInteger(det[key])) {
+        fail(`detection ${i} has ${key} ${det[key]}, expected an integer`);
+      }
     }
     if (index && !index.images.has(det.image_id as number)) {
       fail(`detection ${i} has unknown image_id ${det.image_id}`);
@@ -431,10 +450,15 @@ export function parseCocoResults(
         !isObj(s) || typeof s.counts !== "string" || !Array.isArray(s.size) ||
         s.size.length !== 2 || !s.size.every((v) => Number.isInteger(v) && v >= 0)
       ) fail(`detection ${i} has a segmentation that is not a compressed RLE`);
+      let total = 0;
       try {
-        countsFromString(s.counts as string);
+        total = countsFromString(s.counts as string).reduce((a, b) => a + b, 0);
       } catch (e) {
         fail(`detection ${i} has RLE counts that do not decode: ${(e as Error).message}`);
+      }
+      const [h, w] = s.size as [number, number];
+      if (total !== h * w) {
+        fail(`detection ${i} has RLE counts summing to ${total}, expected ${h * w} (${h}x${w})`);
       }
       out.segmentation = { size: [s.size[0], s.size[1]], counts: s.counts as string };
     }
@@ -453,12 +477,12 @@ export async function loadCocoResults(
   path: string | URL,
   index?: CocoIndex,
 ): Promise<CocoDetection[]> {
-  const text = await Deno.readTextFile(path);
+  const bytes = await Deno.readFile(path);
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(utf8.decode(bytes));
   } catch (e) {
-    throw new SyntaxError(`Cannot load COCO results "${path}": ${(e as Error).message}`);
+    throw new SyntaxError(`Cannot load COCO results "${path}": ${jsonProblem(e as Error)}`);
   }
   return parseCocoResults(json, index, String(path));
 }

@@ -170,7 +170,8 @@ function idctBlock(
  * @param bytes File contents.
  * @param name File name for error messages.
  * @returns The image (3 channels).
- * @throws {SyntaxError} Naming the file and the reason (unsupported coding, truncation, bad tables).
+ * @throws {SyntaxError} Naming the file and the reason (unsupported coding, bad tables,
+ *   truncation: every component needs scan data and the file must reach its EOI marker).
  */
 export function decodeJpeg(bytes: Uint8Array, name = "<memory>"): DecodedImage {
   try {
@@ -214,6 +215,8 @@ function decode(data: Uint8Array): DecodedImage {
   let jfif = false;
   let p = 2;
   let done = false;
+  let eoi = false;
+  const scanned = new Set<Component>();
   while (p < n && !done) {
     if (data[p] !== 0xff) {
       p++;
@@ -227,10 +230,15 @@ function decode(data: Uint8Array): DecodedImage {
       if (marker === 0xff) p--;
       continue;
     }
-    if (marker === 0xd9) break; // EOI
+    if (marker === 0xd9) {
+      eoi = true;
+      break;
+    }
     const len = u16(p);
     if (len < 2 || p + len > n) {
-      fail(`segment 0xff${marker.toString(16)} at byte ${p - 2} runs past the end`);
+      fail(
+        `segment 0xff${marker.toString(16).padStart(2, "0")} at byte ${p - 2} runs past the end`,
+      );
     }
     const seg = p + 2, end = p + len;
     p = end;
@@ -329,6 +337,7 @@ function decode(data: Uint8Array): DecodedImage {
           c!.dcTable = dcT[t >> 4];
           c!.acTable = acT[t & 15];
           sc.push(c!);
+          scanned.add(c!);
         }
         const b = seg + 1 + ns * 2;
         const ss = data[b], se = data[b + 1], ah = data[b + 2] >> 4, al = data[b + 2] & 15;
@@ -352,6 +361,12 @@ function decode(data: Uint8Array): DecodedImage {
   }
   if (!frame) return fail("no frame (SOF) found");
   const f = frame;
+  for (const c of f.comps) {
+    if (!scanned.has(c)) {
+      fail(`component ${c.id} has no scan data (no SOS segment names it: truncated file?)`);
+    }
+  }
+  if (!eoi) fail("no EOI marker (file truncated)");
   // Dequantise + IDCT each component into a plane.
   const planes: Uint8Array[] = [];
   for (const c of f.comps) {
@@ -487,7 +502,11 @@ function decodeScan(
           else {
             // a marker: feed zeros without consuming it
             if (++overrun > 4) {
-              fail(`scan data is truncated (marker 0xff${(nx ?? 0).toString(16)} at byte ${p})`);
+              fail(
+                `scan data is truncated (marker 0xff${
+                  (nx ?? 0).toString(16).padStart(2, "0")
+                } at byte ${p})`,
+              );
             }
             bitBuf = 0;
           }

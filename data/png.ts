@@ -155,6 +155,7 @@ export async function decodePng(bytes: Uint8Array, name = "<memory>"): Promise<D
     const body = bytes.subarray(pos + 8, pos + 8 + len);
     pos += 12 + len;
     if (type === "IHDR") {
+      if (hdr) fail(`more than one IHDR chunk (a second at byte ${pos - 12 - len})`);
       if (len !== 13) fail(`IHDR has length ${len}`);
       const bv = new DataView(body.buffer, body.byteOffset, 13);
       hdr = {
@@ -177,6 +178,7 @@ export async function decodePng(bytes: Uint8Array, name = "<memory>"): Promise<D
     } else if (!hdr) {
       fail(`chunk "${type}" before IHDR`);
     } else if (type === "PLTE") {
+      if (palette) fail(`more than one PLTE chunk (a second at byte ${pos - 12 - len})`);
       if (len % 3 !== 0 || len === 0 || len > 768) fail(`PLTE has length ${len}`);
       palette = body;
     } else if (type === "tRNS") {
@@ -209,6 +211,16 @@ export async function decodePng(bytes: Uint8Array, name = "<memory>"): Promise<D
   const nch = CHANNELS[colorType];
   const bitsPP = nch * depth;
   const bpp = Math.max(1, bitsPP >> 3);
+  const passes = interlace ? ADAM7 : [[0, 0, 1, 1]];
+  // Check the data's length before allocating the image: a header may claim far more than is there.
+  let needed = 0;
+  for (const [x0, y0, dx, dy] of passes) {
+    const pw = Math.ceil((width - x0) / dx), ph = Math.ceil((height - y0) / dy);
+    if (pw > 0 && ph > 0) needed += ph * (1 + Math.ceil((pw * bitsPP) / 8));
+  }
+  if (raw.length < needed) {
+    fail(`image data is truncated (${raw.length} of ${needed} bytes for ${width}x${height})`);
+  }
   const hasAlpha = colorType === 4 || colorType === 6 || trns !== null;
   const outCh = hasAlpha ? 4 : 3;
   const out = new Uint8Array(width * height * outCh);
@@ -219,7 +231,6 @@ export async function decodePng(bytes: Uint8Array, name = "<memory>"): Promise<D
   if (trns && colorType === 2 && trns.length >= 6) {
     key = [(trns[0] << 8) | trns[1], (trns[2] << 8) | trns[3], (trns[4] << 8) | trns[5]];
   }
-  const passes = interlace ? ADAM7 : [[0, 0, 1, 1]];
   let p = 0;
   const samples = new Array<number>(4);
   for (const [x0, y0, dx, dy] of passes) {
@@ -229,7 +240,6 @@ export async function decodePng(bytes: Uint8Array, name = "<memory>"): Promise<D
     const rowBytes = Math.ceil((pw * bitsPP) / 8);
     let prev: Uint8Array | null = null;
     for (let r = 0; r < ph; r++) {
-      if (p + 1 + rowBytes > raw.length) fail("image data is truncated");
       const ft = raw[p];
       const row = raw.subarray(p + 1, p + 1 + rowBytes);
       if (!unfilter(ft, row, prev, bpp)) fail(`unknown filter type ${ft} in row ${r}`);

@@ -172,10 +172,16 @@ export function parseSafetensors(
       continue;
     }
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (!e || typeof e !== "object") fail(`tensor "${name}" has no description`);
-    const dtype = String(e.dtype);
-    const elementSize = Object.hasOwn(elementSizes, dtype) ? elementSizes[dtype] : undefined;
-    if (elementSize === undefined) fail(`tensor "${name}" has unsupported dtype "${dtype}"`);
+    if (!e || typeof e !== "object" || Array.isArray(e)) {
+      fail(`tensor "${name}" has no description`);
+    }
+    const dtype = e.dtype;
+    const elementSize = typeof dtype === "string" && Object.hasOwn(elementSizes, dtype)
+      ? elementSizes[dtype]
+      : undefined;
+    if (elementSize === undefined) {
+      fail(`tensor "${name}" has unsupported dtype ${JSON.stringify(dtype) ?? "(none)"}`);
+    }
     const shape = e.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
       fail(`tensor "${name}" has an invalid shape ${JSON.stringify(shape)}`);
@@ -204,7 +210,7 @@ export function parseSafetensors(
     spans.push([begin, end, name]);
     entries.push({
       name,
-      dtype,
+      dtype: dtype as string,
       shape: shape as number[],
       bytes: bytes.slice(dataStart + begin, dataStart + end),
     });

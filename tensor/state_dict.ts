@@ -156,15 +156,24 @@ function readZip(bytes: Uint8Array, fail: (what: string) => never): Map<string, 
     // zip64 extra field: the 64-bit values, in order, of those that are 0xffffffff.
     let extra = at + 46 + nameLength;
     const extraEnd = extra + extraLength;
+    if (extraEnd + commentLength > bytes.length) {
+      fail(`central directory entry ${n} ("${name}") runs past the end (truncated?)`);
+    }
     while (extra + 4 <= extraEnd) {
       const id = view.getUint16(extra, true);
       const len = view.getUint16(extra + 2, true);
       if (id === 0x0001) {
         let p = extra + 4;
-        const uncompressed = view.getUint32(at + 24, true);
-        if (uncompressed === 0xffffffff) p += 8;
-        if (size === 0xffffffff) size = Number(view.getBigUint64(p, true)), p += 8;
-        if (localOffset === 0xffffffff) localOffset = Number(view.getBigUint64(p, true));
+        const u64 = () => {
+          if (p + 8 > Math.min(extra + 4 + len, extraEnd)) {
+            fail(`central directory entry ${n} ("${name}") has a short zip64 extra field`);
+          }
+          p += 8;
+          return Number(view.getBigUint64(p - 8, true));
+        };
+        if (view.getUint32(at + 24, true) === 0xffffffff) u64(); // uncompressed size
+        if (size === 0xffffffff) size = u64();
+        if (localOffset === 0xffffffff) localOffset = u64();
       }
       extra += 4 + len;
     }
@@ -180,10 +189,13 @@ function readZip(bytes: Uint8Array, fail: (what: string) => never): Map<string, 
     if (e.method !== 0) {
       fail(`"${e.name}" is compressed (method ${e.method}); torch.save writes stored entries`);
     }
-    const start = h + 30 + view.getUint16(h + 26, true) + view.getUint16(h + 28, true);
+    const nameLength = view.getUint16(h + 26, true);
+    const start = h + 30 + nameLength + view.getUint16(h + 28, true);
     if (start + e.size > bytes.length) {
       fail(`"${e.name}" lies past the end of the file (truncated)`);
     }
+    const localName = decoder.decode(bytes.subarray(h + 30, h + 30 + nameLength));
+    if (localName !== e.name) fail(`the local header of "${e.name}" names "${localName}"`);
     files.set(e.name, bytes.subarray(start, start + e.size));
   }
   return files;
@@ -247,11 +259,18 @@ function unpickle(p: Uint8Array, fail: (what: string) => never): unknown {
   const u8 = () => (need(1), p[i++]);
   const u16 = () => (need(2), i += 2, view.getUint16(i - 2, true));
   const u32 = () => (need(4), i += 4, view.getUint32(i - 4, true));
-  const text = (n: number) => (need(n), i += n, utf8.decode(p.subarray(i - n, i)));
+  const decode = (start: number, end: number) => {
+    try {
+      return utf8.decode(p.subarray(start, end));
+    } catch {
+      return fail(`a string that is not valid UTF-8 at byte ${start}`);
+    }
+  };
+  const text = (n: number) => (need(n), i += n, decode(i - n, i));
   const line = () => {
     const end = p.indexOf(0x0a, i);
     if (end < 0) fail("the pickle ends inside a GLOBAL");
-    const s = utf8.decode(p.subarray(i, end));
+    const s = decode(i, end);
     i = end + 1;
     return s;
   };
@@ -403,7 +422,7 @@ function unpickle(p: Uint8Array, fail: (what: string) => never): unknown {
         const items = popMark();
         const list = top();
         if (!Array.isArray(list)) fail(`APPENDS to something that is not a list at byte ${at}`);
-        (list as unknown[]).push(...items);
+        for (const v of items) (list as unknown[]).push(v); // no spread: items may be many
         break;
       }
       case 0x73: { // SETITEM
@@ -492,6 +511,14 @@ function readTorchZip(bytes: Uint8Array, source: string): Map<string, StateDictE
     const size = ELEMENT_SIZES[stored];
     if (size === undefined) fail(`tensor "${name}" has unknown dtype (${t.storage.cls})`);
     if (t.size.length !== t.stride.length) fail(`tensor "${name}": size and stride differ in rank`);
+    const dims = `size [${t.size.join(", ")}]`;
+    if ([t.offset, ...t.size, ...t.stride].some((d) => d < 0)) {
+      fail(
+        `tensor "${name}" has offset ${t.offset}, ${dims} and stride [${
+          t.stride.join(", ")
+        }]: a negative value`,
+      );
+    }
     const entry = `${folder}data/${t.storage.key}`;
     const data = files.get(entry);
     if (!data) fail(`tensor "${name}": its storage "${entry}" is missing`);
@@ -499,11 +526,18 @@ function readTorchZip(bytes: Uint8Array, source: string): Map<string, StateDictE
     let last = t.offset;
     for (let d = 0; d < t.size.length; d++) last += (t.size[d] - 1) * t.stride[d];
     const needed = count === 0 ? 0 : (last + 1) * size;
-    if (t.offset < 0 || needed > data!.length) {
+    if (needed > data!.length) {
       fail(
         `tensor "${name}" needs ${needed} bytes of storage "${entry}", which has ${
           data!.length
         } (a storage shorter than its tensor)`,
+      );
+    }
+    if (count * size > data!.length) {
+      // Only zero strides (an expanded view) get here; its elements would be read from fewer.
+      fail(
+        `tensor "${name}" has ${count} elements (${dims}), more than its storage "${entry}" ` +
+          `holds (${data!.length} bytes): a zero stride is not supported`,
       );
     }
     const contiguous = t.stride.every((s, d) =>
@@ -541,6 +575,9 @@ function readTorchZip(bytes: Uint8Array, source: string): Map<string, StateDictE
  * ```
  */
 export function readStateDict(bytes: Uint8Array, source = "buffer"): Map<string, StateDictEntry> {
+  // safetensors first: its header length may begin with the bytes of "PK" or a pickle's 0x80
+  // (a 128-byte header does), but only its 9th byte is "{" (a zip's is its compression method).
+  if (bytes.length >= 9 && bytes[8] === 0x7b) return readSafetensorsState(bytes, source);
   if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b) {
     return readTorchZip(bytes, source);
   }
