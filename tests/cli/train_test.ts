@@ -37,7 +37,7 @@ Deno.test("train CLI: --help, bad flags and bad values", async (t) => {
     const [args, message] of [
       [["--iters", "0"], /--iters must be an integer >= 1, got "0"/],
       [["--batch", "0"], /--batch must be an integer >= 1, got "0"/],
-      [["--seed", "-3"], /--seed must be an integer >= 0, got "-3"/],
+      [["--seed=-3"], /--seed must be an integer >= 0, got "-3"/],
       [["--log-every", "x"], /--log-every must be an integer >= 1, got "x"/],
       [
         ["--loss", "focal", "--config", "faster_rcnn_tiny_shapes"],
