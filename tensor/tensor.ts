@@ -291,7 +291,8 @@ export function tidy<T>(fn: () => T): T {
  * import { tensor, tidyAsync } from "./tensor.ts";
  * const kept = await tidyAsync(async () => {
  *   const scratch = tensor([1, 2]);
- *   const sum = (await scratch.data()).reduce((a, b) => a + b, 0);
+ *   const [a, b] = await scratch.data();
+ *   const sum = a + b;
  *   return tensor([sum]);
  * });
  * console.log(Array.from(await kept.data())); // [3]
