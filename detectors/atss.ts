@@ -13,6 +13,7 @@
 import type { Batch } from "../data/loader.ts";
 import { noGrad } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
+import { sigmoid } from "../tensor/ops/elementwise.ts";
 import { indexSelect } from "../tensor/ops/index.ts";
 import { reshape } from "../tensor/ops/shape.ts";
 import { type Tensor, tensor } from "../tensor/tensor.ts";
@@ -139,9 +140,10 @@ export class Atss extends AnchorDetector<AtssModelConfig> implements Detector {
     const perImage: Tensor[] = [];
     noGrad(() => {
       for (let i = 0; i < n; i++) {
+        // Stock ATSS multiplies the class scores by the sigmoid of the centerness logit.
         const levels = this.imageLevels(out, i, { host, device }).map((
           { extraLogits, ...level },
-        ) => ({ ...level, scoreFactors: extraLogits }));
+        ) => ({ ...level, scoreFactors: extraLogits ? sigmoid(extraLogits) : undefined }));
         perImage.push(denseDetections(levels, {
           imageShape: [h, w],
           scaleFactor: [scales[i][0], scales[i][1]],

@@ -169,3 +169,26 @@ for (const backend of BACKENDS) {
     await Deno.remove(dir, { recursive: true });
   });
 }
+
+Deno.test("ATSS focal: a detection's score is its class score times the sigmoid of its centerness", async () => {
+  const backend = BACKENDS[0];
+  const test = { ...SMALL.model.test, scoreThr: 0 };
+  const model = buildAtss({ ...SMALL.model, loss: "focal", test }, { seed: 0, backend });
+  model.eval();
+  const batch = await firstBatch(SMALL);
+  const images = tensor(batch.images, [2, 3, 64, 64], { backend });
+  const out = model.forward(images);
+  const [cls, ctr] = await Promise.all([out.cls.data(), out.centerness!.data()]);
+  const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+  // 64 px images have fewer (anchor, class) pairs per level than nmsPre: the best product survives.
+  const classes = SMALL.model.numClasses, anchors = out.cls.shape[1];
+  let best = 0;
+  for (let a = 0; a < anchors; a++) {
+    for (let c = 0; c < classes; c++) {
+      best = Math.max(best, sigmoid(cls[a * classes + c]) * sigmoid(ctr[a]));
+    }
+  }
+  const [first] = await model.predict(images, [[1, 1], [1, 1]]);
+  assert.ok(Math.abs(first.scores[0] - best) < 1e-6, `${first.scores[0]} vs ${best}`);
+  for (const s of first.scores) assert.ok(s > 0 && s < 1);
+});
