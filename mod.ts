@@ -223,7 +223,13 @@ export {
   type AtssLossEntry,
   type AtssLossInputs,
 } from "./detectors/atss_losses.ts";
-export { assignBatch, type AtssTargets, centernessTargets } from "./detectors/atss_targets.ts";
+export {
+  assignBatch,
+  type AtssTargets,
+  type BatchPositives,
+  centernessTargets,
+  gatherPositives,
+} from "./detectors/atss_targets.ts";
 export { type AnchorConfig, type Anchors, generateAnchors } from "./detectors/anchors.ts";
 export {
   type ProposalOptions,

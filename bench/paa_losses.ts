@@ -14,7 +14,7 @@
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { meanMs } from "./inputs.ts";
+import { fixedHeadOutputs, headLossMs } from "./inputs.ts";
 import PAA_TINY_SHAPES from "../configs/paa_tiny_shapes.ts";
 import { applyOverrides } from "../engine/config.ts";
 import { train } from "../engine/train.ts";
@@ -22,9 +22,8 @@ import { type Batch, DetectionLoader, memorySource } from "../data/loader.ts";
 import { generateShapes } from "../data/shapes.ts";
 import { buildPaa, type Paa } from "../detectors/paa.ts";
 import type { PaaLoss } from "../detectors/paa_losses.ts";
-import { backward, detach } from "../tensor/autograd.ts";
 import { initBackend } from "../tensor/device.ts";
-import { type Tensor, tidy, tidyAsync } from "../tensor/tensor.ts";
+import { tidy, tidyAsync } from "../tensor/tensor.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -58,29 +57,9 @@ async function batches(count: number): Promise<Batch[]> {
 async function lossOnlyMs(loss: PaaLoss, batch: Batch): Promise<number> {
   const config = applyOverrides(PAA_TINY_SHAPES, { loss });
   const model = buildPaa(config.model, { seed: 0, backend });
-  const leaf = (t: Tensor) => {
-    const d = detach(t);
-    d.requiresGrad = true;
-    return d;
-  };
-  const fixed = tidy(() => {
-    const out = model.forward(model.images(batch));
-    return {
-      cls: leaf(out.cls),
-      reg: leaf(out.reg),
-      centerness: out.centerness ? leaf(out.centerness) : undefined,
-    };
-  });
+  const fixed = tidy(() => fixedHeadOutputs(model.forward(model.images(batch))));
   const { targets } = await tidyAsync(() => model.assign(fixed, batch));
-  const once = () =>
-    tidy(() => {
-      backward(model.lossFromOutputs(fixed, targets).total);
-      for (const t of [fixed.cls, fixed.reg, fixed.centerness]) {
-        t?.grad?.dispose();
-        if (t) t.grad = null;
-      }
-    });
-  return await meanMs(once, backend);
+  return await headLossMs(fixed, () => model.lossFromOutputs(fixed, targets).total, backend);
 }
 
 /** Mean host milliseconds of the GMM re-assignment per step of `model` over `list`. */

@@ -14,10 +14,13 @@ import type { Backend } from "../tensor/backend.ts";
 import { defaultDevice } from "../tensor/device.ts";
 import { Module } from "../tensor/nn/module.ts";
 import { slice } from "../tensor/ops/concat.ts";
+import { indexSelect } from "../tensor/ops/index.ts";
 import { reshape } from "../tensor/ops/shape.ts";
 import { Rng } from "../tensor/rng.ts";
 import { keep, type Tensor, tensor } from "../tensor/tensor.ts";
 import { type AnchorConfig, type Anchors, generateAnchors } from "./anchors.ts";
+import type { AtssLossInputs } from "./atss_losses.ts";
+import type { AtssTargets } from "./atss_targets.ts";
 import { ResNet, type ResNetConfig } from "./backbones/resnet.ts";
 import { batchImages } from "./detector.ts";
 import { AtssHead, type AtssHeadConfig, type AtssHeadOutput } from "./heads/atss_head.ts";
@@ -155,6 +158,23 @@ export abstract class AnchorDetector<C extends AnchorDetectorConfig>
   /** Uploads a loader batch's images. */
   images(batch: Batch): Tensor {
     return batchImages(batch, this.backend);
+  }
+
+  /**
+   * What a loss-table entry reads: the logits flattened to `[N * A, C]` and
+   * the positives of `targets` gathered and decoded on the device.
+   */
+  protected lossInputs(out: AtssHeadOutput, targets: AtssTargets, delta?: number): AtssLossInputs {
+    const backend = this.backend;
+    const [n, numAnchors] = out.cls.shape;
+    const p = targets.index.length;
+    const flatCls = reshape(out.cls, [n * numAnchors, this.config.numClasses]);
+    const flatReg = reshape(out.reg, [n * numAnchors, 4]);
+    const posIndex = tensor(targets.index, [p], { backend });
+    const gtBox = tensor(targets.gtBox, [p, 4], { backend });
+    const posAnchor = tensor(targets.anchor, [p, 4], { backend });
+    const posBoxes = this.coder.decode(posAnchor, indexSelect(flatReg, 0, posIndex));
+    return { out, targets, flatCls, posIndex, posBoxes, gtBox, delta, backend };
   }
 
   /**

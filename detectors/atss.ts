@@ -14,9 +14,7 @@ import type { Batch } from "../data/loader.ts";
 import { noGrad } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
 import { sigmoid } from "../tensor/ops/elementwise.ts";
-import { indexSelect } from "../tensor/ops/index.ts";
-import { reshape } from "../tensor/ops/shape.ts";
-import { type Tensor, tensor } from "../tensor/tensor.ts";
+import type { Tensor } from "../tensor/tensor.ts";
 import {
   AnchorDetector,
   type AnchorDetectorConfig,
@@ -107,25 +105,7 @@ export class Atss extends AnchorDetector<AtssModelConfig> implements Detector {
 
   /** The loss of head outputs against host-built targets. */
   lossFromOutputs(out: AtssHeadOutput, targets: AtssTargets): DetectorLosses {
-    const backend = this.backend;
-    const [n, numAnchors] = out.cls.shape;
-    const numPositives = targets.index.length;
-    const flatCls = reshape(out.cls, [n * numAnchors, this.config.numClasses]);
-    const flatReg = reshape(out.reg, [n * numAnchors, 4]);
-    const posIndex = tensor(targets.index, [numPositives], { backend });
-    const gtBox = tensor(targets.gtBox, [numPositives, 4], { backend });
-    const posAnchor = tensor(targets.anchor, [numPositives, 4], { backend });
-    const posBoxes = this.coder.decode(posAnchor, indexSelect(flatReg, 0, posIndex));
-    return this.#loss.compute({
-      out,
-      targets,
-      flatCls,
-      posIndex,
-      posBoxes,
-      gtBox,
-      delta: this.config.delta,
-      backend,
-    });
+    return this.#loss.compute(this.lossInputs(out, targets, this.config.delta));
   }
 
   /**

@@ -28,7 +28,7 @@ import { indexSelect } from "../tensor/ops/index.ts";
 import { max } from "../tensor/ops/reduce.ts";
 import { reshape } from "../tensor/ops/shape.ts";
 import { topk } from "../tensor/ops/sort.ts";
-import { type Tensor, tensor, tidy } from "../tensor/tensor.ts";
+import { type Tensor, tidy } from "../tensor/tensor.ts";
 import {
   AnchorDetector,
   type AnchorDetectorConfig,
@@ -192,26 +192,11 @@ export class Paa extends AnchorDetector<PaaModelConfig> implements Detector {
 
   /** The loss of head outputs against the re-assigned positives. */
   lossFromOutputs(out: AtssHeadOutput, targets: AtssTargets): DetectorLosses {
-    const backend = this.backend;
+    if (targets.index.length > 0) {
+      return this.#loss.compute(this.lossInputs(out, targets, this.config.delta));
+    }
     const [n, numAnchors] = out.cls.shape;
-    const flatCls = reshape(out.cls, [n * numAnchors, this.config.numClasses]);
-    const numPositives = targets.index.length;
-    if (numPositives === 0) return this.#loss.empty(out, flatCls);
-    const flatReg = reshape(out.reg, [n * numAnchors, 4]);
-    const posIndex = tensor(targets.index, [numPositives], { backend });
-    const gtBox = tensor(targets.gtBox, [numPositives, 4], { backend });
-    const posAnchor = tensor(targets.anchor, [numPositives, 4], { backend });
-    const posBoxes = this.coder.decode(posAnchor, indexSelect(flatReg, 0, posIndex));
-    return this.#loss.compute({
-      out,
-      targets,
-      flatCls,
-      posIndex,
-      posBoxes,
-      gtBox,
-      delta: this.config.delta,
-      backend,
-    });
+    return this.#loss.empty(out, reshape(out.cls, [n * numAnchors, this.config.numClasses]));
   }
 
   /**

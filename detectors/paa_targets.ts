@@ -15,7 +15,7 @@
  */
 
 import type { Anchors } from "./anchors.ts";
-import type { AtssTargets } from "./atss_targets.ts";
+import { type AtssTargets, type BatchPositives, gatherPositives } from "./atss_targets.ts";
 import { maxIouAssign, type MaxIouAssignOptions } from "./max_iou_assigner.ts";
 import { type GmmOptions, paaReassign, type PaaReassignResult } from "./paa_gmm.ts";
 
@@ -33,21 +33,8 @@ export const PAA_ASSIGN: Readonly<MaxIouAssignOptions> = Object.freeze({
   lowQuality: true,
 });
 
-/**
- * The first-stage positives of a batch (PAA's candidates), in image order
- * and, within an image, in ascending anchor order. Its `AtssTargets` fields
- * describe each candidate as a positive.
- */
-export interface PaaCandidates extends AtssTargets {
-  /** Image of each candidate. */
-  image: Int32Array;
-  /** Anchor index of each candidate within its image. */
-  anchorIndex: Int32Array;
-  /** Ground-truth index of each candidate within its image. */
-  gtIndex: Int32Array;
-  /** Where each image's candidates start (length images + 1). */
-  imageStart: Int32Array;
-}
+/** The first-stage positives of a batch (PAA's candidates). */
+export type PaaCandidates = BatchPositives;
 
 /**
  * PAA's first stage for every image of a batch: `maxIouAssign` with
@@ -75,38 +62,12 @@ export function paaCandidates(
   boxes: readonly Float32Array[],
   labels: readonly Int32Array[],
 ): PaaCandidates {
-  const numAnchors = anchors.boxes.length / 4;
-  const index: number[] = [], label: number[] = [], gtBox: number[] = [], anchor: number[] = [];
-  const image: number[] = [], anchorIndex: number[] = [], gtIndex: number[] = [];
-  const imageStart = [0];
-  boxes.forEach((gt, i) => {
-    const { gtIndex: assigned } = maxIouAssign(anchors.boxes, gt, PAA_ASSIGN);
-    for (let a = 0; a < numAnchors; a++) {
-      const g = assigned[a];
-      if (g < 0) continue;
-      index.push(i * numAnchors + a);
-      label.push(labels[i][g]);
-      image.push(i);
-      anchorIndex.push(a);
-      gtIndex.push(g);
-      for (let k = 0; k < 4; k++) {
-        gtBox.push(gt[4 * g + k]);
-        anchor.push(anchors.boxes[4 * a + k]);
-      }
-    }
-    imageStart.push(index.length);
-  });
-  return {
-    index: Int32Array.from(index),
-    label: Int32Array.from(label),
-    gtBox: Float32Array.from(gtBox),
-    anchor: Float32Array.from(anchor),
-    numAnchors,
-    image: Int32Array.from(image),
-    anchorIndex: Int32Array.from(anchorIndex),
-    gtIndex: Int32Array.from(gtIndex),
-    imageStart: Int32Array.from(imageStart),
-  };
+  return gatherPositives(
+    anchors,
+    boxes,
+    labels,
+    (gt) => maxIouAssign(anchors.boxes, gt, PAA_ASSIGN).gtIndex,
+  );
 }
 
 /** Options of {@linkcode paaReassignBatch}. */

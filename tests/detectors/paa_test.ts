@@ -3,8 +3,7 @@ import { join } from "node:path";
 import type { DetectorConfig } from "../../configs/types.ts";
 import PAA_TINY_SHAPES from "../../configs/paa_tiny_shapes.ts";
 import { overlapHost } from "../../boxes/iou.ts";
-import { type Batch, DetectionLoader, memorySource } from "../../data/loader.ts";
-import { generateShapes } from "../../data/shapes.ts";
+import type { Batch } from "../../data/loader.ts";
 import type { Anchors } from "../../detectors/anchors.ts";
 import { buildDetector } from "../../detectors/build.ts";
 import { buildPaa, type Paa, type PaaModelConfig } from "../../detectors/paa.ts";
@@ -13,13 +12,16 @@ import { PAA_LOSSES, type PaaLoss } from "../../detectors/paa_losses.ts";
 import { PAA_ASSIGN, paaCandidates, paaReassignBatch } from "../../detectors/paa_targets.ts";
 import { scoreVoting } from "../../detectors/score_voting.ts";
 import { applyOverrides } from "../../engine/config.ts";
-import { loadModel } from "../../engine/model_io.ts";
-import { train } from "../../engine/train.ts";
 import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
-import { SGD } from "../../tensor/optim/sgd.ts";
 import { tensor, tidyAsync } from "../../tensor/tensor.ts";
 import { smallTrainSettings } from "../engine/helpers.ts";
+import {
+  assertBlankDetectsNothing,
+  assertResumeIsExact,
+  fitSteps,
+  shapesBatch,
+} from "./helpers.ts";
 import { CPU, GPU, gpuBackend, NATIVE, nativeBackend } from "../tensor/helpers.ts";
 
 /** The tiny config cut to 64 px images and narrow layers, as the ATSS tests do. */
@@ -41,42 +43,15 @@ const BACKENDS: Backend[] = [GPU ? await gpuBackend() : CPU, ...(NATIVE ? [nativ
 /** The fastest backend here, for the tests that train. */
 const FAST = NATIVE ? nativeBackend() : BACKENDS[0];
 
-async function batchOf(numImages: number, seed: number, objects?: [number, number]) {
-  const split = generateShapes({ numImages, seed, size: 64, objectsPerImage: objects });
-  const loader = new DetectionLoader(memorySource(split), {
-    batchSize: numImages,
-    seed: 0,
-    shuffle: false,
-    transform: { shortSide: 64, maxSize: 64, flipProb: 0 },
-  });
-  const batch = (await loader.epoch(0).next()).value as Batch;
-  loader.close();
-  return batch;
-}
-
-const BATCH = await batchOf(2, 11);
+const BATCH = await shapesBatch(2, 11);
 
 function build(loss: PaaLoss, seed: number, backend = FAST, test = SMALL.model.test): Paa {
   return buildPaa({ ...SMALL.model, loss, test }, { seed, backend });
 }
 
 /** `steps` SGD steps on `batch` with the configs' clipping; the total loss of each. */
-async function fit(model: Paa, batch: Batch, steps: number, lr: number) {
-  const params = model.parameters().filter((p) => p.requiresGrad);
-  const opt = new SGD(params, { lr, momentum: 0.9, maxGradNorm: 10 });
-  const totals: number[] = [];
-  for (let step = 0; step < steps; step++) {
-    const total = await tidyAsync(async () => {
-      const l = await model.loss(batch);
-      backward(l.total);
-      opt.step();
-      opt.zeroGrad();
-      return l.total;
-    });
-    totals.push((await total.data())[0]);
-    total.dispose();
-  }
-  return totals;
+function fit(model: Paa, batch: Batch, steps: number, lr: number) {
+  return fitSteps(model, batch, steps, { lr, maxGradNorm: 10 });
 }
 
 /** Anchors on one level from a flat list of boxes. */
@@ -361,7 +336,7 @@ Deno.test("PAA: images without objects, NaN scores and bad input", async (t) => 
   await t.step(
     "a batch without objects: zeros (ranking), the focal loss of all negatives (focal)",
     async () => {
-      const empty = await batchOf(2, 5, [0, 0]);
+      const empty = await shapesBatch(2, 5, [0, 0]);
       assert.ok(empty.boxes.every((b) => b.length === 0));
       for (const loss of PAA_LOSSES) {
         const model = build(loss, 0);
@@ -426,18 +401,8 @@ Deno.test("PAA: images without objects, NaN scores and bad input", async (t) => 
   await t.step("predict on blank images gives typed results", async () => {
     const model = build("brs", 0, FAST, { ...SMALL.model.test, scoreThr: 0.05 });
     model.eval();
-    const blank = tensor(new Float32Array(2 * 3 * 64 * 64), [2, 3, 64, 64], { backend: FAST });
-    const results = await model.predict(blank, [[1, 1], [0.5, 0.5]]);
-    assert.equal(results.length, 2);
-    for (const r of results) {
-      assert.ok(
-        r.boxes instanceof Float32Array && r.scores instanceof Float32Array &&
-          r.labels instanceof Int32Array,
-      );
-      // An untrained head scores everything at its 0.01 prior: nothing above 0.05.
-      assert.equal(r.scores.length, 0);
-      assert.equal(r.boxes.length, 0);
-    }
+    // An untrained head scores everything at its 0.01 prior: nothing above 0.05.
+    await assertBlankDetectsNothing(model);
   });
   await t.step("bad configs, images and loss names", () => {
     assert.throws(
@@ -470,23 +435,7 @@ Deno.test("PAA training: resume is bit-exact and the checkpoint predicts the sam
   const dir = await Deno.makeTempDir();
   for (const loss of ["brs", "focal"] as const) {
     const config = applyOverrides(SMALL, { loss });
-    const common = { config, seed: 5, backend: FAST, evaluate: false, write: () => {} };
-    const full = await train({ ...common, out: join(dir, loss, "full") });
-    await train({ ...common, out: join(dir, loss, "cut"), stopAfter: 2 });
-    const resumed = await train({ ...common, out: join(dir, loss, "cut"), resume: true });
-    assert.equal(resumed.step, 4);
-    const a = full.model.stateDict(), b = resumed.model.stateDict();
-    for (const [name, t] of a) {
-      assert.deepEqual(await b.get(name)!.data(), await t.data(), `${name} differs after resuming`);
-    }
-    const restored = await loadModel(join(dir, loss, "full", "checkpoint.safetensors"), FAST);
-    assert.equal(restored.model.config.kind, "paa");
-    const images = tensor(BATCH.images, [2, 3, 64, 64], { backend: FAST });
-    full.model.eval();
-    assert.deepEqual(
-      await restored.model.predict(images, [[1, 1], [1, 1]]),
-      await full.model.predict(images, [[1, 1], [1, 1]]),
-    );
+    await assertResumeIsExact(config, FAST, BATCH, join(dir, loss));
   }
   await Deno.remove(dir, { recursive: true });
 });
