@@ -19,7 +19,8 @@
  *   synthetic `shapes` dataset, transforms and a worker loader.
  * - Evaluation: {@linkcode evaluateCoco} (as pycocotools) and {@linkcode evaluateLrp}.
  * - Detectors: {@linkcode buildDetector} builds any {@linkcode Detector} from its
- *   config (today {@linkcode Atss}), trained by {@linkcode train}.
+ *   config ({@linkcode Atss}, {@linkcode Paa}, Faster and Cascade R-CNN as
+ *   {@linkcode TwoStageDetector}), trained by {@linkcode train}.
  *
  * Call {@linkcode initBackend} once to pick a backend (WebGPU on a hardware
  * adapter, else native, else WebGPU on a software adapter, else the CPU);
@@ -145,7 +146,55 @@ export {
   type DetectorModelConfig,
 } from "./detectors/build.ts";
 export { type Detector, type DetectorLosses } from "./detectors/detector.ts";
+export {
+  AnchorDetector,
+  type AnchorDetectorConfig,
+  type AnchorDetectorParts,
+  buildAnchorParts,
+} from "./detectors/anchor_detector.ts";
 export { Atss, type AtssModelConfig, type AtssParts, buildAtss } from "./detectors/atss.ts";
+export {
+  buildPaa,
+  Paa,
+  type PaaAssignment,
+  type PaaLosses,
+  type PaaModelConfig,
+  type PaaParts,
+  type PaaTestSettings,
+} from "./detectors/paa.ts";
+export {
+  PAA_LOSS_TABLE,
+  PAA_LOSSES,
+  type PaaLoss,
+  paaLoss,
+  type PaaLossEntry,
+  reassignScores,
+} from "./detectors/paa_losses.ts";
+export {
+  PAA_ASSIGN,
+  type PaaCandidates,
+  paaCandidates,
+  paaReassignBatch,
+  type PaaReassignBatchOptions,
+  type PaaReassignment,
+} from "./detectors/paa_targets.ts";
+export { scoreVoting, type ScoreVotingOptions } from "./detectors/score_voting.ts";
+export {
+  fitGmm2,
+  type Gmm2Fit,
+  type GmmArithmetic,
+  type GmmCovariance,
+  type GmmIteration,
+  type GmmOptions,
+  type PaaGtResult,
+  paaReassign,
+  type PaaReassignInput,
+  type PaaReassignResult,
+  paaSelect,
+  type PaaSelection,
+  paaSeparate,
+  type PaaSeparation,
+} from "./detectors/paa_gmm.ts";
 export {
   buildTwoStage,
   type ProposalSettings,
@@ -174,7 +223,13 @@ export {
   type AtssLossEntry,
   type AtssLossInputs,
 } from "./detectors/atss_losses.ts";
-export { assignBatch, type AtssTargets, centernessTargets } from "./detectors/atss_targets.ts";
+export {
+  assignBatch,
+  type AtssTargets,
+  type BatchPositives,
+  centernessTargets,
+  gatherPositives,
+} from "./detectors/atss_targets.ts";
 export { type AnchorConfig, type Anchors, generateAnchors } from "./detectors/anchors.ts";
 export {
   type ProposalOptions,
@@ -265,6 +320,8 @@ export {
 export type { DataSettings, DetectorConfig, TrainSettings } from "./configs/types.ts";
 export { ATSS_TINY_SHAPES } from "./configs/atss_tiny_shapes.ts";
 export { ATSS_R50_COCO } from "./configs/atss_r50_coco.ts";
+export { PAA_TINY_SHAPES } from "./configs/paa_tiny_shapes.ts";
+export { PAA_R50_COCO } from "./configs/paa_r50_coco.ts";
 export { FASTER_RCNN_TINY_SHAPES } from "./configs/faster_rcnn_tiny_shapes.ts";
 export { FASTER_RCNN_R50_COCO } from "./configs/faster_rcnn_r50_coco.ts";
 export { CASCADE_RCNN_TINY_SHAPES } from "./configs/cascade_rcnn_tiny_shapes.ts";

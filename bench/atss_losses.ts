@@ -10,7 +10,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { meanMs } from "./inputs.ts";
+import { fixedHeadOutputs, headLossMs } from "./inputs.ts";
 import { join } from "node:path";
 import ATSS_TINY_SHAPES from "../configs/atss_tiny_shapes.ts";
 import { applyOverrides } from "../engine/config.ts";
@@ -20,7 +20,6 @@ import { generateShapes } from "../data/shapes.ts";
 import { buildAtss } from "../detectors/atss.ts";
 import type { AtssLoss } from "../detectors/atss_losses.ts";
 import { assignBatch } from "../detectors/atss_targets.ts";
-import { backward, detach } from "../tensor/autograd.ts";
 import { initBackend } from "../tensor/device.ts";
 import { tidy } from "../tensor/tensor.ts";
 
@@ -47,30 +46,10 @@ async function lossOnlyMs(loss: AtssLoss): Promise<number> {
   });
   const batch = (await loader.epoch(0).next()).value!;
   loader.close();
-  const fixed = tidy(() => {
-    const out = model.forward(model.images(batch));
-    const leaf = (t: typeof out.cls) => {
-      const d = detach(t);
-      d.requiresGrad = true;
-      return d;
-    };
-    return {
-      cls: leaf(out.cls),
-      reg: leaf(out.reg),
-      centerness: out.centerness ? leaf(out.centerness) : undefined,
-    };
-  });
+  const fixed = tidy(() => fixedHeadOutputs(model.forward(model.images(batch))));
   const { host } = model.anchors(batch.height, batch.width);
   const targets = assignBatch(host, batch.boxes, batch.labels, config.model.topk);
-  const once = () =>
-    tidy(() => {
-      backward(model.lossFromOutputs(fixed, targets).total);
-      for (const t of [fixed.cls, fixed.reg, fixed.centerness]) {
-        t?.grad?.dispose();
-        if (t) t.grad = null;
-      }
-    });
-  return await meanMs(once, backend);
+  return await headLossMs(fixed, () => model.lossFromOutputs(fixed, targets).total, backend);
 }
 
 const rows: string[] = [];

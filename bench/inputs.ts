@@ -1,9 +1,14 @@
 /**
  * Seeded inputs the benchmarks share: a uniform generator and detector-like ranking-loss
- * inputs (the distribution of the shared official-code vectors).
+ * inputs (the distribution of the shared official-code vectors); timing helpers, including
+ * the loss of a dense head alone on fixed outputs.
  *
  * @module
  */
+
+import type { AtssHeadOutput } from "../detectors/heads/atss_head.ts";
+import { backward, detach } from "../tensor/autograd.ts";
+import { type Tensor, tidy } from "../tensor/tensor.ts";
 
 /**
  * mulberry32: a seeded uniform generator on `[0, 1)`.
@@ -82,4 +87,38 @@ export async function meanMs(
   for (let r = 0; r < reps; r++) once();
   await backend.sync();
   return (performance.now() - t0) / reps;
+}
+
+/** `out` detached into leaves that require gradients: fixed inputs for timing a head loss. */
+export function fixedHeadOutputs(out: AtssHeadOutput): AtssHeadOutput {
+  const leaf = (t: Tensor) => {
+    const d = detach(t);
+    d.requiresGrad = true;
+    return d;
+  };
+  return {
+    cls: leaf(out.cls),
+    reg: leaf(out.reg),
+    centerness: out.centerness ? leaf(out.centerness) : undefined,
+  };
+}
+
+/**
+ * Mean milliseconds ({@linkcode meanMs}) of forward + backward of `loss` on
+ * the fixed head outputs `fixed`, whose gradients are dropped after each run.
+ */
+export async function headLossMs(
+  fixed: AtssHeadOutput,
+  loss: () => Tensor,
+  backend: { sync(): Promise<void> },
+): Promise<number> {
+  const once = () =>
+    tidy(() => {
+      backward(loss());
+      for (const t of [fixed.cls, fixed.reg, fixed.centerness]) {
+        t?.grad?.dispose();
+        if (t) t.grad = null;
+      }
+    });
+  return await meanMs(once, backend);
 }

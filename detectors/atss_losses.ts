@@ -74,8 +74,23 @@ function rankingInputs(inputs: AtssLossInputs, values: Tensor) {
   return { targetVector, logits, box };
 }
 
-/** RS or BRS: IoU targets, ranking + sorting, box loss self-balanced (δ 0.5 by default). */
-function rankSortEntry(op: typeof rankSort): AtssLossEntry {
+/**
+ * RS or BRS (docs/departures.md, R1): IoU targets, ranking + sorting, box
+ * loss self-balanced (δ 0.5 unless the config sets one). ATSS and PAA share
+ * this recipe.
+ *
+ * @example
+ * ```ts
+ * import { rankSortEntry } from "./atss_losses.ts";
+ * import { bucketedRankSort } from "../losses/ops/mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(rankSortEntry(bucketedRankSort).centerness, false);
+ * ```
+ *
+ * @param op The ranking op: `rankSort` or `bucketedRankSort`.
+ */
+export function rankSortEntry(op: typeof rankSort): AtssLossEntry {
   return {
     centerness: false,
     compute(inputs) {
@@ -91,16 +106,41 @@ function rankSortEntry(op: typeof rankSort): AtssLossEntry {
   };
 }
 
-/** AP or BAP: targets of 1, box loss weighted by 2 (δ 1 by default). */
-function apEntry(op: typeof apLoss): AtssLossEntry {
+/** The recipe constants of an AP-type entry. */
+export interface ApEntryOptions {
+  /** Weight of the score-weighted GIoU loss (ATSS 2, PAA 1). */
+  boxWeight: number;
+  /** δ when the config sets none (ATSS 1, PAA 0.5; docs/departures.md, Q20). */
+  delta: number;
+}
+
+/**
+ * AP or BAP: targets of 1, `L_AP + boxWeight · L_box` with the score-weighted
+ * GIoU loss and fixed weights (no self-balance).
+ *
+ * @example The ATSS and PAA recipes
+ * ```ts
+ * import { apEntry } from "./atss_losses.ts";
+ * import { apLoss, bucketedAp } from "../losses/ops/mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const atss = apEntry(bucketedAp, { boxWeight: 2, delta: 1 });
+ * const paa = apEntry(apLoss, { boxWeight: 1, delta: 0.5 });
+ * assert.equal(atss.centerness || paa.centerness, false);
+ * ```
+ *
+ * @param op The ranking op: `apLoss` or `bucketedAp`.
+ * @param options Box weight and default δ.
+ */
+export function apEntry(op: typeof apLoss, options: ApEntryOptions): AtssLossEntry {
   return {
     centerness: false,
     compute(inputs) {
       const numPositives = inputs.targets.index.length;
       const values = full([numPositives], 1, { backend: inputs.backend });
       const { targetVector, logits, box } = rankingInputs(inputs, values);
-      const ap = op(logits, targetVector, { delta: inputs.delta ?? 1 });
-      const weighted = mul(box, 2);
+      const ap = op(logits, targetVector, { delta: inputs.delta ?? options.delta });
+      const weighted = mul(box, options.boxWeight);
       return { total: add(ap.loss, weighted), parts: { ap: ap.loss, box: weighted }, numPositives };
     },
   };
@@ -158,8 +198,8 @@ export type AtssLoss = "brs" | "rs" | "bap" | "ap" | "focal";
 export const ATSS_LOSS_TABLE: Readonly<Record<AtssLoss, AtssLossEntry>> = {
   brs: rankSortEntry(bucketedRankSort),
   rs: rankSortEntry(rankSort),
-  bap: apEntry(bucketedAp),
-  ap: apEntry(apLoss),
+  bap: apEntry(bucketedAp, { boxWeight: 2, delta: 1 }),
+  ap: apEntry(apLoss, { boxWeight: 2, delta: 1 }),
   focal: FOCAL,
 };
 

@@ -23,6 +23,82 @@ export interface AtssTargets {
 }
 
 /**
+ * The positives of a batch, in image order and, within an image, in
+ * ascending anchor order, with where each came from. Its {@linkcode AtssTargets}
+ * fields are what the losses read.
+ */
+export interface BatchPositives extends AtssTargets {
+  /** Image of each positive. */
+  image: Int32Array;
+  /** Anchor index of each positive within its image. */
+  anchorIndex: Int32Array;
+  /** Ground-truth index of each positive within its image. */
+  gtIndex: Int32Array;
+  /** Where each image's positives start (length images + 1). */
+  imageStart: Int32Array;
+}
+
+/**
+ * Gathers the positives of a batch from a per-image assignment: `assign`
+ * gives each anchor of an image its GT index (negative: not a positive).
+ *
+ * @example One image, the second anchor assigned to GT 0
+ * ```ts
+ * import { gatherPositives } from "./atss_targets.ts";
+ * const anchors = {
+ *   boxes: Float32Array.of(0, 0, 4, 4, 0, 0, 8, 8), perLevel: [2],
+ *   featureSizes: [[1, 2]] as [number, number][], perLocation: 1,
+ * };
+ * const p = gatherPositives(anchors, [Float32Array.of(0, 0, 8, 8)], [Int32Array.of(3)], () => [-1, 0]);
+ * console.log(Array.from(p.index), Array.from(p.label), Array.from(p.anchor)); // [1] [3] [0, 0, 8, 8]
+ * ```
+ *
+ * @param anchors The anchors of the (padded) batch size.
+ * @param boxes Per image `[n * 4]` ground-truth boxes.
+ * @param labels Per image `[n]` classes.
+ * @param assign The GT index of each anchor of an image, given its boxes.
+ */
+export function gatherPositives(
+  anchors: Anchors,
+  boxes: readonly Float32Array[],
+  labels: readonly Int32Array[],
+  assign: (gt: Float32Array) => ArrayLike<number>,
+): BatchPositives {
+  const numAnchors = anchors.boxes.length / 4;
+  const index: number[] = [], label: number[] = [], gtBox: number[] = [], anchor: number[] = [];
+  const image: number[] = [], anchorIndex: number[] = [], gtIndex: number[] = [];
+  const imageStart = [0];
+  boxes.forEach((gt, i) => {
+    const assigned = assign(gt);
+    for (let a = 0; a < numAnchors; a++) {
+      const g = assigned[a];
+      if (g < 0) continue;
+      index.push(i * numAnchors + a);
+      label.push(labels[i][g]);
+      image.push(i);
+      anchorIndex.push(a);
+      gtIndex.push(g);
+      for (let k = 0; k < 4; k++) {
+        gtBox.push(gt[4 * g + k]);
+        anchor.push(anchors.boxes[4 * a + k]);
+      }
+    }
+    imageStart.push(index.length);
+  });
+  return {
+    index: Int32Array.from(index),
+    label: Int32Array.from(label),
+    gtBox: Float32Array.from(gtBox),
+    anchor: Float32Array.from(anchor),
+    numAnchors,
+    image: Int32Array.from(image),
+    anchorIndex: Int32Array.from(anchorIndex),
+    gtIndex: Int32Array.from(gtIndex),
+    imageStart: Int32Array.from(imageStart),
+  };
+}
+
+/**
  * Assigns the anchors of every image of a batch with ATSS.
  *
  * @param anchors The anchors of the (padded) batch size.
@@ -36,28 +112,12 @@ export function assignBatch(
   labels: readonly Int32Array[],
   topk: number,
 ): AtssTargets {
-  const numAnchors = anchors.boxes.length / 4;
-  const index: number[] = [], label: number[] = [], gtBox: number[] = [], anchor: number[] = [];
-  boxes.forEach((gt, image) => {
-    const { gtIndex } = atssAssign(anchors.boxes, anchors.perLevel, gt, topk);
-    for (let a = 0; a < numAnchors; a++) {
-      const g = gtIndex[a];
-      if (g < 0) continue;
-      index.push(image * numAnchors + a);
-      label.push(labels[image][g]);
-      for (let k = 0; k < 4; k++) {
-        gtBox.push(gt[4 * g + k]);
-        anchor.push(anchors.boxes[4 * a + k]);
-      }
-    }
-  });
-  return {
-    index: Int32Array.from(index),
-    label: Int32Array.from(label),
-    gtBox: Float32Array.from(gtBox),
-    anchor: Float32Array.from(anchor),
-    numAnchors,
-  };
+  return gatherPositives(
+    anchors,
+    boxes,
+    labels,
+    (gt) => atssAssign(anchors.boxes, anchors.perLevel, gt, topk).gtIndex,
+  );
 }
 
 /** Centerness of each positive's anchor centre inside its box (stock ATSS's target). */

@@ -12,11 +12,14 @@ import { ATSS_LOSSES } from "./atss_losses.ts";
 import { buildCascadeRcnn, type CascadeRcnnModelConfig } from "./cascade_rcnn.ts";
 import type { Detector } from "./detector.ts";
 import { buildFasterRcnn, type FasterRcnnModelConfig } from "./faster_rcnn.ts";
+import { buildPaa, type PaaModelConfig } from "./paa.ts";
+import { PAA_LOSSES } from "./paa_losses.ts";
 import { TWO_STAGE_LOSSES } from "./two_stage.ts";
 
 /** The model config of any detector, tagged by its `kind`. */
 export type DetectorModelConfig =
   | AtssModelConfig
+  | PaaModelConfig
   | FasterRcnnModelConfig
   | CascadeRcnnModelConfig;
 
@@ -42,6 +45,7 @@ export type DetectorBuilders = {
 /** The registry of detector builders, keyed by kind. */
 export const DETECTOR_BUILDERS: DetectorBuilders = {
   atss: buildAtss,
+  paa: buildPaa,
   faster_rcnn: buildFasterRcnn,
   cascade_rcnn: buildCascadeRcnn,
 };
@@ -49,6 +53,7 @@ export const DETECTOR_BUILDERS: DetectorBuilders = {
 /** The losses each detector kind trains with (its config's `loss`). */
 export const DETECTOR_LOSSES: { readonly [K in DetectorKind]: readonly string[] } = {
   atss: ATSS_LOSSES,
+  paa: PAA_LOSSES,
   faster_rcnn: TWO_STAGE_LOSSES,
   cascade_rcnn: TWO_STAGE_LOSSES,
 };
@@ -72,7 +77,7 @@ export const DETECTOR_KINDS: readonly DetectorKind[] = Object.keys(
  * assert.equal(model.config.kind, "atss");
  * assert.throws(
  *   () => buildDetector({ ...ATSS_TINY_SHAPES.model, kind: "yolo" as "atss" }, { seed: 0 }),
- *   /unknown detector kind "yolo" \(known: atss, faster_rcnn, cascade_rcnn\)/,
+ *   /unknown detector kind "yolo" \(known: atss, paa, faster_rcnn, cascade_rcnn\)/,
  * );
  * ```
  *

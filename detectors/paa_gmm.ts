@@ -13,8 +13,9 @@
  *    `[min, max]`, precisions `[1, 1]`, diagonal covariance, `reg_covar = 1e-6`, `tol = 1e-3`,
  *    `max_iter = 100` (scikit-learn's defaults; mmdetection passes no others, so its `reg_covar`
  *    is 1e-6, not the 1e-5 one summary of the method gives; {@linkcode GmmOptions.regCovar}
- *    changes it). A float32 loss array is fitted with scikit-learn's float32 arithmetic (see
- *    {@linkcode GmmOptions.arithmetic}).
+ *    changes it; the official rank-based PAA head passes 1e-5, which the ranking losses of
+ *    `paa_losses.ts` use). A float32 loss array is fitted with scikit-learn's float32
+ *    arithmetic (see {@linkcode GmmOptions.arithmetic}).
  * 5. {@linkcode paaSeparate}: the component-0 ("fg") candidates up to the one with the highest
  *    log-likelihood (the first on a tie) are the positives; candidates of component 1 are never
  *    positives, even before that threshold.

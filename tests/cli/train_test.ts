@@ -22,7 +22,13 @@ Deno.test("train CLI: --help, bad flags and bad values", async (t) => {
     const r = await train(["--help"]);
     assert.equal(r.code, 0);
     for (
-      const word of ["faster_rcnn_tiny_shapes", "cascade_rcnn_tiny_shapes", "--resume", "focal"]
+      const word of [
+        "paa_tiny_shapes",
+        "faster_rcnn_tiny_shapes",
+        "cascade_rcnn_tiny_shapes",
+        "--resume",
+        "focal",
+      ]
     ) {
       assert.ok(r.out.includes(word), word);
     }
@@ -42,6 +48,10 @@ Deno.test("train CLI: --help, bad flags and bad values", async (t) => {
       [
         ["--loss", "focal", "--config", "faster_rcnn_tiny_shapes"],
         /Unknown loss "focal" for a faster_rcnn detector: expected one of brs, rs/,
+      ],
+      [
+        ["--loss", "alrp", "--config", "paa_tiny_shapes"],
+        /Unknown loss "alrp" for a paa detector: expected one of brs, rs, bap, ap, focal/,
       ],
       [["--config", "no_such_config"], /Cannot load config "no_such_config"/],
     ] as const

@@ -7,12 +7,11 @@ import { DetectionLoader, memorySource } from "../../data/loader.ts";
 import { type AtssModelConfig, buildAtss } from "../../detectors/atss.ts";
 import { train } from "../../engine/train.ts";
 import { loadModel } from "../../engine/model_io.ts";
-import { backward } from "../../tensor/autograd.ts";
-import { SGD } from "../../tensor/optim/sgd.ts";
 import { loadCheckpoint, saveCheckpoint } from "../../tensor/safetensors.ts";
-import { tensor, tidyAsync } from "../../tensor/tensor.ts";
+import { tensor } from "../../tensor/tensor.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import { smallTrainSettings } from "../engine/helpers.ts";
+import { assertBlankDetectsNothing, fitSteps } from "./helpers.ts";
 import { CPU, GPU, gpuBackend, NATIVE, nativeBackend } from "../tensor/helpers.ts";
 
 /** A model and data small enough for tests: 64 px images, narrow layers. */
@@ -80,20 +79,7 @@ for (const backend of BACKENDS) {
     for (const loss of ["brs", "focal"] as const) {
       await t.step(loss, async () => {
         const model = buildAtss({ ...SMALL.model, loss }, { seed: 1, backend });
-        const params = model.parameters().filter((p) => p.requiresGrad);
-        const opt = new SGD(params, { lr: 0.01, momentum: 0.9 });
-        const totals: number[] = [];
-        for (let step = 0; step < 8; step++) {
-          const total = await tidyAsync(async () => {
-            const l = await model.loss(batch);
-            backward(l.total);
-            opt.step();
-            opt.zeroGrad();
-            return l.total;
-          });
-          totals.push((await total.data())[0]);
-          total.dispose();
-        }
+        const totals = await fitSteps(model, batch, 8, { lr: 0.01 });
         assert.ok(totals.every(Number.isFinite), `non-finite loss: ${totals}`);
         assert.ok(
           totals.at(-1)! < totals[0],
@@ -106,17 +92,7 @@ for (const backend of BACKENDS) {
   Deno.test(`ATSS: predict on an image with no objects gives typed, empty results (${backend.name})`, async () => {
     const model = buildAtss(SMALL.model, { seed: 0, backend });
     model.eval();
-    const blank = tensor(new Float32Array(2 * 3 * 64 * 64), [2, 3, 64, 64], { backend });
-    const results = await model.predict(blank, [[1, 1], [0.5, 0.5]]);
-    assert.equal(results.length, 2);
-    for (const r of results) {
-      assert.ok(
-        r.boxes instanceof Float32Array && r.scores instanceof Float32Array &&
-          r.labels instanceof Int32Array,
-      );
-      assert.equal(r.boxes.length, 4 * r.scores.length);
-      assert.equal(r.scores.length, 0);
-    }
+    await assertBlankDetectsNothing(model);
   });
 
   Deno.test(`ATSS training: checkpoint round trip and resume give the same model (${backend.name})`, async () => {
@@ -169,3 +145,26 @@ for (const backend of BACKENDS) {
     await Deno.remove(dir, { recursive: true });
   });
 }
+
+Deno.test("ATSS focal: a detection's score is its class score times the sigmoid of its centerness", async () => {
+  const backend = BACKENDS[0];
+  const test = { ...SMALL.model.test, scoreThr: 0 };
+  const model = buildAtss({ ...SMALL.model, loss: "focal", test }, { seed: 0, backend });
+  model.eval();
+  const batch = await firstBatch(SMALL);
+  const images = tensor(batch.images, [2, 3, 64, 64], { backend });
+  const out = model.forward(images);
+  const [cls, ctr] = await Promise.all([out.cls.data(), out.centerness!.data()]);
+  const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+  // 64 px images have fewer (anchor, class) pairs per level than nmsPre: the best product survives.
+  const classes = SMALL.model.numClasses, anchors = out.cls.shape[1];
+  let best = 0;
+  for (let a = 0; a < anchors; a++) {
+    for (let c = 0; c < classes; c++) {
+      best = Math.max(best, sigmoid(cls[a * classes + c]) * sigmoid(ctr[a]));
+    }
+  }
+  const [first] = await model.predict(images, [[1, 1], [1, 1]]);
+  assert.ok(Math.abs(first.scores[0] - best) < 1e-6, `${first.scores[0]} vs ${best}`);
+  for (const s of first.scores) assert.ok(s > 0 && s < 1);
+});

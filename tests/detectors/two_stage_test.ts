@@ -4,8 +4,7 @@ import CASCADE_RCNN_TINY_SHAPES from "../../configs/cascade_rcnn_tiny_shapes.ts"
 import FASTER_RCNN_TINY_SHAPES from "../../configs/faster_rcnn_tiny_shapes.ts";
 import type { DetectorConfig } from "../../configs/types.ts";
 import { boxIouHost } from "../../boxes/iou.ts";
-import { type Batch, DetectionLoader, memorySource } from "../../data/loader.ts";
-import { generateShapes } from "../../data/shapes.ts";
+import type { Batch } from "../../data/loader.ts";
 import { buildDetector } from "../../detectors/build.ts";
 import { buildCascadeRcnn, type CascadeRcnnModelConfig } from "../../detectors/cascade_rcnn.ts";
 import { buildFasterRcnn, type FasterRcnnModelConfig } from "../../detectors/faster_rcnn.ts";
@@ -14,9 +13,14 @@ import { loadModel } from "../../engine/model_io.ts";
 import { train } from "../../engine/train.ts";
 import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
-import { SGD } from "../../tensor/optim/sgd.ts";
 import { tensor, tidyAsync } from "../../tensor/tensor.ts";
 import { smallTrainSettings } from "../engine/helpers.ts";
+import {
+  assertBlankDetectsNothing,
+  assertResumeIsExact,
+  fitSteps,
+  shapesBatch,
+} from "./helpers.ts";
 import { CPU, GPU, gpuBackend, NATIVE, nativeBackend } from "../tensor/helpers.ts";
 
 /** Narrow layers and few proposals on 64 px images: what changes from the tiny configs. */
@@ -53,25 +57,8 @@ const BACKENDS: Backend[] = [GPU ? await gpuBackend() : CPU, ...(NATIVE ? [nativ
 /** The fastest backend here, for the tests that train longer. */
 const FAST = NATIVE ? nativeBackend() : BACKENDS[0];
 
-async function batchOf(
-  numImages: number,
-  seed: number,
-  objects?: [number, number],
-): Promise<Batch> {
-  const split = generateShapes({ numImages, seed, size: 64, objectsPerImage: objects });
-  const loader = new DetectionLoader(memorySource(split), {
-    batchSize: numImages,
-    seed: 0,
-    shuffle: false,
-    transform: { shortSide: 64, maxSize: 64, flipProb: 0 },
-  });
-  const batch = (await loader.epoch(0).next()).value as Batch;
-  loader.close();
-  return batch;
-}
-
 /** Two images with objects, the batch most tests use. */
-const BATCH = await batchOf(2, 11);
+const BATCH = await shapesBatch(2, 11);
 
 /**
  * `steps` SGD steps of `model` on `batch`, gradients clipped at norm 10 as
@@ -79,22 +66,8 @@ const BATCH = await batchOf(2, 11);
  * gradient by hundreds when its only positives are the GT boxes themselves);
  * the total loss of each.
  */
-async function fit(model: TwoStageDetector, batch: Batch, steps: number, lr: number) {
-  const params = model.parameters().filter((p) => p.requiresGrad);
-  const opt = new SGD(params, { lr, momentum: 0.9, maxGradNorm: 10 });
-  const totals: number[] = [];
-  for (let step = 0; step < steps; step++) {
-    const total = await tidyAsync(async () => {
-      const l = await model.loss(batch);
-      backward(l.total);
-      opt.step();
-      opt.zeroGrad();
-      return l.total;
-    });
-    totals.push((await total.data())[0]);
-    total.dispose();
-  }
-  return totals;
+function fit(model: TwoStageDetector, batch: Batch, steps: number, lr: number) {
+  return fitSteps(model, batch, steps, { lr, maxGradNorm: 10 });
 }
 
 const BUILDERS = {
@@ -131,7 +104,7 @@ Deno.test("two-stage: the loss names the RPN's and each stage's parts", async ()
 });
 
 Deno.test("two-stage: images without objects train, and predict gives typed, empty results", async () => {
-  const empty = await batchOf(2, 5, [0, 0]);
+  const empty = await shapesBatch(2, 5, [0, 0]);
   assert.ok(empty.boxes.every((b) => b.length === 0));
   for (const model of [BUILDERS.faster_rcnn(0, FAST), BUILDERS.cascade_rcnn(0, FAST)]) {
     const parts = await tidyAsync(async () => {
@@ -156,17 +129,7 @@ Deno.test("two-stage: images without objects train, and predict gives typed, emp
       ? buildFasterRcnn({ ...FASTER.model, test: strict }, { seed: 0, backend: FAST })
       : buildCascadeRcnn({ ...CASCADE.model, test: strict }, { seed: 0, backend: FAST });
     quiet.eval();
-    const blank = tensor(new Float32Array(2 * 3 * 64 * 64), [2, 3, 64, 64], { backend: FAST });
-    const results = await quiet.predict(blank, [[1, 1], [0.5, 0.5]]);
-    assert.equal(results.length, 2);
-    for (const r of results) {
-      assert.ok(
-        r.boxes instanceof Float32Array && r.scores instanceof Float32Array &&
-          r.labels instanceof Int32Array,
-      );
-      assert.equal(r.scores.length, 0);
-      assert.equal(r.boxes.length, 0);
-    }
+    await assertBlankDetectsNothing(quiet);
   }
 });
 
@@ -228,24 +191,7 @@ Deno.test("cascade_rcnn: trained stages refine the proposals towards the objects
 for (const config of [FASTER, CASCADE]) {
   Deno.test(`${config.model.kind} training: resume is bit-exact and the checkpoint predicts the same`, async () => {
     const dir = await Deno.makeTempDir();
-    const quiet = () => {};
-    const common = { config, seed: 5, backend: FAST, evaluate: false, write: quiet };
-    const full = await train({ ...common, out: join(dir, "full") });
-    await train({ ...common, out: join(dir, "cut"), stopAfter: 2 });
-    const resumed = await train({ ...common, out: join(dir, "cut"), resume: true });
-    assert.equal(resumed.step, 4);
-    const a = full.model.stateDict(), b = resumed.model.stateDict();
-    for (const [name, t] of a) {
-      assert.deepEqual(await b.get(name)!.data(), await t.data(), `${name} differs after resuming`);
-    }
-    const restored = await loadModel(join(dir, "full", "checkpoint.safetensors"), FAST);
-    assert.equal(restored.model.config.kind, config.model.kind);
-    const images = tensor(BATCH.images, [2, 3, 64, 64], { backend: FAST });
-    full.model.eval();
-    assert.deepEqual(
-      await restored.model.predict(images, [[1, 1], [1, 1]]),
-      await full.model.predict(images, [[1, 1], [1, 1]]),
-    );
+    await assertResumeIsExact(config, FAST, BATCH, dir);
     await Deno.remove(dir, { recursive: true });
   });
 }
