@@ -4,15 +4,16 @@
  * in a `customOp` whose backward scales the stored gradient by the upstream gradient of the
  * ranking output.
  *
- * Steps (see `kernels.ts`, `merge_kernels.ts`, `prefix_kernels.ts`): per-chunk positive counts →
- * totals and offsets → compaction of the `P` positives → their merge sort (descending logit,
- * index on ties; `log2 P` passes) → the boundary list (the sorted positives for the bucketed
- * losses; the knees `p ± δ` for the others) → every relevant negative finds its interval by
- * binary search and adds to its column's count and fixed-point sum → interval counts and means
- * → prefix sums over positives and intervals → per-positive errors, each sum over positives or
- * intervals a ramp sum (two binary searches and a prefix lookup), the sorting losses' sums over
- * positives with larger targets from merge-sort levels in target order → per-interval negative
- * weights (ramp sums again) → scatter to the negatives (`O(1)` each) and the positives.
+ * The stages, one module each under `ranking/` (each states its inputs, outputs and what holds
+ * after it): `count` (per-chunk positive counts → totals, offsets and the device-side counts
+ * `info`) → `compact` (the `P` positives) → `sort` (their merge sort: descending logit, index on
+ * ties, `log2 P` passes) → `bin` (the boundary list — the sorted positives for the bucketed
+ * losses, the knees `p ± δ` for the others — every relevant negative's interval by binary search
+ * or, with `bucketing: "sort"`, `bucket_sort`; interval counts and means) → `errors`
+ * (per-positive errors from prefix sums over positives and intervals, each a ramp sum; the
+ * sorting losses' sums over positives with larger targets from `dominance`) → `gradient`
+ * (per-interval negative weights, scatter to the negatives, `O(1)` each, and the positives; the
+ * loss totals). `ranking/pipeline.ts` holds what they share.
  *
  * Cost: `O(M log P)` for the negatives and `O(P log² P)` for the positives; no buffer is larger
  * than `O(M + P)`. Every data-dependent count stays on the device.
@@ -26,55 +27,17 @@
 import { customOp, needsGrad } from "../../tensor/autograd.ts";
 import type { DType } from "../../tensor/dtype.ts";
 import { mul } from "../../tensor/ops/elementwise.ts";
-import { gather } from "../../tensor/ops/index.ts";
-import { expectDtype, floatOf, launch, launchInto } from "../../tensor/ops/launch.ts";
-import { cumsum } from "../../tensor/ops/scan.ts";
-import { argsort, sort } from "../../tensor/ops/sort.ts";
-import { empty, type Tensor, tensor, tidy } from "../../tensor/tensor.ts";
-import {
-  alrpLocalisationKernel,
-  apEnvelopeKernel,
-  boundaryGridKernel,
-  CHUNK,
-  chunkStatsKernel,
-  COLUMN_WG,
-  compactKernel,
-  edgesKernel,
-  finalizeKernel,
-  gatherErrorsKernel,
-  GRID,
-  GRID_CELLS,
-  intervalWeightsKernel,
-  type LossKind,
-  MAX_COLUMNS,
-  MAX_POSITIVES,
-  partialsKernel,
-  positiveGradKernel,
-  positiveKernel,
-  reduceIntervalsKernel,
-  ROWS,
-  rowsKernel,
-  SCATTER_PER_LANE,
-  scatterNegativesKernel,
-  sortedBucketsKernel,
-  sortedPositiveFlagsKernel,
-  sortedPositivesKernel,
-  sortFlagsKernel,
-  SUB,
-  totalsKernel,
-  zeroMatrixKernel,
-} from "./kernels.ts";
-import {
-  DOMINANCE_CHANNELS,
-  DOMINANCE_OUTPUTS,
-  dominanceKernel,
-  type DominanceRound,
-  gatherRowsKernel,
-  mergeLevelKernel,
-  targetBoundsKernel,
-} from "./merge_kernels.ts";
+import { expectDtype, floatOf } from "../../tensor/ops/launch.ts";
+import { empty, type Tensor, tensor } from "../../tensor/tensor.ts";
+import { type LossKind, MAX_POSITIVES } from "./kernels.ts";
 import { nativeRankingForward, runsNative, scaleInPlace } from "./native_losses.ts";
-import { scanKernel, type ScanOp } from "./prefix_kernels.ts";
+import { binNegatives } from "./ranking/bin.ts";
+import { compactPositives } from "./ranking/compact.ts";
+import { countPositives } from "./ranking/count.ts";
+import { positiveErrors } from "./ranking/errors.ts";
+import { lossTotals, scatterGradient } from "./ranking/gradient.ts";
+import { type Pipeline, pipelineSizes } from "./ranking/pipeline.ts";
+import { sortPositives } from "./ranking/sort.ts";
 
 /** Options of the ranking-loss ops. */
 export interface RankingOpOptions {
@@ -107,9 +70,6 @@ export interface RankingForward {
   /** aLRP only: gradient `[P]` of the localisation loss (`sortingLoss`) w.r.t. the errors. */
   errorGrad?: Tensor;
 }
-
-/** Most entries of the partial-sum matrix (3 `u32` each: 128 MiB, WebGPU's least binding size). */
-const MAX_MATRIX = Math.floor(2 ** 27 / 12) - MAX_COLUMNS;
 
 const DEFAULT_DELTA: Record<LossKind, number> = { rs: 0.5, brs: 0.5, ap: 1, bap: 1, alrp: 1 };
 const NAMES: Record<LossKind, string> = {
@@ -158,38 +118,6 @@ export function checkInputs(
 }
 
 /**
- * The paper's bucketing (option `bucketing: "sort"`): a stable sort of all entries by logit,
- * descending, positives first among equal logits (a sort by a positive flag, then by logit);
- * the bucket of the relevant negative at sorted position `r` is the number of positives
- * sorted at or before it. Writes the bucket ids, by original index, into `qid`.
- */
-function bucketsBySort(
-  logits: Tensor,
-  targets: Tensor,
-  fmeta: Tensor,
-  posEq1: number,
-  qid: Tensor,
-): void {
-  const f = floatOf(logits), m = logits.size;
-  if (m === 0) return;
-  tidy(() => {
-    const groups = Math.ceil(m / 64);
-    const flags = launchInto(sortFlagsKernel(f), [targets], [m], f, { m, pos_eq1: posEq1 }, groups);
-    const byFlag = argsort(flags);
-    const { indices: order } = sort(gather(logits, 0, byFlag), {
-      descending: true,
-      payload: byFlag,
-    });
-    const positive = launchInto(sortedPositiveFlagsKernel(f), [targets, order], [m], "u32", {
-      m,
-      pos_eq1: posEq1,
-    }, groups);
-    const pc = cumsum(positive);
-    launch(sortedBucketsKernel(f), [logits, targets, order, pc, fmeta], [qid], { m }, groups);
-  });
-}
-
-/**
  * Runs the forward kernels of loss `kind` on `logits`/`targets` (1-D, same length, f32 on
  * either backend or f64 on the CPU). Returns fresh tensors; nothing is read back. On the native
  * backend BRS and BAP run the fast array functions instead (`native_losses.ts`).
@@ -235,9 +163,7 @@ export function rankingForward(
   const f: DType = floatOf(logits);
   const m = logits.size;
   const bucketed = kind === "brs" || kind === "bap";
-  const sorting = kind === "rs" || kind === "brs";
   const posEq1 = kind === "ap" || kind === "alrp" ? 1 : 0;
-  const ne = errors ? errors.size : 0xffffffff;
   const errorGrad = errors
     ? tensor(f === "f64" ? new Float64Array(errors.size) : new Float32Array(errors.size), [
       errors.size,
@@ -253,281 +179,27 @@ export function rankingForward(
     return t;
   };
   try {
-    const chunks = Math.max(1, Math.ceil(m / CHUNK));
-    const lcap = bucketed || delta === 0 ? pcap : 2 * pcap;
-    // Partial-sum matrix: up to 64 columns, never more than O(M) entries, and within the
-    // binding size every adapter allows (3 u32 per entry, 128 MiB); `L + 1 <= MAX_MATRIX`.
-    const cape = Math.min(MAX_COLUMNS * (lcap + 1), lcap + 1 + 2 * m, MAX_MATRIX) + MAX_COLUMNS;
-    const minColumns = Math.min(MAX_COLUMNS, Math.max(1, Math.floor(cape / (lcap + 1))));
-    const grid = Math.max(1, Math.min(GRID, pcap + 1));
-    const gridGroups = Math.ceil(grid / 64);
-    let levels = 0;
-    while (2 ** levels < pcap) levels++;
-    const cnt = alloc(chunks, "u32"), minp = alloc(chunks, f), maxn = alloc(chunks, f);
-    const offs = alloc(chunks, "u32"), info = alloc(16, "u32"), fmeta = alloc(4, f);
-    launch(chunkStatsKernel(f), [logits, targets], [cnt, minp, maxn], {
-      m,
-      chunks,
-      pos_eq1: posEq1,
-    }, Math.ceil(chunks / 64));
-    launch(totalsKernel(f), [cnt, minp, maxn], [offs, info, fmeta], {
-      chunks,
-      m,
+    // One boundary per positive for the bucketed losses (and at δ = 0), else the knees p ± δ.
+    const sizes = pipelineSizes(f, backend, m, pcap, bucketed || delta === 0 ? 1 : 2);
+    const ne = errors ? errors.size : 0xffffffff;
+    const { offs, info, fmeta } = countPositives(sizes, alloc, logits, targets, {
+      posEq1,
       delta,
-      edges: bucketed ? 0 : 1,
-      cape,
-      pcap,
+      bucketed,
       ne,
-      grid,
-    }, 1);
-    const cs = alloc(pcap, f), cy = alloc(pcap, f), ci = alloc(pcap, "u32");
-    launch(compactKernel(f), [logits, targets, offs, info], [cs, cy, ci], {
-      m,
-      chunks,
-      pos_eq1: posEq1,
-      pcap,
-    }, Math.ceil(chunks / 64));
-    const perPositive = { grid };
-    // Launches over the positives and over the intervals take their size from `info`.
-    const overPositives = { args: info, index: 8 }, overIntervals = { args: info, index: 11 };
-    const rows = (layout: keyof typeof ROWS, ps: Tensor, yv: Tensor, pd: Tensor, umode = 0) => {
-      const x = alloc(pcap * ROWS[layout].channels, f);
-      launch(
-        rowsKernel(f),
-        [ps, yv, pd, info],
-        [x],
-        {
-          grid,
-          shape: ROWS[layout].id,
-          umode,
-        },
-        gridGroups,
-        overPositives,
-      );
-      return x;
-    };
-    /** Exclusive prefix of `n` rows (`n = info[slot] + add`, capacity `cap`). */
-    const scan = (
-      x: Tensor,
-      channels: number,
-      cap: number,
-      slot = 0,
-      add = 0,
-      op: ScanOp = "sum",
-      keep = true,
-    ) => {
-      const g = keep
-        ? alloc((cap + 1) * channels * 2, f)
-        : empty([(cap + 1) * channels * 2], f, backend);
-      launch(scanKernel(f, channels, op), [x, info], [g], { slot, add }, 1);
-      return g;
-    };
-    /** Merge passes over the positives; `after(level, keys, rows)` sees each level first. */
-    const mergeLevels = (
-      key: Tensor,
-      x: Tensor,
-      channels: number,
-      after?: (level: number, key: Tensor, x: Tensor) => void,
-    ) => {
-      const spare: [Tensor, Tensor][] = [];
-      for (let level = 0;; level++) {
-        after?.(level, key, x);
-        if (level === levels) return { key, x };
-        // Two buffers per pass alternate (the input level is the caller's).
-        if (level < 2) spare.push([alloc(pcap, f), alloc(pcap * channels, f)]);
-        const [kb, xb] = spare[level % 2];
-        launch(
-          mergeLevelKernel(f, channels),
-          [key, x, info],
-          [kb, xb],
-          {
-            grid,
-            w: 2 ** level,
-          },
-          gridGroups,
-          overPositives,
-        );
-        key = kb;
-        x = xb;
-      }
-    };
-    const iota = rows("iota", cs, cy, cs);
-    const byLogit = mergeLevels(cs, iota, 1);
-    const ps = alloc(pcap, f), py = alloc(pcap, f), pi = alloc(pcap, "u32");
-    const pk = alloc(pcap, "u32");
-    launch(
-      sortedPositivesKernel(f),
-      [byLogit.key, byLogit.x, cy, ci, info],
-      [ps, py, pi, pk],
-      perPositive,
-      gridGroups,
-      overPositives,
-    );
-    // aLRP reads the errors (sorted order) where the others read the targets.
-    let py2 = py;
-    if (errors) {
-      py2 = alloc(pcap, f);
-      launch(
-        gatherErrorsKernel(f),
-        [errors, pk, info],
-        [py2],
-        perPositive,
-        gridGroups,
-        overPositives,
-      );
-    }
-    const e = alloc(lcap, f), ea = alloc(pcap, "u32"), eb = alloc(pcap, "u32");
-    launch(edgesKernel(f), [ps, info], [e, ea, eb], { grid, delta }, gridGroups, overPositives);
-    const mat = alloc(3 * cape, "u32");
-    launch(
-      zeroMatrixKernel(),
-      [info],
-      [mat],
-      { total: 3 * cape },
-      Math.ceil(3 * cape / 256 / 64),
-    );
-    const subs = Math.max(1, Math.ceil(Math.ceil(m / minColumns) / SUB));
-    const columnGroups = Math.ceil(MAX_COLUMNS / COLUMN_WG);
-    const qid = alloc(m, "u32");
-    if (bySort) {
-      bucketsBySort(logits, targets, fmeta, posEq1, qid);
-      for (let sub = 0; sub < subs; sub++) {
-        launch(partialsKernel(f, true, true), [logits, targets, e, info, fmeta, qid], [mat], {
-          m,
-          sub,
-        }, columnGroups);
-      }
-    } else {
-      // The boundary grid, read through a uniform window, narrows each search to one cell.
-      const grid = alloc(GRID_CELLS + 1, "f32");
-      launch(boundaryGridKernel(f), [e, info, fmeta], [grid], { unused: 0 }, (GRID_CELLS + 1) / 64);
-      const kernel = partialsKernel(f, bucketed);
-      const bind = (t: Tensor) => ({ storage: t.storage, dtype: t.dtype, size: t.size });
-      for (let sub = 0; sub < subs; sub++) {
-        backend.run({
-          kernel,
-          inputs: [logits, targets, e, info, fmeta].map(bind),
-          outputs: [mat, qid].map(bind),
-          params: { m, sub },
-          workgroups: columnGroups,
-          uniformInputs: [{ storage: grid.storage, byteOffset: 0 }],
-        });
-      }
-    }
-    const icnt = alloc(lcap + 1, f), imean = alloc(lcap + 1, f), xq = alloc(2 * (lcap + 1), f);
-    launch(
-      reduceIntervalsKernel(f),
-      [mat, e, info, fmeta],
-      [icnt, imean, xq],
-      { grid },
-      gridGroups,
-      overIntervals,
-    );
-    const gq = scan(xq, 2, lcap + 1, 1, 1);
-    const xp = rows("positives", ps, py2, ps, sorting ? 1 : errors ? 2 : 0);
-    const gp = scan(xp, ROWS.positives.channels, pcap);
-    // Sorting losses: sums over the positives with larger targets, level by level.
-    let ys: Tensor | undefined, lge = info, lgt = info;
-    const dominance = (round: DominanceRound, xs: Tensor) => {
-      const channels = DOMINANCE_CHANNELS[round];
-      const acc = alloc(pcap * DOMINANCE_OUTPUTS[round], f);
-      const k0 = alloc(pcap, f), x0 = alloc(pcap * channels, f);
-      launch(
-        gatherRowsKernel(f, channels),
-        [ps, ys!, xs, info],
-        [k0, x0],
-        perPositive,
-        gridGroups,
-        overPositives,
-      );
-      mergeLevels(k0, x0, channels, (level, key, x) => {
-        // One prefix per level, released as soon as its queries are encoded.
-        const g = scan(x, channels, pcap, 0, 0, "sum", false);
-        try {
-          launch(
-            dominanceKernel(f, round),
-            [key, g, ps, lge, lgt, info],
-            [acc],
-            { grid, level, first: level === 0 ? 1 : 0, delta },
-            gridGroups,
-            overPositives,
-          );
-        } finally {
-          g.dispose();
-        }
-      });
-      return acc;
-    };
-    let dom = ps;
-    if (sorting) {
-      const byTarget = mergeLevels(py, rows("iota", ps, py, ps), 1);
-      ys = byTarget.x;
-      lge = alloc(pcap, "u32");
-      lgt = alloc(pcap, "u32");
-      launch(
-        targetBoundsKernel(f),
-        [py, byTarget.key, info],
-        [lge, lgt],
-        perPositive,
-        gridGroups,
-        overPositives,
-      );
-      dom = dominance("targets", xp);
-    }
-    const pd = alloc(8 * pcap, f);
-    launch(
-      positiveKernel(f, kind),
-      [ps, py2, gp, imean, gq, ea, eb, dom, info],
-      [pd],
-      { grid, delta },
-      gridGroups,
-      overPositives,
-    );
-    if (kind === "ap") {
-      const gx = scan(rows("precisions", ps, py, pd), 1, pcap, 0, 0, "max");
-      launch(apEnvelopeKernel(f), [gx, info], [pd], perPositive, gridGroups, overPositives);
-    }
-    if (errorGrad) {
-      const gl = scan(rows("localisation", ps, py2, pd), 2, pcap);
-      launch(
-        alrpLocalisationKernel(f),
-        [gl, pk, info],
-        [pd, errorGrad],
-        perPositive,
-        gridGroups,
-        overPositives,
-      );
-    }
-    const gw = scan(rows("weights", ps, py, pd), 2, pcap);
-    const wa = alloc(lcap + 1, f), wb = alloc(lcap + 1, f);
-    launch(
-      intervalWeightsKernel(f, bucketed),
-      [ps, gw, imean, ea, eb, info],
-      [wa, wb],
-      { grid, delta },
-      gridGroups,
-      overIntervals,
-    );
-    if (m > 0) {
-      launch(
-        scatterNegativesKernel(f),
-        [logits, qid, wa, wb, info],
-        [grad],
-        { m },
-        Math.ceil(m / (64 * SCATTER_PER_LANE)),
-      );
-    }
-    const shares = sorting ? dominance("shares", rows("shares", ps, py, pd)) : pd;
-    launch(
-      positiveGradKernel(f, sorting),
-      [pi, pd, shares, info],
-      [grad],
-      perPositive,
-      gridGroups,
-      overPositives,
-    );
-    const gt = scan(rows("totals", ps, py, pd), 2, pcap);
-    launch(finalizeKernel(f), [gt, info], [rankingLoss, sortingLoss], { unused: 0 }, 1);
+    });
+    const ctx: Pipeline = { ...sizes, alloc, info, fmeta };
+    const sorted = sortPositives(ctx, compactPositives(ctx, logits, targets, offs, posEq1), errors);
+    // The buckets: negatives between consecutive positives (or between the knees p ± δ).
+    const bins = binNegatives(ctx, logits, targets, sorted.ps, {
+      bucketed,
+      bySort,
+      posEq1,
+      delta,
+    });
+    const { pd, order } = positiveErrors(ctx, kind, sorted, bins, delta, errorGrad);
+    scatterGradient(ctx, logits, sorted, bins, pd, { bucketed, delta, order }, grad);
+    lossTotals(ctx, sorted, pd, rankingLoss, sortingLoss);
   } catch (error) {
     rankingLoss.dispose();
     sortingLoss.dispose();

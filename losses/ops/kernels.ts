@@ -36,13 +36,14 @@ export const MAX_COLUMNS = 64;
 export const SUB = 49152;
 /** Unrolled binary-search steps: boundary lists up to `2^26 - 1` long. */
 const SEARCH_STEPS = 26;
-const WG = 64;
+/** Workgroup size of the one-dimensional kernels. */
+export const WG = 64;
 /** Workgroup size of the column pass (several workgroups so that llvmpipe uses every core). */
 export const COLUMN_WG = 8;
 /** Entries each lane of the negative scatter writes (fewer, fuller workgroups). */
 export const SCATTER_PER_LANE = 16;
 /** Interval id of entries that are not relevant negatives. */
-const NONE = 0xffffffff;
+export const NONE = 0xffffffff;
 /** Fixed-point scale of the interval sums. */
 const FIX = 16777216;
 
@@ -57,10 +58,12 @@ fn hstep(x: f32) -> f32 {
   return clamp(x / (2.0 * p.delta) + 0.5, 0.0, 1.0);
 }`;
 
-function isPosWgsl(): string {
+/** WGSL: whether target `y` is a positive (reads `p.pos_eq1`). */
+export function isPosWgsl(): string {
   return `select(y > 0.0, y == 1.0, p.pos_eq1 != 0u)`;
 }
-function isPos(y: number, eq1: number): boolean {
+/** Whether target `y` is a positive (`eq1`: only targets equal to 1). */
+export function isPos(y: number, eq1: number): boolean {
   return eq1 ? y === 1 : y > 0;
 }
 
@@ -610,73 +613,6 @@ ${entryPoint(COLUMN_WG)}
           mat[at + 1] = lo;
           if (lo < x) mat[at + 2]++;
         }
-      }
-    },
-  }));
-}
-
-/** Full-sort bucketing, step 1: sort flags, `0` for positives and `1` otherwise (positives go first among equal logits). */
-export function sortFlagsKernel(f: DType): Kernel {
-  return cached(`sortflags|${f}`, () => ({
-    label: "rank_ops.sort_flags",
-    inputs: { yv: f },
-    outputs: { flag: f },
-    params: { m: "u32", pos_eq1: "u32" },
-    workgroupSize: WG,
-    code: `${entryPoint(WG)}
-  if (i >= p.m) { return; }
-  let y = yv[i];
-  flag[i] = select(1.0, 0.0, ${isPosWgsl()});
-}`,
-    cpu(ins, outs, p) {
-      const { m, pos_eq1: eq1 } = p as P;
-      for (let i = 0; i < m; i++) outs.flag[i] = isPos(ins.yv[i], eq1) ? 0 : 1;
-    },
-  }));
-}
-
-/** Full-sort bucketing, step 2: `1` where the entry at sorted position `r` is a positive. */
-export function sortedPositiveFlagsKernel(f: DType): Kernel {
-  return cached(`sortedflags|${f}`, () => ({
-    label: "rank_ops.sorted_positive_flags",
-    inputs: { yv: f, order: "u32" },
-    outputs: { pos: "u32" },
-    params: { m: "u32", pos_eq1: "u32" },
-    workgroupSize: WG,
-    code: `${entryPoint(WG)}
-  if (i >= p.m) { return; }
-  let y = yv[order[i]];
-  pos[i] = select(0u, 1u, ${isPosWgsl()});
-}`,
-    cpu(ins, outs, p) {
-      const { m, pos_eq1: eq1 } = p as P;
-      for (let i = 0; i < m; i++) outs.pos[i] = isPos(ins.yv[ins.order[i]], eq1) ? 1 : 0;
-    },
-  }));
-}
-
-/**
- * Full-sort bucketing, step 3: the relevant negative at sorted position `r` lies in bucket
- * `pc[r]`, the number of positives sorted at or before it (`qid`, by original index).
- */
-export function sortedBucketsKernel(f: DType): Kernel {
-  return cached(`sortedbuckets|${f}`, () => ({
-    label: "rank_ops.sorted_buckets",
-    inputs: { s: f, yv: f, order: "u32", pc: "u32", fmeta: f },
-    outputs: { qid: "u32" },
-    params: { m: "u32" },
-    workgroupSize: WG,
-    code: `${entryPoint(WG)}
-  if (i >= p.m) { return; }
-  let k = order[i];
-  qid[k] = select(${NONE}u, pc[i], yv[k] == 0.0 && s[k] >= fmeta[2]);
-}`,
-    cpu(ins, outs, p) {
-      const { m } = p as P;
-      const { s, yv, order, pc, fmeta } = ins;
-      for (let i = 0; i < m; i++) {
-        const k = order[i];
-        outs.qid[k] = yv[k] === 0 && s[k] >= fmeta[2] ? pc[i] : NONE;
       }
     },
   }));
