@@ -496,9 +496,20 @@ ${entryPoint(WG)}
   }
   grid[i] = f32(lo);
 }`,
-    // The CPU twin searches directly (countFrom); an empty grid keeps the buffer defined.
-    cpu(_ins, outs) {
-      outs.grid.fill(0);
+    // The twin counts by histogram: cells do not rise along e, so the number of boundaries of
+    // cell >= c is a suffix sum of the per-cell counts, the binary search's answer.
+    cpu(ins, outs) {
+      const { e, info, fmeta } = ins, grid = outs.grid;
+      const fr = f === "f32" ? Math.fround : (v: number) => v;
+      const l = info[4] !== 0 && info[0] > 0 ? info[1] : 0;
+      const t = fmeta[2], range = fr(e[0] - t);
+      const scale = range > 0 ? fr(GRID_CELLS / range) : 0;
+      const cells = new Float64Array(GRID_CELLS + 1);
+      for (let k = 0; k < l; k++) {
+        cells[Math.min(Math.max(Math.floor(fr(fr(e[k] - t) * scale)), 0), GRID_CELLS - 1)]++;
+      }
+      grid[GRID_CELLS] = cells[GRID_CELLS];
+      for (let c = GRID_CELLS - 1; c >= 0; c--) grid[c] = grid[c + 1] + cells[c];
     },
   }));
 }
