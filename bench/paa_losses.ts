@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { fixedHeadOutputs, headLossMs } from "./inputs.ts";
 import PAA_TINY_SHAPES from "../configs/paa_tiny_shapes.ts";
 import { applyOverrides } from "../engine/config.ts";
-import { train } from "../engine/train.ts";
+import { trainedRow } from "./train_table.ts";
 import { type Batch, DetectionLoader, memorySource } from "../data/loader.ts";
 import { generateShapes } from "../data/shapes.ts";
 import { buildPaa, type Paa } from "../detectors/paa.ts";
@@ -76,21 +76,10 @@ const fixedBatches = await batches(Math.max(gmmBatches, 1));
 const rows: string[] = [];
 for (const loss of values.losses!.split(",") as PaaLoss[]) {
   const config = applyOverrides(PAA_TINY_SHAPES, { loss, iters });
-  const result = await train({
-    config,
-    seed: 0,
-    out: join(values.out!, loss),
-    backend,
-    write: () => {},
-  });
+  const { result, cells } = await trainedRow(config, join(values.out!, loss), backend);
   const ms = await lossOnlyMs(loss, fixedBatches[0]);
   const gmm = await gmmMsPerStep(result.model as Paa, fixedBatches.slice(0, gmmBatches));
-  const [ap, ap50] = result.eval!.stats;
-  rows.push(
-    `| ${loss} | ${(100 * ap).toFixed(1)} | ${(100 * ap50).toFixed(1)} | ${
-      result.eval!.oLRP.toFixed(3)
-    } | ${(result.trainSeconds / result.step).toFixed(3)} | ${ms.toFixed(0)} | ${gmm.toFixed(2)} |`,
-  );
+  rows.push(`| ${loss} | ${cells.join(" | ")} | ${ms.toFixed(0)} | ${gmm.toFixed(2)} |`);
   console.error(rows.at(-1));
 }
 console.log(`PAA tiny, shapes, ${iters} steps, seed 0, ${backend.description}\n`);

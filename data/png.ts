@@ -49,7 +49,16 @@ const CRC_TABLE = (() => {
   return t;
 })();
 
-function crc32(bytes: Uint8Array, start: number, end: number): number {
+/**
+ * CRC-32 of `bytes[start, end)`: the checksum of PNG chunks (and zip entries).
+ *
+ * @example
+ * ```ts
+ * import { crc32 } from "./png.ts";
+ * console.log(crc32(new TextEncoder().encode("IEND")).toString(16)); // ae426082
+ * ```
+ */
+export function crc32(bytes: Uint8Array, start = 0, end: number = bytes.length): number {
   let c = 0xffffffff;
   for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;

@@ -10,19 +10,10 @@ import { main as trainMain } from "../../cli/train.ts";
 import { loadModel } from "../../engine/model_io.ts";
 import { cpu } from "../../tensor/device.ts";
 import { smallTrainSettings } from "../engine/helpers.ts";
+import { runCli } from "./helpers.ts";
 
 /** Runs a CLI `main` with console output captured. */
-async function run(main: (args: string[]) => Promise<number>, args: string[]) {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    return { code: await main(args), out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    Object.assign(console, { log, error });
-  }
-}
+const run = runCli;
 
 const MY_CONFIG: DetectorConfig = {
   ...ATSS_TINY_SHAPES,

@@ -1,23 +1,12 @@
 import assert from "node:assert/strict";
 import { main, parseEvalArgs, UsageError } from "../../cli/eval.ts";
+import { runCli } from "./helpers.ts";
 import type { CocoDataset, CocoDetection } from "../../data/coco_types.ts";
 
 const FIXTURE = new URL("../fixtures/coco_eval/lrp_edge_cases.json", import.meta.url);
 
 /** Run `main()` with console output captured. */
-async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    const code = await main(args);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const run = (args: string[]) => runCli(main, args);
 
 Deno.test("parseEvalArgs() reads flags strictly", async (t) => {
   await t.step("defaults", () => {

@@ -1,21 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { main, TRAIN_USAGE } from "../../cli/train.ts";
+import { runCli } from "./helpers.ts";
 
 /** Runs `main()` with console output captured. */
-async function train(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    const code = await main(args);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const train = (args: string[]) => runCli(main, args);
 
 Deno.test("train CLI: --help, bad flags and bad values", async (t) => {
   await t.step("--help exits 0 and names every config and loss", async () => {

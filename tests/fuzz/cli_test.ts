@@ -27,26 +27,13 @@ import { main as trainMain, TRAIN_USAGE } from "../../cli/train.ts";
 import { EVAL_USAGE, main as evalMain, parseEvalArgs, UsageError } from "../../cli/eval.ts";
 import { DETECT_USAGE, main as detectMain } from "../../cli/detect.ts";
 import { expectError, pick, Rng, Tally, withinBudget } from "./mutators.ts";
+import { runCli } from "../cli/helpers.ts";
 
 const tally = new Tally("cli");
 
-/** Runs a CLI's `main` with console output captured. */
-async function run(
-  main: (args: string[]) => Promise<number>,
-  args: string[],
-): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    const code = await withinBudget(args.join(" "), () => main(args));
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+/** Runs a CLI's `main` with console output captured, within the time budget. */
+const run = (main: (args: string[]) => Promise<number>, args: string[]) =>
+  runCli(main, args, (call) => withinBudget(args.join(" "), call));
 
 /** `extras` (flag groups) in a random order with `bad` at a random place (`last`: at the end). */
 function arrange(rng: Rng, extras: string[][], bad: string[], last = false): string[] {

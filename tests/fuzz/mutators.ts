@@ -11,6 +11,7 @@
 
 import assert from "node:assert/strict";
 import { Rng } from "../../tensor/rng.ts";
+import { crc32 } from "../../data/png.ts";
 
 export { Rng };
 
@@ -265,23 +266,6 @@ export class Tally {
 }
 
 // ------------------------------------------------------------------ PNG
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32 of `bytes[start, end)` (the PNG and zip checksum). */
-export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number {
-  let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 /** One PNG chunk: where it starts, its type and body. */
 export interface PngChunk {

@@ -1,52 +1,11 @@
 import assert from "node:assert/strict";
 import { readStateDict } from "../../tensor/state_dict.ts";
+import { storedZip } from "../fuzz/mutators.ts";
 
 const FIXTURES = new URL("../fixtures/torchvision/", import.meta.url);
 
 interface Listing {
   models: { name: string; state_dict: { name: string; dtype: string; shape: number[] }[] }[];
-}
-
-/** A zip archive of stored (uncompressed) entries, CRCs left 0 (the reader ignores them). */
-export function storedZip(files: [string, Uint8Array][]): Uint8Array {
-  const enc = new TextEncoder();
-  const locals: Uint8Array[] = [];
-  const centrals: Uint8Array[] = [];
-  let offset = 0;
-  for (const [name, data] of files) {
-    const n = enc.encode(name);
-    const local = new Uint8Array(30 + n.length + data.length);
-    const lv = new DataView(local.buffer);
-    lv.setUint32(0, 0x04034b50, true);
-    lv.setUint32(18, data.length, true);
-    lv.setUint32(22, data.length, true);
-    lv.setUint16(26, n.length, true);
-    local.set(n, 30);
-    local.set(data, 30 + n.length);
-    const central = new Uint8Array(46 + n.length);
-    const cv = new DataView(central.buffer);
-    cv.setUint32(0, 0x02014b50, true);
-    cv.setUint32(20, data.length, true);
-    cv.setUint32(24, data.length, true);
-    cv.setUint16(28, n.length, true);
-    cv.setUint32(42, offset, true);
-    central.set(n, 46);
-    locals.push(local);
-    centrals.push(central);
-    offset += local.length;
-  }
-  const cdSize = centrals.reduce((a, c) => a + c.length, 0);
-  const eocd = new Uint8Array(22);
-  const ev = new DataView(eocd.buffer);
-  ev.setUint32(0, 0x06054b50, true);
-  ev.setUint16(8, files.length, true);
-  ev.setUint16(10, files.length, true);
-  ev.setUint32(12, cdSize, true);
-  ev.setUint32(16, offset, true);
-  const out = new Uint8Array(offset + cdSize + 22);
-  let at = 0;
-  for (const part of [...locals, ...centrals, eocd]) out.set(part, at), at += part.length;
-  return out;
 }
 
 /** Pickle bytes from a mix of opcode bytes and strings (written as latin-1 bytes). */
