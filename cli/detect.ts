@@ -1,8 +1,9 @@
 /**
  * `deno task detect --checkpoint FILE IMAGE...`: runs a trained detector on
  * image files and writes each image, scaled up to a readable size, with its
- * detections drawn and captioned `class score` (PNG or SVG), plus a COCO
- * results file with every detection.
+ * detections drawn and captioned `class score` (PNG or SVG), with the masks
+ * of a Mask R-CNN tinted in its class colour, plus a COCO results file with
+ * every detection (and its RLE `segmentation` where the model predicts masks).
  *
  * Ranking losses order scores without calibrating them, so no single score
  * threshold suits every model or class. By default a class's detections are
@@ -17,12 +18,20 @@ import { basename, extname, join, relative, resolve } from "node:path";
 import { cocoSource, DetectionLoader } from "../data/loader.ts";
 import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
 import { loadImage, toRgb } from "../data/image.ts";
+import * as mask from "../data/mask.ts";
 import { encodePng } from "../data/png.ts";
 import { SHAPE_CLASSES } from "../data/shapes.ts";
 import type { BackendName } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
 import { detectAll } from "../engine/evaluate.ts";
-import { detectionsSvg, drawBoxes, type DrawnBox, upscale } from "../engine/draw.ts";
+import {
+  classColor,
+  detectionsSvg,
+  drawBoxes,
+  type DrawnBox,
+  tintMask,
+  upscale,
+} from "../engine/draw.ts";
 import { ensureDir, writeFileAtomic } from "../engine/files.ts";
 import { loadModel } from "../engine/model_io.ts";
 import { integerFlag, parseFlags } from "./args.ts";
@@ -34,8 +43,9 @@ export const FALLBACK_TOP = 10;
 export const DETECT_USAGE = `Usage: deno task detect --checkpoint FILE [options] IMAGE...
 
 Runs a trained detector on PNG/JPEG files; writes each image, scaled up, with its
-boxes drawn and captioned "class score", and detections.json (COCO results with
-every detection; image_id = position in the list, from 1).
+boxes drawn and captioned "class score" (a Mask R-CNN's masks tinted under them),
+and detections.json (COCO results with every detection, with an RLE segmentation
+from mask models; image_id = position in the list, from 1).
 
 Which detections are drawn: by default those scoring at least their class's
 oLRP-optimal threshold, which deno task train computes on the val split and stores
@@ -242,7 +252,16 @@ export async function main(args: string[]): Promise<number> {
       const f = upscaleFactor(images[i].width, images[i].height, minSize);
       const image = upscale(images[i], f);
       // Lowest score first, so that the best detection's box and caption end on top.
-      const boxes: DrawnBox[] = selectDetections(mine, rule).reverse().map((d) => {
+      const drawn = selectDetections(mine, rule).reverse();
+      for (const d of drawn) {
+        // A detector with a mask branch: its masks are tinted under the boxes.
+        const rle = d.segmentation;
+        if (rle) {
+          const [h, w] = rle.size;
+          tintMask(image, mask.decode(rle), h, w, classColor(d.category_id - 1), 0.45, f);
+        }
+      }
+      const boxes: DrawnBox[] = drawn.map((d) => {
         const [x, y, w, h] = d.bbox!;
         return {
           box: [x * f, y * f, (x + w) * f, (y + h) * f],

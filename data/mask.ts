@@ -256,6 +256,28 @@ export function encode(bitmap: ArrayLike<number>, height: number, width: number)
 }
 
 /**
+ * The mask mirrored left to right (what a horizontal flip of its image does).
+ *
+ * @example
+ * ```ts
+ * import { decode, encode, flipHorizontal } from "./mask.ts";
+ * const rle = encode([1, 0, 0, 1, 1, 0], 2, 3); // rows "100" and "110"
+ * console.log(Array.from(decode(flipHorizontal(rle)))); // [0, 0, 1, 0, 1, 1]
+ * ```
+ *
+ * @param rle Compressed RLE.
+ * @returns The mirrored mask, compressed.
+ */
+export function flipHorizontal(rle: CocoRle): CocoRle {
+  const [height, width] = rle.size;
+  const bits = decode(rle), out = new Uint8Array(bits.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) out[y * width + x] = bits[y * width + width - 1 - x];
+  }
+  return encode(out, height, width);
+}
+
+/**
  * Decode an RLE into a row-major bitmap of 0/1 bytes.
  *
  * @param rle Compressed RLE.

@@ -12,6 +12,7 @@ import { ATSS_LOSSES } from "./atss_losses.ts";
 import { buildCascadeRcnn, type CascadeRcnnModelConfig } from "./cascade_rcnn.ts";
 import type { Detector } from "./detector.ts";
 import { buildFasterRcnn, type FasterRcnnModelConfig } from "./faster_rcnn.ts";
+import { buildMaskRcnn, type MaskRcnnModelConfig } from "./mask_rcnn.ts";
 import { buildPaa, type PaaModelConfig } from "./paa.ts";
 import { PAA_LOSSES } from "./paa_losses.ts";
 import { TWO_STAGE_LOSSES } from "./two_stage.ts";
@@ -21,7 +22,8 @@ export type DetectorModelConfig =
   | AtssModelConfig
   | PaaModelConfig
   | FasterRcnnModelConfig
-  | CascadeRcnnModelConfig;
+  | CascadeRcnnModelConfig
+  | MaskRcnnModelConfig;
 
 /** The detector kinds there are. */
 export type DetectorKind = DetectorModelConfig["kind"];
@@ -48,6 +50,7 @@ export const DETECTOR_BUILDERS: DetectorBuilders = {
   paa: buildPaa,
   faster_rcnn: buildFasterRcnn,
   cascade_rcnn: buildCascadeRcnn,
+  mask_rcnn: buildMaskRcnn,
 };
 
 /** The losses each detector kind trains with (its config's `loss`). */
@@ -56,6 +59,7 @@ export const DETECTOR_LOSSES: { readonly [K in DetectorKind]: readonly string[] 
   paa: PAA_LOSSES,
   faster_rcnn: TWO_STAGE_LOSSES,
   cascade_rcnn: TWO_STAGE_LOSSES,
+  mask_rcnn: TWO_STAGE_LOSSES,
 };
 
 /** The detector kinds, for messages and command lines. */

@@ -51,9 +51,16 @@ export interface Detector extends StateHolder {
   loss(batch: Batch): Promise<DetectorLosses>;
   /**
    * Detections for `images` `[N, 3, H, W]`, in the coordinates of each original
-   * image: `scales[i]` is `[scaleX, scaleY]` (resized / original).
+   * image: `scales[i]` is `[scaleX, scaleY]` (resized / original), `sizes[i]`
+   * the original `[height, width]` (used by detectors that paste masks).
    */
-  predict(images: Tensor, scales: readonly [number, number][]): Promise<Detections[]>;
+  predict(
+    images: Tensor,
+    scales: readonly [number, number][],
+    sizes?: readonly [number, number][],
+  ): Promise<Detections[]>;
+  /** Whether training batches must carry GT masks (`withMasks` in the loader); default false. */
+  readonly usesMasks?: boolean;
   /** Parameters and their dotted names, in registration order. */
   namedParameters(): [string, Tensor][];
   /** Switches to training mode (or evaluation mode with `false`). */

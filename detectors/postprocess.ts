@@ -23,6 +23,7 @@
  * @module
  */
 
+import type { CocoRle } from "../data/coco_types.ts";
 import { noGrad } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
 import { entryPoint, type Kernel, kernelCache } from "../tensor/kernel.ts";
@@ -80,6 +81,8 @@ export interface Detections {
   scores: Float32Array;
   /** `[n]` class indices. */
   labels: Int32Array;
+  /** `[n]` COCO RLE masks of the original image, from detectors with a mask branch. */
+  masks?: CocoRle[];
 }
 
 const cached = kernelCache();

@@ -43,6 +43,8 @@ import { batchImages, type Detector, type DetectorLosses } from "./detector.ts";
 import { type BBoxHeadOutput, multiRoiAlign, Shared2FcBBoxHead } from "./heads/roi_head.ts";
 import { RpnHead, type RpnHeadOutput } from "./heads/rpn_head.ts";
 import { Fpn } from "./necks/fpn.ts";
+import { FcnMaskHead } from "./heads/mask_head.ts";
+import { MaskBranch, type MaskSettings } from "./mask_branch.ts";
 import type { Detections } from "./postprocess.ts";
 import { roiDetections } from "./roi_postprocess.ts";
 import { roiLoss } from "./roi_loss.ts";
@@ -146,14 +148,17 @@ export interface TwoStageParts {
   rpnHead: RpnHead;
   /** RoI stages, first to last (one for Faster R-CNN, three for Cascade R-CNN). */
   stages: RoiStage[];
+  /** Mask R-CNN's mask branch, trained on the (single) stage's positives. */
+  mask?: MaskBranch;
 }
 
-/** The RoI heads of the stages, named as mmdetection names them. */
+/** The RoI heads of the stages (and the mask head), named as mmdetection names them. */
 class RoiHeads extends Module {
-  constructor(heads: Shared2FcBBoxHead[]) {
+  constructor(heads: Shared2FcBBoxHead[], maskHead?: FcnMaskHead) {
     super();
     if (heads.length === 1) this.registerModule("bbox_head", heads[0]);
     else this.registerModule("bbox_head", new HeadList(heads));
+    if (maskHead) this.registerModule("mask_head", maskHead);
   }
   forward(x: Tensor): Tensor {
     return x;
@@ -210,6 +215,8 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
   readonly rpnHead: RpnHead;
   /** RoI stages. */
   readonly stages: readonly RoiStage[];
+  /** The mask branch (Mask R-CNN), or undefined. */
+  readonly mask?: MaskBranch;
   /** The backend the weights live on. */
   readonly backend: Backend;
   readonly #anchors = new Map<string, Anchors>();
@@ -217,7 +224,8 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
   /**
    * Composes the model of `parts`, whose weights live on `backend`.
    *
-   * @throws {RangeError} When there is no stage, or a stage before the last regresses per class.
+   * @throws {RangeError} When there is no stage, a stage before the last
+   * regresses per class, or a mask branch comes with more than one stage.
    */
   constructor(
     readonly config: TwoStageCommonConfig & { kind: string },
@@ -233,11 +241,20 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
         );
       }
     });
+    if (parts.mask && parts.stages.length !== 1) {
+      throw new RangeError(
+        `TwoStageDetector: a mask branch needs one RoI stage, got ${parts.stages.length}`,
+      );
+    }
     this.backend = backend;
+    this.mask = parts.mask;
     this.backbone = this.registerModule("backbone", parts.backbone);
     this.neck = this.registerModule("neck", parts.neck);
     this.rpnHead = this.registerModule("rpn_head", parts.rpnHead);
-    this.registerModule("roi_head", new RoiHeads(parts.stages.map((s) => s.head)));
+    this.registerModule(
+      "roi_head",
+      new RoiHeads(parts.stages.map((s) => s.head), parts.mask?.head),
+    );
     this.stages = parts.stages;
   }
 
@@ -274,13 +291,26 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
     return batchImages(batch, this.backend);
   }
 
+  /** Whether training batches must carry GT masks (a mask branch is present). */
+  get usesMasks(): boolean {
+    return this.mask !== undefined;
+  }
+
   /**
    * The training loss of a batch: the RPN's (parts `rpn.rank`, `rpn.sort`,
-   * `rpn.box`) plus each stage's (`s0.rank`, `s0.sort`, `s0.box`, ...).
-   * `numPositives` counts the first stage's positive RoIs.
+   * `rpn.box`) plus each stage's (`s0.rank`, `s0.sort`, `s0.box`, ...) and,
+   * with a mask branch, `mask`. `numPositives` counts the first stage's
+   * positive RoIs.
+   *
+   * @throws {TypeError} When the model has a mask branch and the batch no masks.
    */
   async loss(batch: Batch): Promise<DetectorLosses> {
     const { loss, delta } = this.config;
+    if (this.mask && !batch.masks) {
+      throw new TypeError(
+        `${this.config.kind}: the batch carries no GT masks (load it with withMasks: true)`,
+      );
+    }
     const features = this.forward(this.images(batch));
     const rpnOut = this.rpnHead.forward(features);
     const anchors = this.#checkedAnchors(batch.height, batch.width, rpnOut);
@@ -319,6 +349,20 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
       }
       for (const [name, t] of Object.entries(stageLoss.parts)) parts[`s${s}.${name}`] = t;
       total = add(total, stageLoss.total);
+      if (this.mask) {
+        parts.mask = out
+          ? this.mask.loss(
+            (rois, size) => this.#pool(features, rois, size),
+            out,
+            targets,
+            batch.masks!,
+            batch.height,
+            batch.width,
+            add(stageLoss.parts.rank, stageLoss.parts.sort),
+          )
+          : full([], 0, { backend: this.backend });
+        total = add(total, parts.mask);
+      }
       if (s === 0) numPositives = stageLoss.numPositives;
       if (s + 1 < this.stages.length) {
         proposals = out
@@ -331,19 +375,25 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
 
   /**
    * Detections for `images` `[N, 3, H, W]`, in the coordinates of each original
-   * image: `scales[i]` is `[scaleX, scaleY]` (resized / original).
+   * image: `scales[i]` is `[scaleX, scaleY]` (resized / original). With a mask
+   * branch each detection also gets a COCO RLE mask of the original image,
+   * whose size is `sizes[i]` (`[height, width]`; by default the input's
+   * padded size divided by the scale, rounded).
    */
-  predict(images: Tensor, scales: readonly [number, number][]): Promise<Detections[]> {
+  predict(
+    images: Tensor,
+    scales: readonly [number, number][],
+    sizes?: readonly [number, number][],
+  ): Promise<Detections[]> {
     return tidyAsync(async () => {
-      const { rounds, logitSum, deltas, shapes } = await this.#testStages(images);
+      const { rounds, logitSum, deltas, shapes, features } = await this.#testStages(images);
       const boxes = rounds[rounds.length - 1];
       const numClasses = this.config.numClasses, stagesRun = this.stages.length;
       const last = this.stages[stagesRun - 1];
       const width = last.head.config.classAgnostic ? 4 : 4 * numClasses;
       const { test } = this.config;
-      const out: Detections[] = [];
       let offset = 0;
-      boxes.forEach((rois, i) => {
+      const out: Detections[] = boxes.map((rois, i) => {
         const r = rois.length / 4;
         const scores = new Float32Array(r * numClasses);
         for (let j = 0; j < scores.length; j++) {
@@ -361,13 +411,26 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
             coder: last.coder,
           },
         );
+        offset += r;
+        return det;
+      });
+      if (this.mask) {
+        const [, , h, w] = images.shape;
+        const masks = await this.mask.predict(
+          (rois, size) => noGrad(() => this.#pool(features, rois, size)),
+          out.map((d) => d.boxes),
+          out.map((d) => d.labels),
+          scales,
+          sizes ?? scales.map(([sx, sy]) => [Math.round(h / sy), Math.round(w / sx)]),
+        );
+        out.forEach((det, i) => det.masks = masks[i]);
+      }
+      out.forEach((det, i) => {
         const [sx, sy] = scales[i];
         for (let d = 0; d < det.scores.length; d++) {
           det.boxes[4 * d] /= sx, det.boxes[4 * d + 2] /= sx;
           det.boxes[4 * d + 1] /= sy, det.boxes[4 * d + 3] /= sy;
         }
-        out.push(det);
-        offset += r;
       });
       return out;
     });
@@ -404,6 +467,7 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
     logitSum: Float32Array;
     deltas: Float32Array;
     shapes: [number, number][];
+    features: Tensor[];
   }> {
     const [n, , h, w] = images.shape;
     const shapes = Array.from({ length: n }, () => [h, w] as [number, number]);
@@ -414,7 +478,7 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
     const rounds = [boxes];
     let logitSum = new Float32Array(0), deltas = new Float32Array(0);
     const k = boxes.reduce((sum, b) => sum + b.length / 4, 0);
-    if (k === 0) return { rounds, logitSum, deltas, shapes };
+    if (k === 0) return { rounds, logitSum, deltas, shapes, features };
     for (const [s, stage] of this.stages.entries()) {
       const out = noGrad(() => stage.head.forward(this.#pool(features, toRois(boxes))));
       const [cls, reg] = await Promise.all([out.cls.data(), out.reg.data()]);
@@ -426,7 +490,7 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
         rounds.push(boxes);
       }
     }
-    return { rounds, logitSum, deltas, shapes };
+    return { rounds, logitSum, deltas, shapes, features };
   }
 
   #checkedAnchors(height: number, width: number, out: RpnHeadOutput): Anchors {
@@ -442,13 +506,13 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
     return anchors;
   }
 
-  #pool(features: Tensor[], rois: Float32Array): Tensor {
-    const { roiSize, samplingRatio, finestScale, poolLevels } = this.config.roi;
+  #pool(features: Tensor[], rois: Float32Array, outputSize = this.config.roi.roiSize): Tensor {
+    const { samplingRatio, finestScale, poolLevels } = this.config.roi;
     return multiRoiAlign(
       features.slice(0, poolLevels),
       rois,
       this.config.rpn.anchors.strides.slice(0, poolLevels),
-      { outputSize: roiSize, samplingRatio, finestScale, aligned: true },
+      { outputSize, samplingRatio, finestScale, aligned: true },
     );
   }
 
@@ -531,11 +595,19 @@ export interface RoiStageSpec {
   classAgnostic: boolean;
 }
 
+/** A Mask R-CNN mask branch: its head's shape and how it pools and samples. */
+export interface MaskBranchSettings extends MaskSettings {
+  /** Channels of the head's convolutions and upsampling (256). */
+  convChannels: number;
+  /** 3x3 convolutions before the upsampling (4). */
+  numConvs: number;
+}
+
 /**
  * Builds a two-stage detector: the backbone, the FPN (C2–C5 to as many
- * levels as the RPN has strides, the top ones by max pooling), the RPN head
- * and one {@linkcode Shared2FcBBoxHead} per stage, with weights drawn from
- * `seed` in that order. Every stage decodes with stds `(0.1, 0.1, 0.2, 0.2)`,
+ * levels as the RPN has strides, the top ones by max pooling), the RPN head,
+ * one {@linkcode Shared2FcBBoxHead} per stage and, given `mask`, an
+ * {@linkcode FcnMaskHead}, with weights drawn from `seed` in that order. Every stage decodes with stds `(0.1, 0.1, 0.2, 0.2)`,
  * as the rank-based configs do for all three Cascade stages (stock Cascade
  * R-CNN narrows them at each stage).
  *
@@ -550,6 +622,7 @@ export function buildTwoStage(
   config: TwoStageCommonConfig & { kind: string },
   stages: readonly RoiStageSpec[],
   options: { seed: number; backend?: Backend },
+  mask?: MaskBranchSettings,
 ): TwoStageDetector {
   const name = config.kind;
   if (config.backbone.layers.length !== 4) {
@@ -600,5 +673,22 @@ export function buildTwoStage(
     weight: spec.weight,
     coder,
   }));
-  return new TwoStageDetector(config, { backbone, neck, rpnHead, stages: built }, backend);
+  const maskBranch = mask && new MaskBranch(
+    new FcnMaskHead(
+      {
+        inChannels: config.neckChannels,
+        convChannels: mask.convChannels,
+        numConvs: mask.numConvs,
+        numClasses: config.numClasses,
+      },
+      rng,
+      backend,
+    ),
+    { roiSize: mask.roiSize, maxRois: mask.maxRois, threshold: mask.threshold },
+  );
+  return new TwoStageDetector(
+    config,
+    { backbone, neck, rpnHead, stages: built, mask: maskBranch },
+    backend,
+  );
 }

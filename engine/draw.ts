@@ -289,6 +289,63 @@ export function fillRect(
   }
 }
 
+/**
+ * Tints the pixels of a mask with a colour, in place: each covered pixel
+ * becomes `(1 - alpha) * pixel + alpha * color`. The mask may be smaller
+ * than the image by a whole factor (`image.width = factor * mask width`, as
+ * after {@linkcode upscale}): image pixel `(x, y)` reads mask pixel
+ * `(floor(x / factor), floor(y / factor))`.
+ *
+ * @example
+ * ```ts
+ * import { tintMask } from "./draw.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const img = { width: 4, height: 2, channels: 3, data: new Uint8Array(24) };
+ * tintMask(img, Uint8Array.of(1, 0), 1, 2, [200, 100, 0], 0.5, 2);
+ * assert.deepEqual(Array.from(img.data.subarray(0, 6)), [100, 50, 0, 100, 50, 0]);
+ * assert.equal(img.data[6], 0); // x = 2 reads the mask's second pixel
+ * ```
+ *
+ * @param image Target, changed in place.
+ * @param mask Row-major 0/1 values, `maskHeight * maskWidth`.
+ * @param maskHeight Mask rows.
+ * @param maskWidth Mask columns.
+ * @param color RGB bytes.
+ * @param alpha Opacity of the tint in `[0, 1]`.
+ * @param factor Image pixels per mask pixel along each axis (default 1).
+ * @throws {TypeError} When the image is malformed or the sizes disagree.
+ */
+export function tintMask(
+  image: RgbImage,
+  mask: ArrayLike<number>,
+  maskHeight: number,
+  maskWidth: number,
+  color: Rgb,
+  alpha: number,
+  factor = 1,
+): void {
+  checkImage(image);
+  const { width, height, channels, data } = image;
+  if (
+    mask.length !== maskHeight * maskWidth || width !== maskWidth * factor ||
+    height !== maskHeight * factor
+  ) {
+    throw new TypeError(
+      `A ${maskHeight}x${maskWidth} mask (${mask.length} values) at factor ${factor} ` +
+        `does not cover a ${height}x${width} image`,
+    );
+  }
+  for (let y = 0; y < height; y++) {
+    const row = Math.floor(y / factor) * maskWidth;
+    for (let x = 0; x < width; x++) {
+      if (!mask[row + Math.floor(x / factor)]) continue;
+      const o = (y * width + x) * channels;
+      for (let c = 0; c < 3; c++) data[o + c] = Math.round((1 - alpha) * data[o + c] + alpha * color[c]);
+    }
+  }
+}
+
 /** Width of a glyph of the built-in font, in pixels at text scale 1. */
 export const GLYPH_WIDTH = 5;
 /** Height of a glyph of the built-in font, in pixels at text scale 1. */

@@ -7,10 +7,11 @@
 
 import { DetectionLoader, type LoaderSource } from "../data/loader.ts";
 import { CocoIndex, toCocoDetections } from "../data/coco.ts";
+import * as mask from "../data/mask.ts";
 import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
 import type { Detector } from "../detectors/detector.ts";
 import { evaluateCocoAndLrp } from "../eval/coco_and_lrp.ts";
-import type { CocoEvalResult } from "../eval/coco_eval.ts";
+import { type CocoEvalResult, evaluateCoco } from "../eval/coco_eval.ts";
 import type { LrpEvalResult } from "../eval/lrp.ts";
 import type { TrainSettings } from "../configs/types.ts";
 import { tidy } from "../tensor/tensor.ts";
@@ -30,7 +31,8 @@ export async function detectAll(
   for await (const batch of loader.epoch(0)) {
     const images = tidy(() => model.images(batch));
     const scales = batch.meta.map((m) => [m.scaleX, m.scaleY] as [number, number]);
-    const results = await model.predict(images, scales);
+    const sizes = batch.meta.map((m) => [m.originalHeight, m.originalWidth] as [number, number]);
+    const results = await model.predict(images, scales, sizes);
     images.dispose();
     results.forEach((r, i) => {
       const meta = batch.meta[i];
@@ -41,8 +43,11 @@ export async function detectAll(
           r.boxes[4 * k] = meta.originalWidth - x2;
           r.boxes[4 * k + 2] = meta.originalWidth - x1;
         }
+        r.masks = r.masks?.map(mask.flipHorizontal);
       }
-      detections.push(...toCocoDetections(index, meta.imageId, r.boxes, r.scores, r.labels));
+      detections.push(
+        ...toCocoDetections(index, meta.imageId, r.boxes, r.scores, r.labels, r.masks),
+      );
     });
     done += batch.batchSize;
     onBatch?.(done);
@@ -132,12 +137,18 @@ export function classNames(dataset: CocoDataset): string[] {
   return index.categoryIds.map((id) => index.categories.get(id)!.name);
 }
 
-/** COCO AP and LRP of `detections` on `dataset`. */
+/**
+ * COCO box AP and LRP of `detections` on `dataset`, and mask AP (`segm`)
+ * when the detections carry masks.
+ */
 export function scoreDetections(
   dataset: CocoDataset,
   detections: readonly CocoDetection[],
-): { coco: CocoEvalResult; lrp: LrpEvalResult } {
-  return evaluateCocoAndLrp(dataset, detections, { iouType: "bbox" });
+): { coco: CocoEvalResult; lrp: LrpEvalResult; segm?: CocoEvalResult } {
+  const scores = evaluateCocoAndLrp(dataset, detections, { iouType: "bbox" });
+  const withMasks = detections.length > 0 && detections.every((d) => d.segmentation);
+  if (!withMasks) return scores;
+  return { ...scores, segm: evaluateCoco(dataset, detections, { iouType: "segm" }) };
 }
 
 /**

@@ -21,8 +21,10 @@ import { loadModel } from "./model_io.ts";
 
 /** The evaluation at the end of a training run. */
 export interface RunEvaluation {
-  /** COCO stats (the 12 numbers of pycocotools' summary). */
+  /** COCO box stats (the 12 numbers of pycocotools' summary). */
   stats: number[];
+  /** COCO mask stats, for detectors that predict masks. */
+  maskStats?: number[];
   /** Optimal LRP (tau 0.5). */
   oLRP: number;
   /** pycocotools' printed summary. */
@@ -83,7 +85,7 @@ export async function evaluateRun(
     options.seed,
   );
   await writeFileAtomic(join(out, "val_detections.json"), JSON.stringify(detections));
-  const { coco, lrp } = scoreDetections(dataset, detections);
+  const { coco, lrp, segm } = scoreDetections(dataset, detections);
   // Each class's oLRP-optimal score threshold goes with the final model, for `detect`.
   const { thresholds, names } = await storeLrpThresholds(
     options.finalPath,
@@ -103,6 +105,7 @@ export async function evaluateRun(
     JSON.stringify(
       {
         stats: coco.stats,
+        ...(segm ? { maskStats: segm.stats } : {}),
         oLRP: lrp.oLRP,
         oLRPLoc: lrp.oLRPLoc,
         oLRPFP: lrp.oLRPFP,
@@ -116,8 +119,9 @@ export async function evaluateRun(
   );
   return {
     stats: coco.stats,
+    ...(segm ? { maskStats: segm.stats } : {}),
     oLRP: lrp.oLRP,
-    summary: coco.summary,
+    summary: segm ? `${coco.summary}\nMasks (segm):\n${segm.summary}` : coco.summary,
     scoreThresholds: thresholds,
     classNames: names,
   };
@@ -163,6 +167,8 @@ export async function evaluateCheckpoint(
   const splits = await loadValSplit(config, options.data);
   const detections = await detectSplit(model, splits.val, splits.valDataset, config.train);
   const outcome = evaluateResults(splits.valDataset, detections, "bbox", true);
+  const withMasks = detections.length > 0 && detections.every((d) => d.segmentation);
+  const masks = withMasks ? evaluateResults(splits.valDataset, detections, "segm", false) : undefined;
   const written: string[] = [];
   if (options.out) {
     written.push(
@@ -172,7 +178,13 @@ export async function evaluateCheckpoint(
     await writeFileAtomic(path, JSON.stringify(detections));
     written.push(path);
   }
+  if (masks && options.out) {
+    written.push(...await writeEvalOutputs(join(options.out, "segm"), masks, {
+      perCategory: options.perCategory,
+    }));
+  }
   const lines = [outcome.coco.summary, outcome.lrp!.summary];
+  if (masks) lines.push("Masks (segm):", masks.coco.summary);
   if (options.storeThresholds) {
     const { thresholds, names } = await storeLrpThresholds(
       options.checkpoint,

@@ -132,6 +132,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     batchSize: settings.batchSize,
     seed,
     dropLast: true,
+    withMasks: model.usesMasks ?? false,
     transform: {
       shortSide: settings.shortSide,
       maxSize: settings.maxSize,
