@@ -24,7 +24,7 @@ import type { CocoRle } from "../data/coco_types.ts";
 import { crc32 } from "../data/png.ts";
 import { scoreWeightedMean, scoreWeights, selfBalance } from "../losses/baselines/balance.ts";
 import { diceLoss } from "../losses/baselines/dice.ts";
-import { noGrad } from "../tensor/autograd.ts";
+import { detach, noGrad } from "../tensor/autograd.ts";
 import { full } from "../tensor/ops/creation.ts";
 import { sigmoid } from "../tensor/ops/elementwise.ts";
 import { indexSelect } from "../tensor/ops/index.ts";
@@ -102,9 +102,11 @@ export class MaskBranch {
   constructor(readonly head: FcnMaskHead, readonly settings: MaskSettings) {}
 
   /**
-   * The self-balanced mask loss of a batch, a scalar: the score-weighted mean
-   * Dice loss of the sampled positives, scaled to `ranking` (the box
-   * stage's `L_rank + L_sort`). 0 (no gradient) without positives.
+   * The mask loss of a batch: `loss`, the score-weighted mean Dice loss of
+   * the sampled positives self-balanced to `ranking` (the box stage's
+   * `L_rank + L_sort`), which is what training minimises, and `dice`, that
+   * mean before the balancing (detached, for logs: the balanced value always
+   * equals `ranking`). Both 0 without positives.
    *
    * @param pool Pools RoIs from the batch's pyramid.
    * @param out The box stage's outputs on `targets.rois`.
@@ -122,11 +124,11 @@ export class MaskBranch {
     height: number,
     width: number,
     ranking: Tensor,
-  ): Tensor {
+  ): { loss: Tensor; dice: Tensor } {
     const backend = out.cls.backend;
     const kept = sampleMaskRois(targets.labels, targets.rois, this.settings.maxRois);
     const p = kept.length;
-    if (p === 0) return full([], 0, { backend });
+    if (p === 0) return { loss: full([], 0, { backend }), dice: full([], 0, { backend }) };
     const { roiSize } = this.settings;
     const side = 2 * roiSize;
     const rois = new Float32Array(5 * p), labels = new Int32Array(p);
@@ -148,7 +150,8 @@ export class MaskBranch {
     const logits = this.head.forward(pool(rois, roiSize));
     const dice = diceLoss(classMaps(logits, labels), tensor(maskTarget, [p, plane], { backend }));
     const weights = scoreWeights(indexSelect(out.cls, 0, tensor(kept, [p], { backend })));
-    return selfBalance(scoreWeightedMean(dice, weights), ranking);
+    const mean = scoreWeightedMean(dice, weights);
+    return { loss: selfBalance(mean, ranking), dice: detach(mean) };
   }
 
   /**

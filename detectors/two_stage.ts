@@ -299,8 +299,9 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
   /**
    * The training loss of a batch: the RPN's (parts `rpn.rank`, `rpn.sort`,
    * `rpn.box`) plus each stage's (`s0.rank`, `s0.sort`, `s0.box`, ...) and,
-   * with a mask branch, `mask`. `numPositives` counts the first stage's
-   * positive RoIs.
+   * with a mask branch, `mask` (self-balanced, part of the total) and
+   * `mask.dice` (its score-weighted Dice before balancing, logged only).
+   * `numPositives` counts the first stage's positive RoIs.
    *
    * @throws {TypeError} When the model has a mask branch and the batch no masks.
    */
@@ -350,7 +351,7 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
       for (const [name, t] of Object.entries(stageLoss.parts)) parts[`s${s}.${name}`] = t;
       total = add(total, stageLoss.total);
       if (this.mask) {
-        parts.mask = out
+        const masks = out
           ? this.mask.loss(
             (rois, size) => this.#pool(features, rois, size),
             out,
@@ -360,8 +361,10 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
             batch.width,
             add(stageLoss.parts.rank, stageLoss.parts.sort),
           )
-          : full([], 0, { backend: this.backend });
-        total = add(total, parts.mask);
+          : { loss: full([], 0, { backend: this.backend }), dice: full([], 0, { backend: this.backend }) };
+        parts.mask = masks.loss;
+        parts["mask.dice"] = masks.dice;
+        total = add(total, masks.loss);
       }
       if (s === 0) numPositives = stageLoss.numPositives;
       if (s + 1 < this.stages.length) {

@@ -12,17 +12,22 @@ import type { Backend } from "../../tensor/backend.ts";
 import { SGD } from "../../tensor/optim/sgd.ts";
 import { tensor, tidyAsync } from "../../tensor/tensor.ts";
 
-/** One batch of `numImages` generated 64 px shapes images (seed `seed`), unshuffled and unflipped. */
+/**
+ * One batch of `numImages` generated 64 px shapes images (seed `seed`),
+ * unshuffled and unflipped, with GT masks when `withMasks`.
+ */
 export async function shapesBatch(
   numImages: number,
   seed: number,
   objects?: [number, number],
+  withMasks = false,
 ): Promise<Batch> {
   const split = generateShapes({ numImages, seed, size: 64, objectsPerImage: objects });
   const loader = new DetectionLoader(memorySource(split), {
     batchSize: numImages,
     seed: 0,
     shuffle: false,
+    withMasks,
     transform: { shortSide: 64, maxSize: 64, flipProb: 0 },
   });
   const batch = (await loader.epoch(0).next()).value as Batch;
