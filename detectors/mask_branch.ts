@@ -93,6 +93,18 @@ function classMaps(logits: Tensor, labels: ArrayLike<number>): Tensor {
   );
 }
 
+/** The positives a batch's mask loss takes, with their targets. */
+export interface MaskTargets {
+  /** `[P]` indices of the kept positives among the box stage's RoIs, ascending. */
+  kept: Int32Array;
+  /** `[P * 5]` their RoIs (batch index, xyxy). */
+  rois: Float32Array;
+  /** `[P]` their classes. */
+  labels: Int32Array;
+  /** `[P * 28 * 28]` their binary mask targets. */
+  masks: Float32Array;
+}
+
 /**
  * The mask branch: its head and settings, trained on the box stage's
  * positives and run on the detections at test time.
@@ -102,11 +114,78 @@ export class MaskBranch {
   constructor(readonly head: FcnMaskHead, readonly settings: MaskSettings) {}
 
   /**
-   * The mask loss of a batch: `loss`, the score-weighted mean Dice loss of
-   * the sampled positives self-balanced to `ranking` (the box stage's
-   * `L_rank + L_sort`), which is what training minimises, and `dice`, that
-   * mean before the balancing (detached, for logs: the balanced value always
-   * equals `ranking`). Both 0 without positives.
+   * The host side of a batch's mask loss: the sampled positives
+   * ({@linkcode sampleMaskRois}), their RoIs, classes and 28x28 targets
+   * ({@linkcode maskTargets}).
+   *
+   * @param targets The box stage's targets.
+   * @param masks Per image `[n, height, width]` GT masks, parallel to the boxes.
+   * @param height The masks' (padded batch) height.
+   * @param width The masks' width.
+   */
+  targets(
+    targets: RoiTargets,
+    masks: readonly Uint8Array[],
+    height: number,
+    width: number,
+  ): MaskTargets {
+    const kept = sampleMaskRois(targets.labels, targets.rois, this.settings.maxRois);
+    const p = kept.length, side = 2 * this.settings.roiSize, plane = side * side;
+    const rois = new Float32Array(5 * p), labels = new Int32Array(p);
+    const masksOut = new Float32Array(p * plane);
+    kept.forEach((k, i) => {
+      rois.set(targets.rois.subarray(5 * k, 5 * k + 5), 5 * i);
+      labels[i] = targets.labels[k];
+      const image = targets.rois[5 * k];
+      const target = maskTargets(
+        masks[image],
+        height,
+        width,
+        targets.rois.subarray(5 * k + 1, 5 * k + 5),
+        [targets.gtIndex[k]],
+        side,
+      );
+      masksOut.set(target, i * plane);
+    });
+    return { kept, rois, labels, masks: masksOut };
+  }
+
+  /**
+   * The mask loss of mask logits on {@linkcode MaskBranch.targets}: `loss`,
+   * the score-weighted mean Dice loss of the positives self-balanced to
+   * `ranking` (the box stage's `L_rank + L_sort`), which is what training
+   * minimises, and `dice`, that mean before the balancing (detached, for
+   * logs: the balanced value always equals `ranking`). Both 0 without
+   * positives.
+   *
+   * @param logits The head's `[P, classes, 28, 28]` logits on `targets.rois` (undefined when P = 0).
+   * @param targets The batch's mask targets.
+   * @param cls The box stage's class logits `[K, classes]` (for the score weights).
+   * @param ranking `L_rank + L_sort` of the box stage.
+   */
+  lossOf(
+    logits: Tensor | undefined,
+    targets: MaskTargets,
+    cls: Tensor,
+    ranking: Tensor,
+  ): { loss: Tensor; dice: Tensor } {
+    const backend = cls.backend, p = targets.kept.length;
+    if (p === 0 || !logits) {
+      return { loss: full([], 0, { backend }), dice: full([], 0, { backend }) };
+    }
+    const plane = targets.masks.length / p;
+    const dice = diceLoss(
+      classMaps(logits, targets.labels),
+      tensor(targets.masks, [p, plane], { backend }),
+    );
+    const weights = scoreWeights(indexSelect(cls, 0, tensor(targets.kept, [p], { backend })));
+    const mean = scoreWeightedMean(dice, weights);
+    return { loss: selfBalance(mean, ranking), dice: detach(mean) };
+  }
+
+  /**
+   * The mask loss of a batch ({@linkcode MaskBranch.targets}, the head on
+   * the positives' features, {@linkcode MaskBranch.lossOf}).
    *
    * @param pool Pools RoIs from the batch's pyramid.
    * @param out The box stage's outputs on `targets.rois`.
@@ -125,33 +204,11 @@ export class MaskBranch {
     width: number,
     ranking: Tensor,
   ): { loss: Tensor; dice: Tensor } {
-    const backend = out.cls.backend;
-    const kept = sampleMaskRois(targets.labels, targets.rois, this.settings.maxRois);
-    const p = kept.length;
-    if (p === 0) return { loss: full([], 0, { backend }), dice: full([], 0, { backend }) };
-    const { roiSize } = this.settings;
-    const side = 2 * roiSize;
-    const rois = new Float32Array(5 * p), labels = new Int32Array(p);
-    const plane = side * side, maskTarget = new Float32Array(p * plane);
-    kept.forEach((k, i) => {
-      rois.set(targets.rois.subarray(5 * k, 5 * k + 5), 5 * i);
-      labels[i] = targets.labels[k];
-      const image = targets.rois[5 * k];
-      const target = maskTargets(
-        masks[image],
-        height,
-        width,
-        targets.rois.subarray(5 * k + 1, 5 * k + 5),
-        [targets.gtIndex[k]],
-        side,
-      );
-      maskTarget.set(target, i * plane);
-    });
-    const logits = this.head.forward(pool(rois, roiSize));
-    const dice = diceLoss(classMaps(logits, labels), tensor(maskTarget, [p, plane], { backend }));
-    const weights = scoreWeights(indexSelect(out.cls, 0, tensor(kept, [p], { backend })));
-    const mean = scoreWeightedMean(dice, weights);
-    return { loss: selfBalance(mean, ranking), dice: detach(mean) };
+    const t = this.targets(targets, masks, height, width);
+    const logits = t.kept.length > 0
+      ? this.head.forward(pool(t.rois, this.settings.roiSize))
+      : undefined;
+    return this.lossOf(logits, t, out.cls, ranking);
   }
 
   /**
