@@ -1,14 +1,15 @@
 /**
  * The paper's claim in miniature for the two-stage detectors: the tiny
- * Faster R-CNN and Cascade R-CNN trained with RS and with BRS under the same
- * seed and schedule. Prints a markdown table of AP, AP50, oLRP, seconds per
- * step and the loss alone: forward + backward of the RPN's ranking loss and
- * each RoI stage's, on fixed head outputs of one training batch (for Cascade
- * R-CNN the three stage losses are taken on the first stage's RoIs at IoU
- * 0.5 / 0.6 / 0.7, so the loss alone runs without the heads), in
+ * Faster R-CNN, Cascade R-CNN and Mask R-CNN trained with RS and with BRS
+ * under the same seed and schedule. Prints a markdown table of box AP, AP50,
+ * oLRP, mask AP (Mask R-CNN), seconds per step and the loss alone: forward +
+ * backward of the RPN's ranking loss and each RoI stage's (and Mask R-CNN's
+ * self-balanced Dice loss), on fixed head outputs of one training batch (for
+ * Cascade R-CNN the three stage losses are taken on the first stage's RoIs at
+ * IoU 0.5 / 0.6 / 0.7, so the loss alone runs without the heads), in
  * milliseconds.
  *
- * Run: `deno run -A bench/two_stage_losses.ts [--iters 1500] [--detectors faster_rcnn,cascade_rcnn] [--losses brs,rs]`
+ * Run: `deno run -A bench/two_stage_losses.ts [--iters 1500] [--detectors faster_rcnn,cascade_rcnn,mask_rcnn] [--losses brs,rs]`
  *
  * @module
  */
@@ -18,6 +19,7 @@ import { parseArgs } from "node:util";
 import { meanMs } from "./inputs.ts";
 import CASCADE_RCNN_TINY_SHAPES from "../configs/cascade_rcnn_tiny_shapes.ts";
 import FASTER_RCNN_TINY_SHAPES from "../configs/faster_rcnn_tiny_shapes.ts";
+import MASK_RCNN_TINY_SHAPES from "../configs/mask_rcnn_tiny_shapes.ts";
 import type { DetectorConfig } from "../configs/types.ts";
 import { type Batch, DetectionLoader, memorySource } from "../data/loader.ts";
 import { generateShapes } from "../data/shapes.ts";
@@ -50,6 +52,7 @@ const iters = Number(values.iters);
 const CONFIGS: Record<string, DetectorConfig> = {
   faster_rcnn: FASTER_RCNN_TINY_SHAPES,
   cascade_rcnn: CASCADE_RCNN_TINY_SHAPES,
+  mask_rcnn: MASK_RCNN_TINY_SHAPES,
 };
 
 function leaf(t: Tensor): Tensor {
@@ -67,6 +70,7 @@ async function lossOnlyMs(config: DetectorConfig): Promise<number> {
     batchSize: settings.batchSize,
     seed: 0,
     shuffle: false,
+    withMasks: model.usesMasks,
   });
   const batch = (await loader.epoch(0).next()).value as Batch;
   loader.close();
@@ -101,7 +105,29 @@ async function lossOnlyMs(config: DetectorConfig): Promise<number> {
     const fixed: BBoxHeadOutput = { cls: leaf(out.cls), reg: leaf(out.reg) };
     return { stage, targets, fixed };
   });
-  const leaves = [fixedRpn.cls, fixedRpn.reg, ...stages.flatMap((s) => [s.fixed.cls, s.fixed.reg])];
+  // Mask R-CNN: the mask head's logits on the sampled positives of its one stage.
+  const maskBranch = model.mask && (() => {
+    const targets = model.mask.targets(stages[0].targets, batch.masks!, batch.height, batch.width);
+    const logits = leaf(noGrad(() =>
+      model.mask!.head.forward(multiRoiAlign(
+        features.slice(0, roi.poolLevels),
+        targets.rois,
+        rpn.anchors.strides.slice(0, roi.poolLevels),
+        {
+          outputSize: model.mask!.settings.roiSize,
+          samplingRatio: roi.samplingRatio,
+          finestScale: roi.finestScale,
+        },
+      ))
+    ));
+    return { targets, logits };
+  })();
+  const leaves = [
+    fixedRpn.cls,
+    fixedRpn.reg,
+    ...stages.flatMap((s) => [s.fixed.cls, s.fixed.reg]),
+    ...(maskBranch ? [maskBranch.logits] : []),
+  ];
   const once = () =>
     tidy(() => {
       let total = rpnLoss(fixedRpn, rpnT, { loss, delta, weight: rpn.weight }).total;
@@ -113,6 +139,13 @@ async function lossOnlyMs(config: DetectorConfig): Promise<number> {
           coder: stage.coder,
         });
         total = add(total, l.total);
+        if (maskBranch) {
+          const ranking = add(l.parts.rank, l.parts.sort);
+          total = add(
+            total,
+            model.mask!.lossOf(maskBranch.logits, maskBranch.targets, fixed.cls, ranking).loss,
+          );
+        }
       }
       backward(total);
       for (const t of leaves) {
@@ -129,13 +162,19 @@ for (const kind of values.detectors!.split(",")) {
   if (!base) throw new RangeError(`Unknown detector "${kind}" (known: ${Object.keys(CONFIGS)})`);
   for (const loss of values.losses!.split(",") as TwoStageLoss[]) {
     const config = applyOverrides(base, { loss, iters });
-    const { cells } = await trainedRow(config, join(values.out!, `${kind}_${loss}`), backend);
+    const { result, cells } = await trainedRow(
+      config,
+      join(values.out!, `${kind}_${loss}`),
+      backend,
+    );
     const ms = await lossOnlyMs(config);
+    const maskAp = result.eval?.maskStats ? (100 * result.eval.maskStats[0]).toFixed(1) : "–";
+    cells.splice(3, 0, maskAp);
     rows.push(`| ${kind} | ${loss} | ${cells.join(" | ")} | ${ms.toFixed(1)} |`);
     console.error(rows.at(-1));
   }
 }
 console.log(`Two-stage tiny configs, shapes, ${iters} steps, seed 0, ${backend.description}\n`);
-console.log("| detector | loss | AP | AP50 | oLRP | s/step | loss only, ms |");
-console.log("| --- | --- | --- | --- | --- | --- | --- |");
+console.log("| detector | loss | AP | AP50 | oLRP | mask AP | s/step | loss only, ms |");
+console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const row of rows) console.log(row);

@@ -69,7 +69,11 @@ export type RoiPooler = (rois: Float32Array, outputSize: number) => Tensor;
  * @param maxRois The most positives to keep.
  * @returns Indices of the kept positives, ascending.
  */
-export function sampleMaskRois(labels: Int32Array, rois: Float32Array, maxRois: number): Int32Array {
+export function sampleMaskRois(
+  labels: Int32Array,
+  rois: Float32Array,
+  maxRois: number,
+): Int32Array {
   const positives: number[] = [];
   labels.forEach((label, i) => label >= 0 && positives.push(i));
   if (positives.length <= maxRois) return Int32Array.from(positives);
@@ -248,8 +252,19 @@ export class MaskBranch {
       const [sx, sy] = scales[image], [h, w] = sizes[image];
       const out: CocoRle[] = [];
       for (let i = 0; i < l.length; i++, k++) {
-        const box = [rois[5 * k + 1] / sx, rois[5 * k + 2] / sy, rois[5 * k + 3] / sx, rois[5 * k + 4] / sy];
-        const bitmap = pasteMask(probs.subarray(k * plane, (k + 1) * plane), box, h, w, this.settings.threshold);
+        const box = [
+          rois[5 * k + 1] / sx,
+          rois[5 * k + 2] / sy,
+          rois[5 * k + 3] / sx,
+          rois[5 * k + 4] / sy,
+        ];
+        const bitmap = pasteMask(
+          probs.subarray(k * plane, (k + 1) * plane),
+          box,
+          h,
+          w,
+          this.settings.threshold,
+        );
         out.push(mask.encode(bitmap, h, w));
       }
       return out;

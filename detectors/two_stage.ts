@@ -361,7 +361,10 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
             batch.width,
             add(stageLoss.parts.rank, stageLoss.parts.sort),
           )
-          : { loss: full([], 0, { backend: this.backend }), dice: full([], 0, { backend: this.backend }) };
+          : {
+            loss: full([], 0, { backend: this.backend }),
+            dice: full([], 0, { backend: this.backend }),
+          };
         parts.mask = masks.loss;
         parts["mask.dice"] = masks.dice;
         total = add(total, masks.loss);

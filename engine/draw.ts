@@ -341,7 +341,9 @@ export function tintMask(
     for (let x = 0; x < width; x++) {
       if (!mask[row + Math.floor(x / factor)]) continue;
       const o = (y * width + x) * channels;
-      for (let c = 0; c < 3; c++) data[o + c] = Math.round((1 - alpha) * data[o + c] + alpha * color[c]);
+      for (let c = 0; c < 3; c++) {
+        data[o + c] = Math.round((1 - alpha) * data[o + c] + alpha * color[c]);
+      }
     }
   }
 }

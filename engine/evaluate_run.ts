@@ -168,7 +168,9 @@ export async function evaluateCheckpoint(
   const detections = await detectSplit(model, splits.val, splits.valDataset, config.train);
   const outcome = evaluateResults(splits.valDataset, detections, "bbox", true);
   const withMasks = detections.length > 0 && detections.every((d) => d.segmentation);
-  const masks = withMasks ? evaluateResults(splits.valDataset, detections, "segm", false) : undefined;
+  const masks = withMasks
+    ? evaluateResults(splits.valDataset, detections, "segm", false)
+    : undefined;
   const written: string[] = [];
   if (options.out) {
     written.push(
@@ -179,9 +181,11 @@ export async function evaluateCheckpoint(
     written.push(path);
   }
   if (masks && options.out) {
-    written.push(...await writeEvalOutputs(join(options.out, "segm"), masks, {
-      perCategory: options.perCategory,
-    }));
+    written.push(
+      ...await writeEvalOutputs(join(options.out, "segm"), masks, {
+        perCategory: options.perCategory,
+      }),
+    );
   }
   const lines = [outcome.coco.summary, outcome.lrp!.summary];
   if (masks) lines.push("Masks (segm):", masks.coco.summary);

@@ -73,7 +73,10 @@ for (const backend of BACKENDS) {
     assert.ok(history.every((h) => Object.values(h).every(Number.isFinite)), "non-finite loss");
     assert.ok(last.total < first.total, `total did not fall: ${shown("total")}`);
     assert.ok(last["s0.box"] < first["s0.box"], `box loss did not fall: ${shown("s0.box")}`);
-    assert.ok(last["mask.dice"] < first["mask.dice"] - 0.05, `Dice did not fall: ${shown("mask.dice")}`);
+    assert.ok(
+      last["mask.dice"] < first["mask.dice"] - 0.05,
+      `Dice did not fall: ${shown("mask.dice")}`,
+    );
     // Self-balance: the mask term's value is the RoI head's L_rank + L_sort.
     for (const h of history) {
       assert.ok(Math.abs(h.mask - (h["s0.rank"] + h["s0.sort"])) < 1e-5 * (1 + h.mask));
@@ -161,10 +164,15 @@ Deno.test("mask_rcnn: bad inputs and configs give clear errors", async () => {
   await assert.rejects(() => model.loss(noMasks), /mask_rcnn: the batch carries no GT masks/);
   assert.throws(
     () =>
-      buildTwoStage(SMALL.model, [
-        { posIou: 0.5, weight: 1, classAgnostic: true },
-        { posIou: 0.6, weight: 1, classAgnostic: true },
-      ], { seed: 0, backend: FAST }, SMALL.model.mask),
+      buildTwoStage(
+        SMALL.model,
+        [
+          { posIou: 0.5, weight: 1, classAgnostic: true },
+          { posIou: 0.6, weight: 1, classAgnostic: true },
+        ],
+        { seed: 0, backend: FAST },
+        SMALL.model.mask,
+      ),
     /a mask branch needs one RoI stage, got 2/,
   );
   assert.throws(
