@@ -197,7 +197,11 @@ function resample(
  *
  * The masks are the loader's per-image `Batch.masks[b]` (`[n, H, W]` at the
  * batch's padded `H`, `W`); the cost is about `max(size^2, RoI area)` samples
- * per RoI, with no copy of the masks.
+ * per RoI, with no copy of the masks. (mmdetection pads each image's masks to
+ * a multiple of 32 only; the two agree except within half a pixel of the
+ * right or bottom edge of an image whose size is already such a multiple,
+ * where mmdetection clamps onto the edge pixel and a wider batch reads the
+ * padding's zeros.)
  *
  * @example A RoI on a 28 x 28 integer box copies the mask; one outside the image gives zeros
  * ```ts
@@ -212,7 +216,7 @@ function resample(
  * assert.equal(t.reduce((a, b) => a + b, 0), 1);
  * ```
  *
- * @param masks `[n, height, width]` 0/1 masks, one plane per ground-truth object.
+ * @param masks `[n, height, width]` 0/1 masks (non-zero counts as 1), one plane per object.
  * @param height Mask height.
  * @param width Mask width.
  * @param rois `[K, 4]` xyxy RoIs in mask pixels (rounded to float32).
