@@ -1,6 +1,6 @@
 /**
- * Dice loss of the rank-based Mask R-CNN mask head (docs/departures.md and
- * the method spec, §10.6): per RoI, `1 - 2 Σ p t / (Σ p² + Σ t² + 1e-5)`
+ * Dice loss of the rank-based Mask R-CNN mask head (the official
+ * `RankBasedFCNMaskHead`, method spec §10.6): per RoI, `1 - 2 Σ p t / (Σ p² + Σ t² + 1e-5)`
  * with `p = sigmoid(logits)`. Composed of differentiable tensor ops, so it
  * runs, with gradients, on every backend.
  *
