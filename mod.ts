@@ -20,7 +20,8 @@
  * - Evaluation: {@linkcode evaluateCoco} (as pycocotools) and {@linkcode evaluateLrp}.
  * - Detectors: {@linkcode buildDetector} builds any {@linkcode Detector} from its
  *   config ({@linkcode Atss}, {@linkcode Paa}, Faster and Cascade R-CNN as
- *   {@linkcode TwoStageDetector}), trained by {@linkcode train}.
+ *   {@linkcode TwoStageDetector}), trained by {@linkcode train}; the Mask R-CNN
+ *   mask pieces {@linkcode maskTargets}, {@linkcode pasteMask} and {@linkcode diceLoss}.
  *
  * Call {@linkcode initBackend} once to pick a backend (WebGPU on a hardware
  * adapter, else native, else WebGPU on a software adapter, else the CPU);
@@ -260,6 +261,14 @@ export {
   type RoiTargets,
   roiTargets,
 } from "./detectors/roi_targets.ts";
+export { maskTargets, maskTargetsSoft } from "./detectors/mask_targets.ts";
+export {
+  pasteMask,
+  pasteMasksToRle,
+  pasteMaskValues,
+  type PasteWindow,
+  pasteWindow,
+} from "./detectors/paste_masks.ts";
 export { type Assignment, atssAssign } from "./detectors/atss_assigner.ts";
 export {
   ASSIGN_IGNORED,
