@@ -13,17 +13,16 @@
  *
  * Test: the detections' boxes are pooled the same way, the map of each
  * detection's class goes through the sigmoid and is pasted into the
- * original image at threshold 0.5 ({@linkcode pasteMask}), then encoded as
- * COCO RLE.
+ * original image at threshold 0.5 and encoded as COCO RLE
+ * ({@linkcode pasteMasksToRle}).
  *
  * @module
  */
 
-import * as mask from "../data/mask.ts";
 import type { CocoRle } from "../data/coco_types.ts";
 import { crc32 } from "../data/png.ts";
 import { scoreWeightedMean, scoreWeights, selfBalance } from "../losses/baselines/balance.ts";
-import { diceLoss } from "../losses/baselines/dice.ts";
+import { diceLoss } from "../losses/baselines/dice_loss.ts";
 import { detach, noGrad } from "../tensor/autograd.ts";
 import { full } from "../tensor/ops/creation.ts";
 import { sigmoid } from "../tensor/ops/elementwise.ts";
@@ -34,7 +33,7 @@ import { type Tensor, tensor } from "../tensor/tensor.ts";
 import type { BBoxHeadOutput } from "./heads/roi_head.ts";
 import type { FcnMaskHead } from "./heads/mask_head.ts";
 import { maskTargets } from "./mask_targets.ts";
-import { pasteMask } from "./paste_masks.ts";
+import { pasteMasksToRle } from "./paste_masks.ts";
 import type { RoiTargets } from "./roi_targets.ts";
 
 /** How the mask branch pools and samples. */
@@ -250,24 +249,25 @@ export class MaskBranch {
     k = 0;
     return labels.map((l, image) => {
       const [sx, sy] = scales[image], [h, w] = sizes[image];
-      const out: CocoRle[] = [];
-      for (let i = 0; i < l.length; i++, k++) {
-        const box = [
-          rois[5 * k + 1] / sx,
-          rois[5 * k + 2] / sy,
-          rois[5 * k + 3] / sx,
-          rois[5 * k + 4] / sy,
-        ];
-        const bitmap = pasteMask(
-          probs.subarray(k * plane, (k + 1) * plane),
-          box,
-          h,
-          w,
-          this.settings.threshold,
-        );
-        out.push(mask.encode(bitmap, h, w));
+      const original = new Float32Array(4 * l.length);
+      for (let i = 0; i < l.length; i++) {
+        const roi = 5 * (k + i);
+        original.set([
+          rois[roi + 1] / sx,
+          rois[roi + 2] / sy,
+          rois[roi + 3] / sx,
+          rois[roi + 4] / sy,
+        ], 4 * i);
       }
-      return out;
+      const rles = pasteMasksToRle(
+        probs.subarray(k * plane, (k + l.length) * plane),
+        original,
+        h,
+        w,
+        this.settings.threshold,
+      );
+      k += l.length;
+      return rles;
     });
   }
 }
