@@ -215,6 +215,7 @@ export function detrMatch(
 /** Checked inputs, boxes converted to `xyxy`, targets concatenated. */
 interface Batch {
   pred: DetrPredictions;
+  predBoxes: Float64Array;
   predXyxy: Float64Array;
   targetBoxes: Float64Array;
   targetXyxy: Float64Array;
@@ -283,6 +284,7 @@ function prepare(
   });
   return {
     pred,
+    predBoxes: Float64Array.from(pred.boxes),
     predXyxy: cxcywhToXyxyHost(pred.boxes),
     targetBoxes,
     targetXyxy: cxcywhToXyxyHost(targetBoxes),
@@ -317,28 +319,35 @@ function fillBlock(
   c1: number,
   out: Partial<Omit<DetrMatchCost, "sizes">> & { total: Float64Array },
 ): void {
-  const { pred, predXyxy, targetBoxes, targetXyxy, labels } = batch;
+  const { pred, predBoxes, predXyxy, targetBoxes, targetXyxy, labels } = batch;
   const { classWeight, bboxWeight, giouWeight, alpha, gamma } = batch.options;
-  const k = pred.numClasses, width = c1 - c0, boxes = pred.boxes;
+  const k = pred.numClasses, width = c1 - c0;
   const classCost = new Float64Array(k), stamp = new Int32Array(k).fill(-1);
+  const cls = new Float64Array(width), l1 = new Float64Array(width), giou = new Float64Array(width);
   for (let r = r0; r < r1; r++) {
-    const row = (r - r0) * width;
     for (let c = c0; c < c1; c++) {
       const label = labels[c];
       if (stamp[label] !== r) {
         stamp[label] = r;
         classCost[label] = focalClassCost(pred.logits[r * k + label], alpha, gamma);
       }
-      const cls = classCost[label];
-      let l1 = 0;
-      for (let d = 0; d < 4; d++) l1 += Math.abs(boxes[4 * r + d] - targetBoxes[4 * c + d]);
-      const giou = -overlapHost(predXyxy, r, targetXyxy, c, "giou", NO_FLOOR);
-      const at = row + c - c0;
-      out.total[at] = bboxWeight * l1 + classWeight * cls + giouWeight * giou;
-      if (out.costClass) out.costClass[at] = cls;
-      if (out.costBbox) out.costBbox[at] = l1;
-      if (out.costGiou) out.costGiou[at] = giou;
+      cls[c - c0] = classCost[label];
     }
+    for (let c = c0; c < c1; c++) {
+      let sum = 0;
+      for (let d = 0; d < 4; d++) sum += Math.abs(predBoxes[4 * r + d] - targetBoxes[4 * c + d]);
+      l1[c - c0] = sum;
+    }
+    for (let c = c0; c < c1; c++) {
+      giou[c - c0] = -overlapHost(predXyxy, r, targetXyxy, c, "giou", NO_FLOOR);
+    }
+    const row = (r - r0) * width;
+    for (let j = 0; j < width; j++) {
+      out.total[row + j] = bboxWeight * l1[j] + classWeight * cls[j] + giouWeight * giou[j];
+    }
+    out.costClass?.set(cls, row);
+    out.costBbox?.set(l1, row);
+    out.costGiou?.set(giou, row);
   }
 }
 

@@ -120,18 +120,18 @@ function solveWide(cost: Float64Array, n: number, m: number, lineName: string): 
   const dist = new Float64Array(m); // shortest reduced path length to each column
   const via = new Int32Array(m); // the line the shortest path reaches each column from
   const colOfRow = new Int32Array(n).fill(-1), rowOfCol = new Int32Array(m).fill(-1);
-  const rowSeen = new Uint8Array(n), colSeen = new Uint8Array(m);
   const open = new Int32Array(m); // columns not yet settled, open[0 .. count)
+  const settled = new Int32Array(m); // columns settled by this search, in order
+  const reached = new Int32Array(n); // lines reached by this search, in order
 
   for (let start = 0; start < n; start++) {
     for (let k = 0; k < m; k++) open[k] = m - 1 - k;
     let count = m;
     dist.fill(Infinity);
-    rowSeen.fill(0);
-    colSeen.fill(0);
+    let numSettled = 0, numReached = 0;
     let row = start, reach = 0, sink = -1;
     while (sink < 0) {
-      rowSeen[row] = 1;
+      reached[numReached++] = row;
       const base = row * m, ur = u[row];
       let pick = -1, nearest = Infinity;
       for (let k = 0; k < count; k++) {
@@ -157,15 +157,19 @@ function solveWide(cost: Float64Array, n: number, m: number, lineName: string): 
       reach = nearest;
       const col = open[pick];
       open[pick] = open[--count];
-      colSeen[col] = 1;
+      settled[numSettled++] = col;
       if (rowOfCol[col] < 0) sink = col;
       else row = rowOfCol[col];
     }
     u[start] += reach;
-    for (let i = 0; i < n; i++) {
-      if (rowSeen[i] && i !== start) u[i] += reach - dist[colOfRow[i]];
+    for (let k = 1; k < numReached; k++) {
+      const i = reached[k];
+      u[i] += reach - dist[colOfRow[i]];
     }
-    for (let j = 0; j < m; j++) if (colSeen[j]) v[j] -= reach - dist[j];
+    for (let k = 0; k < numSettled; k++) {
+      const j = settled[k];
+      v[j] -= reach - dist[j];
+    }
     for (let col = sink;;) {
       const i = via[col];
       rowOfCol[col] = i;
