@@ -9,7 +9,9 @@
  * transposed, so that every path search starts from one of the fewer lines.
  * Everything is float64; ties are broken by a fixed scan order (and, among
  * equally short paths, an unassigned column first), so equal inputs give
- * equal results.
+ * equal results. The order and the arithmetic follow scipy's, so that its
+ * choice among equally cheap assignments is ours too on the fixture's tied
+ * cases (tests/detectors/hungarian_test.ts); no other solver is promised that.
  *
  * @module
  */

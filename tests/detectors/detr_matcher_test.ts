@@ -222,6 +222,14 @@ Deno.test("detrMatch() rejects bad input with a clear error", async (t) => {
       /target box 1 of image 0 has coordinate 1 = Infinity/,
     );
   });
+  await t.step("an undefined GIoU (two empty boxes) names the image and the pair", () => {
+    const one = { numQueries: 2, numClasses: 1, logits: [0, 0] };
+    const pred = { ...one, boxes: [0.5, 0.5, 0, 0, 0.5, 0.5, 0.1, 0.1] };
+    assert.throws(
+      () => detrMatch(pred, [{ labels: [0], boxes: [0.2, 0.2, 0, 0] }]),
+      /detrMatch: image 0: hungarian: cost\[0\]\[0\] is NaN/,
+    );
+  });
   await t.step("an image without targets gets empty lists", () => {
     const m = detrMatch(pred, targets)[1];
     assert.deepEqual([m.queryIndex.length, m.targetIndex.length, m.cost], [0, 0, 0]);
