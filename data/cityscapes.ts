@@ -215,6 +215,9 @@ export function parseCityscapesPolygons(
   const instances: Instance[] = [];
   const crowdOf = new Map<number, number>();
   const counted = new Map<number, number>();
+  // `[x0, y0, x1, y1]` of each painted instance's polygon: a polygon that paints background only
+  // matters where it meets one, so one that meets none is not rasterised (the result is the same).
+  const instanceBoxes: number[][] = [];
   objects.forEach((o, i) => {
     if (!isObj(o)) fail(`object ${i} is not an object`);
     if (o.deleted) return;
@@ -273,12 +276,30 @@ export function parseCityscapesPolygons(
         }
       }
     }
+    const box = polygonBox(xy);
+    if (paint >= 0) instanceBoxes.push(box);
+    else if (!instanceBoxes.some((b) => boxesMeet(b, box))) return;
     const counts = mask.rleCounts(mask.fromPolygons([xy], height, width)[0]);
     for (let j = 0, p = 0; j < counts.length; p += counts[j], j++) {
       if (j & 1) owner.fill(paint, p, p + counts[j]);
     }
   });
   return { width, height, annotations: visibleAnnotations(owner, instances, height, width) };
+}
+
+/** `[x0, y0, x1, y1]` of a polygon's coordinates. */
+function polygonBox(xy: Float64Array): number[] {
+  const box = [Infinity, Infinity, -Infinity, -Infinity];
+  for (let j = 0; j < xy.length; j += 2) {
+    box[0] = Math.min(box[0], xy[j]), box[2] = Math.max(box[2], xy[j]);
+    box[1] = Math.min(box[1], xy[j + 1]), box[3] = Math.max(box[3], xy[j + 1]);
+  }
+  return box;
+}
+
+/** Whether two polygon boxes come within 2 pixels (a rasterised pixel never lies farther out). */
+function boxesMeet(a: number[], b: number[]): boolean {
+  return a[0] < b[2] + 2 && b[0] < a[2] + 2 && a[1] < b[3] + 2 && b[1] < a[3] + 2;
 }
 
 /** Each instance's pixels in `owner` as an annotation, in instance-image id order; empty ones dropped. */

@@ -12,6 +12,7 @@ import type { CocoAnnotation, CocoDataset, CocoRle } from "../../data/coco_types
 import { loadImage } from "../../data/image.ts";
 import { type Batch, cocoSource, DetectionLoader } from "../../data/loader.ts";
 import * as mask from "../../data/mask.ts";
+import { Rng } from "../../tensor/rng.ts";
 
 const ROOT = new URL("../fixtures/cityscapes/", import.meta.url).pathname;
 
@@ -261,6 +262,28 @@ Deno.test("parseCityscapesPolygons: labels, groups and painting rules", async (t
       assert.deepEqual(anns[0].bbox, [0, 0, 10, 8]);
     },
   );
+
+  await t.step("random rectangles: each visible mask equals the painted reference", () => {
+    const rng = new Rng(11);
+    for (let image = 0; image < 40; image++) {
+      const objects: { label: string; polygon: number[][] }[] = [];
+      const owners: (number | null | "none")[] = [];
+      let cars = 0;
+      for (let i = 0; i < 12; i++) {
+        const x0 = rng.int(46) - 4, y0 = rng.int(30) - 4;
+        const label = ["car", "car", "road", "license plate"][rng.int(4)];
+        objects.push({ label, polygon: rect(x0, y0, x0 + 1 + rng.int(14), y0 + 1 + rng.int(10)) });
+        owners.push(label === "car" ? cars++ : label === "road" ? null : "none");
+      }
+      const got = parseCityscapesPolygons({ imgHeight: 24, imgWidth: 40, objects }).annotations;
+      const want = paintRectangles(objects, owners, 24, 40);
+      assert.deepEqual(
+        got.map((a) => mask.decode(a.segmentation as CocoRle)),
+        want,
+        `image ${image}`,
+      );
+    }
+  });
 
   await t.step("a polygon that is not a rectangle: area from the rasterised mask", () => {
     // The triangle (0,0), (8,0), (0,8) by pycocotools' rules (5x grid, column centres): column k
