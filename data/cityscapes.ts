@@ -21,6 +21,8 @@
  * `(x1, y1)` covers `(x1 - x0) x (y1 - y0)` pixels here and `(x1 - x0 + 1) x (y1 - y0 + 1)` with
  * PIL, so masks, areas and boxes are smaller by about half the outline (docs/departures.md, Q25).
  * Areas and boxes are pycocotools' `area` and `toBbox` of the visible mask, as in the converter.
+ * The raw polygons are not kept as segmentations: they overlap, so their areas would count hidden
+ * pixels and their masks would not be the visible ones the official annotations hold.
  *
  * Also unlike the converter (which numbers from 0 in `glob` order), images are sorted by city and
  * name and numbered from 1, and annotation ids from 1 (pycocotools' matching takes a ground-truth
