@@ -15,8 +15,9 @@
  *   ({@linkcode rankSortLoss}, ...), their tensor ops under `F`
  *   (`F.bucketedRankSort`, ...), and the baselines ({@linkcode sigmoidFocalLoss},
  *   {@linkcode giouLoss}, ...).
- * - Data: COCO files, the pycocotools-identical `mask` API, PNG/JPEG, the
- *   synthetic `shapes` dataset, transforms and a worker loader.
+ * - Data: COCO files, Cityscapes' fine polygons as COCO instances
+ *   ({@linkcode loadCityscapes}), the pycocotools-identical `mask` API, PNG/JPEG,
+ *   the synthetic `shapes` dataset, transforms and a worker loader.
  * - Evaluation: {@linkcode evaluateCoco} (as pycocotools) and {@linkcode evaluateLrp}.
  * - Detectors: {@linkcode buildDetector} builds any {@linkcode Detector} from its
  *   config ({@linkcode Atss}, {@linkcode Paa}, Faster and Cascade R-CNN as
@@ -97,6 +98,16 @@ export {
   toCocoDetections,
   writeCocoResults,
 } from "./data/coco.ts";
+export {
+  CITYSCAPES_CLASSES,
+  CITYSCAPES_SPLITS,
+  cityscapesCategories,
+  cityscapesImageDir,
+  type CityscapesInstances,
+  type CityscapesSplit,
+  loadCityscapes,
+  parseCityscapesPolygons,
+} from "./data/cityscapes.ts";
 export { type DecodedImage, decodeImage, loadImage, toRgb } from "./data/image.ts";
 export { decodePng, encodePng, type EncodePngOptions } from "./data/png.ts";
 export { decodeJpeg } from "./data/jpeg.ts";
