@@ -15,13 +15,17 @@
  *   ({@linkcode rankSortLoss}, ...), their tensor ops under `F`
  *   (`F.bucketedRankSort`, ...), and the baselines ({@linkcode sigmoidFocalLoss},
  *   {@linkcode giouLoss}, ...).
- * - Data: COCO files, the pycocotools-identical `mask` API, PNG/JPEG, the
- *   synthetic `shapes` dataset, transforms and a worker loader.
+ * - Data: COCO files, Cityscapes' fine polygons as COCO instances
+ *   ({@linkcode loadCityscapes}), the pycocotools-identical `mask` API, PNG/JPEG,
+ *   the synthetic `shapes` dataset, transforms and a worker loader.
  * - Evaluation: {@linkcode evaluateCoco} (as pycocotools) and {@linkcode evaluateLrp}.
  * - Detectors: {@linkcode buildDetector} builds any {@linkcode Detector} from its
  *   config ({@linkcode Atss}, {@linkcode Paa}, Faster and Cascade R-CNN as
  *   {@linkcode TwoStageDetector}), trained by {@linkcode train}; the Mask R-CNN
- *   mask pieces {@linkcode maskTargets}, {@linkcode pasteMask} and {@linkcode diceLoss}.
+ *   mask pieces {@linkcode maskTargets}, {@linkcode pasteMask} and {@linkcode diceLoss}. DETR-style
+ *   one-to-one matching: {@linkcode hungarian} (equal to scipy's
+ *   `linear_sum_assignment`) and {@linkcode detrMatch} (Deformable-DETR's
+ *   matching cost, {@linkcode BRS_DETR_MATCH} weights as an option).
  *
  * Call {@linkcode initBackend} once to pick a backend (WebGPU on a hardware
  * adapter, else native, else WebGPU on a software adapter, else the CPU);
@@ -46,6 +50,25 @@
  * const rs = rankSortLoss(logits, targets, { delta: 0.5 });
  * const brs = bucketedRankSortLoss(logits, targets, { delta: 0.5 });
  * console.log(rs.loss.toFixed(4), brs.loss.toFixed(4));
+ * ```
+ *
+ * @example DETR matching: each target of an image takes its own query
+ * ```ts
+ * import { BRS_DETR_MATCH, detrMatch, hungarian } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const { rows, cols } = hungarian(Float64Array.of(4, 1, 2, 3, 5, 0), 3, 2); // 3 x 2 costs
+ * assert.deepEqual([Array.from(rows), Array.from(cols)], [[1, 2], [0, 1]]);
+ *
+ * const pred = { // 1 image, 3 queries, 2 classes; boxes normalised cxcywh
+ *   logits: Float32Array.of(3, -3, -3, 3, -3, -3),
+ *   boxes: Float32Array.of(0.3, 0.3, 0.2, 0.2, 0.7, 0.7, 0.2, 0.2, 0.5, 0.5, 0.9, 0.9),
+ *   numQueries: 3,
+ *   numClasses: 2,
+ * };
+ * const targets = [{ labels: [1, 0], boxes: [0.7, 0.7, 0.2, 0.2, 0.3, 0.3, 0.2, 0.2] }];
+ * const [m] = detrMatch(pred, targets, BRS_DETR_MATCH);
+ * assert.deepEqual([Array.from(m.queryIndex), Array.from(m.targetIndex)], [[0, 1], [1, 0]]);
  * ```
  *
  * @module
@@ -75,6 +98,16 @@ export {
   toCocoDetections,
   writeCocoResults,
 } from "./data/coco.ts";
+export {
+  CITYSCAPES_CLASSES,
+  CITYSCAPES_SPLITS,
+  cityscapesCategories,
+  cityscapesImageDir,
+  type CityscapesInstances,
+  type CityscapesSplit,
+  loadCityscapes,
+  parseCityscapesPolygons,
+} from "./data/cityscapes.ts";
 export { type DecodedImage, decodeImage, loadImage, toRgb } from "./data/image.ts";
 export { decodePng, encodePng, type EncodePngOptions } from "./data/png.ts";
 export { decodeJpeg } from "./data/jpeg.ts";
@@ -278,6 +311,18 @@ export {
   type MaxIouAssignOptions,
   RPN_ASSIGN,
 } from "./detectors/max_iou_assigner.ts";
+export { hungarian, type HungarianResult } from "./detectors/hungarian.ts";
+export {
+  BRS_DETR_MATCH,
+  DEFORMABLE_DETR_MATCH,
+  type DetrImageMatch,
+  detrMatch,
+  type DetrMatchCost,
+  detrMatchCost,
+  type DetrMatchOptions,
+  type DetrPredictions,
+  type DetrTargets,
+} from "./detectors/detr_matcher.ts";
 export { ResNet, RESNET50, type ResNetConfig } from "./detectors/backbones/resnet.ts";
 export { Fpn, type FpnExtraLevels } from "./detectors/necks/fpn.ts";
 export { AtssHead, type AtssHeadConfig, type AtssHeadOutput } from "./detectors/heads/atss_head.ts";
@@ -300,6 +345,7 @@ export {
   type BboxOverlapsOptions,
   boxIou,
   cxcywhToXyxy,
+  cxcywhToXyxyHost,
   type OverlapOptions,
   xywhToXyxy,
   xyxyToCxcywh,

@@ -11,20 +11,7 @@
 
 import { parseArgs } from "node:util";
 import { fastBucketedApLoss, fastBucketedRankSortLoss } from "../losses/fast/mod.ts";
-import { detectorLikeInputs } from "./inputs.ts";
-
-/** Median wall time in ms of `reps` calls after one warm-up call. */
-function medianMs(reps: number, fn: () => void): number {
-  fn();
-  const times: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    fn();
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(reps / 2)];
-}
+import { detectorLikeInputs, medianMs } from "./inputs.ts";
 
 /** BRS (IoU targets) and BAP (binary targets) medians at `n` entries, `p` positives. */
 function timeBoth(n: number, p: number, reps: number): { brs: number; bap: number } {

@@ -89,6 +89,23 @@ export async function meanMs(
   return (performance.now() - t0) / reps;
 }
 
+/** Wall times in ms of `reps` calls of a host function after one warm-up call, ascending. */
+export function sortedMs(reps: number, fn: () => void): number[] {
+  fn();
+  const times: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    fn();
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b);
+}
+
+/** Median wall time in ms of `reps` calls of a host function after one warm-up call. */
+export function medianMs(reps: number, fn: () => void): number {
+  return sortedMs(reps, fn)[Math.floor(reps / 2)];
+}
+
 /** `out` detached into leaves that require gradients: fixed inputs for timing a head loss. */
 export function fixedHeadOutputs(out: AtssHeadOutput): AtssHeadOutput {
   const leaf = (t: Tensor) => {

@@ -65,20 +65,28 @@ function linearKernel(dtype: DType): Kernel {
   out[b + 3u] = o3;
 }`,
     cpu(ins, outs, p) {
-      const x = ins.x, out = outs.out;
-      const rows = p.rows as number;
       const m = MATRIX_PARAMS.map((name) => p[name] as number);
-      for (let r = 0; r < rows; r++) {
-        const b = 4 * r;
-        const x0 = x[b], x1 = x[b + 1], x2 = x[b + 2], x3 = x[b + 3];
-        for (let k = 0; k < 4; k++) {
-          out[b + k] = m[4 * k] * x0 + m[4 * k + 1] * x1 + m[4 * k + 2] * x2 + m[4 * k + 3] * x3;
-        }
-      }
+      linear4Host(ins.x, outs.out, p.rows as number, m);
     },
   };
   linearKernels.set(dtype, kernel);
   return kernel;
+}
+
+/** `out[r] = m x[r]` for each 4-vector `r < rows`: the one host form of the 4x4 maps. */
+function linear4Host(
+  x: ArrayLike<number>,
+  out: { [k: number]: number },
+  rows: number,
+  m: readonly number[],
+): void {
+  for (let r = 0; r < rows; r++) {
+    const b = 4 * r;
+    const x0 = x[b], x1 = x[b + 1], x2 = x[b + 2], x3 = x[b + 3];
+    for (let k = 0; k < 4; k++) {
+      out[b + k] = m[4 * k] * x0 + m[4 * k + 1] * x1 + m[4 * k + 2] * x2 + m[4 * k + 3] * x3;
+    }
+  }
 }
 
 function applyLinear(x: Tensor, matrix: readonly number[]): Tensor {
@@ -181,6 +189,29 @@ export function xyxyToCxcywh(boxes: Tensor): Tensor {
  */
 export function cxcywhToXyxy(boxes: Tensor): Tensor {
   return convert("cxcywhToXyxy", boxes, CXCYWH_TO_XYXY);
+}
+
+/**
+ * Converts flat `[cx, cy, w, h]` boxes to `[x1, y1, x2, y2]` on the host, in
+ * float64 (`cx - 0.5 w`, ..., exactly): the host twin of {@linkcode cxcywhToXyxy}.
+ *
+ * @example
+ * ```ts
+ * import { cxcywhToXyxyHost } from "./box_ops.ts";
+ * console.log(cxcywhToXyxyHost([2, 1, 4, 2, 0.5, 0.5, 0.2, 0.1])); // Float64Array [0, 0, 4, 2, 0.4, 0.45, 0.6, 0.55]
+ * ```
+ *
+ * @param boxes `[N * 4]` boxes, `[cx, cy, w, h]` each.
+ * @returns `[N * 4]` boxes, `[x1, y1, x2, y2]` each.
+ * @throws {TypeError} When the length is not a multiple of 4.
+ */
+export function cxcywhToXyxyHost(boxes: ArrayLike<number>): Float64Array {
+  if (boxes.length % 4 !== 0) {
+    throw new TypeError(`cxcywhToXyxyHost: ${boxes.length} coordinates are not a multiple of 4`);
+  }
+  const out = new Float64Array(boxes.length);
+  linear4Host(boxes, out, boxes.length / 4, CXCYWH_TO_XYXY);
+  return out;
 }
 
 // ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
 import { loadImage, toRgb } from "../data/image.ts";
 import * as mask from "../data/mask.ts";
 import { encodePng } from "../data/png.ts";
+import { CITYSCAPES_CLASSES } from "../data/cityscapes.ts";
 import { SHAPE_CLASSES } from "../data/shapes.ts";
 import type { BackendName } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
@@ -35,6 +36,12 @@ import {
 import { ensureDir, writeFileAtomic } from "../engine/files.ts";
 import { loadModel } from "../engine/model_io.ts";
 import { integerFlag, parseFlags } from "./args.ts";
+
+/** Class names by data kind, for a checkpoint that stores none (COCO files name them at eval). */
+const KNOWN_CLASSES: Partial<Record<string, readonly string[]>> = {
+  shapes: SHAPE_CLASSES,
+  cityscapes: CITYSCAPES_CLASSES,
+};
 
 /** How many detections per image are drawn when the checkpoint stores no thresholds. */
 export const FALLBACK_TOP = 10;
@@ -216,7 +223,7 @@ export async function main(args: string[]): Promise<number> {
     const names = restored.classNames ??
       Array.from(
         { length: config.model.numClasses },
-        (_, k) => (config.data.kind === "shapes" ? SHAPE_CLASSES[k] : undefined) ?? `class${k + 1}`,
+        (_, k) => KNOWN_CLASSES[config.data.kind]?.[k] ?? `class${k + 1}`,
       );
     const rule = drawRule(restored.scoreThresholds, names, { scoreThr, top });
     const paths = parsed.positionals;

@@ -28,7 +28,9 @@ Options:
   --gt FILE          COCO annotation file (images, categories, annotations)
   --dets FILE        COCO results file (JSON array of detections)
   --checkpoint FILE  a checkpoint written by deno task train
-  --data DIR         with --checkpoint: a COCO-format folder (annotations/instances_val.json, val/)
+  --data DIR         with --checkpoint: a COCO-format folder (annotations/instances_val.json, val/),
+                     or a Cityscapes folder (leftImg8bit/val/, gtFine/val/) when the checkpoint's
+                     config has data.kind "cityscapes"
   --config NAME|FILE with --checkpoint: a config that must agree with the one the
                      checkpoint stores (the first differing field is an error)
   --backend NAME     with --checkpoint: webgpu | native | cpu

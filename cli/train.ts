@@ -35,7 +35,9 @@ Options:
                        faster_rcnn_r50_coco, cascade_rcnn_r50_coco
   --loss NAME          ATSS, PAA: brs | rs | bap | ap | focal; Faster/Cascade R-CNN: brs | rs
                        (default: the config's)
-  --data DIR           a COCO-format dataset: DIR/annotations/instances_{train,val}.json, DIR/{train,val}/
+  --data DIR           a COCO-format dataset: DIR/annotations/instances_{train,val}.json, DIR/{train,val}/;
+                       with a config whose data.kind is "cityscapes", a Cityscapes folder:
+                       DIR/leftImg8bit/{train,val}/CITY/*.png, DIR/gtFine/{train,val}/CITY/*_polygons.json
   --iters N            training steps (milestones scale with it)
   --batch N            images per batch
   --seed N             weights, shuffling and augmentation seed (default 0)

@@ -38,10 +38,14 @@ export interface TrainSettings {
   logEvery: number;
 }
 
-/** Where the data comes from: the built-in synthetic set, or COCO files. */
+/**
+ * Where the data comes from: the built-in synthetic set, COCO files, or a Cityscapes folder
+ * (`root/leftImg8bit/` and `root/gtFine/`, read by `loadCityscapes`; `--data DIR` replaces `root`).
+ */
 export type DataSettings =
   | { kind: "shapes"; train: number; val: number; size: number; seed: number }
-  | { kind: "coco"; trainJson: string; trainImages: string; valJson: string; valImages: string };
+  | { kind: "coco"; trainJson: string; trainImages: string; valJson: string; valImages: string }
+  | { kind: "cityscapes"; root: string };
 
 /** A complete configuration, as `configs/*.ts` export it. */
 export interface DetectorConfig<M extends DetectorModelConfig = DetectorModelConfig> {

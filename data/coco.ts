@@ -248,9 +248,35 @@ export function parseCoco(json: unknown, options: ParseCocoOptions = {}): CocoDa
 /** Strict UTF-8: a file with bytes that are not UTF-8 is an error, not U+FFFD in a name. */
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** What is wrong with a file's text: JSON.parse's message, or that it is not UTF-8. */
-function jsonProblem(e: Error): string {
-  return e instanceof SyntaxError ? e.message : `the file is not UTF-8 text (${e.message})`;
+/**
+ * `JSON.parse` of a file's bytes read as strict UTF-8 (the annotation loaders share it).
+ *
+ * @example
+ * ```ts
+ * import { parseJsonBytes } from "./coco.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(parseJsonBytes(new TextEncoder().encode("[1]"), "Cannot load x"), [1]);
+ * assert.throws(
+ *   () => parseJsonBytes(new Uint8Array([0xff]), "Cannot load x"),
+ *   /^SyntaxError: Cannot load x: the file is not UTF-8/,
+ * );
+ * ```
+ *
+ * @param bytes The file's contents.
+ * @param context Starts the error message, e.g. `Cannot load COCO file "a.json"`.
+ * @returns The parsed value.
+ * @throws {SyntaxError} `context: ` and JSON.parse's message, or that the bytes are not UTF-8.
+ */
+export function parseJsonBytes(bytes: Uint8Array, context: string): unknown {
+  try {
+    return JSON.parse(utf8.decode(bytes));
+  } catch (e) {
+    const problem = e instanceof SyntaxError
+      ? e.message
+      : `the file is not UTF-8 text (${(e as Error).message})`;
+    throw new SyntaxError(`${context}: ${problem}`);
+  }
 }
 
 /**
@@ -270,13 +296,7 @@ export async function loadCoco(
   options: ParseCocoOptions = {},
 ): Promise<CocoDataset> {
   const source = options.source ?? String(path);
-  const bytes = await Deno.readFile(path);
-  let json: unknown;
-  try {
-    json = JSON.parse(utf8.decode(bytes));
-  } catch (e) {
-    throw new SyntaxError(`Cannot load COCO file "${source}": ${jsonProblem(e as Error)}`);
-  }
+  const json = parseJsonBytes(await Deno.readFile(path), `Cannot load COCO file "${source}"`);
   return parseCoco(json, { ...options, source });
 }
 
@@ -477,13 +497,7 @@ export async function loadCocoResults(
   path: string | URL,
   index?: CocoIndex,
 ): Promise<CocoDetection[]> {
-  const bytes = await Deno.readFile(path);
-  let json: unknown;
-  try {
-    json = JSON.parse(utf8.decode(bytes));
-  } catch (e) {
-    throw new SyntaxError(`Cannot load COCO results "${path}": ${jsonProblem(e as Error)}`);
-  }
+  const json = parseJsonBytes(await Deno.readFile(path), `Cannot load COCO results "${path}"`);
   return parseCocoResults(json, index, String(path));
 }
 

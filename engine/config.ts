@@ -131,7 +131,9 @@ export function checkConfig(config: unknown, source: string): asserts config is 
     for (const key of ["trainJson", "trainImages", "valJson", "valImages"]) {
       string(data, key, `data.${key}`);
     }
-  } else fail("data.kind", data.kind, `"shapes" or "coco"`);
+  } else if (data.kind === "cityscapes") {
+    string(data, "root", "data.root");
+  } else fail("data.kind", data.kind, `"shapes", "coco" or "cityscapes"`);
 }
 
 /** Command-line overrides of a configuration. */

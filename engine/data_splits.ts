@@ -1,11 +1,12 @@
 /**
  * The data of a run: the built-in synthetic split generated in memory, a
- * COCO-format folder, or the COCO files a config names.
+ * COCO-format folder, the COCO files a config names, or a Cityscapes folder.
  *
  * @module
  */
 
 import { join } from "node:path";
+import { cityscapesImageDir, loadCityscapes } from "../data/cityscapes.ts";
 import { loadCoco } from "../data/coco.ts";
 import type { CocoDataset } from "../data/coco_types.ts";
 import { cocoSource, type LoaderSource, memorySource } from "../data/loader.ts";
@@ -25,47 +26,75 @@ export interface Splits {
 /** The validation data of a run: what evaluation reads. */
 export type ValSplit = Pick<Splits, "val" | "valDataset">;
 
-/**
- * The validation split of `config`'s data, or of the COCO-format folder
- * `dataDir` (`annotations/instances_val.json` and `val/` images). Training
- * annotations are not read, so they need not exist.
- */
-export async function loadValSplit(config: DetectorConfig, dataDir?: string): Promise<ValSplit> {
-  const coco = dataDir
-    ? { json: join(dataDir, "annotations", "instances_val.json"), images: join(dataDir, "val") }
-    : config.data.kind === "coco"
-    ? { json: config.data.valJson, images: config.data.valImages }
-    : undefined;
-  if (!coco) {
-    const { val, valDataset } = await loadSplits(config);
-    return { val, valDataset };
-  }
-  const valDataset = await loadCoco(coco.json);
-  return { val: cocoSource(valDataset, coco.images, { skipCrowd: false }), valDataset };
+/** One split's annotations and the folder its `file_name`s are relative to. */
+interface FileSplit {
+  dataset: CocoDataset;
+  images: string;
 }
 
 /**
- * The splits of `config`'s data, or of the COCO-format folder `dataDir`
- * (`annotations/instances_{train,val}.json` and `{train,val}/` images).
+ * One split read from files: a Cityscapes folder when the config's data is
+ * Cityscapes (`dataDir`, else `data.root`); otherwise the COCO-format folder
+ * `dataDir` (`annotations/instances_{split}.json`, `{split}/`) or the config's
+ * COCO files. The synthetic data without `dataDir` has none.
  */
-export async function loadSplits(config: DetectorConfig, dataDir?: string): Promise<Splits> {
+async function readSplit(
+  config: DetectorConfig,
+  split: "train" | "val",
+  dataDir?: string,
+): Promise<FileSplit> {
+  const data = config.data;
+  if (data.kind === "cityscapes") {
+    const root = dataDir ?? data.root;
+    return { dataset: await loadCityscapes(root, split), images: cityscapesImageDir(root, split) };
+  }
   if (dataDir) {
-    const valDataset = await loadCoco(join(dataDir, "annotations", "instances_val.json"));
-    const trainDataset = await loadCoco(join(dataDir, "annotations", "instances_train.json"));
     return {
-      train: cocoSource(trainDataset, join(dataDir, "train")),
-      val: cocoSource(valDataset, join(dataDir, "val"), { skipCrowd: false }),
-      valDataset,
+      dataset: await loadCoco(join(dataDir, "annotations", `instances_${split}.json`)),
+      images: join(dataDir, split),
     };
   }
-  const data = config.data;
   if (data.kind === "coco") {
-    const valDataset = await loadCoco(data.valJson);
-    return {
-      train: cocoSource(await loadCoco(data.trainJson), data.trainImages),
-      val: cocoSource(valDataset, data.valImages, { skipCrowd: false }),
-      valDataset,
-    };
+    return split === "train"
+      ? { dataset: await loadCoco(data.trainJson), images: data.trainImages }
+      : { dataset: await loadCoco(data.valJson), images: data.valImages };
+  }
+  throw new TypeError(`Config data of kind "${data.kind}" has no files to read`);
+}
+
+/** The validation source of a file split: crowd regions kept (evaluation ignores them). */
+function valOf(split: FileSplit): ValSplit {
+  return {
+    val: cocoSource(split.dataset, split.images, { skipCrowd: false }),
+    valDataset: split.dataset,
+  };
+}
+
+/**
+ * The validation split of `config`'s data, or of the folder `dataDir`: a
+ * COCO-format folder (`annotations/instances_val.json` and `val/` images), or a
+ * Cityscapes folder when the config's data is Cityscapes. Training
+ * annotations are not read, so they need not exist.
+ */
+export async function loadValSplit(config: DetectorConfig, dataDir?: string): Promise<ValSplit> {
+  if (config.data.kind !== "shapes" || dataDir) {
+    return valOf(await readSplit(config, "val", dataDir));
+  }
+  const { val, valDataset } = await loadSplits(config);
+  return { val, valDataset };
+}
+
+/**
+ * The splits of `config`'s data, or of the folder `dataDir`: a COCO-format
+ * folder (`annotations/instances_{train,val}.json` and `{train,val}/` images),
+ * or a Cityscapes folder when the config's data is Cityscapes.
+ */
+export async function loadSplits(config: DetectorConfig, dataDir?: string): Promise<Splits> {
+  const data = config.data;
+  if (data.kind !== "shapes" || dataDir) {
+    const val = valOf(await readSplit(config, "val", dataDir));
+    const train = await readSplit(config, "train", dataDir);
+    return { ...val, train: cocoSource(train.dataset, train.images) };
   }
   const { train, val } = generateShapesSplits({
     seed: data.seed,

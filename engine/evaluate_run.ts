@@ -131,7 +131,10 @@ export async function evaluateRun(
 export interface CheckpointEvalOptions {
   /** The checkpoint. */
   checkpoint: string;
-  /** A COCO-format folder instead of the config's data (only its val split is read). */
+  /**
+   * A COCO-format folder instead of the config's data, or a Cityscapes folder when the config's
+   * `data.kind` is `"cityscapes"` (only the val split is read).
+   */
   data?: string;
   /** A config name or `.ts` file that must agree with the checkpoint's. */
   config?: string;

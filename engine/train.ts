@@ -42,7 +42,10 @@ export interface TrainOptions {
   out: string;
   /** Continue from the run folder's checkpoint. */
   resume?: boolean;
-  /** A COCO-format dataset folder instead of the config's data. */
+  /**
+   * A dataset folder instead of the config's data: COCO-format, or a Cityscapes folder when the
+   * config's `data.kind` is `"cityscapes"`.
+   */
   dataDir?: string;
   /** Backend (default: the default device). */
   backend?: Backend;

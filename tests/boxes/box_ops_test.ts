@@ -7,6 +7,7 @@ import {
   bboxOverlaps,
   boxIou,
   cxcywhToXyxy,
+  cxcywhToXyxyHost,
   xywhToXyxy,
   xyxyToCxcywh,
   xyxyToXywh,
@@ -106,6 +107,12 @@ Deno.test("format conversions round-trip and have gradients", async (t) => {
     const x = f64(data, [2, 7, 4]);
     assertClose(await xywhToXyxy(xyxyToXywh(x)).data(), data, 1e-12);
     assertClose(await cxcywhToXyxy(xyxyToCxcywh(x)).data(), data, 1e-12);
+  });
+  await t.step("cxcywhToXyxyHost: known values, equal to the op on [7, 4]", async () => {
+    assert.deepEqual(Array.from(cxcywhToXyxyHost([3, 5, 4, 6])), [1, 2, 5, 8]);
+    const want = await cxcywhToXyxy(f64(boxes, [7, 4])).data();
+    assert.deepEqual(cxcywhToXyxyHost(boxes), Float64Array.from(want));
+    assert.throws(() => cxcywhToXyxyHost([1, 2, 3]), /^TypeError: cxcywhToXyxyHost: 3 coordinates/);
   });
   await t.step("gradcheck", async () => {
     for (const fn of [xyxyToXywh, xywhToXyxy, xyxyToCxcywh, cxcywhToXyxy]) {

@@ -91,9 +91,15 @@ function rules(config: Json): [string, (v: unknown) => boolean, string][] {
     ["train.warmup.factor", num(0), "a finite number >= 0"],
     ["train.milestones", (v) => Array.isArray(v) && v.every(int(0)), "an array of integers >= 0"],
     ["data", isObj, "an object"],
-    ["data.kind", (v) => v === "shapes" || v === "coco", `"shapes" or "coco"`],
-    ...(config.data?.kind === "coco"
-      ? ["trainJson", "trainImages", "valJson", "valImages"].map((k) =>
+    [
+      "data.kind",
+      (v) => v === "shapes" || v === "coco" || v === "cityscapes",
+      `"shapes", "coco" or "cityscapes"`,
+    ],
+    ...(config.data?.kind === "coco" || config.data?.kind === "cityscapes"
+      ? (config.data.kind === "coco" ? ["trainJson", "trainImages", "valJson", "valImages"] : [
+        "root",
+      ]).map((k) =>
         [`data.${k}`, (v: unknown) => typeof v === "string" && v !== "", "a non-empty string"] as [
           string,
           (v: unknown) => boolean,
@@ -206,6 +212,21 @@ Deno.test("fuzz config: one field changed, extra fields", () =>
         } else {
           await expectError(path, () => loadConfig(path), TypeError, why);
           tally.add("COCO data paths: not a non-empty string");
+        }
+      }
+      for (let i = 0; i < 3; i++) {
+        const config: Json = { ...clone(base), data: { kind: "cityscapes", root: "cs" } };
+        const v = clone(pick(rng, [...JUNK, undefined, "data/cityscapes"]));
+        if (v === undefined) delete config.data.root;
+        else config.data.root = v;
+        const path = await write(`export default ${source(config)};\n`);
+        const why = verdict(config, path);
+        if (why === null) {
+          assert.deepEqual(await expectValue(path, () => loadConfig(path)), config, path);
+          tally.add("Cityscapes root: a string (accepted)");
+        } else {
+          await expectError(path, () => loadConfig(path), TypeError, why);
+          tally.add("Cityscapes root: not a non-empty string");
         }
       }
     }
