@@ -231,6 +231,7 @@ export {
 } from "./detectors/paa_gmm.ts";
 export {
   buildTwoStage,
+  type MaskBranchSettings,
   type ProposalSettings,
   type RoiHeadSettings,
   type RoiStage,
@@ -244,6 +245,15 @@ export {
   type TwoStageTestSettings,
 } from "./detectors/two_stage.ts";
 export { buildFasterRcnn, type FasterRcnnModelConfig } from "./detectors/faster_rcnn.ts";
+export { buildMaskRcnn, type MaskRcnnModelConfig } from "./detectors/mask_rcnn.ts";
+export {
+  MaskBranch,
+  type MaskSettings,
+  type MaskTargets,
+  type RoiPooler,
+  sampleMaskRois,
+} from "./detectors/mask_branch.ts";
+export { FcnMaskHead, type MaskHeadConfig } from "./detectors/heads/mask_head.ts";
 export {
   buildCascadeRcnn,
   type CascadeRcnnModelConfig,
@@ -381,6 +391,9 @@ export { FASTER_RCNN_TINY_SHAPES } from "./configs/faster_rcnn_tiny_shapes.ts";
 export { FASTER_RCNN_R50_COCO } from "./configs/faster_rcnn_r50_coco.ts";
 export { CASCADE_RCNN_TINY_SHAPES } from "./configs/cascade_rcnn_tiny_shapes.ts";
 export { CASCADE_RCNN_R50_COCO } from "./configs/cascade_rcnn_r50_coco.ts";
+export { MASK_RCNN_TINY_SHAPES } from "./configs/mask_rcnn_tiny_shapes.ts";
+export { MASK_RCNN_R50_COCO } from "./configs/mask_rcnn_r50_coco.ts";
+export { MASK_RCNN_R50_CITYSCAPES } from "./configs/mask_rcnn_r50_cityscapes.ts";
 export { train, type TrainOptions, type TrainResult } from "./engine/train.ts";
 export { loadModel, type RestoredModel } from "./engine/model_io.ts";
 export {
