@@ -7,6 +7,8 @@
  * @module
  */
 
+import { A_N, R_N, T_N } from "./params.ts";
+
 /** numpy's pairwise summation (`np.add.reduce` on a contiguous float64 array). */
 function pairwiseSum(a: ArrayLike<number>, lo: number, n: number): number {
   if (n < 8) {
@@ -47,6 +49,53 @@ function pairwiseSum(a: ArrayLike<number>, lo: number, n: number): number {
 export function meanValid(values: number[]): number {
   const v = values.filter((x) => x > -1);
   return v.length === 0 ? -1 : pairwiseSum(v, 0, v.length) / v.length;
+}
+
+/**
+ * One summary number of a precision array `[T][R][K][A][M]` (`ap`) or a recall
+ * array `[T][K][A][M]`: the mean of the evaluated entries at IoU index `ti`
+ * (every threshold when `-1`), area index `a` and sequence `m`, over the
+ * categories `ks`, gathered in C order as numpy's masked mean sees them.
+ *
+ * @example
+ * ```ts
+ * import { summaryValue } from "./summary.ts";
+ * import assert from "node:assert/strict";
+ *
+ * // Recall [T = 10][K = 2][A = 1][M = 1]: category 1 is not evaluated.
+ * const recall = new Float64Array(20).map((_, i) => (i % 2 ? -1 : 0.5));
+ * assert.equal(summaryValue(recall, false, { K: 2, A: 1, M: 1 }, [0, 1], -1, 0, 0), 0.5);
+ * assert.equal(summaryValue(recall, false, { K: 2, A: 1, M: 1 }, [1], -1, 0, 0), -1);
+ * ```
+ *
+ * @param values The precision or recall array.
+ * @param ap True for a precision array (it has the `R` axis of 101 recall thresholds).
+ * @param shape Its `K`, `A` and `M` sizes (`T` is 10, `R` is 101).
+ * @param ks Category indices to average over.
+ * @param ti IoU threshold index, or `-1` for all.
+ * @param a Area range index.
+ * @param m Sequence (maxDets) index.
+ * @returns The mean, or `-1` when no entry is evaluated.
+ */
+export function summaryValue(
+  values: Float64Array,
+  ap: boolean,
+  shape: { K: number; A?: number; M: number },
+  ks: readonly number[],
+  ti: number,
+  a: number,
+  m: number,
+): number {
+  const { K, M } = shape, A = shape.A ?? A_N;
+  const ts = ti < 0 ? Array.from({ length: T_N }, (_, t) => t) : [ti];
+  const rows = ap ? R_N : 1;
+  const vals: number[] = [];
+  for (const t of ts) {
+    for (let r = 0; r < rows; r++) {
+      for (const k of ks) vals.push(values[(((t * rows + r) * K + k) * A + a) * M + m]);
+    }
+  }
+  return meanValid(vals);
 }
 
 /** Python's `'{:0.3f}'.format(x)`: exact value, ties to even. */
