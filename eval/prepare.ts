@@ -327,18 +327,19 @@ export function boxAreas(detections: readonly CocoDetection[]): boolean {
  * @example
  * ```ts
  * import { evalSets, selectDetections } from "./prepare.ts";
+ * import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
  * import assert from "node:assert/strict";
  *
- * const gt = {
+ * const gt: CocoDataset = {
  *   images: [{ id: 1, width: 9, height: 9, file_name: "a.jpg" }],
  *   categories: [{ id: 2, name: "a" }],
  *   annotations: [],
  * };
- * const dets = [
+ * const dets: CocoDetection[] = [
  *   { image_id: 1, category_id: 2, bbox: [0, 0, 1, 1], score: 0.5 },
  *   { image_id: 1, category_id: 7, bbox: [0, 0, 1, 1], score: 0.4 },
- * ] as const;
- * const sel = selectDetections(evalSets(gt, [...dets], "bbox"), [...dets], true);
+ * ];
+ * const sel = selectDetections(evalSets(gt, dets, "bbox"), dets, true);
  * assert.deepEqual(sel, { list: [0], cat: [0], img: [0], score: [0.5], dropped: 1 });
  * ```
  *
@@ -467,17 +468,18 @@ export const COCO_CELL_RULES: Readonly<CellRules> = Object.freeze({
  * import {
  *   boxAreas, buildCells, COCO_CELL_RULES, evalSets, selectDetections, selectGroundTruth,
  * } from "./prepare.ts";
+ * import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
  * import assert from "node:assert/strict";
  *
- * const gt = {
+ * const gt: CocoDataset = {
  *   images: [{ id: 1, width: 9, height: 9, file_name: "a.jpg" }],
  *   categories: [{ id: 2, name: "a" }],
  *   annotations: [{ id: 4, image_id: 1, category_id: 2, bbox: [0, 0, 2, 2], area: 4, iscrowd: 0 }],
  * };
- * const dets = [{ image_id: 1, category_id: 2, bbox: [0, 0, 2, 1], score: 0.5 }];
+ * const dets: CocoDetection[] = [{ image_id: 1, category_id: 2, bbox: [0, 0, 2, 1], score: 0.5 }];
  * const s = evalSets(gt, dets, "bbox");
- * const p = buildCells(s, dets, selectGroundTruth(s, "bbox"), selectDetections(s, dets, true),
- *   "bbox", boxAreas(dets), COCO_CELL_RULES);
+ * const gtSel = selectGroundTruth(s, "bbox"), detSel = selectDetections(s, dets, true);
+ * const p = buildCells(s, dets, gtSel, detSel, "bbox", boxAreas(dets), COCO_CELL_RULES);
  * assert.deepEqual([...p.ious], [0.5]);
  * assert.deepEqual([...p.cellImage], [0]);
  * ```

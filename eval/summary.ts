@@ -132,6 +132,8 @@ function fixed3(x: number): string {
  * @param area Area range label.
  * @param maxDets Detections kept per image.
  * @param v The value.
+ * @param catIds Category group, as lvis-api's `print_results()` adds it (`"all"`, `"r"`, ...);
+ *   omitted for pycocotools' layout.
  * @returns The line, without a newline.
  */
 export function statLine(
@@ -141,7 +143,9 @@ export function statLine(
   area: string,
   maxDets: number,
   v: number,
+  catIds?: string,
 ): string {
+  const cats = catIds === undefined ? " " : ` catIds=${catIds.padStart(3)}`;
   return ` ${title.padEnd(18)} ${type} @[ IoU=${iou.padEnd(9)} | area=${area.padStart(6)} | ` +
-    `maxDets=${String(maxDets).padStart(3)} ] = ${fixed3(v)}`;
+    `maxDets=${String(maxDets).padStart(3)}${cats}] = ${fixed3(v)}`;
 }
