@@ -87,16 +87,25 @@ export function summaryValue(
   m: number,
 ): number {
   const { K, M } = shape, A = shape.A ?? A_N;
-  const ts = ti < 0 ? Array.from({ length: T_N }, (_, t) => t) : [ti];
+  const t0 = ti < 0 ? 0 : ti, t1 = ti < 0 ? T_N : ti + 1;
   const rows = ap ? R_N : 1;
-  const vals: number[] = [];
-  for (const t of ts) {
+  const need = (t1 - t0) * rows * ks.length;
+  if (scratch.length < need) scratch = new Float64Array(need);
+  let n = 0;
+  for (let t = t0; t < t1; t++) {
     for (let r = 0; r < rows; r++) {
-      for (const k of ks) vals.push(values[(((t * rows + r) * K + k) * A + a) * M + m]);
+      const base = ((t * rows + r) * K) * A;
+      for (const k of ks) {
+        const v = values[(base + k * A + a) * M + m];
+        if (v > -1) scratch[n++] = v;
+      }
     }
   }
-  return meanValid(vals);
+  return n === 0 ? -1 : pairwiseSum(scratch, 0, n) / n;
 }
+
+/** The evaluated entries {@linkcode summaryValue} gathers, in order. */
+let scratch = new Float64Array(0);
 
 /** Python's `'{:0.3f}'.format(x)`: exact value, ties to even. */
 function fixed3(x: number): string {
