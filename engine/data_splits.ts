@@ -1,12 +1,13 @@
 /**
  * The data of a run: the built-in synthetic split generated in memory, a
- * COCO-format folder, or the COCO files a config names.
+ * COCO-format folder, or the COCO or LVIS files a config names.
  *
  * @module
  */
 
 import { join } from "node:path";
 import { loadCoco } from "../data/coco.ts";
+import { loadLvis } from "../data/lvis.ts";
 import type { CocoDataset } from "../data/coco_types.ts";
 import { cocoSource, type LoaderSource, memorySource } from "../data/loader.ts";
 import { generateShapesSplits } from "../data/shapes.ts";
@@ -33,14 +34,15 @@ export type ValSplit = Pick<Splits, "val" | "valDataset">;
 export async function loadValSplit(config: DetectorConfig, dataDir?: string): Promise<ValSplit> {
   const coco = dataDir
     ? { json: join(dataDir, "annotations", "instances_val.json"), images: join(dataDir, "val") }
-    : config.data.kind === "coco"
+    : config.data.kind === "coco" || config.data.kind === "lvis"
     ? { json: config.data.valJson, images: config.data.valImages }
     : undefined;
   if (!coco) {
     const { val, valDataset } = await loadSplits(config);
     return { val, valDataset };
   }
-  const valDataset = await loadCoco(coco.json);
+  const load = !dataDir && config.data.kind === "lvis" ? loadLvis : loadCoco;
+  const valDataset = await load(coco.json);
   return { val: cocoSource(valDataset, coco.images, { skipCrowd: false }), valDataset };
 }
 
@@ -59,10 +61,11 @@ export async function loadSplits(config: DetectorConfig, dataDir?: string): Prom
     };
   }
   const data = config.data;
-  if (data.kind === "coco") {
-    const valDataset = await loadCoco(data.valJson);
+  if (data.kind === "coco" || data.kind === "lvis") {
+    const load = data.kind === "lvis" ? loadLvis : loadCoco;
+    const valDataset = await load(data.valJson);
     return {
-      train: cocoSource(await loadCoco(data.trainJson), data.trainImages),
+      train: cocoSource(await load(data.trainJson), data.trainImages),
       val: cocoSource(valDataset, data.valImages, { skipCrowd: false }),
       valDataset,
     };

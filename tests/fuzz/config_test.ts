@@ -91,8 +91,12 @@ function rules(config: Json): [string, (v: unknown) => boolean, string][] {
     ["train.warmup.factor", num(0), "a finite number >= 0"],
     ["train.milestones", (v) => Array.isArray(v) && v.every(int(0)), "an array of integers >= 0"],
     ["data", isObj, "an object"],
-    ["data.kind", (v) => v === "shapes" || v === "coco", `"shapes" or "coco"`],
-    ...(config.data?.kind === "coco"
+    [
+      "data.kind",
+      (v) => v === "shapes" || v === "coco" || v === "lvis",
+      `"shapes", "coco" or "lvis"`,
+    ],
+    ...(config.data?.kind === "coco" || config.data?.kind === "lvis"
       ? ["trainJson", "trainImages", "valJson", "valImages"].map((k) =>
         [`data.${k}`, (v: unknown) => typeof v === "string" && v !== "", "a non-empty string"] as [
           string,
@@ -106,6 +110,11 @@ function rules(config: Json): [string, (v: unknown) => boolean, string][] {
         ),
         ["data.seed", int(0), "an integer >= 0"] as [string, (v: unknown) => boolean, string],
       ]),
+    [
+      "data.repeatThreshold",
+      (v) => v === undefined || (typeof v === "number" && v > 0 && v <= 1),
+      "a number in (0, 1]",
+    ],
   ];
 }
 
