@@ -35,27 +35,38 @@ import { A_N, COCO_AREA_LABELS, COCO_IOU_THRESHOLDS, type IouType, R_N, T_N } fr
 import { categorySequence } from "./prepare.ts";
 import { statLine, summaryValue } from "./summary.ts";
 
-/** Names of the 13 summary numbers, in lvis-api's `results` order. */
-export const LVIS_STAT_NAMES = Object.freeze(
-  [
-    "AP",
-    "AP50",
-    "AP75",
-    "APs",
-    "APm",
-    "APl",
-    "APr",
-    "APc",
-    "APf",
-    "AR@300",
-    "ARs@300",
-    "ARm@300",
-    "ARl@300",
-  ] as const,
-);
+/** One of lvis-api's 13 summary numbers. */
+export type LvisStatName =
+  | "AP"
+  | "AP50"
+  | "AP75"
+  | "APs"
+  | "APm"
+  | "APl"
+  | "APr"
+  | "APc"
+  | "APf"
+  | "AR@300"
+  | "ARs@300"
+  | "ARm@300"
+  | "ARl@300";
 
-/** One of {@linkcode LVIS_STAT_NAMES}. */
-export type LvisStatName = typeof LVIS_STAT_NAMES[number];
+/** Names of the 13 summary numbers, in lvis-api's `results` order. */
+export const LVIS_STAT_NAMES: readonly LvisStatName[] = Object.freeze([
+  "AP",
+  "AP50",
+  "AP75",
+  "APs",
+  "APm",
+  "APl",
+  "APr",
+  "APc",
+  "APf",
+  "AR@300",
+  "ARs@300",
+  "ARm@300",
+  "ARl@300",
+]);
 
 /** The 13 summary numbers by name; `-1` where lvis-api gives -1 (nothing evaluated). */
 export type LvisStats = Record<LvisStatName, number>;

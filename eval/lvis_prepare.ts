@@ -45,19 +45,22 @@ export const LVIS_MAX_DETS = 300;
 /** The frequency groups in lvis-api's order: the index is a category's group code. */
 export const LVIS_FREQUENCIES: readonly LvisFrequency[] = Object.freeze(["r", "c", "f"]);
 
-/** What became of each input detection: the index is the code in `detectionStatus`. */
-export const LVIS_DETECTION_STATUS = Object.freeze(
-  [
-    "kept",
-    "capped",
-    "dropped_unknown_category",
-    "dropped_zero_area",
-    "dropped_not_labeled_on_image",
-  ] as const,
-);
+/** What became of an input detection. */
+export type LvisDetectionStatus =
+  | "kept"
+  | "capped"
+  | "dropped_unknown_category"
+  | "dropped_zero_area"
+  | "dropped_not_labeled_on_image";
 
-/** One of {@linkcode LVIS_DETECTION_STATUS}. */
-export type LvisDetectionStatus = typeof LVIS_DETECTION_STATUS[number];
+/** What became of each input detection: the index is the code in `detectionStatus`. */
+export const LVIS_DETECTION_STATUS: readonly LvisDetectionStatus[] = Object.freeze([
+  "kept",
+  "capped",
+  "dropped_unknown_category",
+  "dropped_zero_area",
+  "dropped_not_labeled_on_image",
+]);
 
 const KEPT = 0, CAPPED = 1, UNKNOWN_CATEGORY = 2, ZERO_AREA = 3, NOT_LABELED = 4;
 
