@@ -11,7 +11,7 @@
  * federated filters, IoUs, matching, accumulation and the summary; the ground
  * truth is parsed once, untimed. Ours: the first call in the process (cold,
  * before the JIT has compiled anything) and the median of `--reps` calls
- * after 5 warm-up calls; lvis-api: the median of `--reps` runs.
+ * after 20 warm-up calls; lvis-api: the median of `--reps` runs.
  *
  * Run: `deno run -A bench/lvis_eval_bench.ts [--lvis-api DIR] [--reps 5]`
  *
@@ -28,7 +28,7 @@ import type { LvisDataset } from "../data/lvis_types.ts";
 const FIXTURE = new URL("../tests/fixtures/lvis_eval/random_realistic_seed0.json", import.meta.url);
 const SCRIPT = fileURLToPath(new URL("./lvis_api_time.py", import.meta.url));
 const PYTHON = "/usr/bin/python3";
-const WARMUP = 5;
+const WARMUP = 20;
 
 type Fixture = LvisDataset & {
   detections: CocoDetection[];
