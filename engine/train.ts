@@ -135,6 +135,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     batchSize: settings.batchSize,
     seed,
     dropLast: true,
+    repeatThreshold: config.data.repeatThreshold,
     transform: {
       shortSide: settings.shortSide,
       maxSize: settings.maxSize,
