@@ -15,10 +15,12 @@
  *   ({@linkcode rankSortLoss}, ...), their tensor ops under `F`
  *   (`F.bucketedRankSort`, ...), and the baselines ({@linkcode sigmoidFocalLoss},
  *   {@linkcode giouLoss}, ...).
- * - Data: COCO files, Cityscapes' fine polygons as COCO instances
+ * - Data: COCO and LVIS files, Cityscapes' fine polygons as COCO instances
  *   ({@linkcode loadCityscapes}), the pycocotools-identical `mask` API, PNG/JPEG,
- *   the synthetic `shapes` dataset, transforms and a worker loader.
- * - Evaluation: {@linkcode evaluateCoco} (as pycocotools) and {@linkcode evaluateLrp}.
+ *   the synthetic `shapes` dataset, transforms and a worker loader (with LVIS'
+ *   repeat-factor sampling, {@linkcode repeatFactors}).
+ * - Evaluation: {@linkcode evaluateCoco} (as pycocotools), {@linkcode evaluateLrp}
+ *   and {@linkcode evaluateLvis} (as lvis-api).
  * - Detectors: {@linkcode buildDetector} builds any {@linkcode Detector} from its
  *   config ({@linkcode Atss}, {@linkcode Paa}, Faster and Cascade R-CNN as
  *   {@linkcode TwoStageDetector}), trained by {@linkcode train}; the Mask R-CNN
@@ -89,6 +91,7 @@ export * as mask from "./data/mask.ts";
 export type * from "./data/coco_types.ts";
 export {
   CocoIndex,
+  type DatasetFormat,
   loadCoco,
   loadCocoResults,
   parseCoco,
@@ -108,6 +111,9 @@ export {
   loadCityscapes,
   parseCityscapesPolygons,
 } from "./data/cityscapes.ts";
+export type * from "./data/lvis_types.ts";
+export { isLvisDataset, loadLvis, parseLvis } from "./data/lvis.ts";
+export { LVIS_REPEAT_THRESHOLD, repeatFactors, repeatIndices } from "./data/repeat_factors.ts";
 export { type DecodedImage, decodeImage, loadImage, toRgb } from "./data/image.ts";
 export { decodePng, encodePng, type EncodePngOptions } from "./data/png.ts";
 export { decodeJpeg } from "./data/jpeg.ts";
@@ -168,6 +174,23 @@ export {
   type LrpEvalResult,
 } from "./eval/lrp.ts";
 export { evaluateCocoAndLrp } from "./eval/coco_and_lrp.ts";
+export {
+  evaluateLvis,
+  formatLvisSummary,
+  LVIS_STAT_NAMES,
+  type LvisCategoryResult,
+  type LvisCategoryStatName,
+  type LvisEvalOptions,
+  type LvisEvalResult,
+  type LvisStatName,
+  type LvisStats,
+} from "./eval/lvis_eval.ts";
+export {
+  LVIS_DETECTION_STATUS,
+  LVIS_FREQUENCIES,
+  LVIS_MAX_DETS,
+  type LvisDetectionStatus,
+} from "./eval/lvis_prepare.ts";
 
 export {
   buildDetector,
@@ -382,7 +405,13 @@ export {
   readDetections,
 } from "./detectors/postprocess.ts";
 
-export type { DataSettings, DetectorConfig, TrainSettings } from "./configs/types.ts";
+export type {
+  DataSettings,
+  DetectorConfig,
+  FileSplits,
+  SamplingSettings,
+  TrainSettings,
+} from "./configs/types.ts";
 export { ATSS_TINY_SHAPES } from "./configs/atss_tiny_shapes.ts";
 export { ATSS_R50_COCO } from "./configs/atss_r50_coco.ts";
 export { PAA_TINY_SHAPES } from "./configs/paa_tiny_shapes.ts";

@@ -2,7 +2,9 @@
  * `deno task eval`: COCO evaluation of a results file against an annotation
  * file, or of a trained checkpoint on its config's validation split, with
  * pycocotools' numbers and printout, optimal LRP, a JSON report and
- * precision–recall curves as SVG.
+ * precision–recall curves as SVG. Against an LVIS annotation file (its
+ * images carry `neg_category_ids`, its categories `frequency`) the results
+ * are evaluated as lvis-api does, with its 13 numbers and printout.
  *
  * ```sh
  * deno task eval --gt annotations.json --dets results.json --iou-type segm --lrp --out runs/eval
@@ -22,10 +24,13 @@ export const EVAL_USAGE: string = `Usage: deno task eval --gt FILE --dets FILE [
 
 Evaluate COCO detection results like pycocotools' COCOeval (and LRP-Error's oLRP),
 or run a trained checkpoint on its config's validation split and evaluate that
-(COCO AP and LRP; detections.json is written beside the report).
+(COCO AP and LRP; detections.json is written beside the report). An LVIS
+annotation file (images with neg_category_ids, categories with frequency) is
+evaluated like lvis-api's LVISEval: federated labels, 300 detections per image,
+AP per frequency group (APr, APc, APf).
 
 Options:
-  --gt FILE          COCO annotation file (images, categories, annotations)
+  --gt FILE          COCO or LVIS annotation file (images, categories, annotations)
   --dets FILE        COCO results file (JSON array of detections)
   --checkpoint FILE  a checkpoint written by deno task train
   --data DIR         with --checkpoint: a COCO-format folder (annotations/instances_val.json, val/),
@@ -38,7 +43,7 @@ Options:
                      in the checkpoint's metadata (rewritten atomically), for deno task
                      detect; deno task train does this for model_final.safetensors
   --iou-type TYPE    bbox (default) or segm
-  --lrp              also compute optimal LRP (tau 0.5)
+  --lrp              also compute optimal LRP (tau 0.5; not for LVIS)
   --out DIR          write report.json and pr_curves.svg there (default runs/eval)
   --no-out           write nothing, only print
   --per-category     print a per-category table and write pr_curves/category_<id>.svg
@@ -166,14 +171,21 @@ export async function main(args: string[]): Promise<number> {
       for (const path of written) console.error(`Wrote ${path}`);
       return 0;
     }
-    const { text, written, coco } = await evaluateResultsFile(options);
-    console.log(text);
-    if (coco.droppedDetections > 0) {
+    const result = await evaluateResultsFile(options);
+    console.log(result.text);
+    if ("lvis" in result) {
+      const n = result.lvis.detectionCounts;
       console.error(
-        `Dropped ${coco.droppedDetections} detection(s) whose category is not in the annotation file`,
+        `Detections: ${n.kept} evaluated, ${n.capped} over the 300-per-image cap, ` +
+          `${n.dropped_unknown_category} of an unknown category, ${n.dropped_zero_area} of zero ` +
+          `area, ${n.dropped_not_labeled_on_image} on categories not labeled on their image`,
+      );
+    } else if (result.coco.droppedDetections > 0) {
+      console.error(
+        `Dropped ${result.coco.droppedDetections} detection(s) whose category is not in the annotation file`,
       );
     }
-    for (const path of written) console.error(`Wrote ${path}`);
+    for (const path of result.written) console.error(`Wrote ${path}`);
     console.error(`Evaluated in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
     return 0;
   } catch (e) {

@@ -38,14 +38,42 @@ export interface TrainSettings {
   logEvery: number;
 }
 
+/** How training images are drawn, whatever the data. */
+export interface SamplingSettings {
+  /**
+   * Repeat-factor sampling with this threshold in (0, 1] (LVIS trains with 1e-3): images
+   * holding categories rarer than it are repeated in each epoch (`data/repeat_factors.ts`).
+   * Off when absent.
+   */
+  repeatThreshold?: number;
+}
+
+/** Annotation files and image folders of a training and a validation split. */
+export interface FileSplits {
+  /** Training annotation file. */
+  trainJson: string;
+  /** Folder the training `file_name`s are relative to. */
+  trainImages: string;
+  /** Validation annotation file. */
+  valJson: string;
+  /** Folder the validation `file_name`s are relative to. */
+  valImages: string;
+}
+
 /**
- * Where the data comes from: the built-in synthetic set, COCO files, or a Cityscapes folder
- * (`root/leftImg8bit/` and `root/gtFine/`, read by `loadCityscapes`; `--data DIR` replaces `root`).
+ * Where the data comes from: the built-in synthetic set, COCO files, LVIS v1 files (images
+ * named by `coco_url` resolve under the image folders as `train2017/...`, `val2017/...`), or a
+ * Cityscapes folder (`root/leftImg8bit/` and `root/gtFine/`, read by `loadCityscapes`;
+ * `--data DIR` replaces `root`).
  */
 export type DataSettings =
-  | { kind: "shapes"; train: number; val: number; size: number; seed: number }
-  | { kind: "coco"; trainJson: string; trainImages: string; valJson: string; valImages: string }
-  | { kind: "cityscapes"; root: string };
+  & (
+    | { kind: "shapes"; train: number; val: number; size: number; seed: number }
+    | ({ kind: "coco" } & FileSplits)
+    | ({ kind: "lvis" } & FileSplits)
+    | { kind: "cityscapes"; root: string }
+  )
+  & SamplingSettings;
 
 /** A complete configuration, as `configs/*.ts` export it. */
 export interface DetectorConfig<M extends DetectorModelConfig = DetectorModelConfig> {

@@ -44,9 +44,25 @@ export interface ParseCocoOptions {
   onWarning?: (message: string) => void;
 }
 
-type Obj = Record<string, unknown>;
+/** A JSON object. */
+export type Obj = Record<string, unknown>;
 
-function isObj(x: unknown): x is Obj {
+/**
+ * Whether a JSON value is an object (not an array, not null).
+ *
+ * @example
+ * ```ts
+ * import { isObj } from "./coco.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(isObj({}), true);
+ * assert.equal(isObj([]), false);
+ * ```
+ *
+ * @param x Any value.
+ * @returns True for a plain object.
+ */
+export function isObj(x: unknown): x is Obj {
   return typeof x === "object" && x !== null && !Array.isArray(x);
 }
 
@@ -54,14 +70,74 @@ function isNum(x: unknown): x is number {
   return typeof x === "number" && Number.isFinite(x);
 }
 
-class Checker {
-  constructor(readonly source: string, readonly warn: (m: string) => void) {}
+/** What differs between the formats whose files {@linkcode parseCoco} checks. */
+export interface DatasetFormat {
+  /** Name in messages: `"COCO"` or `"LVIS"`. */
+  name: string;
+  /** A missing `iscrowd` is 0 without a warning (LVIS files have none). */
+  crowdOptional: boolean;
+}
+
+/** COCO's rules: a missing `iscrowd` is 0, with a warning. */
+export const COCO_FORMAT: Readonly<DatasetFormat> = Object.freeze({
+  name: "COCO",
+  crowdOptional: false,
+});
+
+/**
+ * Error and warning messages for one annotation file, and the id check they
+ * share: `fail` throws a `SyntaxError` naming the format and the file.
+ *
+ * @example
+ * ```ts
+ * import { DatasetChecker } from "./coco.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const c = new DatasetChecker("a.json", () => {}, "LVIS");
+ * assert.equal(c.id({ id: 3 }, "id", "image at index 0"), 3);
+ * assert.throws(() => c.id({ id: 1.5 }, "id", "image at index 0"), {
+ *   name: "SyntaxError",
+ *   message: 'Cannot load LVIS file "a.json": image at index 0 has id 1.5, expected an integer',
+ * });
+ * ```
+ */
+export class DatasetChecker {
+  /**
+   * A checker for one file.
+   *
+   * @param source File name used in messages.
+   * @param warn Receives each warning.
+   * @param format Format name used in messages.
+   */
+  constructor(
+    readonly source: string,
+    readonly warn: (m: string) => void,
+    readonly format = "COCO",
+  ) {}
+  /**
+   * Throw the problem.
+   *
+   * @param msg What is wrong, naming the entry and id.
+   */
   fail(msg: string): never {
-    throw new SyntaxError(`Cannot load COCO file "${this.source}": ${msg}`);
+    throw new SyntaxError(`Cannot load ${this.format} file "${this.source}": ${msg}`);
   }
+  /**
+   * Report a problem that was repaired.
+   *
+   * @param msg What was wrong and what was done.
+   */
   warning(msg: string): void {
-    this.warn(`COCO file "${this.source}": ${msg}`);
+    this.warn(`${this.format} file "${this.source}": ${msg}`);
   }
+  /**
+   * An integer field of an entry.
+   *
+   * @param o The entry.
+   * @param key Its key.
+   * @param what The entry as messages name it.
+   * @returns The value.
+   */
   id(o: Obj, key: string, what: string): number {
     if (!(key in o)) this.fail(`${what} is missing key "${key}"`);
     const v = o[key];
@@ -73,7 +149,7 @@ class Checker {
 }
 
 function checkSegmentation(
-  c: Checker,
+  c: DatasetChecker,
   seg: unknown,
   what: string,
   h: number,
@@ -136,11 +212,20 @@ function checkSegmentation(
  *
  * @param json The value of `JSON.parse` of the file.
  * @param options Source name and warning sink.
+ * @param format Format rules and name (LVIS files use them through `parseLvis`).
  * @returns A new dataset object (input entries are copied where changed).
  * @throws {SyntaxError} Naming the first problem found.
  */
-export function parseCoco(json: unknown, options: ParseCocoOptions = {}): CocoDataset {
-  const c: Checker = new Checker(options.source ?? "<memory>", options.onWarning ?? console.warn);
+export function parseCoco(
+  json: unknown,
+  options: ParseCocoOptions = {},
+  format: Readonly<DatasetFormat> = COCO_FORMAT,
+): CocoDataset {
+  const c: DatasetChecker = new DatasetChecker(
+    options.source ?? "<memory>",
+    options.onWarning ?? console.warn,
+    format.name,
+  );
   if (!isObj(json)) c.fail("top level is not an object");
   for (const key of ["images", "categories"]) {
     if (!(key in json)) c.fail(`missing key "${key}"`);
@@ -226,7 +311,7 @@ export function parseCoco(json: unknown, options: ParseCocoOptions = {}): CocoDa
       out.area = out.bbox[2] * out.bbox[3];
     } else if (!isNum(a.area) || a.area < 0) c.fail(`${what} has area ${JSON.stringify(a.area)}`);
     if (!("iscrowd" in a)) {
-      c.warning(`${what} is missing key "iscrowd", using 0`);
+      if (!format.crowdOptional) c.warning(`${what} is missing key "iscrowd", using 0`);
       out.iscrowd = 0;
     } else if (a.iscrowd !== 0 && a.iscrowd !== 1 && a.iscrowd !== true && a.iscrowd !== false) {
       c.fail(`${what} has iscrowd ${JSON.stringify(a.iscrowd)}, expected 0 or 1`);
@@ -280,6 +365,22 @@ export function parseJsonBytes(bytes: Uint8Array, context: string): unknown {
 }
 
 /**
+ * Read a JSON file as strict UTF-8.
+ *
+ * ```ts ignore
+ * const json = await readJsonFile("a.json", 'LVIS file "a.json"');
+ * ```
+ *
+ * @param path File path or URL.
+ * @param what The file as messages name it, e.g. `COCO file "a.json"`.
+ * @returns The parsed value.
+ * @throws {SyntaxError} `Cannot load <what>: ...` when the file is not UTF-8 or not JSON.
+ */
+export async function readJsonFile(path: string | URL, what: string): Promise<unknown> {
+  return parseJsonBytes(await Deno.readFile(path), `Cannot load ${what}`);
+}
+
+/**
  * Read and validate a COCO annotation file.
  *
  * ```ts ignore
@@ -296,8 +397,7 @@ export async function loadCoco(
   options: ParseCocoOptions = {},
 ): Promise<CocoDataset> {
   const source = options.source ?? String(path);
-  const json = parseJsonBytes(await Deno.readFile(path), `Cannot load COCO file "${source}"`);
-  return parseCoco(json, { ...options, source });
+  return parseCoco(await readJsonFile(path, `COCO file "${source}"`), { ...options, source });
 }
 
 /**
@@ -497,7 +597,7 @@ export async function loadCocoResults(
   path: string | URL,
   index?: CocoIndex,
 ): Promise<CocoDetection[]> {
-  const json = parseJsonBytes(await Deno.readFile(path), `Cannot load COCO results "${path}"`);
+  const json = await readJsonFile(path, `COCO results "${path}"`);
   return parseCocoResults(json, index, String(path));
 }
 

@@ -26,6 +26,7 @@ import { CocoIndex } from "./coco.ts";
 import type { CocoDataset, CocoSegmentation } from "./coco_types.ts";
 import { type DecodedImage, decodeImage, toRgb } from "./image.ts";
 import * as mask from "./mask.ts";
+import { repeatFactors, repeatIndices } from "./repeat_factors.ts";
 import { Rng } from "../tensor/rng.ts";
 import {
   applyTransforms,
@@ -157,6 +158,12 @@ export interface LoaderOptions {
   prefetch?: number;
   /** Receives skip warnings (default `console.warn`). */
   onWarning?: (message: string) => void;
+  /**
+   * Repeat-factor sampling with this threshold (LVIS: 1e-3, `LVIS_REPEAT_THRESHOLD`): each
+   * epoch shows image `i` `ceil(r_i)` times, `r_i` from `repeatFactors` over the items' labels.
+   * Off when absent.
+   */
+  repeatThreshold?: number;
 }
 
 /** One batch of plain typed arrays. */
@@ -308,7 +315,13 @@ export class DetectionLoader {
   /** The source. */
   readonly source: LoaderSource;
   /** Resolved options. */
-  readonly options: Required<Omit<LoaderOptions, "onWarning">>;
+  readonly options: Required<Omit<LoaderOptions, "onWarning" | "repeatThreshold">>;
+  /**
+   * The epoch's slots before shuffling: `slots[s]` is the item shown in slot `s` (each item
+   * once, or `ceil(r)` times with repeat-factor sampling). A slot's position seeds its
+   * augmentation, so repeated copies of an image are augmented differently.
+   */
+  readonly slots: readonly number[];
   #warn: (m: string) => void;
   #workers: Worker[] = [];
   #pending = new Map<number, Pending>();
@@ -341,6 +354,10 @@ export class DetectionLoader {
       ...options,
     };
     this.#warn = options.onWarning ?? console.warn;
+    const items = source.items;
+    this.slots = options.repeatThreshold === undefined
+      ? items.map((_, i) => i)
+      : repeatIndices(repeatFactors(items.map((it) => it.labels), options.repeatThreshold));
     this.#settings = {
       transform: this.options.transform,
       mean: [...this.options.mean],
@@ -351,17 +368,23 @@ export class DetectionLoader {
 
   /** Batches per epoch. */
   get length(): number {
-    const n = this.source.items.length, b = this.options.batchSize;
+    const n = this.slots.length, b = this.options.batchSize;
     return this.options.dropLast ? Math.floor(n / b) : Math.ceil(n / b);
   }
 
   /**
-   * Item order of an epoch (a seeded permutation when shuffling).
+   * Item order of an epoch (a seeded permutation when shuffling; with repeat-factor sampling an
+   * item appears as often as its slots).
    * @param epoch Epoch number.
    * @returns Item indices.
    */
   order(epoch: number): number[] {
-    const idx = this.source.items.map((_, i) => i);
+    return this.#slotOrder(epoch).map((s) => this.slots[s]);
+  }
+
+  /** Slot order of an epoch. */
+  #slotOrder(epoch: number): number[] {
+    const idx = this.slots.map((_, s) => s);
     return this.options.shuffle
       ? new Rng(sampleSeed(this.options.seed, epoch, -1)).shuffle(idx)
       : idx;
@@ -420,12 +443,13 @@ export class DetectionLoader {
    * @returns Async iterator of batches.
    */
   async *epoch(epoch: number, fromBatch = 0): AsyncGenerator<Batch> {
-    const order = this.order(epoch);
+    const order = this.#slotOrder(epoch);
     const b = this.options.batchSize;
     const nb = this.length;
     const launch = (k: number) =>
-      order.slice(k * b, Math.min(order.length, (k + 1) * b)).map((i) => {
-        const p = this.#prepare(i, sampleSeed(this.options.seed, epoch, i));
+      order.slice(k * b, Math.min(order.length, (k + 1) * b)).map((s) => {
+        const i = this.slots[s];
+        const p = this.#prepare(i, sampleSeed(this.options.seed, epoch, s));
         p.catch(() => {}); // handled when awaited
         return { i, p };
       });

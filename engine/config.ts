@@ -127,13 +127,17 @@ export function checkConfig(config: unknown, source: string): asserts config is 
   if (data.kind === "shapes") {
     for (const key of ["train", "val", "size"]) integer(data, key, `data.${key}`, 1);
     integer(data, "seed", "data.seed", 0);
-  } else if (data.kind === "coco") {
+  } else if (data.kind === "coco" || data.kind === "lvis") {
     for (const key of ["trainJson", "trainImages", "valJson", "valImages"]) {
       string(data, key, `data.${key}`);
     }
   } else if (data.kind === "cityscapes") {
     string(data, "root", "data.root");
-  } else fail("data.kind", data.kind, `"shapes", "coco" or "cityscapes"`);
+  } else fail("data.kind", data.kind, `"shapes", "coco", "lvis" or "cityscapes"`);
+  const t = data.repeatThreshold;
+  if (t !== undefined && !(typeof t === "number" && t > 0 && t <= 1)) {
+    fail("data.repeatThreshold", t, "a number in (0, 1]");
+  }
 }
 
 /** Command-line overrides of a configuration. */

@@ -1,6 +1,7 @@
 /**
  * The data of a run: the built-in synthetic split generated in memory, a
- * COCO-format folder, the COCO files a config names, or a Cityscapes folder.
+ * COCO-format folder, the COCO or LVIS files a config names, or a Cityscapes
+ * folder.
  *
  * @module
  */
@@ -8,6 +9,7 @@
 import { join } from "node:path";
 import { cityscapesImageDir, loadCityscapes } from "../data/cityscapes.ts";
 import { loadCoco } from "../data/coco.ts";
+import { loadLvis } from "../data/lvis.ts";
 import type { CocoDataset } from "../data/coco_types.ts";
 import { cocoSource, type LoaderSource, memorySource } from "../data/loader.ts";
 import { generateShapesSplits } from "../data/shapes.ts";
@@ -48,16 +50,18 @@ async function readSplit(
     const root = dataDir ?? data.root;
     return { dataset: await loadCityscapes(root, split), images: cityscapesImageDir(root, split) };
   }
+  // An LVIS config reads LVIS files (from its own paths or the folder's), any other COCO files.
+  const load = data.kind === "lvis" ? loadLvis : loadCoco;
   if (dataDir) {
     return {
-      dataset: await loadCoco(join(dataDir, "annotations", `instances_${split}.json`)),
+      dataset: await load(join(dataDir, "annotations", `instances_${split}.json`)),
       images: join(dataDir, split),
     };
   }
-  if (data.kind === "coco") {
+  if (data.kind === "coco" || data.kind === "lvis") {
     return split === "train"
-      ? { dataset: await loadCoco(data.trainJson), images: data.trainImages }
-      : { dataset: await loadCoco(data.valJson), images: data.valImages };
+      ? { dataset: await load(data.trainJson), images: data.trainImages }
+      : { dataset: await load(data.valJson), images: data.valImages };
   }
   throw new TypeError(`Config data of kind "${data.kind}" has no files to read`);
 }

@@ -2,9 +2,10 @@
  * Evaluation of a COCO results file: reading the inputs, the JSON report,
  * precision–recall curves as SVG (drawn by `svg_chart.ts`, written atomically
  * by `files.ts`) and the per-category table. `deno task eval` parses the flags
- * and calls {@linkcode evaluateResultsFile}; other entry points (a checkpoint
- * run that first produces detections) can call {@linkcode evaluateResults}
- * and {@linkcode writeEvalOutputs} directly.
+ * and calls {@linkcode evaluateResultsFile}, which also evaluates against an
+ * LVIS ground truth (told apart by `isLvisDataset`) with `evaluateLvis`;
+ * other entry points (a checkpoint run that first produces detections) can
+ * call {@linkcode evaluateResults} and {@linkcode writeEvalOutputs} directly.
  *
  * @module
  */
@@ -12,6 +13,9 @@
 import { evaluateCocoAndLrp } from "../eval/coco_and_lrp.ts";
 import { COCO_STAT_NAMES, type CocoEvalResult, evaluateCoco } from "../eval/coco_eval.ts";
 import type { LrpEvalResult } from "../eval/lrp.ts";
+import { evaluateLvis, type LvisEvalResult } from "../eval/lvis_eval.ts";
+import { isLvisDataset } from "../data/lvis.ts";
+import type { LvisDataset } from "../data/lvis_types.ts";
 import { COCO_IOU_THRESHOLDS, COCO_RECALL_THRESHOLDS, type IouType } from "../eval/params.ts";
 import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
 import { ensureDir, writeFileAtomic } from "./files.ts";
@@ -25,6 +29,12 @@ export interface EvalOutcome {
   lrp?: LrpEvalResult;
 }
 
+/** What {@linkcode evaluateResultsFile} computed for an LVIS ground truth. */
+export interface LvisEvalOutcome {
+  /** LVIS AP/AR. */
+  lvis: LvisEvalResult;
+}
+
 /** Options of {@linkcode evaluateResultsFile}. */
 export interface EvalFileOptions {
   /** Path of the COCO annotation file. */
@@ -33,7 +43,7 @@ export interface EvalFileOptions {
   dets: string;
   /** IoU type, `"bbox"` by default. */
   iouType?: IouType;
-  /** Also compute optimal LRP. */
+  /** Also compute optimal LRP (COCO ground truth only). */
   lrp?: boolean;
   /** Output folder; nothing is written when omitted. */
   out?: string;
@@ -98,8 +108,16 @@ export function evaluateResults(
     : { coco: evaluateCoco(groundTruth, detections, { iouType }) };
 }
 
-/** Mean precision over categories per recall threshold at `t` (area all, maxDets 100); -1 if none. */
-function meanCurve(r: CocoEvalResult, t: number, ks: number[]): number[] {
+/**
+ * What {@linkcode prCurvesSvg} draws from: a COCO result, or an LVIS one with a maxDets axis of
+ * length 1 added to its shape.
+ */
+export type PrCurveSource =
+  & Pick<CocoEvalResult, "iouType" | "precisionShape" | "precision" | "categoryIds">
+  & { perCategory: readonly { name: string }[] };
+
+/** Mean precision over categories per recall threshold at `t` (area all, last maxDets); -1 if none. */
+function meanCurve(r: PrCurveSource, t: number, ks: number[]): number[] {
   const [, R, K, A, M] = r.precisionShape;
   return Array.from({ length: R }, (_, rr) => {
     let s = 0, n = 0;
@@ -124,19 +142,20 @@ function meanCurve(r: CocoEvalResult, t: number, ks: number[]): number[] {
  * const svg = prCurvesSvg(evaluateCoco(gt, dets));
  * ```
  *
- * @param r COCO evaluation result.
+ * @param r COCO evaluation result (or an LVIS one, see {@linkcode PrCurveSource}).
  * @param category Index on the `K` axis for one category's curves; all categories when omitted.
+ * @param maxDets The detection limit the last maxDets entry stands for (in the title).
  * @returns SVG text.
  * @throws {RangeError} When `category` is not an index on the `K` axis.
  */
-export function prCurvesSvg(r: CocoEvalResult, category?: number): string {
+export function prCurvesSvg(r: PrCurveSource, category?: number, maxDets = 100): string {
   const K = r.precisionShape[2];
   if (category !== undefined && !(Number.isInteger(category) && category >= 0 && category < K)) {
     throw new RangeError(`Category index ${category} is outside [0, ${K})`);
   }
   const ks = category === undefined ? Array.from({ length: K }, (_, k) => k) : [category];
   const title = category === undefined
-    ? `Precision–recall, ${r.iouType}, all categories (area all, maxDets 100)`
+    ? `Precision–recall, ${r.iouType}, all categories (area all, maxDets ${maxDets})`
     : `Precision–recall, ${r.iouType}, category ${r.categoryIds[category]} ` +
       `"${r.perCategory[category].name}"`;
   const series: ChartSeries[] = COCO_IOU_THRESHOLDS.map((iou, t) => {
@@ -273,6 +292,18 @@ export async function writeEvalOutputs(
   outcome: EvalOutcome,
   options: { perCategory?: boolean; gt?: string; dets?: string } = {},
 ): Promise<string[]> {
+  const report = evalReport(outcome, { gt: options.gt, dets: options.dets });
+  return await writeReportAndCurves(outDir, report, outcome.coco, options.perCategory, 100);
+}
+
+/** `report.json`, `pr_curves.svg` and the per-category curves, each written atomically. */
+async function writeReportAndCurves(
+  outDir: string,
+  report: Record<string, unknown>,
+  curves: PrCurveSource,
+  perCategory: boolean | undefined,
+  maxDets: number,
+): Promise<string[]> {
   await ensureDir(outDir);
   const written: string[] = [];
   const put = async (name: string, text: string) => {
@@ -280,29 +311,92 @@ export async function writeEvalOutputs(
     await writeFileAtomic(path, text);
     written.push(path);
   };
-  const report = evalReport(outcome, { gt: options.gt, dets: options.dets });
   // One top-level key per line, values compact (the curves stay a few lines long).
   const body = Object.entries(report)
     .map(([key, value]) => `  ${JSON.stringify(key)}: ${JSON.stringify(value)}`)
     .join(",\n");
   await put("report.json", `{\n${body}\n}\n`);
-  await put("pr_curves.svg", prCurvesSvg(outcome.coco));
-  if (options.perCategory) {
+  await put("pr_curves.svg", prCurvesSvg(curves, undefined, maxDets));
+  if (perCategory) {
     await ensureDir(`${outDir}/pr_curves`);
-    for (let k = 0; k < outcome.coco.categoryIds.length; k++) {
-      await put(
-        `pr_curves/category_${outcome.coco.categoryIds[k]}.svg`,
-        prCurvesSvg(outcome.coco, k),
-      );
+    for (let k = 0; k < curves.categoryIds.length; k++) {
+      await put(`pr_curves/category_${curves.categoryIds[k]}.svg`, prCurvesSvg(curves, k, maxDets));
     }
   }
   return written;
 }
 
 /**
+ * The JSON report of an LVIS evaluation: the 13 summary numbers, what became
+ * of the detections, the frequency groups, per-category AP/AR, recall
+ * `[T][K][A]` and the precision curves at area all as `[K][T][R]`.
+ *
+ * @param r LVIS evaluation result.
+ * @param sources Input file names to record.
+ * @returns A JSON-serialisable object.
+ */
+export function lvisReport(
+  r: LvisEvalResult,
+  sources: { gt?: string; dets?: string } = {},
+): Record<string, unknown> {
+  const [T, R, K, A] = r.precisionShape;
+  const nest = <X>(n: number, f: (i: number) => X): X[] =>
+    Array.from({ length: n }, (_, i) => f(i));
+  return {
+    ...sources,
+    format: "lvis",
+    iouType: r.iouType,
+    stats: r.stats,
+    summary: r.summary,
+    detectionCounts: r.detectionCounts,
+    imageCount: r.imageIds.length,
+    categoryIds: r.categoryIds,
+    frequencyGroups: r.frequencyGroups,
+    iouThresholds: COCO_IOU_THRESHOLDS,
+    areaRanges: ["all", "small", "medium", "large"],
+    maxDetsPerImage: 300,
+    perCategory: r.perCategory.map((c) => ({
+      categoryId: c.categoryId,
+      name: c.name,
+      frequency: c.frequency,
+      ...c.stats,
+    })),
+    recall: nest(T, (t) => nest(K, (k) => nest(A, (a) => r.recall[(t * K + k) * A + a]))),
+    precisionAllArea: nest(
+      K,
+      (k) => nest(T, (t) => nest(R, (rr) => r.precision[((t * R + rr) * K + k) * A])),
+    ),
+  };
+}
+
+/**
+ * A fixed-width table of per-category AP, AP50, AP75 and AR@300 with each
+ * category's frequency group.
+ *
+ * @param r LVIS evaluation result.
+ * @returns Table text, one line per category after a header.
+ */
+export function lvisCategoryTable(r: LvisEvalResult): string {
+  const names = r.perCategory.map((c) => `${c.categoryId} ${c.name}`);
+  const w = Math.max(8, ...names.map((n) => n.length));
+  const head = ["freq", "AP", "AP50", "AP75", "AR@300"];
+  const lines = [`${"category".padEnd(w)} ${head.map((h) => h.padStart(7)).join(" ")}`];
+  r.perCategory.forEach((c, k) => {
+    const vals = [c.stats.AP, c.stats.AP50, c.stats.AP75, c.stats["AR@300"]];
+    lines.push(
+      `${names[k].padEnd(w)} ${c.frequency.padStart(7)} ${
+        vals.map((v) => fmt(v).padStart(7)).join(" ")
+      }`,
+    );
+  });
+  return lines.join("\n");
+}
+
+/**
  * Read both files, evaluate, write the outputs (when `out` is set) and return
  * the text to print: the COCO summary, then the LRP lines and the
- * per-category table when asked.
+ * per-category table when asked. An LVIS ground truth (see `isLvisDataset`)
+ * is evaluated with `evaluateLvis` instead, printing lvis-api's 13 lines.
  *
  * @example
  * ```ts ignore
@@ -312,11 +406,36 @@ export async function writeEvalOutputs(
  *
  * @param options Paths and switches.
  * @returns Results, printable text and the files written.
+ * @throws {TypeError} When LRP is asked for against an LVIS ground truth.
  */
 export async function evaluateResultsFile(
   options: EvalFileOptions,
-): Promise<EvalOutcome & { text: string; written: string[] }> {
+): Promise<(EvalOutcome | LvisEvalOutcome) & { text: string; written: string[] }> {
   const { groundTruth, detections } = await readEvalInputs(options.gt, options.dets);
+  const sources = { gt: options.gt, dets: options.dets };
+  if (isLvisDataset(groundTruth)) {
+    if (options.lrp) {
+      throw new TypeError(
+        `"${options.gt}" is an LVIS annotation file: optimal LRP is not defined under its ` +
+          `federated labels (drop --lrp)`,
+      );
+    }
+    const lvis = evaluateLvis(groundTruth as LvisDataset, detections, {
+      iouType: options.iouType,
+    });
+    const text = [lvis.summary, ...(options.perCategory ? ["", lvisCategoryTable(lvis)] : [])]
+      .join("\n");
+    const [T, R, K, A] = lvis.precisionShape;
+    const curves: PrCurveSource = { ...lvis, precisionShape: [T, R, K, A, 1] };
+    const written = options.out === undefined ? [] : await writeReportAndCurves(
+      options.out,
+      lvisReport(lvis, sources),
+      curves,
+      options.perCategory,
+      300,
+    );
+    return { lvis, text, written };
+  }
   const outcome = evaluateResults(groundTruth, detections, options.iouType, options.lrp);
   const text = [
     outcome.coco.summary,
@@ -325,8 +444,7 @@ export async function evaluateResultsFile(
   ].join("\n");
   const written = options.out === undefined ? [] : await writeEvalOutputs(options.out, outcome, {
     perCategory: options.perCategory,
-    gt: options.gt,
-    dets: options.dets,
+    ...sources,
   });
   return { ...outcome, text, written };
 }

@@ -136,6 +136,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     seed,
     dropLast: true,
     withMasks: model.usesMasks ?? false,
+    repeatThreshold: config.data.repeatThreshold,
     transform: {
       shortSide: settings.shortSide,
       maxSize: settings.maxSize,

@@ -26,20 +26,20 @@
  */
 
 import type { CocoDataset, CocoDetection } from "../data/coco_types.ts";
+import { accumulateCurves } from "./accumulate.ts";
 import { matchAll, type Matches } from "./coco_match.ts";
 import {
   A_N,
   COCO_AREA_LABELS,
   COCO_IOU_THRESHOLDS,
   COCO_MAX_DETS,
-  COCO_RECALL_THRESHOLDS,
   type IouType,
   M_N,
   R_N,
   T_N,
 } from "./params.ts";
 import { prepareCocoEval, type PreparedCocoEval, sequences } from "./prepare.ts";
-import { meanValid, statLine } from "./summary.ts";
+import { statLine, summaryValue } from "./summary.ts";
 
 /** Names of the 12 summary numbers, in pycocotools' `stats` order. */
 export const COCO_STAT_NAMES: readonly string[] = Object.freeze([
@@ -56,9 +56,6 @@ export const COCO_STAT_NAMES: readonly string[] = Object.freeze([
   "ARm",
   "ARl",
 ]);
-
-const EPS = 2.220446049250313e-16; // numpy.spacing(1)
-const RECALL_THRESHOLDS = Float64Array.from(COCO_RECALL_THRESHOLDS);
 
 /** Options of {@linkcode evaluateCoco}. */
 export interface CocoEvalOptions {
@@ -105,64 +102,6 @@ export interface CocoEvalResult {
 }
 
 /**
- * Cumulative recall and precision (`tp / (tp + fp + eps)`) of a score-ordered
- * sequence at every threshold, into `rc` and `pr` laid out `[T][nd]`.
- */
-function runningCurves(
-  state: Uint8Array,
-  seq: Int32Array,
-  a: number,
-  npig: number,
-  rc: Float64Array,
-  pr: Float64Array,
-  tp: Int32Array,
-  fp: Int32Array,
-): void {
-  const nd = seq.length;
-  tp.fill(0);
-  fp.fill(0);
-  for (let j = 0; j < nd; j++) {
-    const row = (seq[j] * A_N + a) * T_N;
-    for (let t = 0; t < T_N; t++) {
-      const st = state[row + t];
-      if (st === 1) tp[t]++;
-      else if (st === 0) fp[t]++;
-      rc[t * nd + j] = tp[t] / npig;
-      pr[t * nd + j] = tp[t] / (fp[t] + tp[t] + EPS);
-    }
-  }
-}
-
-/**
- * Precision envelope (running maximum from the right) and its value at the
- * first position reaching each recall threshold (0 past the last recall),
- * written `stride` apart from `out0`, with the score there.
- */
-function interpolate(
-  rc: Float64Array,
-  pr: Float64Array,
-  off: number,
-  nd: number,
-  seq: Int32Array,
-  detScore: Float64Array,
-  precision: Float64Array,
-  scores: Float64Array,
-  out0: number,
-  stride: number,
-): void {
-  for (let j = nd - 1; j > 0; j--) {
-    if (pr[off + j] > pr[off + j - 1]) pr[off + j - 1] = pr[off + j];
-  }
-  let j = 0;
-  for (let r = 0; r < R_N; r++) {
-    while (j < nd && rc[off + j] < RECALL_THRESHOLDS[r]) j++;
-    const o = out0 + r * stride;
-    precision[o] = j < nd ? pr[off + j] : 0;
-    scores[o] = j < nd ? detScore[seq[j]] : 0;
-  }
-}
-
-/**
  * pycocotools' `accumulate()` and `summarize()`: precision, recall and scores
  * per (threshold, category, area range, maxDets), then the 12 stats.
  *
@@ -191,45 +130,7 @@ function interpolate(
  */
 export function accumulateCoco(p: PreparedCocoEval, mt: Matches): CocoEvalResult {
   const K = p.categoryIds.length;
-  const precision = new Float64Array(T_N * R_N * K * A_N * M_N).fill(-1);
-  const scores = new Float64Array(T_N * R_N * K * A_N * M_N).fill(-1);
-  const recall = new Float64Array(T_N * K * A_N * M_N).fill(-1);
-  // Running recall and precision of the T thresholds, `[T][nd]`, for one (k, m, a).
-  let maxNd = 0;
-  for (let k = 0; k < K; k++) {
-    maxNd = Math.max(maxNd, p.cellDet[p.cellStart[k + 1]] - p.cellDet[p.cellStart[k]]);
-  }
-  const rc = new Float64Array(T_N * maxNd), pr = new Float64Array(T_N * maxNd);
-  const tp = new Int32Array(T_N), fp = new Int32Array(T_N);
-  for (let k = 0; k < K; k++) {
-    if (p.cellStart[k] === p.cellStart[k + 1]) continue;
-    const seqs = sequences(p, k);
-    for (let m = 0; m < M_N; m++) {
-      const seq = seqs[m];
-      const nd = seq.length;
-      for (let a = 0; a < A_N; a++) {
-        const npig = mt.npig[k * A_N + a];
-        if (npig === 0) continue;
-        runningCurves(mt.state, seq, a, npig, rc, pr, tp, fp);
-        for (let t = 0; t < T_N; t++) {
-          const off = t * nd;
-          recall[((t * K + k) * A_N + a) * M_N + m] = nd ? rc[off + nd - 1] : 0;
-          interpolate(
-            rc,
-            pr,
-            off,
-            nd,
-            seq,
-            p.detScore,
-            precision,
-            scores,
-            (t * R_N * K + k) * A_N * M_N + a * M_N + m,
-            K * A_N * M_N,
-          );
-        }
-      }
-    }
-  }
+  const { precision, scores, recall } = accumulateCurves(p, mt, M_N, (k) => sequences(p, k));
   const all = Array.from({ length: K }, (_, k) => k);
   const stats = summaryStats(precision, recall, K, all);
   const perCategory = p.categoryIds.map((id, k) => ({
@@ -275,20 +176,9 @@ function summaryStats(
   K: number,
   ks: number[],
 ): number[] {
-  return STAT_SPECS.map(([ap, ti, a, m]) => {
-    const ts = ti < 0 ? Array.from({ length: T_N }, (_, t) => t) : [ti];
-    const vals: number[] = [];
-    for (const t of ts) {
-      if (ap) {
-        for (let r = 0; r < R_N; r++) {
-          for (const k of ks) vals.push(precision[(((t * R_N + r) * K + k) * A_N + a) * M_N + m]);
-        }
-      } else {
-        for (const k of ks) vals.push(recall[((t * K + k) * A_N + a) * M_N + m]);
-      }
-    }
-    return meanValid(vals);
-  });
+  return STAT_SPECS.map(([ap, ti, a, m]) =>
+    summaryValue(ap ? precision : recall, ap, { K, M: M_N }, ks, ti, a, m)
+  );
 }
 
 /**

@@ -1,12 +1,18 @@
 /**
  * Per-image matching of detections to ground truth, the body of pycocotools'
- * `COCOeval.evaluateImg`, run over every cell of a {@linkcode PreparedCocoEval}.
+ * `COCOeval.evaluateImg` (and of lvis-api's `LVISEval.evaluate_img`), run over
+ * every cell of a {@linkcode PreparedCocoEval}.
  *
  * Contract of {@linkcode matchAll}: for each cell, area range and IoU
  * threshold, detections (by descending score) greedily take the unmatched
  * ground truth of highest IoU at or above the threshold, non-ignored ground
  * truth first; crowd ground truth can be taken again. Each detection ends up a
  * true positive, a false positive or ignored, as {@linkcode Matches} records.
+ * The two evaluations differ only in data the preparation sets: which ground
+ * truth is ignored (`gtIgnore`: COCO crowd, LVIS `ignore`) or a crowd region
+ * (`gtCrowd`, COCO only), and in which cells an unmatched detection is
+ * ignored rather than a false positive (`cellUnmatchedIgnored`, LVIS'
+ * not-exhaustive categories).
  *
  * @module
  */
@@ -21,13 +27,24 @@ export interface Matches {
   /**
    * Outcome per detection, area range and threshold, index `(d * A + a) * nT + t`:
    * 0 = false positive, 1 = true positive, 2 = ignored (matched to an ignored GT, or unmatched
-   * and outside the area range).
+   * and outside the area range or in a cell of `cellUnmatchedIgnored`).
    */
   state: Uint8Array;
   /** IoU with the matched GT at the first threshold (0 when unmatched), index `d * A + a`. */
   iou: Float64Array;
   /** Non-ignored GT count per (category, area range): `k * A + a`. */
   npig: Int32Array;
+  /**
+   * With `withGt`: the GT each detection took, as an index into the prepared GT arrays
+   * (`-1` when unmatched), index `(d * A + a) * nT + t`.
+   */
+  gt?: Int32Array;
+}
+
+/** Options of {@linkcode matchAll}. */
+export interface MatchOptions {
+  /** Also record which GT each detection took ({@linkcode Matches.gt}). */
+  withGt?: boolean;
 }
 
 /** Scratch space of {@linkcode matchCell}, sized for the largest cell. */
@@ -60,13 +77,14 @@ function matchCell(
   const d0 = p.cellDet[c], D = p.cellDet[c + 1] - d0;
   const iou0 = p.cellIou[c], nT = thresholds.length;
   const lo = COCO_AREA_RANGES[a][0], hi = COCO_AREA_RANGES[a][1];
+  const unmatchedIgnored = p.cellUnmatchedIgnored[c] === 1;
   const { order, gIg, gCrowd, taken } = s;
   // Stable order: non-ignored GT first, then ignored, each in annotation order.
   let n = 0, npig = 0;
   for (let pass = 0; pass < 2; pass++) {
     for (let g = 0; g < G; g++) {
       const ar = p.gtArea[g0 + g];
-      const ig = p.gtCrowd[g0 + g] || ar < lo || ar > hi ? 1 : 0;
+      const ig = p.gtIgnore[g0 + g] || ar < lo || ar > hi ? 1 : 0;
       if (ig !== pass) continue;
       order[n] = g;
       gIg[n] = ig;
@@ -92,11 +110,12 @@ function matchCell(
       const o = ((d0 + d) * A_N + a) * nT + t;
       if (m === -1) {
         const ar = p.detArea[d0 + d];
-        mt.state[o] = ar < lo || ar > hi ? 2 : 0;
+        mt.state[o] = unmatchedIgnored || ar < lo || ar > hi ? 2 : 0;
       } else {
         taken[m] = stamp;
         mt.state[o] = gIg[m] ? 2 : 1;
         if (t === 0) mt.iou[(d0 + d) * A_N + a] = best;
+        if (mt.gt) mt.gt[o] = g0 + order[m];
       }
     }
   }
@@ -132,9 +151,14 @@ function matchCell(
  *
  * @param p The prepared evaluation.
  * @param thresholds IoU thresholds, the `t` axis of the result.
+ * @param options `withGt` also records the GT each detection took.
  * @returns Outcome per detection, area range and threshold, and GT counts.
  */
-export function matchAll(p: PreparedCocoEval, thresholds: readonly number[]): Matches {
+export function matchAll(
+  p: PreparedCocoEval,
+  thresholds: readonly number[],
+  options: MatchOptions = {},
+): Matches {
   const N = p.detScore.length, nT = thresholds.length, K = p.categoryIds.length;
   const mt: Matches = {
     nT,
@@ -142,6 +166,7 @@ export function matchAll(p: PreparedCocoEval, thresholds: readonly number[]): Ma
     iou: new Float64Array(A_N * N),
     npig: new Int32Array(K * A_N),
   };
+  if (options.withGt) mt.gt = new Int32Array(N * A_N * nT).fill(-1);
   let maxG = 0;
   for (let c = 0; c + 1 < p.cellGt.length; c++) {
     maxG = Math.max(maxG, p.cellGt[c + 1] - p.cellGt[c]);

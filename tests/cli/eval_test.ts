@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { main, parseEvalArgs, UsageError } from "../../cli/eval.ts";
 import { runCli } from "./helpers.ts";
 import type { CocoDataset, CocoDetection } from "../../data/coco_types.ts";
+import type { LvisDataset } from "../../data/lvis_types.ts";
 
 const FIXTURE = new URL("../fixtures/coco_eval/lrp_edge_cases.json", import.meta.url);
 
@@ -143,6 +144,84 @@ Deno.test("eval CLI prints the summary and writes the report atomically", async 
       const r2 = await run(["--gt", gt, "--dets", `${dir}/obj.json`, "--no-out"]);
       assert.equal(r2.code, 1);
       assert.match(r2.err, /expected a JSON array/);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("eval CLI evaluates against an LVIS ground truth as lvis-api does", async (t) => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const fixture = new URL("../fixtures/lvis_eval/federated_basics.json", import.meta.url);
+    const f = JSON.parse(await Deno.readTextFile(fixture)) as LvisDataset & {
+      detections: CocoDetection[];
+      expected: Record<"bbox" | "segm", { results: Record<string, number> }>;
+    };
+    const gt = `${dir}/lvis_val.json`, dets = `${dir}/dets.json`, out = `${dir}/out`;
+    const { images, categories, annotations } = f;
+    await Deno.writeTextFile(gt, JSON.stringify({ images, categories, annotations }));
+    await Deno.writeTextFile(dets, JSON.stringify(f.detections));
+
+    await t.step("segm: lvis-api's 13 lines, the report and the curves", async () => {
+      const r = await run([
+        "--gt",
+        gt,
+        "--dets",
+        dets,
+        "--iou-type",
+        "segm",
+        "--per-category",
+        "--out",
+        out,
+      ]);
+      assert.equal(r.code, 0, r.err);
+      const lines = r.out.split("\n");
+      const want = f.expected.segm.results;
+      assert.equal(
+        lines[0],
+        ` Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=300 catIds=all] = ${
+          want.AP.toFixed(3)
+        }`,
+      );
+      assert.match(lines[6], /^ Average Precision {2}\(AP\) @.* catIds= {2}r\] = /);
+      assert.ok(lines[12].startsWith(" Average Recall     (AR) @[ IoU=0.50:0.95 | area=     l"));
+      assert.match(r.out, /category +freq +AP +AP50 +AP75 +AR@300/);
+      assert.match(
+        r.err,
+        /Detections: 21 evaluated, 0 over the 300-per-image cap, .* 4 on categories/,
+      );
+      const report = JSON.parse(await Deno.readTextFile(`${out}/report.json`));
+      assert.equal(report.format, "lvis");
+      for (const [name, v] of Object.entries(want)) {
+        assert.ok(
+          Math.abs(report.stats[name] - v) < 1e-6,
+          `${name}: ${report.stats[name]} vs ${v}`,
+        );
+      }
+      assert.equal(report.perCategory.length, categories.length);
+      const svg = await Deno.readTextFile(`${out}/pr_curves.svg`);
+      assert.match(svg, /maxDets 300/);
+      assert.equal(svg.match(/<polyline/g)?.length, 10);
+      assert.equal([...Deno.readDirSync(`${out}/pr_curves`)].length, categories.length);
+    });
+    await t.step("bbox with --no-out", async () => {
+      const r = await run(["--gt", gt, "--dets", dets, "--no-out"]);
+      assert.equal(r.code, 0, r.err);
+      assert.ok(r.out.split("\n")[1].endsWith(`= ${f.expected.bbox.results.AP50.toFixed(3)}`));
+      assert.equal(r.out.split("\n").length, 13);
+    });
+    await t.step("--lrp is refused for LVIS", async () => {
+      const r = await run(["--gt", gt, "--dets", dets, "--lrp", "--no-out"]);
+      assert.equal(r.code, 1);
+      assert.match(r.err, /is an LVIS annotation file: optimal LRP is not defined/);
+    });
+    await t.step("a bad LVIS category is named", async () => {
+      const bad = { images, categories: [{ ...categories[0], frequency: "x" }], annotations };
+      await Deno.writeTextFile(`${dir}/bad.json`, JSON.stringify(bad));
+      const r = await run(["--gt", `${dir}/bad.json`, "--dets", dets, "--no-out"]);
+      assert.equal(r.code, 1);
+      assert.match(r.err, /Category 5 has frequency "x", expected "r", "c" or "f"/);
     });
   } finally {
     await Deno.remove(dir, { recursive: true });

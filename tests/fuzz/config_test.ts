@@ -93,12 +93,16 @@ function rules(config: Json): [string, (v: unknown) => boolean, string][] {
     ["data", isObj, "an object"],
     [
       "data.kind",
-      (v) => v === "shapes" || v === "coco" || v === "cityscapes",
-      `"shapes", "coco" or "cityscapes"`,
+      (v) => v === "shapes" || v === "coco" || v === "lvis" || v === "cityscapes",
+      `"shapes", "coco", "lvis" or "cityscapes"`,
     ],
-    ...(config.data?.kind === "coco" || config.data?.kind === "cityscapes"
-      ? (config.data.kind === "coco" ? ["trainJson", "trainImages", "valJson", "valImages"] : [
-        "root",
+    ...(config.data?.kind === "coco" || config.data?.kind === "lvis" ||
+        config.data?.kind === "cityscapes"
+      ? (config.data.kind === "cityscapes" ? ["root"] : [
+        "trainJson",
+        "trainImages",
+        "valJson",
+        "valImages",
       ]).map((k) =>
         [`data.${k}`, (v: unknown) => typeof v === "string" && v !== "", "a non-empty string"] as [
           string,
@@ -112,6 +116,11 @@ function rules(config: Json): [string, (v: unknown) => boolean, string][] {
         ),
         ["data.seed", int(0), "an integer >= 0"] as [string, (v: unknown) => boolean, string],
       ]),
+    [
+      "data.repeatThreshold",
+      (v) => v === undefined || (typeof v === "number" && v > 0 && v <= 1),
+      "a number in (0, 1]",
+    ],
   ];
 }
 
