@@ -423,6 +423,7 @@ export { CASCADE_RCNN_R50_COCO } from "./configs/cascade_rcnn_r50_coco.ts";
 export { MASK_RCNN_TINY_SHAPES } from "./configs/mask_rcnn_tiny_shapes.ts";
 export { MASK_RCNN_R50_COCO } from "./configs/mask_rcnn_r50_coco.ts";
 export { MASK_RCNN_R50_CITYSCAPES } from "./configs/mask_rcnn_r50_cityscapes.ts";
+export { MASK_RCNN_R50_LVIS } from "./configs/mask_rcnn_r50_lvis.ts";
 export { train, type TrainOptions, type TrainResult } from "./engine/train.ts";
 export { loadModel, type RestoredModel } from "./engine/model_io.ts";
 export {

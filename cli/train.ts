@@ -33,7 +33,7 @@ Options:
                        built in: atss_tiny_shapes, paa_tiny_shapes, faster_rcnn_tiny_shapes,
                        cascade_rcnn_tiny_shapes, mask_rcnn_tiny_shapes (shapes data),
                        atss_r50_coco, paa_r50_coco, faster_rcnn_r50_coco, cascade_rcnn_r50_coco,
-                       mask_rcnn_r50_coco, mask_rcnn_r50_cityscapes
+                       mask_rcnn_r50_coco, mask_rcnn_r50_cityscapes, mask_rcnn_r50_lvis
   --loss NAME          ATSS, PAA: brs | rs | bap | ap | focal; Faster/Cascade/Mask R-CNN: brs | rs
                        (default: the config's)
   --data DIR           a COCO-format dataset: DIR/annotations/instances_{train,val}.json, DIR/{train,val}/;
