@@ -9,6 +9,10 @@
 
 import { join } from "node:path";
 import { CocoIndex } from "../data/coco.ts";
+import type { CocoDetection } from "../data/coco_types.ts";
+import { isLvisDataset } from "../data/lvis.ts";
+import type { LvisDataset } from "../data/lvis_types.ts";
+import { evaluateLvis } from "../eval/lvis_eval.ts";
 import type { DetectorConfig } from "../configs/types.ts";
 import type { Detector } from "../detectors/detector.ts";
 import type { BackendName } from "../tensor/backend.ts";
@@ -16,7 +20,7 @@ import { initBackend } from "../tensor/device.ts";
 import { loadValSplit, type Splits } from "./data_splits.ts";
 import { detectSplit, formatThresholds, scoreDetections, storeLrpThresholds } from "./evaluate.ts";
 import { evaluateResults, writeEvalOutputs } from "./eval_results.ts";
-import { writeFileAtomic } from "./files.ts";
+import { ensureDir, writeFileAtomic } from "./files.ts";
 import { loadModel } from "./model_io.ts";
 
 /** The evaluation at the end of a training run. */
@@ -86,6 +90,12 @@ export async function evaluateRun(
   );
   await writeFileAtomic(join(out, "val_detections.json"), JSON.stringify(detections));
   const { coco, lrp, segm } = scoreDetections(dataset, detections);
+  // An LVIS val split is also scored as lvis-api does (COCO's numbers ignore its federated labels).
+  const lvis = isLvisDataset(dataset)
+    ? (segm ? ["bbox", "segm"] as const : ["bbox"] as const).map((iouType) =>
+      evaluateLvis(dataset as LvisDataset, detections, { iouType })
+    )
+    : [];
   // Each class's oLRP-optimal score threshold goes with the final model, for `detect`.
   const { thresholds, names } = await storeLrpThresholds(
     options.finalPath,
@@ -106,6 +116,7 @@ export async function evaluateRun(
       {
         stats: coco.stats,
         ...(segm ? { maskStats: segm.stats } : {}),
+        ...(lvis.length ? { lvis: Object.fromEntries(lvis.map((r) => [r.iouType, r.stats])) } : {}),
         oLRP: lrp.oLRP,
         oLRPLoc: lrp.oLRPLoc,
         oLRPFP: lrp.oLRPFP,
@@ -121,7 +132,11 @@ export async function evaluateRun(
     stats: coco.stats,
     ...(segm ? { maskStats: segm.stats } : {}),
     oLRP: lrp.oLRP,
-    summary: segm ? `${coco.summary}\nMasks (segm):\n${segm.summary}` : coco.summary,
+    summary: [
+      coco.summary,
+      ...(segm ? ["Masks (segm):", segm.summary] : []),
+      ...lvis.flatMap((r) => [`LVIS ${r.iouType}:`, r.summary]),
+    ].join("\n"),
     scoreThresholds: thresholds,
     classNames: names,
   };
@@ -169,6 +184,9 @@ export async function evaluateCheckpoint(
   const { model, config } = await loadModel(options.checkpoint, backend, options.config);
   const splits = await loadValSplit(config, options.data);
   const detections = await detectSplit(model, splits.val, splits.valDataset, config.train);
+  if (isLvisDataset(splits.valDataset)) {
+    return await evaluateLvisCheckpoint(splits.valDataset as LvisDataset, detections, options);
+  }
   const outcome = evaluateResults(splits.valDataset, detections, "bbox", true);
   const withMasks = detections.length > 0 && detections.every((d) => d.segmentation);
   const masks = withMasks
@@ -203,6 +221,39 @@ export async function evaluateCheckpoint(
       `Stored oLRP-optimal score thresholds in ${options.checkpoint}: ` +
         formatThresholds(names, thresholds),
     );
+  }
+  return { text: lines.join("\n"), written };
+}
+
+/**
+ * {@linkcode evaluateCheckpoint} on an LVIS val split: lvis-api's numbers for
+ * the boxes (and the masks, when the detections carry them); LRP and its
+ * score thresholds are not defined under LVIS's federated labels.
+ */
+async function evaluateLvisCheckpoint(
+  gt: LvisDataset,
+  detections: CocoDetection[],
+  options: CheckpointEvalOptions,
+): Promise<{ text: string; written: string[] }> {
+  const withMasks = detections.length > 0 && detections.every((d) => d.segmentation);
+  const results = (withMasks ? ["bbox", "segm"] as const : ["bbox"] as const).map((iouType) =>
+    evaluateLvis(gt, detections, { iouType })
+  );
+  const lines = results.flatMap((r) => [`LVIS ${r.iouType}:`, r.summary]);
+  if (options.storeThresholds) {
+    lines.push("No score thresholds stored: LRP is not defined on LVIS's federated labels.");
+  }
+  const written: string[] = [];
+  if (options.out) {
+    const path = join(options.out, "detections.json");
+    await ensureDir(options.out);
+    await writeFileAtomic(path, JSON.stringify(detections));
+    const report = join(options.out, "lvis.json");
+    await writeFileAtomic(
+      report,
+      JSON.stringify(Object.fromEntries(results.map((r) => [r.iouType, r.stats])), null, 2),
+    );
+    written.push(path, report);
   }
   return { text: lines.join("\n"), written };
 }
