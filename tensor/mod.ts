@@ -87,6 +87,10 @@ export { full, type FullOptions, ones, zeros } from "./ops/creation.ts";
 export { matmul, type MatmulOptions, type MatmulTile } from "./ops/matmul.ts";
 export { conv2d, type Conv2dOptions as Conv2dOpOptions } from "./ops/conv.ts";
 export {
+  convTranspose2d,
+  type ConvTranspose2dOptions as ConvTranspose2dOpOptions,
+} from "./ops/conv_transpose.ts";
+export {
   avgPool2d,
   maxPool2d,
   type Pool2dOptions,
@@ -113,6 +117,8 @@ export {
   AvgPool2d,
   Conv2d,
   type Conv2dOptions,
+  ConvTranspose2d,
+  type ConvTranspose2dOptions,
   MaxPool2d,
   type Pair,
   type Pool2dLayerOptions,

@@ -28,7 +28,11 @@
  * passes first try the direct uniform-window kernels of `conv_direct.ts`,
  * which apply when a zero-padded input plane (and, for the weight gradient,
  * one image's output gradient x Cout) fits a 64 KiB window: every layer of
- * the tiny detectors except the 128 px stem. The rest keeps the paths above.
+ * the tiny detectors except the 128 px stem (the input gradient only for
+ * stride 1). The rest keeps the paths above.
+ *
+ * `conv_transpose.ts` builds the transposed convolution from the same three
+ * passes ({@linkcode forward}, {@linkcode gradInput}, {@linkcode gradWeight}).
  *
  * @module
  */
@@ -85,8 +89,12 @@ export interface Conv2dOptions {
   bias?: Tensor;
 }
 
-/** The geometry of one convolution. */
-interface Geometry {
+/**
+ * The geometry of one convolution: `n` images of `c` x `h` x `w` convolved
+ * with `cout` filters of `kh` x `kw` (stride `sh`, `sw`; padding `ph`, `pw`;
+ * dilation `dh`, `dw`) into `ho` x `wo` outputs.
+ */
+export interface Geometry {
   n: number;
   c: number;
   h: number;
@@ -516,7 +524,8 @@ let directMode: ConvPathMode = "auto";
  * Forces (`"on"`: on every backend, the CPU running the kernels' twins, for
  * f32 geometries that fit the windows) or disables (`"off"`) the direct
  * kernels of {@linkcode conv2d} (tests and benchmarks); `"auto"` (the default)
- * uses them on llvmpipe. Returns the previous mode.
+ * uses them on llvmpipe (for the input gradient, of stride 1 only). Returns the
+ * previous mode.
  *
  * @example
  * ```ts
@@ -620,7 +629,11 @@ function forwardPacked(x: Tensor, pa: Tensor, g: Geometry): Tensor {
   return out;
 }
 
-function pair(
+/**
+ * A stride, padding or dilation option as `[y, x]` integers `>= min`
+ * (`fallback` when undefined); a `RangeError` naming `op` and `name` otherwise.
+ */
+export function pair(
   op: string,
   name: string,
   value: number | readonly [number, number] | undefined,
@@ -633,7 +646,8 @@ function pair(
     ? [value, value]
     : value;
   if (v.length !== 2 || v.some((d) => !Number.isInteger(d) || d < min)) {
-    throw new RangeError(`${op}: ${name} ${JSON.stringify(value)} must be integers >= ${min}`);
+    const shown = typeof value === "number" ? String(value) : `[${[...v].join(", ")}]`;
+    throw new RangeError(`${op}: ${name} ${shown} must be integers >= ${min}`);
   }
   return [v[0], v[1]];
 }
@@ -736,7 +750,7 @@ function placeImages(whole: Tensor, part: Tensor, b0: number): void {
  * The forward pass. With `keepColumns`, the im2col path also returns its column matrix (when the
  * images fit one chunk) for the weight gradient to reuse instead of building it again.
  */
-function forward(
+export function forward(
   x: Tensor,
   weight: Tensor,
   g: Geometry,
@@ -793,8 +807,11 @@ function flippedWeight(weight: Tensor, g: Geometry): Tensor {
   return tensor(out, [g.c, g.cout, g.kh, g.kw], { backend: weight.backend });
 }
 
-function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
-  if (useDirect(gy, g)) {
+/** The input gradient `[N, C, H, W]` of output gradient `gy` `[N, Cout, Ho, Wo]`. */
+export function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
+  // Strided, the direct kernels convolve gy dilated by the stride: most taps read zeros (7x slower
+  // than the paths below for Mask R-CNN's 256-channel 2 x 2 stride-2 upsampling on llvmpipe).
+  if (useDirect(gy, g) && (directMode === "on" || (g.sh === 1 && g.sw === 1))) {
     const dx = windowGradInput(gy, weight, g);
     if (dx) return dx;
   }
@@ -877,7 +894,7 @@ function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
 }
 
 /** The weight gradient; `columns` are the forward pass's (all images), or `null` to rebuild them. */
-function gradWeight(gy: Tensor, x: Tensor, g: Geometry, columns: Tensor | null): Tensor {
+export function gradWeight(gy: Tensor, x: Tensor, g: Geometry, columns: Tensor | null): Tensor {
   if (useDirect(x, g)) {
     const gw = windowGradWeight(gy, x, g);
     if (gw) return gw;
