@@ -26,8 +26,8 @@ import type { Tensor } from "../tensor.ts";
 /**
  * WGSL: `Taps` and `bilinear_taps(ix, iy, w, h)` (the taps of a sample on a `h x w` plane,
  * offsets `y * w + x` in the order north-west, north-east, south-west, south-east, clamped
- * into the plane where outside), `bilinear_weights` and `bilinear_slopes` (the derivatives
- * of the sample along x and y from its tap values, 0 outside).
+ * into the plane where outside), `bilinear_weights` (the taps' weights in the sample), and
+ * `bilinear_dx` and `bilinear_dy` (their coefficients in the sample's slopes along x and y).
  */
 export const BILINEAR_WGSL = /* wgsl */ `
 struct Taps {
@@ -65,35 +65,54 @@ fn bilinear_weights(t: Taps) -> vec4<f32> {
   return vec4<f32>(gx * gy, t.fx * gy, gx * t.fy, t.fx * t.fy);
 }
 
-fn bilinear_slopes(t: Taps, v: vec4<f32>) -> vec2<f32> {
-  return vec2<f32>(
-    (1.0 - t.fy) * (v.y - v.x) + t.fy * (v.w - v.z),
-    (1.0 - t.fx) * (v.z - v.x) + t.fx * (v.w - v.y),
+// Coefficients of the four tap values in the slope of the sample along x, and along y.
+fn bilinear_dx(t: Taps) -> vec4<f32> {
+  return vec4<f32>(t.fy - 1.0, 1.0 - t.fy, -t.fy, t.fy);
+}
+
+fn bilinear_dy(t: Taps) -> vec4<f32> {
+  return vec4<f32>(t.fx - 1.0, -t.fx, 1.0 - t.fx, t.fx);
+}
+`;
+
+/**
+ * WGSL: `fn fetch_<array>(base: u32, stride: u32, t: Taps)`, the four tap values of a sample
+ * read from `array` at `base + offset * stride` (0 for a tap outside): a `vec4<f32>` for
+ * `width` 1; for `width` 4, the taps of 4 consecutive channels (`base` to `base + 3`) as the
+ * columns of a `mat4x4<f32>`, so that `fetch(...) * bilinear_weights(t)` samples 4 channels.
+ */
+export function bilinearFetchWgsl(array: string, width: 1 | 4 = 1): string {
+  const read = (k: string, c: number) => `f32(${array}[base + t.at.${k} * stride + ${c}u])`;
+  const taps = ["x", "y", "z", "w"].map((k) =>
+    width === 1
+      ? `select(0.0, ${read(k, 0)}, t.inside.${k})`
+      : `select(vec4<f32>(0.0), vec4<f32>(${
+        [0, 1, 2, 3].map((c) => read(k, c)).join(", ")
+      }), t.inside.${k})`
   );
-}
-`;
-
-/**
- * WGSL: `fn fetch_<array>(base: u32, stride: u32, t: Taps) -> vec4<f32>`, the four tap values
- * of a sample read from `array` at `base + offset * stride` (0 for a tap outside).
- */
-export function bilinearFetchWgsl(array: string): string {
-  const tap = (k: string) => `select(0.0, f32(${array}[base + t.at.${k} * stride]), t.inside.${k})`;
+  const type = width === 1 ? "vec4<f32>" : "mat4x4<f32>";
   return /* wgsl */ `
-fn fetch_${array}(base: u32, stride: u32, t: Taps) -> vec4<f32> {
-  return vec4<f32>(${tap("x")}, ${tap("y")}, ${tap("z")}, ${tap("w")});
+fn fetch_${array}(base: u32, stride: u32, t: Taps) -> ${type} {
+  return ${type}(${taps.join(",\n    ")});
 }
 `;
 }
 
 /**
- * WGSL statements adding `weights * (g)` into the taps inside the plane of `array`, at
- * `base + offset * stride` (for a `Taps` value named `t`, a `vec4<f32>` named `wt`).
+ * WGSL statements adding `weights * g` into the taps inside the plane of `array`, at
+ * `base + offset * stride` (for a `Taps` value named `t` and a `vec4<f32>` named `wt`); for
+ * `width` 4, `g` is a `vec4<f32>` over 4 consecutive channels from `base`.
  */
-export function bilinearScatterWgsl(array: string, g: string): string {
-  return ["x", "y", "z", "w"].map((k) =>
-    `if (t.inside.${k}) { ${array}[base + t.at.${k} * stride] += wt.${k} * (${g}); }`
-  ).join("\n      ");
+export function bilinearScatterWgsl(array: string, g: string, width: 1 | 4 = 1): string {
+  return ["x", "y", "z", "w"].map((k) => {
+    const adds = width === 1
+      ? [`${array}[at] += wt.${k} * ${g};`]
+      : ["x", "y", "z", "w"].map((c, j) => `${array}[at + ${j}u] += wt.${k} * ${g}.${c};`);
+    return `if (t.inside.${k}) {
+      let at = base + t.at.${k} * stride;
+      ${adds.join("\n      ")}
+    }`;
+  }).join("\n    ");
 }
 
 /**

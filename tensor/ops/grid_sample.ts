@@ -169,7 +169,8 @@ ${entryPoint(WORKGROUP)}
   if (t.hit) {
     for (var ch = p.lo; ch < p.hi; ch++) {
       let plane = b * p.c + ch;
-      acc += f32(g[plane * points + k]) * bilinear_slopes(t, fetch_x(plane * p.h * p.w, 1u, t));
+      let v = fetch_x(plane * p.h * p.w, 1u, t);
+      acc += f32(g[plane * points + k]) * vec2<f32>(dot(bilinear_dx(t), v), dot(bilinear_dy(t), v));
     }
   }
   let size = vec2<f32>(f32(p.w), f32(p.h));
