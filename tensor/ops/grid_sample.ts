@@ -40,7 +40,10 @@ const WORKGROUP = 64;
 
 /** Options of {@linkcode gridSample}, named as PyTorch's arguments. */
 export interface GridSampleOptions {
-  /** Whether -1 and +1 are the centres (`true`) or outer edges (`false`, default) of the border pixels. */
+  /**
+   * Whether -1 and +1 are the centres (`true`) or the outer edges (`false`, default) of the
+   * border pixels.
+   */
   alignCorners?: boolean;
   /** Interpolation; only `"bilinear"` (the default) is supported. */
   mode?: "bilinear" | "nearest" | "bicubic";

@@ -4,7 +4,10 @@
  * defines it, with gradients for the values, the sampling locations and the
  * attention weights:
  *
- * `out[n, q, m*D + d] = Σ_l Σ_p A[n, q, m, l, p] · bilinear(V_l[n, :, :, m, d], x·W_l − 0.5, y·H_l − 0.5)`
+ * ```
+ * out[n, q, m*D + d] = Σ_l Σ_p A[n, q, m, l, p] ·
+ *                      bilinear(V_l[n, :, :, m, d], x·W_l − 0.5, y·H_l − 0.5)
+ * ```
  *
  * where `(x, y) = loc[n, q, m, l, p]` are normalised (`(0, 0)` the top-left
  * corner of the map, `(1, 1)` the bottom-right), `V_l` is level `l` of the
@@ -131,9 +134,10 @@ class Sampler {
 const cached = kernelCache();
 
 /**
- * `msda.forward`: `out [N, Lq, M*D]` from `value [N, S, M, D]`, `loc [N, Lq, M, L, P, 2]`,
- * `aw [N, Lq, M, L, P]` and `levels [L, 3]`, over the samples `[lo, hi)` of `L·P`, added to
- * `out` when `accumulate` is set.
+ * `msda.forward_c<block>`: `out [N, Lq, M*D]` from `value [N, S, M, D]`,
+ * `loc [N, Lq, M, L, P, 2]`, `aw [N, Lq, M, L, P]` and `levels [L, 3]`, over the samples
+ * `[lo, hi)` of `L·P`, added to `out` when `accumulate` is set; `block` channels (1, or 4 where
+ * `D` is a multiple of 4) per invocation.
  */
 export function msdaForwardKernel(dtype: DType = "f32", block: 1 | 4 = 1): Kernel {
   return cached(`forward|${dtype}|${block}`, () => ({
@@ -278,9 +282,10 @@ ${entryPoint(WORKGROUP)}
 }
 
 /**
- * `msda.value_grad`: adds into `dvalue [N, S, M, D]` the taps of the samples `[lo, hi)` of
- * `Lq·L·P` (query-major) of each image and head, weighted by the attention weight and the
- * output gradient `g [N, Lq, M*D]`; one invocation per value column (see the module doc).
+ * `msda.value_grad_c<block>`: adds into `dvalue [N, S, M, D]` the taps of the samples
+ * `[lo, hi)` of `Lq·L·P` (query-major) of each image and head, weighted by the attention weight
+ * and the output gradient `g [N, Lq, M*D]`; one invocation per `block` value columns (see the
+ * module doc).
  */
 export function msdaValueGradKernel(dtype: DType = "f32", block: 1 | 4 = 1): Kernel {
   return cached(`value_grad|${dtype}|${block}`, () => ({
@@ -345,7 +350,7 @@ ${entryPoint(WORKGROUP)}
   }));
 }
 
-function shapeOf(shape: readonly number[]): string {
+function shapeOf(shape: readonly (number | string)[]): string {
   return `[${shape.join(", ")}]`;
 }
 
@@ -380,9 +385,10 @@ function levelTable(
       } hold ${start}`,
     );
   }
-  if (!Array.isArray(levelStartIndex) || levelStartIndex.length !== spatialShapes.length) {
+  const nl = spatialShapes.length;
+  if (!Array.isArray(levelStartIndex) || levelStartIndex.length !== nl) {
     throw new TypeError(
-      `${op}: levelStartIndex has ${levelStartIndex?.length} entries for ${spatialShapes.length} levels`,
+      `${op}: levelStartIndex has ${levelStartIndex?.length} entries for ${nl} levels`,
     );
   }
   levelStartIndex.forEach((v, l) => {
@@ -452,9 +458,9 @@ export function msDeformAttn(
     loc.shape[5] !== 2
   ) {
     throw new TypeError(
-      `${op}: samplingLocations must be [N, Lq, M, L, P, 2] = [${n}, Lq, ${heads}, ${nl}, P, 2], got ${
-        shapeOf(loc.shape)
-      }`,
+      `${op}: samplingLocations must be [N, Lq, M, L, P, 2] = ${
+        shapeOf([n, "Lq", heads, nl, "P", 2])
+      }, got ${shapeOf(loc.shape)}`,
     );
   }
   const [, lq, , , np] = loc.shape;

@@ -178,6 +178,7 @@ Deno.test("msDeformAttn() meets its gridSample composition on random shapes", as
     ["3 levels", randomProblem([[6, 7], [3, 4], [1, 2]], [2, 5, 3, 4, 2], 1)],
     ["1 level, 1 point", randomProblem([[5, 3]], [1, 7, 2, 3, 1], 2)],
     ["4 levels, 4 points", randomProblem([[8, 8], [4, 4], [2, 2], [1, 1]], [1, 9, 2, 5, 4], 3)],
+    ["blocks of 4 channels", randomProblem([[5, 6], [3, 3]], [2, 7, 3, 12, 3], 6)],
     // Passes: more samples per query and head, and more channels, than one loop may run.
     ["many points", randomProblem([[3, 2]], [1, 2, 1, 2, SAMPLING_LOOP_LIMIT + 3], 4)],
     ["many channels", randomProblem([[2, 3]], [1, 2, 1, SAMPLING_LOOP_LIMIT + 5, 2], 5)],
@@ -212,7 +213,7 @@ Deno.test("msDeformAttn() rejects inconsistent shapes, naming them", () => {
   const zerosOf = (shape: number[]) => tensor(new Float32Array(shapeSize(shape)), shape);
   assert.throws(
     () => msDeformAttn(value, levels, [0, 20], zerosOf([2, 3, 2, 3, 2, 2]), aw),
-    /samplingLocations must be \[N, Lq, M, L, P, 2\] = \[2, Lq, 2, 2, P, 2\], got \[2, 3, 2, 3, 2, 2\]/,
+    /samplingLocations must be \[N, Lq, M, L, P, 2\] = \[2, Lq, 2, 2, P, 2\], got \[2, 3, 2, 3, 2/,
   );
   assert.throws(
     () => msDeformAttn(value, levels, [0, 20], zerosOf([2, 3, 2, 2, 2, 3]), aw),
@@ -261,6 +262,22 @@ Deno.test("msDeformAttn() rejects inconsistent shapes, naming them", () => {
     () => msDeformAttn(value, levels, [0, 20], tensor(nan, p.loc.shape), aw),
     /samplingLocations has a NaN coordinate at \[0, 0, 0, 1, 1, 1\]/,
   );
+});
+
+Deno.test("msDeformAttn() with no queries gives an empty output and zero gradients", async () => {
+  for (const backend of await testBackends()) {
+    const value = tensor(randomArray(2 * 6 * 1 * 4, 1), [2, 6, 1, 4], {
+      backend,
+      requiresGrad: true,
+    });
+    const loc = tensor(new Float32Array(0), [2, 0, 1, 2, 3, 2], { backend, requiresGrad: true });
+    const aw = tensor(new Float32Array(0), [2, 0, 1, 2, 3], { backend, requiresGrad: true });
+    const out = msDeformAttn(value, [[2, 2], [1, 2]], [0, 4], loc, aw);
+    assert.deepEqual(out.shape, [2, 0, 4]);
+    backward(out, tensor(new Float32Array(0), [2, 0, 4], { backend }));
+    assert.deepEqual(Array.from(await value.grad!.data()), new Array(48).fill(0));
+    assert.equal((await loc.grad!.data()).length, 0);
+  }
 });
 
 Deno.test("msDeformAttn() releases what it allocates", async () => {
