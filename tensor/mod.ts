@@ -98,6 +98,8 @@ export {
   upsampleNearest2d,
 } from "./ops/pool.ts";
 export { roiAlign, type RoiAlignOptions } from "./ops/roi_align.ts";
+export { gridSample, type GridSampleOptions } from "./ops/grid_sample.ts";
+export { msDeformAttn } from "./ops/ms_deform_attn.ts";
 export { concat, pad, slice, split, stack } from "./ops/concat.ts";
 export { gather, indexSelect, scatterAdd } from "./ops/index.ts";
 export {

@@ -94,3 +94,25 @@ export function stridesOf(shape: readonly number[]): number[] {
   }
   return strides;
 }
+
+/**
+ * The passes `[from, to)` of at most `chunk` items that cover `[0, total)`, for a kernel that
+ * loops over an axis in several dispatches (llvmpipe stops loops near 65,535 iterations); one
+ * empty pass `[0, 0]` when `total` is 0, so that a first pass that writes its output still runs.
+ *
+ * @example
+ * ```ts
+ * import { passRanges } from "./launch.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(passRanges(5, 2), [[0, 2], [2, 4], [4, 5]]);
+ * assert.deepEqual(passRanges(0, 2), [[0, 0]]);
+ * ```
+ */
+export function passRanges(total: number, chunk: number): [number, number][] {
+  const ranges: [number, number][] = [];
+  for (let from = 0; from < total; from += chunk) {
+    ranges.push([from, Math.min(total, from + chunk)]);
+  }
+  return ranges.length > 0 ? ranges : [[0, 0]];
+}
