@@ -213,13 +213,15 @@ export class MultiheadAttention extends Module<Tensor, Tensor> {
     const dtype = query.dtype === "f64" ? "f64" : "f32";
     const mask = this.#mask(n, lq, lk, masks, dtype);
     const q = this.#project(query, 0), k = this.#project(key, 1), v = this.#project(value, 2);
-    const drop = this.training && this.dropout > 0 ? { p: this.dropout, rng: this.#rng } : undefined;
+    const drop = this.training && this.dropout > 0
+      ? { p: this.dropout, rng: this.#rng }
+      : undefined;
     const heads = scaledDotProductAttention(q, k, v, mask, drop);
     const merged = permute(heads, [0, 2, 1, 3]);
     const tokens = reshape(merged, [n, lq, e]);
     const out = this.outProj.forward(tokens);
     // The products read q, k and v in the backward pass; the rest is scratch.
-    if (!out.node) for (const t of [q, k, v]) t.dispose();
+    if (!out.node) { for (const t of [q, k, v]) t.dispose(); }
     for (const t of [mask, heads, merged, tokens]) t?.dispose();
     return out;
   }

@@ -143,8 +143,7 @@ const GELU = { label: "gelu", wgsl: `a * ${normalCdfWgsl("a")}`, cpu: geluHost }
 const GELU_GRAD = {
   label: "gelu_grad",
   wgsl: `a * (${normalCdfWgsl("b")} + b * ${literal(INV_SQRT_2PI)} * exp(-0.5 * b * b))`,
-  cpu: (a: number, b: number) =>
-    a * (normalCdf(b) + b * INV_SQRT_2PI * Math.exp(-0.5 * b * b)),
+  cpu: (a: number, b: number) => a * (normalCdf(b) + b * INV_SQRT_2PI * Math.exp(-0.5 * b * b)),
 };
 
 /**

@@ -184,6 +184,6 @@ export function scaledDotProductAttention(
   const out = matmul(weights, v);
   keep.push(weights);
   // The backward pass reads these (products' operands, the softmax output, the mask's rows).
-  if (!out.node) for (const t of keep) t.dispose();
+  if (!out.node) { for (const t of keep) t.dispose(); }
   return out;
 }

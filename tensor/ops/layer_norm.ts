@@ -201,7 +201,12 @@ function shapeText(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
 }
 
-function checkAffine(x: Tensor, normalized: readonly number[], t: Tensor | undefined, name: string) {
+function checkAffine(
+  x: Tensor,
+  normalized: readonly number[],
+  t: Tensor | undefined,
+  name: string,
+) {
   if (!t) return;
   if (t.shape.join() !== normalized.join()) {
     throw new TypeError(
@@ -246,7 +251,7 @@ function layerNormLong(
   const out = reshape(y, x.shape);
   y.dispose();
   // The tape reads the views in the backward pass; without one they are scratch.
-  if (!out.node) for (const t of [flat, w, b]) t?.dispose();
+  if (!out.node) { for (const t of [flat, w, b]) t?.dispose(); }
   return out;
 }
 

@@ -167,7 +167,9 @@ export function sinePositionEncoding(mask: Tensor, options: SinePositionOptions 
     );
   }
   if (!Number.isInteger(numFeats) || numFeats <= 0 || numFeats % 2 !== 0) {
-    throw new RangeError(`sinePositionEncoding: numFeats ${numFeats} is not a positive even integer`);
+    throw new RangeError(
+      `sinePositionEncoding: numFeats ${numFeats} is not a positive even integer`,
+    );
   }
   for (const [name, v] of [["temperature", temperature], ["scale", scale]] as const) {
     if (!(v > 0) || !Number.isFinite(v)) {

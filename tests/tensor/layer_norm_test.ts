@@ -43,7 +43,9 @@ interface LayerNormCase {
 }
 
 const FIXTURE: { layer_norm: LayerNormCase[] } = JSON.parse(
-  await Deno.readTextFile(new URL("../fixtures/tensor/transformer_reference.json", import.meta.url)),
+  await Deno.readTextFile(
+    new URL("../fixtures/tensor/transformer_reference.json", import.meta.url),
+  ),
 );
 
 /** Forward and gradients of `sum(layerNorm(x) * lossWeight)` for one fixture case. */
