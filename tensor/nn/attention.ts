@@ -60,8 +60,7 @@ function shapeText(t: Tensor): string {
  * @example Self-attention over two sequences of three tokens
  * ```ts
  * import { MultiheadAttention } from "./attention.ts";
- * import { Rng } from "../rng.ts";
- * import { randn } from "../rng.ts";
+ * import { randn, Rng } from "../rng.ts";
  * import { tensor } from "../tensor.ts";
  * const mha = new MultiheadAttention(8, 2, { rng: new Rng(0) });
  * console.log(mha.namedParameters().map(([n]) => n));

@@ -77,7 +77,10 @@ function forwardKernel(dtype: DType): Kernel {
         for (let k = 0; k < d; k++) s += x[base + k];
         const mu = s / d;
         let m2 = 0;
-        for (let k = 0; k < d; k++) m2 += (x[base + k] - mu) ** 2;
+        for (let k = 0; k < d; k++) {
+          const dev = x[base + k] - mu;
+          m2 += dev * dev;
+        }
         const rs = 1 / Math.sqrt(m2 / d + eps);
         mean[i] = mu;
         rstd[i] = rs;

@@ -138,6 +138,10 @@ export interface SinePositionOptions {
  * Channels `0 .. numFeats` encode `y`, the next `numFeats` encode `x`
  * (mmdetection's `SinePositionalEncoding` and Deformable-DETR's
  * `PositionEmbeddingSine`; Deformable-DETR and Co-DETR pass `offset: -0.5`).
+ * With `normalize`, a row or column that is padding throughout has an empty
+ * extent, so its pixels get angles near `offset / eps * scale` (as in
+ * PyTorch): meaningless values, masked downstream, whose sines differ between
+ * backends.
  *
  * @example A 2 x 3 map whose last column is padding
  * ```ts

@@ -240,7 +240,9 @@ Deno.test("scaledDotProductAttention gradients match finite differences (float64
     { data: randomArray(2 * lk * 3, 7, -1, 1), shape: [2, lk, 3] },
   ];
   // Query 1 may attend to no key: its output and gradients are zero.
-  const blocked = f64([0, 1, 0, 0, 1, 1, 1, 1, 0, 0, 1, 0], [lq, lk]);
+  const blocked = tensor(Uint32Array.from([0, 1, 0, 0, 1, 1, 1, 1, 0, 0, 1, 0]), [lq, lk], {
+    backend: CPU,
+  });
   const bias = f64([0, -1, 0.5, -Infinity, 0.2, 0, 0, 0, -Infinity, 1, 0, 0], [lq, lk]);
   await gradcheck((q, k, v) => scaledDotProductAttention(q, k, v), inputs);
   await gradcheck((q, k, v) => scaledDotProductAttention(q, k, v, blocked), inputs);
