@@ -110,7 +110,7 @@ export interface AttentionDropout {
  * @param v Values `[..., Lk, dv]`.
  * @param mask Optional mask broadcastable to `[..., Lq, Lk]`: boolean (`i32`/`u32`, non-zero =
  *   may not attend) or additive (the scores' float type, `-Infinity` blocks).
- * @param dropout Optional dropout of the attention weights.
+ * @param weightDropout Optional dropout of the attention weights.
  * @returns `[..., Lq, dv]`.
  */
 export function scaledDotProductAttention(
@@ -118,7 +118,7 @@ export function scaledDotProductAttention(
   k: Tensor,
   v: Tensor,
   mask?: Tensor,
-  dropout_?: AttentionDropout,
+  weightDropout?: AttentionDropout,
 ): Tensor {
   const op = "scaledDotProductAttention";
   expectDtype(op, q, ["f32", "f64"]);
@@ -176,8 +176,8 @@ export function scaledDotProductAttention(
     weights = softmax(scores);
   }
   scores.dispose();
-  if (dropout_ && dropout_.p > 0) {
-    const dropped = dropout(weights, dropout_.p, dropout_.rng);
+  if (weightDropout && weightDropout.p > 0) {
+    const dropped = dropout(weights, weightDropout.p, weightDropout.rng);
     keep.push(weights);
     weights = dropped;
   }
