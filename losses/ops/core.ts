@@ -29,14 +29,13 @@ import type { DType } from "../../tensor/dtype.ts";
 import { mul } from "../../tensor/ops/elementwise.ts";
 import { expectDtype, floatOf } from "../../tensor/ops/launch.ts";
 import { empty, type Tensor, tensor } from "../../tensor/tensor.ts";
-import { type LossKind, MAX_POSITIVES } from "./kernels.ts";
 import { nativeRankingForward, runsNative, scaleInPlace } from "./native_losses.ts";
 import { binNegatives } from "./ranking/bin.ts";
 import { compactPositives } from "./ranking/compact.ts";
 import { countPositives } from "./ranking/count.ts";
 import { positiveErrors } from "./ranking/errors.ts";
 import { lossTotals, scatterGradient } from "./ranking/gradient.ts";
-import { type Pipeline, pipelineSizes } from "./ranking/pipeline.ts";
+import { type LossKind, MAX_POSITIVES, type Pipeline, pipelineSizes } from "./ranking/pipeline.ts";
 import { sortPositives } from "./ranking/sort.ts";
 
 /** Options of the ranking-loss ops. */
