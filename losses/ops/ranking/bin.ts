@@ -26,7 +26,8 @@ import {
 } from "../../../tensor/kernel.ts";
 import { launch } from "../../../tensor/ops/launch.ts";
 import type { Tensor } from "../../../tensor/tensor.ts";
-import { countFrom } from "../prefix_kernels.ts";
+import { partitionPoint } from "../../reference/common.ts";
+import { countFrom, partitionPointWgsl } from "../prefix_kernels.ts";
 import { bucketsBySort } from "./bucket_sort.ts";
 import {
   MAX_COLUMNS,
@@ -124,7 +125,10 @@ export function edgesKernel(f: DType): Kernel {
     outputs: { e: f, ea: "u32", eb: "u32" },
     params: { grid: "u32", delta: "f32" },
     workgroupSize: WG,
-    code: `${entryPoint(WG)}
+    // #{k: ps[k] - δ > va} and #{k: ps[k] + δ >= vb}; both are prefixes.
+    code: `${partitionPointWgsl("lower_knees_above", "x: f32", "ps[mid] - p.delta > x")}
+${partitionPointWgsl("upper_knees_at_or_above", "x: f32", "ps[mid] + p.delta >= x")}
+${entryPoint(WG)}
   let np = info[0];
   if (i >= p.grid || info[4] == 0u) { return; }
   let two = info[1] != np;
@@ -137,21 +141,8 @@ export function edgesKernel(f: DType): Kernel {
     }
     let va = ps[j] + p.delta;
     let vb = ps[j] - p.delta;
-    // #{k: ps[k] - delta > va} and #{k: ps[k] + delta >= vb}; both are prefixes.
-    var lo = 0u;
-    var hi = np;
-    while (lo < hi) {
-      let mid = (lo + hi) / 2u;
-      if (ps[mid] - p.delta > va) { lo = mid + 1u; } else { hi = mid; }
-    }
-    let a = j + lo;
-    lo = 0u;
-    hi = np;
-    while (lo < hi) {
-      let mid = (lo + hi) / 2u;
-      if (ps[mid] + p.delta >= vb) { lo = mid + 1u; } else { hi = mid; }
-    }
-    let b = j + lo;
+    let a = j + lower_knees_above(0u, np, va);
+    let b = j + upper_knees_at_or_above(0u, np, vb);
     e[a] = va;
     e[b] = vb;
     ea[j] = a;
@@ -173,21 +164,8 @@ export function edgesKernel(f: DType): Kernel {
           continue;
         }
         const va = fr(ps[j] + delta), vb = fr(ps[j] - delta);
-        let lo = 0, hi = np;
-        while (lo < hi) {
-          const mid = (lo + hi) >>> 1;
-          if (fr(ps[mid] - delta) > va) lo = mid + 1;
-          else hi = mid;
-        }
-        const a = j + lo;
-        lo = 0;
-        hi = np;
-        while (lo < hi) {
-          const mid = (lo + hi) >>> 1;
-          if (fr(ps[mid] + delta) >= vb) lo = mid + 1;
-          else hi = mid;
-        }
-        const b = j + lo;
+        const a = j + partitionPoint(0, np, (k) => fr(ps[k] - delta) > va);
+        const b = j + partitionPoint(0, np, (k) => fr(ps[k] + delta) >= vb);
         e[a] = va;
         e[b] = vb;
         outs.ea[j] = a;
@@ -252,18 +230,12 @@ export function boundaryGridKernel(f: DType): Kernel {
     params: { unused: "u32" },
     workgroupSize: WG,
     code: `${CELL_WGSL}
+${partitionPointWgsl("cells_at_or_above", "c: u32, scale: f32", "cell_of(e[mid], scale) >= c")}
 ${entryPoint(WG)}
   if (i > ${GRID_CELLS}u) { return; }
   let l = select(0u, info[1], info[4] != 0u && info[0] > 0u);
-  let scale = grid_scale();
   // Cells do not rise along e: count the boundaries whose cell is >= i.
-  var lo = 0u;
-  var hi = l;
-  while (lo < hi) {
-    let mid = (lo + hi) / 2u;
-    if (cell_of(e[mid], scale) >= i) { lo = mid + 1u; } else { hi = mid; }
-  }
-  grid[i] = f32(lo);
+  grid[i] = f32(cells_at_or_above(0u, l, i, grid_scale()));
 }`,
     // The twin counts by histogram: cells do not rise along e, so the number of boundaries of
     // cell >= c is a suffix sum of the per-cell counts, the binary search's answer.

@@ -18,7 +18,8 @@ import type { DType } from "../../../tensor/dtype.ts";
 import { entryPoint, type Kernel, kernelCache } from "../../../tensor/kernel.ts";
 import { launch } from "../../../tensor/ops/launch.ts";
 import type { Tensor } from "../../../tensor/tensor.ts";
-import { RampSums, rampWgsl } from "../prefix_kernels.ts";
+import { partitionPoint } from "../../reference/common.ts";
+import { partitionPointWgsl, RampSums, rampWgsl } from "../prefix_kernels.ts";
 import type { Bins } from "./bin.ts";
 import { dominance, type TargetOrder } from "./dominance.ts";
 import { NONE, overIntervals, overPositives, type Pipeline, rows, scan, WG } from "./pipeline.ts";
@@ -94,17 +95,8 @@ export function intervalWeightsKernel(f: DType, bucketed: boolean): Kernel {
     params: { grid: "u32", delta: "f32" },
     workgroupSize: WG,
     code: `${rampWgsl("pw", "ps", "gw", 2)}
-fn below(e: u32, q: u32, n: u32) -> u32 {
-  var lo = 0u;
-  var hi = n;
-  while (lo < hi) {
-    let mid = (lo + hi) / 2u;
-    var v = ea[mid];
-    if (e == 1u) { v = eb[mid]; }
-    if (v < q) { lo = mid + 1u; } else { hi = mid; }
-  }
-  return lo;
-}
+${partitionPointWgsl("ea_below", "q: u32", "ea[mid] < q")}
+${partitionPointWgsl("eb_below", "q: u32", "eb[mid] < q")}
 ${entryPoint(WG)}
   if (i >= p.grid || info[4] == 0u || info[0] == 0u) { return; }
   let np = info[0];
@@ -113,8 +105,8 @@ ${entryPoint(WG)}
     var a = 0.0;
     var b = 0.0;
     ${
-      bucketed ? `a = pw_down(0u, np, imean[q], 0u);` : `let k1 = below(0u, q, np);
-    let k2 = below(1u, q, np);
+      bucketed ? `a = pw_down(0u, np, imean[q], 0u);` : `let k1 = ea_below(0u, np, q);
+    let k2 = eb_below(0u, np, q);
     a = pw_sum(k1, np, 0u);
     if (k1 > k2) {
       let c = pw_sum(k2, k1, 0u);
@@ -132,15 +124,7 @@ ${entryPoint(WG)}
       if (info[4] === 0 || info[0] === 0) return;
       const np = info[0], l = info[1];
       const pw = new RampSums(ins.ps, ins.gw, 2, delta);
-      const below = (e: ArrayLike<number>, q: number) => {
-        let lo = 0, hi = np;
-        while (lo < hi) {
-          const mid = (lo + hi) >>> 1;
-          if (e[mid] < q) lo = mid + 1;
-          else hi = mid;
-        }
-        return lo;
-      };
+      const below = (e: ArrayLike<number>, q: number) => partitionPoint(0, np, (k) => e[k] < q);
       for (let q = 0; q <= l; q++) {
         let a = 0, b = 0;
         if (bucketed) a = pw.down(0, np, ins.imean[q], 0);

@@ -34,7 +34,8 @@ import type { DType } from "../../../tensor/dtype.ts";
 import { entryPoint, type Kernel, kernelCache } from "../../../tensor/kernel.ts";
 import { launch } from "../../../tensor/ops/launch.ts";
 import { empty, type Tensor } from "../../../tensor/tensor.ts";
-import { MAX_SCAN_ROWS, scanKernel, type ScanOp } from "../prefix_kernels.ts";
+import { partitionPoint } from "../../reference/common.ts";
+import { MAX_SCAN_ROWS, partitionPointWgsl, scanKernel, type ScanOp } from "../prefix_kernels.ts";
 
 /** Entries one invocation of the chunked passes over `M` walks. */
 export const CHUNK = 4096;
@@ -309,15 +310,10 @@ export function rowsKernel(f: DType): Kernel {
 function mergedPosition(key: ArrayLike<number>, j: number, w: number, n: number): number {
   const pair = j - (j % (2 * w));
   const left = j - pair < w;
-  let lo = left ? Math.min(pair + w, n) : pair;
-  let hi = left ? Math.min(pair + 2 * w, n) : pair + w;
+  const lo = left ? Math.min(pair + w, n) : pair;
+  const hi = left ? Math.min(pair + 2 * w, n) : pair + w;
   const k = key[j];
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (left ? key[mid] > k : key[mid] >= k) lo = mid + 1;
-    else hi = mid;
-  }
-  const before = lo - (left ? Math.min(pair + w, n) : pair);
+  const before = partitionPoint(lo, hi, (b) => left ? key[b] > k : key[b] >= k) - lo;
   return left ? j + before : j - w + before;
 }
 
@@ -330,7 +326,14 @@ export function mergeLevelKernel(f: DType, channels: number): Kernel {
     outputs: { kb: f, xb: f },
     params: { grid: "u32", w: "u32" },
     workgroupSize: WG,
-    code: `${entryPoint(WG)}
+    code: `${
+      partitionPointWgsl(
+        "sibling_rank",
+        "key: f32, left: bool",
+        "select(ka[mid] >= key, ka[mid] > key, left)",
+      )
+    }
+${entryPoint(WG)}
   let n = info[0];
   if (i >= p.grid || info[4] == 0u) { return; }
   let w = p.w;
@@ -344,13 +347,9 @@ export function mergeLevelKernel(f: DType, channels: number): Kernel {
       lo = min(pair + w, n);
       hi = min(pair + 2u * w, n);
     }
-    let first = lo;
-    while (lo < hi) {
-      let mid = (lo + hi) / 2u;
-      if (select(ka[mid] >= key, ka[mid] > key, left)) { lo = mid + 1u; } else { hi = mid; }
-    }
-    var at = j - w + (lo - first);
-    if (left) { at = j + (lo - first); }
+    let before = sibling_rank(lo, hi, key, left) - lo;
+    var at = j - w + before;
+    if (left) { at = j + before; }
     kb[at] = key;
     for (var c = 0u; c < ${C}u; c++) { xb[at * ${C}u + c] = xa[j * ${C}u + c]; }
   }
