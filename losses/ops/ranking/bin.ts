@@ -24,7 +24,7 @@ import {
   kernelCache,
   UNIFORM_WINDOW_FLOATS,
 } from "../../../tensor/kernel.ts";
-import { launch } from "../../../tensor/ops/launch.ts";
+import { launch, launchWindowed } from "../../../tensor/ops/launch.ts";
 import type { Tensor } from "../../../tensor/tensor.ts";
 import { partitionPoint } from "../../reference/common.ts";
 import { countFrom, partitionPointWgsl } from "../prefix_kernels.ts";
@@ -74,7 +74,7 @@ export function binNegatives(
   ps: Tensor,
   config: { bucketed: boolean; bySort: boolean; posEq1: number; delta: number },
 ): Bins {
-  const { f, m, pcap, lcap, cape, alloc, info, fmeta, grid, backend } = ctx;
+  const { f, m, pcap, lcap, cape, alloc, info, fmeta, grid } = ctx;
   const e = alloc(lcap, f), ea = alloc(pcap, "u32"), eb = alloc(pcap, "u32");
   overPositives(ctx, edgesKernel(f), [ps, info], [e, ea, eb], { grid, delta: config.delta });
   const mat = alloc(3 * cape, "u32");
@@ -95,16 +95,12 @@ export function binNegatives(
     const cells = alloc(GRID_CELLS + 1, "f32");
     launch(boundaryGridKernel(f), [e, info, fmeta], [cells], { unused: 0 }, (GRID_CELLS + 1) / 64);
     const kernel = partialsKernel(f, config.bucketed);
-    const bind = (t: Tensor) => ({ storage: t.storage, dtype: t.dtype, size: t.size });
+    const window = { storage: cells.storage, byteOffset: 0 };
     for (let sub = 0; sub < subs; sub++) {
-      backend.run({
-        kernel,
-        inputs: [logits, targets, e, info, fmeta].map(bind),
-        outputs: [mat, qid].map(bind),
-        params: { m, sub },
-        workgroups: columnGroups,
-        uniformInputs: [{ storage: cells.storage, byteOffset: 0 }],
-      });
+      launchWindowed(kernel, [window], [logits, targets, e, info, fmeta], [mat, qid], {
+        m,
+        sub,
+      }, columnGroups);
     }
   }
   const icnt = alloc(lcap + 1, f), imean = alloc(lcap + 1, f), xq = alloc(2 * (lcap + 1), f);
