@@ -22,7 +22,7 @@
  *    mask row into the removed words. It stops once `maxOutput` boxes are
  *    kept. The rows are split over several dispatches so that no invocation
  *    loops more than {@linkcode NMS_LOOP_BUDGET} times (llvmpipe silently
- *    ends longer loops); the state lives in the output buffers between them.
+ *    ends loops past `LOOP_LIMIT`); the state lives in the output buffers between them.
  *
  * A negative class marks a padding candidate: it is never kept (and so never
  * suppresses anything), which lets fixed-size candidate lists (top-k with a
@@ -42,7 +42,7 @@ import { argsort } from "../tensor/ops/sort.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 import { iouAbove, NO_FLOOR, overlapHost, WGSL_OVERLAP } from "./iou.ts";
 
-/** The most loop iterations one `nms.suppress` invocation may run (llvmpipe stops at ~65,535). */
+/** The most loop iterations one `nms.suppress` invocation may run (below `LOOP_LIMIT`, tensor/kernel.ts). */
 export const NMS_LOOP_BUDGET = 40000;
 const WORKGROUP = 64;
 

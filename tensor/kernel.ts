@@ -57,6 +57,20 @@ export const UNIFORM_WINDOW_BYTES = 65536;
 /** Floats in one uniform window ({@linkcode UNIFORM_WINDOW_BYTES} / 4). */
 export const UNIFORM_WINDOW_FLOATS: number = UNIFORM_WINDOW_BYTES / 4;
 
+/**
+ * Loop iterations one kernel invocation may run: llvmpipe (Mesa's software adapter) silently ends
+ * a shader loop after about 65,535 iterations, so every kernel keeps each invocation's loops below
+ * this and splits longer work over invocations or dispatches.
+ */
+export const LOOP_LIMIT = 65535;
+
+/**
+ * Iterations an invocation's main loop is planned for: a quarter of {@linkcode LOOP_LIMIT},
+ * leaving room for what each iteration loops over (matmul's inner-axis chunk, the direct
+ * convolutions' taps, a prefix scan's lane).
+ */
+export const LOOP_BUDGET: number = (LOOP_LIMIT + 1) / 4;
+
 /** A window's byte offset is a multiple of this: WebGPU's default `minUniformBufferOffsetAlignment`. */
 export const UNIFORM_WINDOW_ALIGNMENT = 256;
 

@@ -17,13 +17,13 @@
  */
 
 import type { DType } from "../../tensor/dtype.ts";
-import { entryPoint, type Kernel, kernelCache } from "../../tensor/kernel.ts";
+import { entryPoint, type Kernel, kernelCache, LOOP_BUDGET } from "../../tensor/kernel.ts";
 import { partitionPoint } from "../reference/common.ts";
 
 /** Lanes of the one-workgroup scan. */
 const SCAN_WG = 256;
-/** Longest row buffer the scan handles (each lane walks at most 16,384 rows, twice). */
-export const MAX_SCAN_ROWS = SCAN_WG * 16384;
+/** Longest row buffer the scan handles (each lane walks at most `LOOP_BUDGET` rows, twice). */
+export const MAX_SCAN_ROWS: number = SCAN_WG * LOOP_BUDGET;
 
 const cached = kernelCache();
 

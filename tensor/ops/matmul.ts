@@ -6,8 +6,8 @@
  * `TM x TN` block of the output in registers, looping over the inner axis.
  * Operands are addressed through strides, so a transposed operand is read in
  * place (no copy) and the backward pass reuses the same kernel. The inner loop
- * runs at most {@linkcode MATMUL_K_CHUNK} iterations per dispatch (llvmpipe
- * silently stops loops after ~65,535 iterations); longer inner axes take
+ * runs at most {@linkcode MATMUL_K_CHUNK} iterations per dispatch (`LOOP_BUDGET`,
+ * below llvmpipe's `LOOP_LIMIT`, tensor/kernel.ts); longer inner axes take
  * several dispatches that accumulate into the output.
  *
  * Block sizes are chosen per adapter: llvmpipe (a CPU rasteriser running 8
@@ -36,6 +36,7 @@ import {
   entryPoint,
   type Kernel,
   kernelCache,
+  LOOP_BUDGET,
   UNIFORM_WINDOW_FLOATS,
   UNIFORM_WINDOW_SPAN,
   type UniformWindow,
@@ -47,7 +48,7 @@ import { empty } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
 
 /** Inner-axis iterations one dispatch performs at most (below llvmpipe's loop limit). */
-export const MATMUL_K_CHUNK = 16384;
+export const MATMUL_K_CHUNK: number = LOOP_BUDGET;
 
 /** Most batch axes a matmul supports. */
 const MAX_BATCH_RANK = 8;

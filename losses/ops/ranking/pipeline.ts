@@ -12,7 +12,7 @@
  * the positives and the intervals. `fmeta` (float): `[0]` min positive logit, `[1]` max negative
  * logit, `[2]` threshold `t`.
  *
- * Loops are bounded for llvmpipe (about 65,535 iterations per invocation): per-chunk loops walk
+ * Loops are bounded for llvmpipe (`LOOP_LIMIT` iterations per invocation): per-chunk loops walk
  * {@linkcode CHUNK} entries, grid-stride loops over positives and intervals run at most
  * `MAX_POSITIVES / GRID` rounds of a few binary searches, scans walk one chunk per lane.
  *
