@@ -24,7 +24,6 @@ import {
   type Launch,
   packParams,
   paramLayout,
-  UNIFORM_WINDOW_ALIGNMENT,
   UNIFORM_WINDOW_BYTES,
   wgslPrelude,
 } from "./kernel.ts";
@@ -351,10 +350,7 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
           layout: compiled.uniformLayout,
           entries: windows.map((w, b) => {
             const { buffer } = w.storage as GpuStorage;
-            if (
-              w.byteOffset % UNIFORM_WINDOW_ALIGNMENT !== 0 ||
-              w.byteOffset + UNIFORM_WINDOW_BYTES > buffer.size
-            ) {
+            if (w.byteOffset % 256 !== 0 || w.byteOffset + UNIFORM_WINDOW_BYTES > buffer.size) {
               throw new RangeError(
                 `Uniform window ${b} of "${kernel.label}" at byte ${w.byteOffset} does not fit a ${buffer.size}-byte buffer`,
               );
