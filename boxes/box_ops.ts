@@ -36,22 +36,23 @@ function floatKind(t: Tensor): DType {
 // ---------------------------------------------------------------------------
 // Format conversions: one 4x4 linear map per row.
 
-const cached = kernelCache();
+const linearKernels = new Map<DType, Kernel>();
 const MATRIX_PARAMS = Array.from({ length: 16 }, (_, k) => `m${k}`);
 
 function linearKernel(dtype: DType): Kernel {
-  return cached(`linear|${dtype}`, () => {
-    const params: Record<string, ParamType> = { rows: "u32" };
-    for (const name of MATRIX_PARAMS) params[name] = "f32";
-    const rowsOf = (k: number) =>
-      [0, 1, 2, 3].map((j) => `p.m${4 * k + j} * x[b + ${j}u]`).join(" + ");
-    return {
-      label: "box.linear4",
-      inputs: { x: dtype },
-      outputs: { out: dtype },
-      params,
-      workgroupSize: WORKGROUP,
-      code: `${entryPoint(WORKGROUP)}
+  let kernel = linearKernels.get(dtype);
+  if (kernel) return kernel;
+  const params: Record<string, ParamType> = { rows: "u32" };
+  for (const name of MATRIX_PARAMS) params[name] = "f32";
+  const rowsOf = (k: number) =>
+    [0, 1, 2, 3].map((j) => `p.m${4 * k + j} * x[b + ${j}u]`).join(" + ");
+  kernel = {
+    label: "box.linear4",
+    inputs: { x: dtype },
+    outputs: { out: dtype },
+    params,
+    workgroupSize: WORKGROUP,
+    code: `${entryPoint(WORKGROUP)}
   if (i >= p.rows) { return; }
   let b = i * 4u;
   let o0 = ${rowsOf(0)};
@@ -63,20 +64,21 @@ function linearKernel(dtype: DType): Kernel {
   out[b + 2u] = o2;
   out[b + 3u] = o3;
 }`,
-      cpu(ins, outs, p) {
-        const x = ins.x, out = outs.out;
-        const rows = p.rows as number;
-        const m = MATRIX_PARAMS.map((name) => p[name] as number);
-        for (let r = 0; r < rows; r++) {
-          const b = 4 * r;
-          const x0 = x[b], x1 = x[b + 1], x2 = x[b + 2], x3 = x[b + 3];
-          for (let k = 0; k < 4; k++) {
-            out[b + k] = m[4 * k] * x0 + m[4 * k + 1] * x1 + m[4 * k + 2] * x2 + m[4 * k + 3] * x3;
-          }
+    cpu(ins, outs, p) {
+      const x = ins.x, out = outs.out;
+      const rows = p.rows as number;
+      const m = MATRIX_PARAMS.map((name) => p[name] as number);
+      for (let r = 0; r < rows; r++) {
+        const b = 4 * r;
+        const x0 = x[b], x1 = x[b + 1], x2 = x[b + 2], x3 = x[b + 3];
+        for (let k = 0; k < 4; k++) {
+          out[b + k] = m[4 * k] * x0 + m[4 * k + 1] * x1 + m[4 * k + 2] * x2 + m[4 * k + 3] * x3;
         }
-      },
-    };
-  });
+      }
+    },
+  };
+  linearKernels.set(dtype, kernel);
+  return kernel;
 }
 
 function applyLinear(x: Tensor, matrix: readonly number[]): Tensor {
@@ -391,6 +393,8 @@ fn finish(v: f32, kind: u32, floor: f32) -> f32 {
   return -log(vc);
 }
 `;
+
+const cached = kernelCache();
 
 function alignedKernel(dtype: DType): Kernel {
   const key = `fwd|${dtype}`;
