@@ -4,8 +4,8 @@
  * in a `customOp` whose backward scales the stored gradient by the upstream gradient of the
  * ranking output.
  *
- * The stages, one module each under `ranking/` (each states its inputs, outputs and what holds
- * after it): `count` (per-chunk positive counts → totals, offsets and the device-side counts
+ * The stages, one module each under `ranking/` with its own kernels (each states its inputs,
+ * outputs and what holds after it): `count` (per-chunk positive counts → totals, offsets and the device-side counts
  * `info`) → `compact` (the `P` positives) → `sort` (their merge sort: descending logit, index on
  * ties, `log2 P` passes) → `bin` (the boundary list — the sorted positives for the bucketed
  * losses, the knees `p ± δ` for the others — every relevant negative's interval by binary search
