@@ -42,7 +42,7 @@ import { argsort } from "../tensor/ops/sort.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 import { iouAbove, NO_FLOOR, overlapHost, WGSL_OVERLAP } from "./iou.ts";
 
-/** The most loop iterations one `nms.suppress` invocation may run (below `LOOP_LIMIT`, tensor/kernel.ts). */
+/** The most loop iterations one `nms.suppress` invocation may run (below `LOOP_LIMIT` of kernel.ts). */
 export const NMS_LOOP_BUDGET = 40000;
 const WORKGROUP = 64;
 
@@ -631,7 +631,7 @@ export interface KeptBoxes {
  * @param boxes `[N * 4]` xyxy coordinates.
  * @param scores `[N]` scores.
  * @param classes `[N]` class of each box (boxes of different classes never suppress each other).
- * @param iouThreshold A box is suppressed when its IoU with a kept box of its class is greater than this.
+ * @param iouThreshold A box is suppressed when its IoU with a kept box of its class exceeds this.
  * @param maxOutput Most boxes returned.
  * @returns The kept rows by descending score.
  */

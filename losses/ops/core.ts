@@ -5,15 +5,15 @@
  * ranking output.
  *
  * The stages, one module each under `ranking/` with its own kernels (each states its inputs,
- * outputs and what holds after it): `count` (per-chunk positive counts → totals, offsets and the device-side counts
- * `info`) → `compact` (the `P` positives) → `sort` (their merge sort: descending logit, index on
- * ties, `log2 P` passes) → `bin` (the boundary list — the sorted positives for the bucketed
- * losses, the knees `p ± δ` for the others — every relevant negative's interval by binary search
- * or, with `bucketing: "sort"`, `bucket_sort`; interval counts and means) → `errors`
- * (per-positive errors from prefix sums over positives and intervals, each a ramp sum; the
- * sorting losses' sums over positives with larger targets from `dominance`) → `gradient`
- * (per-interval negative weights, scatter to the negatives, `O(1)` each, and the positives; the
- * loss totals). `ranking/pipeline.ts` holds what they share.
+ * outputs and what holds after it): `count` (per-chunk positive counts → totals, offsets and the
+ * device-side counts `info`) → `compact` (the `P` positives) → `sort` (their merge sort: descending
+ * logit, index on ties, `log2 P` passes) → `bin` (the boundary list — the sorted positives for the
+ * bucketed losses, the knees `p ± δ` for the others — every relevant negative's interval by binary
+ * search or, with `bucketing: "sort"`, `bucket_sort`; interval counts and means) → `errors`
+ * (per-positive errors from prefix sums over positives and intervals, each a ramp sum; the sorting
+ * losses' sums over positives with larger targets from `dominance`) → `gradient` (per-interval
+ * negative weights, scatter to the negatives, `O(1)` each, and the positives; the loss totals).
+ * `ranking/pipeline.ts` holds what they share.
  *
  * Cost: `O(M log P)` for the negatives and `O(P log² P)` for the positives; no buffer is larger
  * than `O(M + P)`. Every data-dependent count stays on the device.

@@ -97,7 +97,8 @@ export function launchWindowed(
  * Runs `windowed`, which reads `src` through one uniform window, on the window that holds float
  * `start` of `src` (the window begins at the aligned offset at or before `start`, and
  * `params.delta` is `start`'s place in it). Where that window would pass the end of `src`, runs
- * `fallback` instead, which reads `src` from storage, with `params.delta = start`. Both write `out`.
+ * `fallback` instead, which reads `src` from storage, with `params.delta = start`; both write
+ * `out`.
  */
 export function launchAtWindow(
   windowed: Kernel,
