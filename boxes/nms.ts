@@ -42,7 +42,7 @@ import { argsort } from "../tensor/ops/sort.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 import { iouAbove, NO_FLOOR, overlapHost, WGSL_OVERLAP } from "./iou.ts";
 
-/** The most loop iterations one `nms.suppress` invocation may run (below `LOOP_LIMIT` of kernel.ts). */
+/** Most loop iterations of one `nms.suppress` invocation (below `LOOP_LIMIT`, tensor/kernel.ts). */
 export const NMS_LOOP_BUDGET = 40000;
 const WORKGROUP = 64;
 
