@@ -71,7 +71,7 @@ export const LOOP_LIMIT = 65535;
  */
 export const LOOP_BUDGET: number = (LOOP_LIMIT + 1) / 4;
 
-/** Window byte offsets are multiples of this: WebGPU's default `minUniformBufferOffsetAlignment`. */
+/** Window offsets are multiples of this, WebGPU's default `minUniformBufferOffsetAlignment`. */
 export const UNIFORM_WINDOW_ALIGNMENT = 256;
 
 /**
