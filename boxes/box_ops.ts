@@ -217,12 +217,8 @@ export function cxcywhToXyxyHost(boxes: ArrayLike<number>): Float64Array {
 // ---------------------------------------------------------------------------
 // Pairwise overlaps.
 
-const pairwiseKernels = new Map<DType, Kernel>();
-
 function pairwiseKernel(dtype: DType): Kernel {
-  let kernel = pairwiseKernels.get(dtype);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(`pairwise|${dtype}`, () => ({
     label: "box.pairwise",
     inputs: { a: dtype, b: dtype },
     outputs: { out: dtype },
@@ -246,9 +242,7 @@ ${entryPoint(WORKGROUP)}
         }
       }
     },
-  };
-  pairwiseKernels.set(dtype, kernel);
-  return kernel;
+  }));
 }
 
 /** Options of {@linkcode boxIou} and {@linkcode bboxOverlaps}. */

@@ -22,7 +22,7 @@
  *    mask row into the removed words. It stops once `maxOutput` boxes are
  *    kept. The rows are split over several dispatches so that no invocation
  *    loops more than {@linkcode NMS_LOOP_BUDGET} times (llvmpipe silently
- *    ends longer loops); the state lives in the output buffers between them.
+ *    ends loops past `LOOP_LIMIT`); the state lives in the output buffers between them.
  *
  * A negative class marks a padding candidate: it is never kept (and so never
  * suppresses anything), which lets fixed-size candidate lists (top-k with a
@@ -42,7 +42,7 @@ import { argsort } from "../tensor/ops/sort.ts";
 import { empty, type Tensor } from "../tensor/tensor.ts";
 import { iouAbove, NO_FLOOR, overlapHost, WGSL_OVERLAP } from "./iou.ts";
 
-/** The most loop iterations one `nms.suppress` invocation may run (llvmpipe stops at ~65,535). */
+/** Most loop iterations of one `nms.suppress` invocation (below `LOOP_LIMIT`, tensor/kernel.ts). */
 export const NMS_LOOP_BUDGET = 40000;
 const WORKGROUP = 64;
 
@@ -603,4 +603,55 @@ export function batchedNmsIndices(
 ): Int32Array {
   const n = checkHostNms("batchedNmsIndices", boxes, scores, iouThreshold, classes);
   return greedyNms(boxes, scores, classes, iouThreshold, n);
+}
+
+/** The rows {@linkcode batchedNmsKept} keeps, best first. */
+export interface KeptBoxes {
+  /** `[K * 4]` xyxy coordinates. */
+  boxes: Float32Array;
+  /** `[K]` scores. */
+  scores: Float32Array;
+  /** `[K]` class (or other group) of each box. */
+  classes: Int32Array;
+}
+
+/**
+ * {@linkcode batchedNmsIndices} in float32, then the rows of the first `maxOutput` kept boxes.
+ *
+ * @example
+ * ```ts
+ * import { batchedNmsKept } from "./nms.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const boxes = Float32Array.of(0, 0, 10, 10, 0, 0, 10, 10, 0, 0, 10, 10);
+ * const kept = batchedNmsKept(boxes, Float32Array.of(0.2, 0.9, 0.5), [3, 3, 7], 0.5, 1);
+ * assert.deepEqual([...kept.scores, ...kept.classes], [0.8999999761581421, 3]);
+ * ```
+ *
+ * @param boxes `[N * 4]` xyxy coordinates.
+ * @param scores `[N]` scores.
+ * @param classes `[N]` class of each box (boxes of different classes never suppress each other).
+ * @param iouThreshold A box is suppressed when its IoU with a kept box of its class exceeds this.
+ * @param maxOutput Most boxes returned.
+ * @returns The kept rows by descending score.
+ */
+export function batchedNmsKept(
+  boxes: Float32Array,
+  scores: Float32Array,
+  classes: ArrayLike<number>,
+  iouThreshold: number,
+  maxOutput: number,
+): KeptBoxes {
+  const keep = batchedNmsIndices(boxes, scores, classes, iouThreshold).subarray(0, maxOutput);
+  const out = {
+    boxes: new Float32Array(4 * keep.length),
+    scores: new Float32Array(keep.length),
+    classes: new Int32Array(keep.length),
+  };
+  keep.forEach((k, j) => {
+    out.boxes.set(boxes.subarray(4 * k, 4 * k + 4), 4 * j);
+    out.scores[j] = scores[k];
+    out.classes[j] = classes[k];
+  });
+  return out;
 }

@@ -28,6 +28,32 @@ const ADAM7 = [
   [1, 0, 2, 2],
   [0, 1, 1, 2],
 ]; // [xStart, yStart, xStep, yStep]
+
+/** One non-empty pass of an image: its first pixel, steps, size and filtered row length. */
+interface Pass {
+  x0: number;
+  y0: number;
+  dx: number;
+  dy: number;
+  /** Pixels per row. */
+  pw: number;
+  /** Rows. */
+  ph: number;
+  /** Bytes per row, without the filter byte. */
+  rowBytes: number;
+}
+
+/** The non-empty passes of a `width x height` image: Adam7's when interlaced, else one. */
+function passesOf(width: number, height: number, bitsPP: number, interlace: boolean): Pass[] {
+  const passes: Pass[] = [];
+  for (const [x0, y0, dx, dy] of interlace ? ADAM7 : [[0, 0, 1, 1]]) {
+    const pw = Math.ceil((width - x0) / dx), ph = Math.ceil((height - y0) / dy);
+    if (pw > 0 && ph > 0) {
+      passes.push({ x0, y0, dx, dy, pw, ph, rowBytes: Math.ceil((pw * bitsPP) / 8) });
+    }
+  }
+  return passes;
+}
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 const DEPTHS: Record<number, number[]> = {
   0: [1, 2, 4, 8, 16],
@@ -220,13 +246,10 @@ export async function decodePng(bytes: Uint8Array, name = "<memory>"): Promise<D
   const nch = CHANNELS[colorType];
   const bitsPP = nch * depth;
   const bpp = Math.max(1, bitsPP >> 3);
-  const passes = interlace ? ADAM7 : [[0, 0, 1, 1]];
+  const passes = passesOf(width, height, bitsPP, interlace !== 0);
   // Check the data's length before allocating the image: a header may claim far more than is there.
   let needed = 0;
-  for (const [x0, y0, dx, dy] of passes) {
-    const pw = Math.ceil((width - x0) / dx), ph = Math.ceil((height - y0) / dy);
-    if (pw > 0 && ph > 0) needed += ph * (1 + Math.ceil((pw * bitsPP) / 8));
-  }
+  for (const { ph, rowBytes } of passes) needed += ph * (1 + rowBytes);
   if (raw.length < needed) {
     fail(`image data is truncated (${raw.length} of ${needed} bytes for ${width}x${height})`);
   }
@@ -242,11 +265,7 @@ export async function decodePng(bytes: Uint8Array, name = "<memory>"): Promise<D
   }
   let p = 0;
   const samples = new Array<number>(4);
-  for (const [x0, y0, dx, dy] of passes) {
-    const pw = Math.ceil((width - x0) / dx);
-    const ph = Math.ceil((height - y0) / dy);
-    if (pw <= 0 || ph <= 0) continue;
-    const rowBytes = Math.ceil((pw * bitsPP) / 8);
+  for (const { x0, y0, dx, dy, pw, ph, rowBytes } of passes) {
     let prev: Uint8Array | null = null;
     for (let r = 0; r < ph; r++) {
       const ft = raw[p];
@@ -392,14 +411,16 @@ export async function encodePng(
   if (colorType === 3 && !options.palette) throw new TypeError("Colour type 3 needs a palette");
   const bitsPP = nch * depth;
   const bpp = Math.max(1, bitsPP >> 3);
-  const passes = options.interlace ? ADAM7 : [[0, 0, 1, 1]];
   const parts: Uint8Array[] = [];
   const maxv = (1 << depth) - 1;
-  for (const [x0, y0, dx, dy] of passes) {
-    const pw = Math.ceil((width - x0) / dx);
-    const ph = Math.ceil((height - y0) / dy);
-    if (pw <= 0 || ph <= 0) continue;
-    const rowBytes = Math.ceil((pw * bitsPP) / 8);
+  for (
+    const { x0, y0, dx, dy, pw, ph, rowBytes } of passesOf(
+      width,
+      height,
+      bitsPP,
+      !!options.interlace,
+    )
+  ) {
     let prev: Uint8Array | null = null;
     for (let r = 0; r < ph; r++) {
       const row = new Uint8Array(rowBytes);

@@ -9,7 +9,7 @@
  */
 
 import { DeltaXywhCoder } from "../boxes/coder.ts";
-import { batchedNmsIndices } from "../boxes/nms.ts";
+import { batchedNmsKept } from "../boxes/nms.ts";
 
 /** Options of {@linkcode roiDetections}. */
 export interface RoiDetectionOptions {
@@ -116,19 +116,6 @@ export function roiDetections(
   }
   if (candScores.length === 0) return empty;
   const boxes = Float32Array.from(candBoxes), scoresF = Float32Array.from(candScores);
-  const keep = batchedNmsIndices(boxes, scoresF, candLabels, iouThreshold).subarray(
-    0,
-    maxPerImage,
-  );
-  const out = {
-    boxes: new Float32Array(4 * keep.length),
-    scores: new Float32Array(keep.length),
-    labels: new Int32Array(keep.length),
-  };
-  keep.forEach((idx, n) => {
-    out.boxes.set(boxes.subarray(4 * idx, 4 * idx + 4), 4 * n);
-    out.scores[n] = scoresF[idx];
-    out.labels[n] = candLabels[idx];
-  });
-  return out;
+  const kept = batchedNmsKept(boxes, scoresF, candLabels, iouThreshold, maxPerImage);
+  return { boxes: kept.boxes, scores: kept.scores, labels: kept.classes };
 }

@@ -8,7 +8,7 @@
  */
 
 import { DeltaXywhCoder } from "../boxes/coder.ts";
-import { batchedNmsIndices } from "../boxes/nms.ts";
+import { batchedNmsKept } from "../boxes/nms.ts";
 import { type AnchorConfig, type Anchors, generateAnchors } from "./anchors.ts";
 
 /**
@@ -87,7 +87,7 @@ const DEFAULT_CODER = new DeltaXywhCoder();
  * by anchor index), their deltas decoded and clipped to the image, boxes not
  * wider and taller than `minSize` dropped, NMS within each level
  * (`batched_nms` with the level as class, through
- * {@linkcode batchedNmsIndices} in float32), then the `maxPerImage` highest.
+ * {@linkcode batchedNmsKept}, in float32), then the `maxPerImage` highest.
  *
  * @example Two overlapping boxes on different levels both survive
  * ```ts
@@ -179,16 +179,6 @@ export function rpnProposals(
     lv[j] = pickedLevel[k];
   });
 
-  const keep = batchedNmsIndices(boxes, s, lv, iouThreshold).subarray(0, maxPerImage);
-  const out: Proposals = {
-    boxes: new Float32Array(4 * keep.length),
-    scores: new Float32Array(keep.length),
-    levels: new Int32Array(keep.length),
-  };
-  keep.forEach((k, j) => {
-    out.boxes.set(boxes.subarray(4 * k, 4 * k + 4), 4 * j);
-    out.scores[j] = s[k];
-    out.levels[j] = lv[k];
-  });
-  return out;
+  const kept = batchedNmsKept(boxes, s, lv, iouThreshold, maxPerImage);
+  return { boxes: kept.boxes, scores: kept.scores, levels: kept.classes };
 }

@@ -57,11 +57,35 @@ export const UNIFORM_WINDOW_BYTES = 65536;
 /** Floats in one uniform window ({@linkcode UNIFORM_WINDOW_BYTES} / 4). */
 export const UNIFORM_WINDOW_FLOATS: number = UNIFORM_WINDOW_BYTES / 4;
 
+/**
+ * Loop iterations one kernel invocation may run: llvmpipe (Mesa's software adapter) silently ends
+ * a shader loop after about 65,535 iterations, so every kernel keeps each invocation's loops below
+ * this and splits longer work over invocations or dispatches.
+ */
+export const LOOP_LIMIT = 65535;
+
+/**
+ * Iterations an invocation's main loop is planned for: a quarter of {@linkcode LOOP_LIMIT},
+ * leaving room for what each iteration loops over (matmul's inner-axis chunk, the direct
+ * convolutions' taps, a prefix scan's lane).
+ */
+export const LOOP_BUDGET: number = (LOOP_LIMIT + 1) / 4;
+
+/** Window offsets are multiples of this, WebGPU's default `minUniformBufferOffsetAlignment`. */
+export const UNIFORM_WINDOW_ALIGNMENT = 256;
+
+/**
+ * Floats a window is sure to hold of a run that starts anywhere: a window begins at the aligned
+ * offset at or before the run's first float, so up to 63 floats of it may lie before the run.
+ */
+export const UNIFORM_WINDOW_SPAN: number = UNIFORM_WINDOW_FLOATS -
+  (UNIFORM_WINDOW_ALIGNMENT / 4 - 1);
+
 /** A 64 KiB window of a tensor's storage, read by a kernel through a uniform binding. */
 export interface UniformWindow {
   /** The backend's storage (f32); it must hold `byteOffset + 65536` bytes. */
   readonly storage: unknown;
-  /** Byte offset of the window, a multiple of 256. */
+  /** Byte offset of the window, a multiple of {@linkcode UNIFORM_WINDOW_ALIGNMENT}. */
   readonly byteOffset: number;
 }
 

@@ -113,6 +113,17 @@ export {
 export { cumsum, exclusiveScan, type ScanOptions } from "./ops/scan.ts";
 export { logSoftmax, softmax } from "./ops/softmax.ts";
 export { batchNorm, type BatchNormOptions as BatchNormOpOptions, groupNorm } from "./ops/norm.ts";
+export { layerNorm, type LayerNormOptions as LayerNormOpOptions } from "./ops/layer_norm.ts";
+export { erf, gelu } from "./ops/activation.ts";
+export { dropout } from "./ops/dropout.ts";
+export { linear } from "./ops/linear.ts";
+export {
+  additiveMask,
+  type AttentionDropout,
+  blockedBias,
+  scaledDotProductAttention,
+} from "./ops/attention.ts";
+export { sinePositionEncoding, type SinePositionOptions } from "./ops/position_encoding.ts";
 export { rand, randn, type RandomTensorOptions, Rng } from "./rng.ts";
 export { type AnyModule, type LoadStateOptions, Module } from "./nn/module.ts";
 export {
@@ -136,6 +147,19 @@ export {
   Sequential,
 } from "./nn/layers.ts";
 export { Linear, type LinearOptions } from "./nn/linear.ts";
+export {
+  Dropout,
+  Embedding,
+  type EmbeddingOptions,
+  GELU,
+  LayerNorm,
+  type LayerNormOptions,
+} from "./nn/transformer.ts";
+export {
+  type AttentionMasks,
+  MultiheadAttention,
+  type MultiheadAttentionOptions,
+} from "./nn/attention.ts";
 export * as init from "./nn/init.ts";
 export { clipGradNorm, gradNorm, Optimizer, type OptimizerOptions } from "./optim/optimizer.ts";
 export { SGD, type SgdOptions } from "./optim/sgd.ts";

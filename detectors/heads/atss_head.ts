@@ -9,15 +9,16 @@
 
 import type { Backend } from "../../tensor/backend.ts";
 import { Conv2d } from "../../tensor/nn/conv.ts";
-import { constant, normal } from "../../tensor/nn/init.ts";
+import { normal } from "../../tensor/nn/init.ts";
 import { GroupNorm } from "../../tensor/nn/layers.ts";
 import { Module } from "../../tensor/nn/module.ts";
 import { concat } from "../../tensor/ops/concat.ts";
 import { mul, relu } from "../../tensor/ops/elementwise.ts";
-import { permute, reshape } from "../../tensor/ops/shape.ts";
+import { reshape } from "../../tensor/ops/shape.ts";
 import type { Rng } from "../../tensor/rng.ts";
 import { type Tensor, tensor } from "../../tensor/tensor.ts";
 import { groupsFor } from "../norm_layer.ts";
+import { flattenLevel, normalInit } from "./common.ts";
 
 /** The shape of an ATSS head. */
 export interface AtssHeadConfig {
@@ -80,17 +81,7 @@ class Tower extends Module {
 }
 
 function outputConv(cin: number, cout: number, bias: number, rng: Rng, backend?: Backend): Conv2d {
-  const conv = new Conv2d(cin, cout, 3, { rng, padding: 1, backend });
-  normal(conv.weight, rng, 0, 0.01);
-  constant(conv.bias!, bias);
-  return conv;
-}
-
-/** `[N, A*K, H, W]` as `[N, H*W*A, K]`, matching the anchor generator's order. */
-function flattenLevel(x: Tensor, k: number): Tensor {
-  const [n, ak, h, w] = x.shape;
-  const a = ak / k;
-  return reshape(permute(reshape(x, [n, a, k, h, w]), [0, 3, 4, 1, 2]), [n, h * w * a, k]);
+  return normalInit(new Conv2d(cin, cout, 3, { rng, padding: 1, backend }), rng, bias);
 }
 
 /** The ATSS head over a feature pyramid. */

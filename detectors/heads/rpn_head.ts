@@ -10,13 +10,13 @@
 
 import type { Backend } from "../../tensor/backend.ts";
 import { Conv2d } from "../../tensor/nn/conv.ts";
-import { constant, normal } from "../../tensor/nn/init.ts";
 import { Module } from "../../tensor/nn/module.ts";
 import { concat } from "../../tensor/ops/concat.ts";
 import { relu } from "../../tensor/ops/elementwise.ts";
-import { permute, reshape } from "../../tensor/ops/shape.ts";
+import { reshape } from "../../tensor/ops/shape.ts";
 import type { Rng } from "../../tensor/rng.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
+import { flattenLevel, normalInit } from "./common.ts";
 
 /** The shape of an RPN head. */
 export interface RpnHeadConfig {
@@ -44,19 +44,6 @@ export interface RpnHeadOutput {
   reg: Tensor;
   /** Anchors of each level (`H_l W_l A`). */
   perLevel: number[];
-}
-
-function initConv(conv: Conv2d, rng: Rng): Conv2d {
-  normal(conv.weight, rng, 0, 0.01);
-  constant(conv.bias!, 0);
-  return conv;
-}
-
-/** `[N, A*K, H, W]` as `[N, H*W*A, K]`, matching the anchor generator's order. */
-function flattenLevel(x: Tensor, k: number): Tensor {
-  const [n, ak, h, w] = x.shape;
-  const a = ak / k;
-  return reshape(permute(reshape(x, [n, a, k, h, w]), [0, 3, 4, 1, 2]), [n, h * w * a, k]);
 }
 
 /**
@@ -88,15 +75,15 @@ export class RpnHead extends Module<Tensor[], RpnHeadOutput> {
     }
     this.#conv = this.registerModule(
       "rpn_conv",
-      initConv(new Conv2d(inChannels, featChannels, 3, { rng, padding: 1, backend }), rng),
+      normalInit(new Conv2d(inChannels, featChannels, 3, { rng, padding: 1, backend }), rng),
     );
     this.#cls = this.registerModule(
       "rpn_cls",
-      initConv(new Conv2d(featChannels, a, 1, { rng, backend }), rng),
+      normalInit(new Conv2d(featChannels, a, 1, { rng, backend }), rng),
     );
     this.#reg = this.registerModule(
       "rpn_reg",
-      initConv(new Conv2d(featChannels, 4 * a, 1, { rng, backend }), rng),
+      normalInit(new Conv2d(featChannels, 4 * a, 1, { rng, backend }), rng),
     );
   }
 

@@ -8,7 +8,7 @@
  */
 
 import type { DType } from "../../tensor/dtype.ts";
-import { entryPoint, type Kernel } from "../../tensor/kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../../tensor/kernel.ts";
 import { needsGrad, noGrad, record } from "../../tensor/autograd.ts";
 import { div, map, mul } from "../../tensor/ops/elementwise.ts";
 import { expectDtype, launchInto } from "../../tensor/ops/launch.ts";
@@ -24,12 +24,10 @@ import {
 } from "./common.ts";
 
 const WORKGROUP = 256;
-const oneHotKernels = new Map<DType, Kernel>();
+const cached = kernelCache();
 
 function oneHotKernel(dtype: DType): Kernel {
-  let kernel = oneHotKernels.get(dtype);
-  if (kernel) return kernel;
-  kernel = {
+  return cached(dtype, () => ({
     label: "loss.one_hot",
     inputs: { labels: "i32" },
     outputs: { out: dtype },
@@ -48,9 +46,7 @@ function oneHotKernel(dtype: DType): Kernel {
         out[i] = label === i % c && label !== ignore ? 1 : 0;
       }
     },
-  };
-  oneHotKernels.set(dtype, kernel);
-  return kernel;
+  }));
 }
 
 function checkLabels(op: string, labels: Tensor): void {

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { partitionPoint } from "../reference/common.ts";
 import { argsortDescending } from "./radix_sort.ts";
 
 /** The positives of one call, sorted by descending logit (ties: lower index first). */
@@ -190,12 +191,7 @@ export function positivesAtOrAbove(
   lo = 0,
   hi = logit.length,
 ): number {
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (logit[mid] >= s) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  return partitionPoint(lo, hi, (k) => logit[k] >= s);
 }
 
 /**

@@ -4,16 +4,16 @@
  * in a `customOp` whose backward scales the stored gradient by the upstream gradient of the
  * ranking output.
  *
- * The stages, one module each under `ranking/` (each states its inputs, outputs and what holds
- * after it): `count` (per-chunk positive counts → totals, offsets and the device-side counts
- * `info`) → `compact` (the `P` positives) → `sort` (their merge sort: descending logit, index on
- * ties, `log2 P` passes) → `bin` (the boundary list — the sorted positives for the bucketed
- * losses, the knees `p ± δ` for the others — every relevant negative's interval by binary search
- * or, with `bucketing: "sort"`, `bucket_sort`; interval counts and means) → `errors`
- * (per-positive errors from prefix sums over positives and intervals, each a ramp sum; the
- * sorting losses' sums over positives with larger targets from `dominance`) → `gradient`
- * (per-interval negative weights, scatter to the negatives, `O(1)` each, and the positives; the
- * loss totals). `ranking/pipeline.ts` holds what they share.
+ * The stages, one module each under `ranking/` with its own kernels (each states its inputs,
+ * outputs and what holds after it): `count` (per-chunk positive counts → totals, offsets and the
+ * device-side counts `info`) → `compact` (the `P` positives) → `sort` (their merge sort: descending
+ * logit, index on ties, `log2 P` passes) → `bin` (the boundary list — the sorted positives for the
+ * bucketed losses, the knees `p ± δ` for the others — every relevant negative's interval by binary
+ * search or, with `bucketing: "sort"`, `bucket_sort`; interval counts and means) → `errors`
+ * (per-positive errors from prefix sums over positives and intervals, each a ramp sum; the sorting
+ * losses' sums over positives with larger targets from `dominance`) → `gradient` (per-interval
+ * negative weights, scatter to the negatives, `O(1)` each, and the positives; the loss totals).
+ * `ranking/pipeline.ts` holds what they share.
  *
  * Cost: `O(M log P)` for the negatives and `O(P log² P)` for the positives; no buffer is larger
  * than `O(M + P)`. Every data-dependent count stays on the device.
@@ -29,14 +29,13 @@ import type { DType } from "../../tensor/dtype.ts";
 import { mul } from "../../tensor/ops/elementwise.ts";
 import { expectDtype, floatOf } from "../../tensor/ops/launch.ts";
 import { empty, type Tensor, tensor } from "../../tensor/tensor.ts";
-import { type LossKind, MAX_POSITIVES } from "./kernels.ts";
 import { nativeRankingForward, runsNative, scaleInPlace } from "./native_losses.ts";
 import { binNegatives } from "./ranking/bin.ts";
 import { compactPositives } from "./ranking/compact.ts";
 import { countPositives } from "./ranking/count.ts";
 import { positiveErrors } from "./ranking/errors.ts";
 import { lossTotals, scatterGradient } from "./ranking/gradient.ts";
-import { type Pipeline, pipelineSizes } from "./ranking/pipeline.ts";
+import { type LossKind, MAX_POSITIVES, type Pipeline, pipelineSizes } from "./ranking/pipeline.ts";
 import { sortPositives } from "./ranking/sort.ts";
 
 /** Options of the ranking-loss ops. */

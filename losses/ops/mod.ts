@@ -16,4 +16,4 @@ export {
   type RankSortOutputs,
 } from "./ranking_ops.ts";
 export { type RankingForward, rankingForward, type RankingOpOptions } from "./core.ts";
-export { MAX_POSITIVES } from "./kernels.ts";
+export { MAX_POSITIVES } from "./ranking/pipeline.ts";

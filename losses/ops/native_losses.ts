@@ -25,7 +25,7 @@ import {
   type FastLossValues,
 } from "../fast/bucketed_losses.ts";
 import type { RankingForward } from "./core.ts";
-import type { LossKind } from "./kernels.ts";
+import type { LossKind } from "./ranking/pipeline.ts";
 
 /**
  * Whether loss `kind` on `backend` runs the fast array functions (bucketed losses on the

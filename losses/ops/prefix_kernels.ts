@@ -17,12 +17,13 @@
  */
 
 import type { DType } from "../../tensor/dtype.ts";
-import { entryPoint, type Kernel, kernelCache } from "../../tensor/kernel.ts";
+import { entryPoint, type Kernel, kernelCache, LOOP_BUDGET } from "../../tensor/kernel.ts";
+import { partitionPoint } from "../reference/common.ts";
 
 /** Lanes of the one-workgroup scan. */
 const SCAN_WG = 256;
-/** Longest row buffer the scan handles (each lane walks at most 16,384 rows, twice). */
-export const MAX_SCAN_ROWS = SCAN_WG * 16384;
+/** Longest row buffer the scan handles (each lane walks at most `LOOP_BUDGET` rows, twice). */
+export const MAX_SCAN_ROWS: number = SCAN_WG * LOOP_BUDGET;
 
 const cached = kernelCache();
 
@@ -137,20 +138,30 @@ ${entryPoint(SCAN_WG)}
 }
 
 /**
- * WGSL searches over the keys `key`, descending within `[u, v)`: `<name>_ge(u, v, x)` = `u` +
- * the number of keys `>= x` there, `<name>_gt` the same for `> x`.
+ * WGSL `fn NAME(u: u32, v: u32, ARGS) -> u32`, the binary search of `partitionPoint`
+ * (`losses/reference/common.ts`, its JS twin): the first index in `[u, v)` where `holds` (a WGSL
+ * condition over `mid` and the arguments `args`, true on a prefix of the range) is false.
  */
-export function searchWgsl(name: string, key: string): string {
-  return ["ge", "gt"].map((op) => `
-fn ${name}_${op}(u: u32, v: u32, x: f32) -> u32 {
+export function partitionPointWgsl(name: string, args: string, holds: string): string {
+  return `
+fn ${name}(u: u32, v: u32${args ? `, ${args}` : ""}) -> u32 {
   var lo = u;
   var hi = v;
   while (lo < hi) {
     let mid = (lo + hi) / 2u;
-    if (${key}[mid] ${op === "ge" ? ">=" : ">"} x) { lo = mid + 1u; } else { hi = mid; }
+    if (${holds}) { lo = mid + 1u; } else { hi = mid; }
   }
   return lo;
-}`).join("");
+}`;
+}
+
+/**
+ * WGSL searches over the keys `key`, descending within `[u, v)`: `<name>_ge(u, v, x)` = `u` +
+ * the number of keys `>= x` there, `<name>_gt` the same for `> x`.
+ */
+export function searchWgsl(name: string, key: string): string {
+  return partitionPointWgsl(`${name}_ge`, "x: f32", `${key}[mid] >= x`) +
+    partitionPointWgsl(`${name}_gt`, "x: f32", `${key}[mid] > x`);
 }
 
 /**
@@ -174,13 +185,9 @@ export function countFrom(
   x: number,
   strict: boolean,
 ): number {
-  let lo = u, hi = v;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (strict ? key[mid] > x : key[mid] >= x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  return strict
+    ? partitionPoint(u, v, (k) => key[k] > x)
+    : partitionPoint(u, v, (k) => key[k] >= x);
 }
 
 /**

@@ -55,6 +55,36 @@ export function smoothStep(x: number, delta: number): number {
 }
 
 /**
+ * Binary search: the first index in `[u, v)` where `holds` is false, for a condition that holds
+ * on a prefix of the range (`v` when it holds throughout). Every search of the losses is one:
+ * counts of sorted keys at or above a value, merge positions, interval ids.
+ *
+ * @example Keys at or above 3 in a descending list
+ * ```ts
+ * import { partitionPoint } from "./common.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const keys = [5, 3, 3, 1];
+ * assert.equal(partitionPoint(0, 4, (k) => keys[k] >= 3), 3);
+ * assert.equal(partitionPoint(1, 4, (k) => keys[k] > 3), 1);
+ * ```
+ *
+ * @param u First index of the range.
+ * @param v End of the range (exclusive).
+ * @param holds The condition at an index; true on a prefix of `[u, v)`.
+ * @returns An index in `[u, v]`.
+ */
+export function partitionPoint(u: number, v: number, holds: (k: number) => boolean): number {
+  let lo = u, hi = v;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (holds(mid)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
  * Checks the inputs of a ranking loss where they enter and returns the resolved `δ`.
  *
  * Throws a `TypeError` for non-array-like inputs or different lengths, a `RangeError` for a

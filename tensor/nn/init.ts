@@ -95,3 +95,13 @@ export function constant(t: Tensor, value: number): Tensor {
 export function zeros(t: Tensor): Tensor {
   return constant(t, 0);
 }
+
+/**
+ * Fills `t` with `U(-b, b)`, `b = gain * sqrt(6 / (fanIn + fanOut))` (Glorot & Bengio;
+ * PyTorch's `xavier_uniform_`).
+ */
+export function xavierUniform(t: Tensor, rng: Rng, gain = 1): Tensor {
+  const [fanIn, fanOut] = fans(t.shape);
+  const bound = gain * Math.sqrt(6 / (fanIn + fanOut));
+  return assign(t, () => rng.uniform(-bound, bound));
+}

@@ -8,8 +8,7 @@
  */
 
 import { defaultDevice } from "../device.ts";
-import { add } from "../ops/elementwise.ts";
-import { matmul } from "../ops/matmul.ts";
+import { linear } from "../ops/linear.ts";
 import type { Rng } from "../rng.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { fans, kaimingUniform, uniform } from "./init.ts";
@@ -71,10 +70,8 @@ export class Linear extends Module {
     initWeightAndBias(this, options.rng);
   }
 
-  /** Applies the layer to `x` `[..., in]` (rank >= 2). */
+  /** Applies the layer to `x` `[..., in]` (any rank >= 1; leading axes are one batch). */
   forward(x: Tensor): Tensor {
-    const y = matmul(x, this.weight, { transposeB: true });
-    if (!this.bias) return y;
-    return add(y, this.bias);
+    return linear(x, this.weight, this.bias);
   }
 }

@@ -40,10 +40,10 @@
 import { needsGrad, record } from "../autograd.ts";
 import { hostView, isHostBackend } from "../cpu_backend.ts";
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel, kernelCache, UNIFORM_WINDOW_FLOATS } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache, UNIFORM_WINDOW_SPAN } from "../kernel.ts";
 import { empty, type Tensor, tensor, viewOf } from "../tensor.ts";
 import { add, map } from "./elementwise.ts";
-import { backendOf, launch } from "./launch.ts";
+import { backendOf, launch, launchAtWindow } from "./launch.ts";
 import {
   isLlvmpipe,
   matmul,
@@ -490,28 +490,16 @@ export function col2imWindowKernel(window: boolean): Kernel {
  */
 function col2imWindowed(dcol: Tensor, dx: Tensor, g: Geometry, nb: number): boolean {
   const taps = g.kh * g.kw, hwo = g.ho * g.wo, rowsPer = taps * hwo;
-  const per = Math.floor((UNIFORM_WINDOW_FLOATS - 63) / rowsPer);
+  const per = Math.floor(UNIFORM_WINDOW_SPAN / rowsPer);
   if (per < 1 || dcol.dtype !== "f32") return false;
   for (let b = 0; b < nb; b++) {
     for (let c0 = 0; c0 < g.c; c0 += per) {
       const cw = Math.min(per, g.c - c0);
       const start = (b * g.c + c0) * rowsPer;
-      const aligned = Math.floor(start / 64) * 64;
       const total = cw * g.h * g.w;
-      const params = { ...geometryParams(g, total, b), c0, delta: start - aligned };
-      const workgroups = Math.ceil(total / WORKGROUP);
-      if (aligned + UNIFORM_WINDOW_FLOATS <= dcol.size) {
-        dx.backend.run({
-          kernel: col2imWindowKernel(true),
-          inputs: [],
-          outputs: [{ storage: dx.storage, dtype: "f32", size: dx.size }],
-          params,
-          workgroups,
-          uniformInputs: [{ storage: dcol.storage, byteOffset: aligned * 4 }],
-        });
-      } else {
-        launch(col2imWindowKernel(false), [dcol], [dx], { ...params, delta: start }, workgroups);
-      }
+      const params = { ...geometryParams(g, total, b), c0 };
+      const [windowed, storage] = [col2imWindowKernel(true), col2imWindowKernel(false)];
+      launchAtWindow(windowed, storage, dcol, dx, start, params, Math.ceil(total / WORKGROUP));
     }
   }
   return true;
@@ -570,7 +558,7 @@ function im2colPacked(
   transposed: boolean,
 ): void {
   const hw = g.h * g.w, taps = g.kh * g.kw;
-  const perWindow = Math.floor((UNIFORM_WINDOW_FLOATS - 63) / hw);
+  const perWindow = Math.floor(UNIFORM_WINDOW_SPAN / hw);
   const common = {
     kp,
     transposed: transposed ? 1 : 0,
@@ -593,22 +581,21 @@ function im2colPacked(
     for (let c0 = 0; c0 < g.c; c0 += step) {
       const cw = perWindow > 0 ? Math.min(perWindow, g.c - c0) : g.c;
       const base = (b * g.c + c0) * hw;
-      const aligned = Math.floor(base / 64) * 64;
       const rows = cw * taps * g.ho;
-      const windowed = perWindow > 0 && (aligned + UNIFORM_WINDOW_FLOATS) <= x.size;
-      const params = { ...common, rows, b, c0, kofs, delta: windowed ? base - aligned : base };
+      const params = { ...common, rows, b, c0, kofs };
       const groups = Math.ceil(rows / WORKGROUP);
-      if (windowed) {
-        x.backend.run({
-          kernel: im2colPackedKernel(true),
-          inputs: [],
-          outputs: [{ storage: dst.storage, dtype: "f32", size: dst.size }],
+      if (perWindow > 0) {
+        launchAtWindow(
+          im2colPackedKernel(true),
+          im2colPackedKernel(false),
+          x,
+          dst,
+          base,
           params,
-          workgroups: groups,
-          uniformInputs: [{ storage: x.storage, byteOffset: aligned * 4 }],
-        });
+          groups,
+        );
       } else {
-        launch(im2colPackedKernel(false), [x], [dst], params, groups);
+        launch(im2colPackedKernel(false), [x], [dst], { ...params, delta: base }, groups);
       }
       if (perWindow === 0) break;
     }

@@ -22,9 +22,16 @@
  * @module
  */
 
-import { entryPoint, type Kernel, kernelCache, UNIFORM_WINDOW_FLOATS } from "../kernel.ts";
+import {
+  entryPoint,
+  type Kernel,
+  kernelCache,
+  LOOP_BUDGET,
+  UNIFORM_WINDOW_FLOATS,
+  UNIFORM_WINDOW_SPAN,
+} from "../kernel.ts";
 import { empty, type Tensor } from "../tensor.ts";
-import { launch } from "./launch.ts";
+import { launch, launchWindowed } from "./launch.ts";
 
 /** Register block of the window kernels. */
 export interface DirectTile {
@@ -70,9 +77,6 @@ export interface DirectGeometry {
   wo: number;
 }
 
-/** Most loop iterations one invocation of a direct kernel runs (llvmpipe stops near 65,535). */
-export const DIRECT_LOOP_LIMIT = 16384;
-
 const cached = kernelCache();
 
 /** Integer parameters of one direct-kernel launch. */
@@ -80,7 +84,6 @@ type Params = Record<string, number>;
 
 /** Weight windows one `conv.window` dispatch binds. */
 const WSEGS = 4;
-const WINDOW = UNIFORM_WINDOW_FLOATS;
 
 const PAD_PARAMS = {
   total: "u32",
@@ -192,7 +195,7 @@ export function weightPackKernel(): Kernel {
   let t = select(tap, p.taps - 1u - tap, p.flip != 0u);
   let cl = ci % p.cc;
   let slot = (ci / p.cc) * p.spc + cl / p.cpw;
-  let d0 = slot * ${WINDOW}u + ((cl % p.cpw) * p.taps + tap) * p.cpad;
+  let d0 = slot * ${UNIFORM_WINDOW_FLOATS}u + ((cl % p.cpw) * p.taps + tap) * p.cpad;
   let s0 = ci * p.si + t;
   for (var o = 0u; o < p.cpad; o++) {
     let ok = o < p.cout;
@@ -206,7 +209,7 @@ export function weightPackKernel(): Kernel {
           const o = i % cpad, tap = Math.floor(i / cpad) % taps, ci = Math.floor(i / (cpad * taps));
           const t = flip ? taps - 1 - tap : tap;
           const cl = ci % cc, slot = Math.floor(ci / cc) * spc + Math.floor(cl / cpw);
-          dst[slot * WINDOW + ((cl % cpw) * taps + tap) * cpad + o] = o < cout
+          dst[slot * UNIFORM_WINDOW_FLOATS + ((cl % cpw) * taps + tap) * cpad + o] = o < cout
             ? w[o * so + ci * si + t]
             : 0;
         }
@@ -413,22 +416,22 @@ function windowConv(
   const tile = windowTile;
   const hpwp = pad.hp * pad.wp, taps = kh * kw;
   const cpad = Math.ceil(cout / tile.tm) * tile.tm;
-  const cpw = Math.floor(WINDOW / (taps * cpad));
-  if (hpwp > WINDOW - 63 || cpw < 1 || src.dtype !== "f32") return null;
+  const cpw = Math.floor(UNIFORM_WINDOW_FLOATS / (taps * cpad));
+  if (hpwp > UNIFORM_WINDOW_SPAN || cpw < 1 || src.dtype !== "f32") return null;
   let ni: number, cc: number;
-  if (cs * hpwp <= WINDOW - 63 && cs <= WSEGS * cpw) {
+  if (cs * hpwp <= UNIFORM_WINDOW_SPAN && cs <= WSEGS * cpw) {
     cc = cs;
-    ni = Math.max(1, Math.min(n, Math.floor((WINDOW - 63) / (cs * hpwp))));
+    ni = Math.max(1, Math.min(n, Math.floor(UNIFORM_WINDOW_SPAN / (cs * hpwp))));
   } else {
     ni = 1;
-    cc = Math.min(cs, Math.floor((WINDOW - 63) / hpwp), WSEGS * cpw);
+    cc = Math.min(cs, Math.floor(UNIFORM_WINDOW_SPAN / hpwp), WSEGS * cpw);
   }
   // One invocation loops over cc * kh * (kw + 1) taps at most.
-  if (cc * kh * (kw + 1) > DIRECT_LOOP_LIMIT) cc = Math.floor(DIRECT_LOOP_LIMIT / (kh * (kw + 1)));
+  if (cc * kh * (kw + 1) > LOOP_BUDGET) cc = Math.floor(LOOP_BUDGET / (kh * (kw + 1)));
   const spc = Math.ceil(cc / cpw), nchunks = Math.ceil(cs / cc), ngroups = Math.ceil(n / ni);
   const block = Math.ceil((ni * cc * hpwp) / 64) * 64;
   const backend = src.backend;
-  const xp = empty([ngroups * nchunks * block + WINDOW], "f32", backend);
+  const xp = empty([ngroups * nchunks * block + UNIFORM_WINDOW_FLOATS], "f32", backend);
   const padTotal = n * cs * pad.hp;
   launch(padPackKernel(), [src], [xp], {
     total: padTotal,
@@ -446,7 +449,7 @@ function windowConv(
     nchunks,
     block,
   }, Math.ceil(padTotal / 64));
-  const wp = empty([nchunks * spc * WINDOW], "f32", backend);
+  const wp = empty([nchunks * spc * UNIFORM_WINDOW_FLOATS], "f32", backend);
   const wTotal = cs * taps;
   launch(weightPackKernel(), [weight], [wp], {
     total: wTotal,
@@ -464,7 +467,6 @@ function windowConv(
   const kernel = windowConvKernel(tile);
   const hw = hout * wout;
   const pb = Math.ceil(hw / tile.tn), ob = Math.ceil(cout / tile.tm);
-  const outBinding = [{ storage: out.storage, dtype: "f32" as const, size: out.size }];
   for (let gi = 0; gi < ngroups; gi++) {
     const nig = Math.min(ni, n - gi * ni);
     for (let k = 0; k < nchunks; k++) {
@@ -473,42 +475,35 @@ function windowConv(
       const uniformInputs = [{ storage: xp.storage, byteOffset: (gi * nchunks + k) * block * 4 }];
       for (let s = 0; s < WSEGS; s++) {
         const slot = k * spc + (s < spc ? s : 0);
-        uniformInputs.push({ storage: wp.storage, byteOffset: slot * WINDOW * 4 });
+        uniformInputs.push({ storage: wp.storage, byteOffset: slot * UNIFORM_WINDOW_FLOATS * 4 });
       }
       const total = nig * ob * pb;
-      backend.run({
-        kernel,
-        inputs: [],
-        outputs: outBinding,
-        params: {
-          total,
-          pb,
-          ob,
-          n0: gi * ni,
-          cout,
-          cpad,
-          hw,
-          wout,
-          hpwp,
-          wp: pad.wp,
-          sh,
-          sw,
-          dh,
-          dw,
-          kh,
-          kw,
-          xdelta: 0,
-          ximg: cc * hpwp,
-          cpw,
-          cnt0: counts[0],
-          cnt1: counts[1],
-          cnt2: counts[2],
-          cnt3: counts[3],
-          accumulate: k > 0 ? 1 : 0,
-        },
-        workgroups: Math.ceil(total / tile.workgroupSize),
-        uniformInputs,
-      });
+      launchWindowed(kernel, uniformInputs, [], [out], {
+        total,
+        pb,
+        ob,
+        n0: gi * ni,
+        cout,
+        cpad,
+        hw,
+        wout,
+        hpwp,
+        wp: pad.wp,
+        sh,
+        sw,
+        dh,
+        dw,
+        kh,
+        kw,
+        xdelta: 0,
+        ximg: cc * hpwp,
+        cpw,
+        cnt0: counts[0],
+        cnt1: counts[1],
+        cnt2: counts[2],
+        cnt3: counts[3],
+        accumulate: k > 0 ? 1 : 0,
+      }, Math.ceil(total / tile.workgroupSize));
     }
   }
   xp.dispose();
@@ -764,24 +759,24 @@ export function windowGradWeight(gy: Tensor, x: Tensor, g: DirectGeometry): Tens
   const wp = (g.wo - 1) * g.sw + (g.kw - 1) * g.dw + 1;
   const hpwp = hp * wp, hw = g.ho * g.wo, taps = g.kh * g.kw;
   const cpad = Math.ceil(g.cout / tile.tm) * tile.tm;
-  if (hw * cpad > WINDOW || hpwp > WINDOW - 63) return null;
-  const fitG = Math.floor(WINDOW / (hw * cpad));
+  if (hw * cpad > UNIFORM_WINDOW_FLOATS || hpwp > UNIFORM_WINDOW_SPAN) return null;
+  const fitG = Math.floor(UNIFORM_WINDOW_FLOATS / (hw * cpad));
   let ni: number, cc: number;
-  if (g.c * hpwp <= WINDOW - 63) {
+  if (g.c * hpwp <= UNIFORM_WINDOW_SPAN) {
     cc = g.c;
-    ni = Math.max(1, Math.min(g.n, fitG, Math.floor((WINDOW - 63) / (g.c * hpwp))));
+    ni = Math.max(1, Math.min(g.n, fitG, Math.floor(UNIFORM_WINDOW_SPAN / (g.c * hpwp))));
   } else {
     ni = 1;
-    cc = Math.floor((WINDOW - 63) / hpwp);
+    cc = Math.floor(UNIFORM_WINDOW_SPAN / hpwp);
   }
   // Loop iterations of one invocation: images x (rows x (columns + 1) + 1).
-  ni = Math.max(1, Math.min(ni, Math.floor(DIRECT_LOOP_LIMIT / (g.ho * (g.wo + 1) + 1))));
-  if (g.ho * (g.wo + 1) + 1 > DIRECT_LOOP_LIMIT) return null;
+  ni = Math.max(1, Math.min(ni, Math.floor(LOOP_BUDGET / (g.ho * (g.wo + 1) + 1))));
+  if (g.ho * (g.wo + 1) + 1 > LOOP_BUDGET) return null;
   const nchunks = Math.ceil(g.c / cc), ngroups = Math.ceil(g.n / ni);
   const block = Math.ceil((ni * cc * hpwp) / 64) * 64;
   const gblock = Math.ceil((ni * hw * cpad) / 64) * 64;
   const backend = x.backend;
-  const xp = empty([ngroups * nchunks * block + WINDOW], "f32", backend);
+  const xp = empty([ngroups * nchunks * block + UNIFORM_WINDOW_FLOATS], "f32", backend);
   const rows = g.n * g.c * hp;
   launch(padPackKernel(), [x], [xp], {
     total: rows,
@@ -799,7 +794,7 @@ export function windowGradWeight(gy: Tensor, x: Tensor, g: DirectGeometry): Tens
     nchunks,
     block,
   }, Math.ceil(rows / 64));
-  const gp = empty([ngroups * gblock + WINDOW], "f32", backend);
+  const gp = empty([ngroups * gblock + UNIFORM_WINDOW_FLOATS], "f32", backend);
   launch(gyPackKernel(), [gy], [gp], {
     total: g.n * cpad,
     cout: g.cout,
@@ -812,46 +807,39 @@ export function windowGradWeight(gy: Tensor, x: Tensor, g: DirectGeometry): Tens
   const out = empty([g.cout, g.c, g.kh, g.kw], "f32", backend);
   const kernel = windowWeightGradKernel(tile);
   const ob = Math.ceil(g.cout / tile.tm);
-  const outBinding = [{ storage: out.storage, dtype: "f32" as const, size: out.size }];
   for (let gi = 0; gi < ngroups; gi++) {
     const nig = Math.min(ni, g.n - gi * ni);
     for (let k = 0; k < nchunks; k++) {
       const nec = Math.min(cc, g.c - k * cc) * taps;
       const eb = Math.ceil(nec / tile.tn);
       const total = eb * ob;
-      backend.run({
-        kernel,
-        inputs: [],
-        outputs: outBinding,
-        params: {
-          total,
-          eb,
-          ob,
-          nec,
-          ebase: k * cc * taps,
-          ne,
-          cout: g.cout,
-          cpad,
-          taps,
-          kw: g.kw,
-          hpwp,
-          wp,
-          sh: g.sh,
-          sw: g.sw,
-          dh: g.dh,
-          dw: g.dw,
-          ximg: cc * hpwp,
-          nig,
-          ho: g.ho,
-          wo: g.wo,
-          accumulate: gi > 0 ? 1 : 0,
-        },
-        workgroups: Math.ceil(total / tile.workgroupSize),
-        uniformInputs: [
-          { storage: xp.storage, byteOffset: (gi * nchunks + k) * block * 4 },
-          { storage: gp.storage, byteOffset: gi * gblock * 4 },
-        ],
-      });
+      const windows = [
+        { storage: xp.storage, byteOffset: (gi * nchunks + k) * block * 4 },
+        { storage: gp.storage, byteOffset: gi * gblock * 4 },
+      ];
+      launchWindowed(kernel, windows, [], [out], {
+        total,
+        eb,
+        ob,
+        nec,
+        ebase: k * cc * taps,
+        ne,
+        cout: g.cout,
+        cpad,
+        taps,
+        kw: g.kw,
+        hpwp,
+        wp,
+        sh: g.sh,
+        sw: g.sw,
+        dh: g.dh,
+        dw: g.dw,
+        ximg: cc * hpwp,
+        nig,
+        ho: g.ho,
+        wo: g.wo,
+        accumulate: gi > 0 ? 1 : 0,
+      }, Math.ceil(total / tile.workgroupSize));
     }
   }
   xp.dispose();

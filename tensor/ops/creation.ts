@@ -7,32 +7,26 @@
 import type { Backend } from "../backend.ts";
 import { defaultDevice } from "../device.ts";
 import { type DType, wgslType } from "../dtype.ts";
-import { entryPoint, type Kernel } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { checkShape, sizeOf, type Tensor } from "../tensor.ts";
 import { launchInto } from "./launch.ts";
 
 const WORKGROUP = 256;
-const kernels = new Map<DType, Kernel>();
+const cached = kernelCache();
 
 function fillKernel(dtype: DType): Kernel {
-  let kernel = kernels.get(dtype);
-  if (!kernel) {
-    const type = dtype === "f64" ? "f32" : wgslType(dtype);
-    kernel = {
-      label: `creation.fill_${dtype}`,
-      inputs: {},
-      outputs: { out: dtype },
-      params: { n: "u32", value: type },
-      workgroupSize: WORKGROUP,
-      code: `${entryPoint(WORKGROUP)}
+  return cached(dtype, () => ({
+    label: `creation.fill_${dtype}`,
+    inputs: {},
+    outputs: { out: dtype },
+    params: { n: "u32", value: dtype === "f64" ? "f32" : wgslType(dtype) },
+    workgroupSize: WORKGROUP,
+    code: `${entryPoint(WORKGROUP)}
   if (i >= p.n) { return; }
   out[i] = p.value;
 }`,
-      cpu: (_, { out }, p) => out.fill(p.value as number),
-    };
-    kernels.set(dtype, kernel);
-  }
-  return kernel;
+    cpu: (_, { out }, p) => out.fill(p.value as number),
+  }));
 }
 
 /** Options of {@linkcode full}. */

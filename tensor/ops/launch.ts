@@ -6,7 +6,14 @@
 
 import type { Backend } from "../backend.ts";
 import type { DType } from "../dtype.ts";
-import type { Kernel, ParamValues } from "../kernel.ts";
+import {
+  type BufferBinding,
+  type Kernel,
+  type ParamValues,
+  UNIFORM_WINDOW_ALIGNMENT,
+  UNIFORM_WINDOW_FLOATS,
+  type UniformWindow,
+} from "../kernel.ts";
 import { empty, type Tensor } from "../tensor.ts";
 
 /** The backend all `inputs` share; throws a `TypeError` naming `op` otherwise. */
@@ -52,12 +59,71 @@ export function launch(
   const backend = backendOf(kernel.label, [...inputs, ...outputs]);
   backend.run({
     kernel,
-    inputs: inputs.map((t) => ({ storage: t.storage, dtype: t.dtype, size: t.size })),
-    outputs: outputs.map((t) => ({ storage: t.storage, dtype: t.dtype, size: t.size })),
+    inputs: inputs.map(bindingOf),
+    outputs: outputs.map(bindingOf),
     params,
     workgroups,
     indirect: indirect && { storage: indirect.args.storage, byteOffset: indirect.index * 4 },
   });
+}
+
+function bindingOf(t: Tensor): BufferBinding {
+  return { storage: t.storage, dtype: t.dtype, size: t.size };
+}
+
+/**
+ * Runs `kernel` as {@linkcode launch} does, with `windows` bound to its uniform-window inputs
+ * (`Kernel.uniforms`, in order).
+ */
+export function launchWindowed(
+  kernel: Kernel,
+  windows: readonly UniformWindow[],
+  inputs: readonly Tensor[],
+  outputs: readonly Tensor[],
+  params: ParamValues,
+  workgroups: number,
+): void {
+  backendOf(kernel.label, [...inputs, ...outputs]).run({
+    kernel,
+    inputs: inputs.map(bindingOf),
+    outputs: outputs.map(bindingOf),
+    params,
+    workgroups,
+    uniformInputs: windows,
+  });
+}
+
+/**
+ * Runs `windowed`, which reads `src` through one uniform window, on the window that holds float
+ * `start` of `src` (the window begins at the aligned offset at or before `start`, and
+ * `params.delta` is `start`'s place in it). Where that window would pass the end of `src`, runs
+ * `fallback` instead, which reads `src` from storage, with `params.delta = start`; both write
+ * `out`.
+ */
+export function launchAtWindow(
+  windowed: Kernel,
+  fallback: Kernel,
+  src: Tensor,
+  out: Tensor,
+  start: number,
+  params: ParamValues,
+  workgroups: number,
+): void {
+  const align = UNIFORM_WINDOW_ALIGNMENT / 4;
+  const aligned = Math.floor(start / align) * align;
+  if (aligned + UNIFORM_WINDOW_FLOATS <= src.size) {
+    const window = { storage: src.storage, byteOffset: aligned * 4 };
+    launchWindowed(
+      windowed,
+      [window],
+      [],
+      [out],
+      { ...params, delta: start - aligned },
+      workgroups,
+    );
+  } else {
+    launch(fallback, [src], [out], { ...params, delta: start }, workgroups);
+  }
 }
 
 /** Allocates one output (on the inputs' backend unless given) and runs `kernel` into it. */

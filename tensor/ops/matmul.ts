@@ -6,8 +6,8 @@
  * `TM x TN` block of the output in registers, looping over the inner axis.
  * Operands are addressed through strides, so a transposed operand is read in
  * place (no copy) and the backward pass reuses the same kernel. The inner loop
- * runs at most {@linkcode MATMUL_K_CHUNK} iterations per dispatch (llvmpipe
- * silently stops loops after ~65,535 iterations); longer inner axes take
+ * runs at most {@linkcode MATMUL_K_CHUNK} iterations per dispatch (`LOOP_BUDGET`,
+ * below llvmpipe's `LOOP_LIMIT`, tensor/kernel.ts); longer inner axes take
  * several dispatches that accumulate into the output.
  *
  * Block sizes are chosen per adapter: llvmpipe (a CPU rasteriser running 8
@@ -36,17 +36,19 @@ import {
   entryPoint,
   type Kernel,
   kernelCache,
+  LOOP_BUDGET,
   UNIFORM_WINDOW_FLOATS,
+  UNIFORM_WINDOW_SPAN,
   type UniformWindow,
 } from "../kernel.ts";
 import { sizeOf, type Tensor } from "../tensor.ts";
 import { broadcastShapes } from "./elementwise.ts";
-import { backendOf, launch } from "./launch.ts";
+import { backendOf, launch, launchAtWindow, launchWindowed } from "./launch.ts";
 import { empty } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
 
 /** Inner-axis iterations one dispatch performs at most (below llvmpipe's loop limit). */
-export const MATMUL_K_CHUNK = 16384;
+export const MATMUL_K_CHUNK: number = LOOP_BUDGET;
 
 /** Most batch axes a matmul supports. */
 const MAX_BATCH_RANK = 8;
@@ -492,7 +494,7 @@ function packRows(
   kin: number,
   souter: number,
 ): boolean {
-  const span = UNIFORM_WINDOW_FLOATS - 63;
+  const span = UNIFORM_WINDOW_SPAN;
   if (kin > span || k % kin !== 0 || srow < kin) return false;
   const nr = Math.floor((span - kin) / srow) + 1;
   const outer = k / kin;
@@ -500,29 +502,9 @@ function packRows(
   for (let o = 0; o < outer; o++) {
     for (let r0 = 0; r0 < rows; r0 += nr) {
       const start = base + o * souter + r0 * srow;
-      const aligned = Math.floor(start / 64) * 64;
-      const params = {
-        kin,
-        r0,
-        nr: Math.min(nr, rows - r0),
-        qofs: o * kin,
-        delta: start - aligned,
-        srow,
-        k,
-      };
-      const workgroups = Math.ceil(kin / 64);
-      if (aligned + UNIFORM_WINDOW_FLOATS <= src.size) {
-        out.backend.run({
-          kernel: matmulPackRowsKernel(true),
-          inputs: [],
-          outputs: [{ storage: out.storage, dtype: "f32", size: out.size }],
-          params,
-          workgroups,
-          uniformInputs: [{ storage: src.storage, byteOffset: aligned * 4 }],
-        });
-      } else {
-        launch(matmulPackRowsKernel(false), [src], [out], { ...params, delta: start }, workgroups);
-      }
+      const params = { kin, r0, nr: Math.min(nr, rows - r0), qofs: o * kin, srow, k };
+      const [windowed, storage] = [matmulPackRowsKernel(true), matmulPackRowsKernel(false)];
+      launchAtWindow(windowed, storage, src, out, start, params, Math.ceil(kin / 64));
     }
   }
   return true;
@@ -601,7 +583,7 @@ function packRuns(
   base: number,
 ): boolean {
   const groups = Math.ceil(rows / PANEL);
-  const span = UNIFORM_WINDOW_FLOATS - 63;
+  const span = UNIFORM_WINDOW_SPAN;
   // Dispatches: [q0, q0 + nq) x [g0, g0 + ng), all runs inside one window.
   const plan: { q0: number; nq: number; g0: number; ng: number }[] = [];
   if (rows <= span && sk >= rows) {
@@ -620,28 +602,10 @@ function packRuns(
   if (plan.length > 4096) return false;
   for (const { q0, nq, g0, ng } of plan) {
     const start = base + q0 * sk + g0 * PANEL;
-    const aligned = Math.floor(start / 64) * 64;
     const total = nq * ng;
-    const params = { total, q0, g0, ng, delta: start - aligned, sk, rows, k };
-    if (aligned + UNIFORM_WINDOW_FLOATS <= src.size) {
-      out.backend.run({
-        kernel: matmulPackRunsKernel(true),
-        inputs: [],
-        outputs: [{ storage: out.storage, dtype: "f32", size: out.size }],
-        params,
-        workgroups: Math.ceil(total / 64),
-        uniformInputs: [{ storage: src.storage, byteOffset: aligned * 4 }],
-      });
-    } else {
-      // Too close to the end of `src` for a whole window: read storage.
-      launch(
-        matmulPackRunsKernel(false),
-        [src],
-        [out],
-        { ...params, delta: start },
-        Math.ceil(total / 64),
-      );
-    }
+    const params = { total, q0, g0, ng, sk, rows, k };
+    const [windowed, storage] = [matmulPackRunsKernel(true), matmulPackRunsKernel(false)];
+    launchAtWindow(windowed, storage, src, out, start, params, Math.ceil(total / 64));
   }
   return true;
 }
@@ -682,25 +646,18 @@ export function packedMatmulInto(
           uniformInputs.push(window(pa, (gm + s) * PANEL < m ? gm + s : gm, 0));
         }
         for (let s = 0; s < SEGS; s++) uniformInputs.push(window(pb, gn, 0));
-        out.backend.run({
-          kernel: wide,
-          inputs: [],
-          outputs: [{ storage: out.storage, dtype: "f32", size: out.size }],
-          params: {
-            m,
-            n,
-            m0: gm * PANEL,
-            n0: gn * PANEL,
-            kc0: k,
-            kc1: 0,
-            kc2: 0,
-            kc3: 0,
-            accumulate: accumulate ? 1 : 0,
-            cbase,
-          },
-          workgroups: 8,
-          uniformInputs,
-        });
+        launchWindowed(wide, uniformInputs, [], [out], {
+          m,
+          n,
+          m0: gm * PANEL,
+          n0: gn * PANEL,
+          kc0: k,
+          kc1: 0,
+          kc2: 0,
+          kc3: 0,
+          accumulate: accumulate ? 1 : 0,
+          cbase,
+        }, 8);
       }
     }
     return;
@@ -713,25 +670,18 @@ export function packedMatmulInto(
         const uniformInputs: UniformWindow[] = [];
         for (let s = 0; s < SEGS; s++) uniformInputs.push(window(pa, gm, s0 + s));
         for (let s = 0; s < SEGS; s++) uniformInputs.push(window(pb, gn, s0 + s));
-        out.backend.run({
-          kernel,
-          inputs: [],
-          outputs: [{ storage: out.storage, dtype: "f32", size: out.size }],
-          params: {
-            m,
-            n,
-            m0: gm * PANEL,
-            n0: gn * PANEL,
-            kc0: kc[0],
-            kc1: kc[1],
-            kc2: kc[2],
-            kc3: kc[3],
-            accumulate: s0 > 0 || accumulate ? 1 : 0,
-            cbase,
-          },
-          workgroups: 2,
-          uniformInputs,
-        });
+        launchWindowed(kernel, uniformInputs, [], [out], {
+          m,
+          n,
+          m0: gm * PANEL,
+          n0: gn * PANEL,
+          kc0: kc[0],
+          kc1: kc[1],
+          kc2: kc[2],
+          kc3: kc[3],
+          accumulate: s0 > 0 || accumulate ? 1 : 0,
+          cbase,
+        }, 2);
         s0 += SEGS;
       } while (s0 * KSEG < k);
     }

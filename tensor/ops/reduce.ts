@@ -4,7 +4,7 @@
  *
  * One kernel family, `reduce.*`, views its input as `[outer, r, inner]` and
  * reduces the middle axis. An invocation reduces at most {@linkcode REDUCE_CHUNK}
- * elements (llvmpipe silently stops loops past ~65,535 iterations), so long
+ * elements (llvmpipe silently stops loops past `LOOP_LIMIT`, tensor/kernel.ts), so long
  * axes take several passes over shrinking partial results.
  *
  * @module

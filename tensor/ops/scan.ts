@@ -5,7 +5,7 @@
  * One kernel pair, `scan.reduce` and `scan.down`, views the tensor as
  * `[outer, len, inner]` lines along the scanned axis. Each invocation handles
  * at most {@linkcode SCAN_CHUNK} consecutive elements of a line (llvmpipe stops
- * loops after ~65,535 iterations), so long lines are scanned in levels:
+ * loops past `LOOP_LIMIT`, tensor/kernel.ts), so long lines are scanned in levels:
  * chunk sums, a scan of those sums (recursively), then each chunk rescanned
  * from its carry. A scan of 1e7 elements is 5 dispatches and no readback.
  *

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { boundaryGridKernel, GRID_CELLS } from "../../losses/ops/kernels.ts";
+import { boundaryGridKernel, GRID_CELLS } from "../../losses/ops/ranking/bin.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import { launch } from "../../tensor/ops/launch.ts";
 import { empty, tensor } from "../../tensor/tensor.ts";

@@ -20,7 +20,7 @@ import { floatOf, launch, launchInto } from "../../../tensor/ops/launch.ts";
 import { cumsum } from "../../../tensor/ops/scan.ts";
 import { argsort, sort } from "../../../tensor/ops/sort.ts";
 import { type Tensor, tidy } from "../../../tensor/tensor.ts";
-import { isPos, isPosWgsl, NONE, WG } from "../kernels.ts";
+import { isPos, isPosWgsl, NONE, WG } from "./pipeline.ts";
 
 const cached = kernelCache();
 

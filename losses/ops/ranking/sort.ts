@@ -12,10 +12,11 @@
  * @module
  */
 
+import type { DType } from "../../../tensor/dtype.ts";
+import { entryPoint, type Kernel, kernelCache } from "../../../tensor/kernel.ts";
 import type { Tensor } from "../../../tensor/tensor.ts";
-import { gatherErrorsKernel, sortedPositivesKernel } from "../kernels.ts";
 import type { Positives } from "./compact.ts";
-import { mergeLevels, overPositives, type Pipeline, rows } from "./pipeline.ts";
+import { mergeLevels, overPositives, type Pipeline, rows, WG } from "./pipeline.ts";
 
 /** The positives in ranking order. */
 export interface SortedPositives {
@@ -53,4 +54,59 @@ export function sortPositives(
     overPositives(ctx, gatherErrorsKernel(f), [errors, pk, info], [pv]);
   }
   return { ps, py, pv, pi, pk };
+}
+
+const cached = kernelCache();
+
+/**
+ * The positives in sorted order (after the merge sort of their logits, which carries each
+ * one's compacted position `ko` as an exact float): logit, target, original index, position.
+ */
+export function sortedPositivesKernel(f: DType): Kernel {
+  return cached(`sorted|${f}`, () => ({
+    label: "rank_ops.sorted_positives",
+    inputs: { ks: f, ko: f, cy: f, ci: "u32", info: "u32" },
+    outputs: { ps: f, py: f, pi: "u32", pk: "u32" },
+    params: { grid: "u32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  if (i >= p.grid || info[4] == 0u) { return; }
+  for (var r = i; r < info[0]; r += p.grid) {
+    let a = u32(ko[r]);
+    ps[r] = ks[r];
+    py[r] = cy[a];
+    pi[r] = ci[a];
+    pk[r] = a;
+  }
+}`,
+    cpu(ins, outs) {
+      if (ins.info[4] === 0) return;
+      for (let r = 0; r < ins.info[0]; r++) {
+        const a = ins.ko[r];
+        outs.ps[r] = ins.ks[r];
+        outs.py[r] = ins.cy[a];
+        outs.pi[r] = ins.ci[a];
+        outs.pk[r] = a;
+      }
+    },
+  }));
+}
+
+/** aLRP: regression errors in sorted order, `pe[r] = err[pk[r]]`. */
+export function gatherErrorsKernel(f: DType): Kernel {
+  return cached(`gathererr|${f}`, () => ({
+    label: "rank_ops.gather_errors",
+    inputs: { err: f, pk: "u32", info: "u32" },
+    outputs: { pe: f },
+    params: { grid: "u32" },
+    workgroupSize: WG,
+    code: `${entryPoint(WG)}
+  if (i >= p.grid || info[4] == 0u) { return; }
+  for (var r = i; r < info[0]; r += p.grid) { pe[r] = err[pk[r]]; }
+}`,
+    cpu(ins, outs) {
+      if (ins.info[4] === 0) return;
+      for (let r = 0; r < ins.info[0]; r++) outs.pe[r] = ins.err[ins.pk[r]];
+    },
+  }));
 }
