@@ -5,7 +5,9 @@ import type { CocoDetection } from "../../data/coco_types.ts";
 import { decodePng, encodePng } from "../../data/png.ts";
 import { generateShapes, SHAPE_CLASSES } from "../../data/shapes.ts";
 import { DETECT_USAGE, drawRule, main, selectDetections } from "../../cli/detect.ts";
-import { upscale } from "../../engine/draw.ts";
+import MASK_RCNN_TINY_SHAPES from "../../configs/mask_rcnn_tiny_shapes.ts";
+import * as mask from "../../data/mask.ts";
+import { classColor, drawBoxes, tintMask, upscale } from "../../engine/draw.ts";
 import { loadModel, SCORE_THRESHOLDS_KEY, storeScoreThresholds } from "../../engine/model_io.ts";
 import { cpu } from "../../tensor/device.ts";
 import { loadSafetensors } from "../../tensor/safetensors.ts";
@@ -217,5 +219,41 @@ Deno.test("detect: per-class thresholds from the checkpoint, --score-thr, --top"
       assert.ok(DETECT_USAGE.includes(flag), flag);
     }
   });
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("detect: a Mask R-CNN's masks are tinted under its boxes and written as RLE", async () => {
+  const dir = await Deno.makeTempDir();
+  const checkpoint = await randomCheckpoint(dir, MASK_RCNN_TINY_SHAPES);
+  const image = generateShapes({ numImages: 1, seed: 30, size: 64 }).images[0];
+  const path = join(dir, "shapes.png");
+  await Deno.writeFile(path, await encodePng(image));
+  const out = join(dir, "out");
+  const run = await detect(["--checkpoint", checkpoint, "--out", out, "--top", "3", path]);
+  assert.equal(run.code, 0, run.err.join("\n"));
+  const dets: CocoDetection[] = JSON.parse(await Deno.readTextFile(join(out, "detections.json")));
+  assert.ok(dets.length >= 3);
+  for (const d of dets) assert.deepEqual(d.segmentation?.size, [64, 64]);
+  // The drawing: the top 3 (lowest score first) tinted, then outlined and captioned.
+  const drawn = selectDetections(dets, { thresholds: undefined, top: 3, description: "" })
+    .reverse();
+  assert.ok(drawn.some((d) => mask.area(d.segmentation!) > 0), "an untrained head still paints");
+  const f = Math.ceil(512 / 64);
+  const tinted = upscale(image, f);
+  for (const d of drawn) {
+    tintMask(tinted, mask.decode(d.segmentation!), 64, 64, classColor(d.category_id - 1), 0.45, f);
+  }
+  const boxes = drawn.map((d) => {
+    const [x, y, w, h] = d.bbox!;
+    return {
+      box: [x * f, y * f, (x + w) * f, (y + h) * f] as [number, number, number, number],
+      classId: d.category_id - 1,
+      score: d.score,
+      label: SHAPE_CLASSES[d.category_id - 1],
+    };
+  });
+  const expected = drawBoxes(tinted, boxes, { captions: true, textScale: 2 });
+  const png = await decodePng(await Deno.readFile(join(out, "shapes.png")));
+  assert.deepEqual(png.data, expected.data);
   await Deno.remove(dir, { recursive: true });
 });

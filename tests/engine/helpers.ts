@@ -1,16 +1,18 @@
 // Shared by the tests of the engine and the task entry points.
 import { join } from "node:path";
 import ATSS_TINY_SHAPES from "../../configs/atss_tiny_shapes.ts";
-import type { TrainSettings } from "../../configs/types.ts";
+import type { DetectorConfig, TrainSettings } from "../../configs/types.ts";
 import { buildDetector } from "../../detectors/build.ts";
 import { cpu } from "../../tensor/device.ts";
 import { saveCheckpoint } from "../../tensor/safetensors.ts";
 
-/** Saves a random-weight checkpoint of the default config (no thresholds) in `dir`; returns its path. */
-export async function randomCheckpoint(dir: string): Promise<string> {
-  const config = ATSS_TINY_SHAPES;
+/** Saves a random-weight checkpoint of `config` (default: the default config; no thresholds) in `dir`; returns its path. */
+export async function randomCheckpoint(
+  dir: string,
+  config: DetectorConfig = ATSS_TINY_SHAPES,
+): Promise<string> {
   const model = buildDetector(config.model, { seed: 3, backend: cpu() });
-  const checkpoint = join(dir, "random.safetensors");
+  const checkpoint = join(dir, `random_${config.name}.safetensors`);
   await saveCheckpoint(checkpoint, {
     model,
     metadata: {
