@@ -36,23 +36,22 @@ function floatKind(t: Tensor): DType {
 // ---------------------------------------------------------------------------
 // Format conversions: one 4x4 linear map per row.
 
-const linearKernels = new Map<DType, Kernel>();
+const cached = kernelCache();
 const MATRIX_PARAMS = Array.from({ length: 16 }, (_, k) => `m${k}`);
 
 function linearKernel(dtype: DType): Kernel {
-  let kernel = linearKernels.get(dtype);
-  if (kernel) return kernel;
-  const params: Record<string, ParamType> = { rows: "u32" };
-  for (const name of MATRIX_PARAMS) params[name] = "f32";
-  const rowsOf = (k: number) =>
-    [0, 1, 2, 3].map((j) => `p.m${4 * k + j} * x[b + ${j}u]`).join(" + ");
-  kernel = {
-    label: "box.linear4",
-    inputs: { x: dtype },
-    outputs: { out: dtype },
-    params,
-    workgroupSize: WORKGROUP,
-    code: `${entryPoint(WORKGROUP)}
+  return cached(`linear4|${dtype}`, () => {
+    const params: Record<string, ParamType> = { rows: "u32" };
+    for (const name of MATRIX_PARAMS) params[name] = "f32";
+    const rowsOf = (k: number) =>
+      [0, 1, 2, 3].map((j) => `p.m${4 * k + j} * x[b + ${j}u]`).join(" + ");
+    return {
+      label: "box.linear4",
+      inputs: { x: dtype },
+      outputs: { out: dtype },
+      params,
+      workgroupSize: WORKGROUP,
+      code: `${entryPoint(WORKGROUP)}
   if (i >= p.rows) { return; }
   let b = i * 4u;
   let o0 = ${rowsOf(0)};
@@ -64,13 +63,12 @@ function linearKernel(dtype: DType): Kernel {
   out[b + 2u] = o2;
   out[b + 3u] = o3;
 }`,
-    cpu(ins, outs, p) {
-      const m = MATRIX_PARAMS.map((name) => p[name] as number);
-      linear4Host(ins.x, outs.out, p.rows as number, m);
-    },
-  };
-  linearKernels.set(dtype, kernel);
-  return kernel;
+      cpu(ins, outs, p) {
+        const m = MATRIX_PARAMS.map((name) => p[name] as number);
+        linear4Host(ins.x, outs.out, p.rows as number, m);
+      },
+    };
+  });
 }
 
 /** `out[r] = m x[r]` for each 4-vector `r < rows`: the one host form of the 4x4 maps. */
@@ -424,8 +422,6 @@ fn finish(v: f32, kind: u32, floor: f32) -> f32 {
   return -log(vc);
 }
 `;
-
-const cached = kernelCache();
 
 function alignedKernel(dtype: DType): Kernel {
   const key = `fwd|${dtype}`;

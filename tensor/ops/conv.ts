@@ -53,7 +53,12 @@ import {
   packMatmulOperand,
 } from "./matmul.ts";
 import { sum } from "./reduce.ts";
-import { windowForward, windowGradInput, windowGradWeight } from "./conv_direct.ts";
+import {
+  type DirectGeometry,
+  windowForward,
+  windowGradInput,
+  windowGradWeight,
+} from "./conv_direct.ts";
 
 /** Default most elements of one im2col matrix (images are processed in chunks below it). */
 export const CONV_COL_LIMIT = 1 << 24;
@@ -92,25 +97,11 @@ export interface Conv2dOptions {
 /**
  * The geometry of one convolution: `n` images of `c` x `h` x `w` convolved
  * with `cout` filters of `kh` x `kw` (stride `sh`, `sw`; padding `ph`, `pw`;
- * dilation `dh`, `dw`) into `ho` x `wo` outputs.
+ * dilation `dh`, `dw`) into `ho` x `wo` outputs, in `groups` channel groups.
  */
-export interface Geometry {
-  n: number;
-  c: number;
-  h: number;
-  w: number;
-  cout: number;
+export interface Geometry extends DirectGeometry {
+  /** Channel groups. */
   groups: number;
-  kh: number;
-  kw: number;
-  sh: number;
-  sw: number;
-  ph: number;
-  pw: number;
-  dh: number;
-  dw: number;
-  ho: number;
-  wo: number;
 }
 
 const PARAMS = {
