@@ -16,7 +16,8 @@ import { parseArgs } from "node:util";
 import { backward } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
 import { cpu, native, webgpu } from "../tensor/device.ts";
-import { conv2d, setConvUniformPath } from "../tensor/ops/conv.ts";
+import { conv2d } from "../tensor/ops/conv.ts";
+import { withProfile } from "../tensor/device_profile.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
 import { type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 
@@ -76,22 +77,22 @@ if (import.meta.main) {
   const wt = tensor(random(co * c * 9), [co, c, 3, 3], { backend, requiresGrad: true });
   const gy = tensor(random(n * co * h * w), [n, co, h, w], { backend });
   for (const auto of paths) {
-    const previous = setConvUniformPath(auto ? "auto" : "off");
     const path = auto ? "auto" : "storage";
-    const fwd = await time(backend, repeat, () => conv2d(x, wt, { padding: 1 }).dispose());
-    row("conv2d fwd", "8x64x64x64, 3x3 pad 1", path, fwd, flops);
-    const bwd = await time(backend, repeat, () => {
-      tidy(() => {
-        const y = conv2d(x, wt, { padding: 1 });
-        backward(y, gy);
+    await withProfile(backend, auto ? {} : { convUniform: "off" }, async () => {
+      const fwd = await time(backend, repeat, () => conv2d(x, wt, { padding: 1 }).dispose());
+      row("conv2d fwd", "8x64x64x64, 3x3 pad 1", path, fwd, flops);
+      const bwd = await time(backend, repeat, () => {
+        tidy(() => {
+          const y = conv2d(x, wt, { padding: 1 });
+          backward(y, gy);
+        });
+        (x.grad as Tensor).dispose();
+        (wt.grad as Tensor).dispose();
+        x.grad = null;
+        wt.grad = null;
       });
-      (x.grad as Tensor).dispose();
-      (wt.grad as Tensor).dispose();
-      x.grad = null;
-      wt.grad = null;
+      row("conv2d fwd+bwd", "8x64x64x64, 3x3 pad 1", path, bwd, 3 * flops);
+      row("conv2d bwd only", "8x64x64x64, 3x3 pad 1", path, bwd - fwd, 2 * flops);
     });
-    row("conv2d fwd+bwd", "8x64x64x64, 3x3 pad 1", path, bwd, 3 * flops);
-    row("conv2d bwd only", "8x64x64x64, 3x3 pad 1", path, bwd - fwd, 2 * flops);
-    setConvUniformPath(previous);
   }
 }

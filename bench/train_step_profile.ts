@@ -5,8 +5,9 @@
  * pass per launch, so the profiled run itself is slower than the plain one).
  *
  * Run: `deno run -A bench/train_step_profile.ts [--config atss_tiny_shapes] [--steps 3]
- * [--batch 4] [--top 25] [--conv-direct auto|off]` (`off`: conv2d without its direct kernels, for
- * comparison)
+ * [--batch 4] [--top 25] [--conv-direct auto|off] [--hardware]` (`off`: conv2d without its direct
+ * kernels, for comparison; `--hardware`: the profile forced to the hardware adapters' kernels, the
+ * shared-memory matmul and implicit-GEMM convolution, see docs/device_profile.md)
  *
  * @module
  */
@@ -19,7 +20,12 @@ import { buildDetector } from "../detectors/build.ts";
 import { backward } from "../tensor/autograd.ts";
 import type { KernelTime } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
-import { type ConvPathMode, setConvDirectPath } from "../tensor/ops/conv.ts";
+import {
+  type DeviceProfile,
+  HARDWARE_PATHS,
+  type PathMode,
+  withProfile,
+} from "../tensor/device_profile.ts";
 import { SGD } from "../tensor/optim/sgd.ts";
 import { tidyAsync } from "../tensor/tensor.ts";
 
@@ -31,10 +37,15 @@ const { values } = parseArgs({
     batch: { type: "string" },
     top: { type: "string", default: "25" },
     "conv-direct": { type: "string", default: "auto" },
+    hardware: { type: "boolean", default: false },
   },
 });
 const backend = await initBackend();
-setConvDirectPath(values["conv-direct"] as ConvPathMode);
+const directMode = values["conv-direct"] as PathMode;
+const overrides: Partial<DeviceProfile> = {
+  ...(values.hardware ? HARDWARE_PATHS : {}),
+  ...(directMode === "auto" ? {} : { convDirect: directMode }),
+};
 const config = await loadConfig(values.config!);
 const batchSize = Number(values.batch ?? config.train.batchSize);
 const steps = Number(values.steps);
@@ -52,11 +63,12 @@ for await (const batch of loader.epoch(0)) batches.push(batch);
 loader.close();
 
 async function step(k: number): Promise<void> {
-  await tidyAsync(async () => {
-    backward((await model.loss(batches[k % batches.length])).total);
-    optimizer.step();
-    optimizer.zeroGrad();
-  });
+  await withProfile(backend, overrides, () =>
+    tidyAsync(async () => {
+      backward((await model.loss(batches[k % batches.length])).total);
+      optimizer.step();
+      optimizer.zeroGrad();
+    }));
 }
 
 await step(0); // compiles every kernel

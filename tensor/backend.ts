@@ -5,6 +5,7 @@
  */
 
 import type { DType, TypedArray } from "./dtype.ts";
+import type { DeviceProfile } from "./device_profile.ts";
 import type { Launch } from "./kernel.ts";
 
 /** The name of a backend. */
@@ -34,6 +35,11 @@ export interface Backend {
   readonly name: BackendName;
   /** The adapter, in words (e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`). */
   readonly description: string;
+  /**
+   * What ops ask about the adapter (kind, loop budget, tiles, which variants pay); computed once
+   * when the backend is made. Replace it only through `withProfile` (tensor/device_profile.ts).
+   */
+  profile: DeviceProfile;
   /** Uninitialised storage for `size` elements of `dtype`. */
   alloc(dtype: DType, size: number): Storage;
   /** Storage holding a copy of `data`. */

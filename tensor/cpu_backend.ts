@@ -22,6 +22,7 @@ import {
   sortedKernelTimes,
   type Storage,
 } from "./backend.ts";
+import { hostProfile } from "./device_profile.ts";
 import { BYTES_PER_ELEMENT, type DType, type TypedArray, viewAs } from "./dtype.ts";
 import {
   type BufferBinding,
@@ -104,6 +105,7 @@ export function createHostBackend(spec: HostBackendSpec): Backend {
   return {
     name: spec.name,
     description: spec.description,
+    profile: hostProfile(),
     alloc(dtype: DType, size: number): CpuStorage {
       live++;
       const byteLength = size * BYTES_PER_ELEMENT[dtype];

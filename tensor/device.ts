@@ -14,6 +14,9 @@ import { GpuUnavailableError, NativeUnavailableError } from "./errors.ts";
 import { createNativeBackend } from "./native/native_backend.ts";
 import { loadOpenBlas } from "./native/openblas.ts";
 import { createWebGpuBackend } from "./webgpu_backend.ts";
+import { adapterProfile, isSoftwareAdapter } from "./device_profile.ts";
+
+export { isSoftwareAdapter };
 
 let cpuBackend: Backend | null = null;
 let nativeBackend: Backend | null = null;
@@ -64,19 +67,6 @@ function adapterName(adapter: GPUAdapter): string {
   return adapter.info.description || adapter.info.vendor || "WebGPU";
 }
 
-/**
- * Whether an adapter renders in software on the CPU (llvmpipe, lavapipe, SwiftShader, WARP):
- * the adapter says so itself (`isFallbackAdapter`) or its name does.
- */
-export function isSoftwareAdapter(
-  info: { description?: string; isFallbackAdapter?: boolean },
-): boolean {
-  return info.isFallbackAdapter === true ||
-    /llvmpipe|lavapipe|softpipe|swiftshader|microsoft basic render|\bwarp\b/i.test(
-      info.description ?? "",
-    );
-}
-
 async function requestGpu(): Promise<Backend> {
   const adapter = await requestAdapter();
   const requiredLimits: Record<string, number> = {};
@@ -96,7 +86,13 @@ async function requestGpu(): Promise<Backend> {
     ? ["timestamp-query"]
     : [];
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-  return createWebGpuBackend(device, adapterName(adapter));
+  const description = adapterName(adapter);
+  const profile = adapterProfile({
+    description,
+    isFallbackAdapter: adapter.info.isFallbackAdapter,
+    limits: device.limits,
+  });
+  return createWebGpuBackend(device, description, profile);
 }
 
 /** The WebGPU backend; rejects with {@linkcode GpuUnavailableError} where there is no adapter. */

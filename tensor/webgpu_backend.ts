@@ -18,6 +18,7 @@ import {
   type Storage,
 } from "./backend.ts";
 import { BYTES_PER_ELEMENT, type DType, type TypedArray, viewAs } from "./dtype.ts";
+import { adapterProfile, type DeviceProfile } from "./device_profile.ts";
 import { GpuError, ShaderCompileError } from "./errors.ts";
 import {
   type Kernel,
@@ -51,8 +52,15 @@ interface CompiledKernel {
   uniformLayout: GPUBindGroupLayout | null;
 }
 
-/** Creates the WebGPU backend on `device`. */
-export function createWebGpuBackend(device: GPUDevice, description: string): Backend {
+/**
+ * Creates the WebGPU backend on `device`; `deviceProfile` defaults to the one its description and
+ * limits imply.
+ */
+export function createWebGpuBackend(
+  device: GPUDevice,
+  description: string,
+  deviceProfile: DeviceProfile = adapterProfile({ description, limits: device.limits }),
+): Backend {
   const pool = new Map<number, GPUBuffer[]>();
   const pipelines = new Map<string, CompiledKernel>();
   // Kernel objects are long-lived: look them up without rebuilding their source.
@@ -261,6 +269,7 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
   return {
     name: "webgpu",
     description,
+    profile: deviceProfile,
     alloc,
     upload(data: TypedArray): GpuStorage {
       if (data instanceof Float64Array) {

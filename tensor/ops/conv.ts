@@ -10,11 +10,11 @@
  * and grad cols = weightᵀ x grad out, folded back into the input by
  * `conv.col2im` (a gather: each input element sums the columns that read it,
  * so no atomics). Images are processed in chunks so that the column matrix
- * stays under {@linkcode CONV_COL_LIMIT} elements (see {@linkcode setConvColLimit}).
+ * stays under the profile's `convColLimit` elements.
  *
  * (These products use matmul's storage-buffer kernels: packing the large column
- * matrices would cost more than it saves.) On llvmpipe (f32, groups 1; see
- * {@linkcode setConvUniformPath}) the products
+ * matrices would cost more than it saves.) On llvmpipe (f32, groups 1; the
+ * profile's `convUniform`) the products
  * run through the packed uniform-window kernels of `matmul.ts` instead:
  * `conv.im2col_packed` reads each image through 64 KiB uniform windows (as
  * many channels as fit) and writes the receptive fields straight into packed
@@ -24,7 +24,7 @@
  * product of the output gradient `[Cout, images x pixels]` with the transposed
  * packed columns.
  *
- * On llvmpipe (f32, groups 1; see {@linkcode setConvDirectPath}) all three
+ * On llvmpipe (f32, groups 1; the profile's `convDirect`) all three
  * passes first try the direct uniform-window kernels of `conv_direct.ts`,
  * which apply when a zero-padded input plane (and, for the weight gradient,
  * one image's output gradient x Cout) fits a 64 KiB window: every layer of
@@ -45,7 +45,6 @@ import { empty, type Tensor, tensor, viewOf } from "../tensor.ts";
 import { add, map } from "./elementwise.ts";
 import { backendOf, launch, launchAtWindow } from "./launch.ts";
 import {
-  isLlvmpipe,
   matmul,
   MATMUL_PANEL,
   packedMatmulInto,
@@ -59,24 +58,6 @@ import {
   windowGradInput,
   windowGradWeight,
 } from "./conv_direct.ts";
-
-/** Default most elements of one im2col matrix (images are processed in chunks below it). */
-export const CONV_COL_LIMIT = 1 << 24;
-
-let colLimit = CONV_COL_LIMIT;
-
-/**
- * Sets the most elements of one im2col matrix (tests use a small limit to
- * exercise chunking); returns the previous limit.
- */
-export function setConvColLimit(limit: number): number {
-  if (!Number.isInteger(limit) || limit < 1) {
-    throw new RangeError(`setConvColLimit: limit ${limit} must be a positive integer`);
-  }
-  const previous = colLimit;
-  colLimit = limit;
-  return previous;
-}
 
 const WORKGROUP = 64;
 
@@ -259,38 +240,6 @@ export function col2imKernel(dtype: DType = "f32"): Kernel {
       }
     },
   }));
-}
-
-/** How a conv2d path is chosen: by its default rule, always, or never. */
-export type ConvPathMode = "auto" | "on" | "off";
-
-/** Throws a `RangeError` naming `op` unless `mode` is a {@linkcode ConvPathMode}. */
-function checkPathMode(op: string, mode: ConvPathMode): void {
-  if (mode !== "auto" && mode !== "on" && mode !== "off") {
-    throw new RangeError(`${op}: mode ${JSON.stringify(mode)} is not auto, on or off`);
-  }
-}
-
-/** Whether conv2d uses packed uniform-window products: by default on llvmpipe only. */
-let uniformMode: ConvPathMode = "auto";
-
-/**
- * Forces (`"on"`, also on the CPU backend, running the kernels' twins) or disables (`"off"`) the packed uniform-window
- * path of {@linkcode conv2d} (tests and benchmarks); `"auto"` (the default)
- * uses it for large enough f32 convolutions on llvmpipe. Returns the previous mode.
- *
- * @example
- * ```ts
- * import { setConvUniformPath } from "./conv.ts";
- * const previous = setConvUniformPath("off");
- * setConvUniformPath(previous);
- * ```
- */
-export function setConvUniformPath(mode: ConvPathMode): ConvPathMode {
-  checkPathMode("setConvUniformPath", mode);
-  const previous = uniformMode;
-  uniformMode = mode;
-  return previous;
 }
 
 const PACKED_PARAMS = {
@@ -496,43 +445,20 @@ function col2imWindowed(dcol: Tensor, dx: Tensor, g: Geometry, nb: number): bool
   return true;
 }
 
-/** Whether conv2d uses the direct kernels of `conv_direct.ts`: by default on llvmpipe only. */
-let directMode: ConvPathMode = "auto";
-
-/**
- * Forces (`"on"`: on every backend, the CPU running the kernels' twins, for
- * f32 geometries that fit the windows) or disables (`"off"`) the direct
- * kernels of {@linkcode conv2d} (tests and benchmarks); `"auto"` (the default)
- * uses them on llvmpipe (for the input gradient, of stride 1 only). Returns the
- * previous mode.
- *
- * @example
- * ```ts
- * import { setConvDirectPath } from "./conv.ts";
- * const previous = setConvDirectPath("off");
- * setConvDirectPath(previous);
- * ```
- */
-export function setConvDirectPath(mode: ConvPathMode): ConvPathMode {
-  checkPathMode("setConvDirectPath", mode);
-  const previous = directMode;
-  directMode = mode;
-  return previous;
-}
-
 /** Whether `conv2d` takes the direct kernels for geometry `g` (groups 1 only). */
 function useDirect(x: Tensor, g: Geometry): boolean {
-  if (directMode === "off" || g.groups !== 1) return false;
-  if (directMode === "on") return true;
-  return x.dtype === "f32" && isLlvmpipe(x.backend);
+  const mode = x.backend.profile.convDirect;
+  if (mode === "off" || g.groups !== 1) return false;
+  return mode === "on" || x.dtype === "f32";
 }
 
 /** Whether `conv2d` takes the packed uniform-window path for geometry `g`. */
 function usePacked(x: Tensor, g: Geometry): boolean {
-  if (uniformMode === "off" || x.dtype !== "f32" || g.groups !== 1) return false;
-  if (uniformMode === "on") return true;
+  const mode = x.backend.profile.convUniform;
+  if (mode === "off" || x.dtype !== "f32" || g.groups !== 1) return false;
+  if (mode === "on") return true;
   const k = g.c * g.kh * g.kw;
-  return isLlvmpipe(x.backend) && g.cout >= 16 && k >= 16 && g.cout * g.ho * g.wo * k >= 1 << 18;
+  return g.cout >= 16 && k >= 16 && g.cout * g.ho * g.wo * k >= 1 << 18;
 }
 
 /**
@@ -682,9 +608,10 @@ function geometryOf(op: string, x: Tensor, weight: Tensor, options: Conv2dOption
 }
 
 /** Images per chunk so that one column matrix stays under the limit. */
-function chunkSize(g: Geometry): number {
+function chunkSize(x: Tensor, g: Geometry): number {
   const perImage = g.c * g.kh * g.kw * g.ho * g.wo;
-  return Math.max(1, Math.min(g.n, Math.floor(colLimit / Math.max(perImage, 1))));
+  const limit = x.backend.profile.convColLimit;
+  return Math.max(1, Math.min(g.n, Math.floor(limit / Math.max(perImage, 1))));
 }
 
 /** Whether the columns are the input itself: a 1x1 convolution with stride 1 and no padding. */
@@ -747,7 +674,7 @@ export function forward(
   }
   const cg = g.c / g.groups, og = g.cout / g.groups;
   const w3 = viewOf(weight, [1, g.groups, og, cg * g.kh * g.kw]);
-  const chunk = chunkSize(g);
+  const chunk = chunkSize(x, g);
   let out: Tensor | null = null;
   let columns: Tensor | null = null;
   for (let b0 = 0; b0 < g.n; b0 += chunk) {
@@ -789,7 +716,7 @@ function flippedWeight(weight: Tensor, g: Geometry): Tensor {
 export function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
   // Strided, the direct kernels convolve gy dilated by the stride: most taps read zeros (7x slower
   // than the paths below for Mask R-CNN's 256-channel 2 x 2 stride-2 upsampling on llvmpipe).
-  if (useDirect(gy, g) && (directMode === "on" || (g.sh === 1 && g.sw === 1))) {
+  if (useDirect(gy, g) && (gy.backend.profile.convDirect === "on" || (g.sh === 1 && g.sw === 1))) {
     const dx = windowGradInput(gy, weight, g);
     if (dx) return dx;
   }
@@ -832,7 +759,7 @@ export function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
   const cg = g.c / g.groups, og = g.cout / g.groups, hw = g.ho * g.wo;
   const w3 = viewOf(weight, [1, g.groups, og, cg * g.kh * g.kw]);
   const dx = empty([g.n, g.c, g.h, g.w], gy.dtype, gy.backend);
-  const chunk = chunkSize(g);
+  const chunk = chunkSize(gy, g);
   for (let b0 = 0; b0 < g.n; b0 += chunk) {
     const nb = Math.min(chunk, g.n - b0);
     const gyPart = sliceImages(gy, b0, nb, [nb, g.groups, og, hw]);
@@ -878,7 +805,7 @@ export function gradWeight(gy: Tensor, x: Tensor, g: Geometry, columns: Tensor |
     if (gw) return gw;
   }
   const og = g.cout / g.groups, hw = g.ho * g.wo;
-  const chunk = chunkSize(g);
+  const chunk = chunkSize(x, g);
   if (usePacked(x, g) && g.n > 0) {
     // grad weight [Cout, C * kh * kw] = gy [Cout, (image, pixel)] x cols [(image, pixel), C * kh * kw].
     const k = g.c * g.kh * g.kw;

@@ -26,7 +26,6 @@ import {
   entryPoint,
   type Kernel,
   kernelCache,
-  LOOP_BUDGET,
   UNIFORM_WINDOW_FLOATS,
   UNIFORM_WINDOW_SPAN,
 } from "../kernel.ts";
@@ -427,7 +426,8 @@ function windowConv(
     cc = Math.min(cs, Math.floor(UNIFORM_WINDOW_SPAN / hpwp), WSEGS * cpw);
   }
   // One invocation loops over cc * kh * (kw + 1) taps at most.
-  if (cc * kh * (kw + 1) > LOOP_BUDGET) cc = Math.floor(LOOP_BUDGET / (kh * (kw + 1)));
+  const budget = src.backend.profile.loopBudget;
+  if (cc * kh * (kw + 1) > budget) cc = Math.floor(budget / (kh * (kw + 1)));
   const spc = Math.ceil(cc / cpw), nchunks = Math.ceil(cs / cc), ngroups = Math.ceil(n / ni);
   const block = Math.ceil((ni * cc * hpwp) / 64) * 64;
   const backend = src.backend;
@@ -770,8 +770,9 @@ export function windowGradWeight(gy: Tensor, x: Tensor, g: DirectGeometry): Tens
     cc = Math.floor(UNIFORM_WINDOW_SPAN / hpwp);
   }
   // Loop iterations of one invocation: images x (rows x (columns + 1) + 1).
-  ni = Math.max(1, Math.min(ni, Math.floor(LOOP_BUDGET / (g.ho * (g.wo + 1) + 1))));
-  if (g.ho * (g.wo + 1) + 1 > LOOP_BUDGET) return null;
+  const budget = x.backend.profile.loopBudget;
+  ni = Math.max(1, Math.min(ni, Math.floor(budget / (g.ho * (g.wo + 1) + 1))));
+  if (g.ho * (g.wo + 1) + 1 > budget) return null;
   const nchunks = Math.ceil(g.c / cc), ngroups = Math.ceil(g.n / ni);
   const block = Math.ceil((ni * cc * hpwp) / 64) * 64;
   const gblock = Math.ceil((ni * hw * cpad) / 64) * 64;

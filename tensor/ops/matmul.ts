@@ -6,8 +6,8 @@
  * `TM x TN` block of the output in registers, looping over the inner axis.
  * Operands are addressed through strides, so a transposed operand is read in
  * place (no copy) and the backward pass reuses the same kernel. The inner loop
- * runs at most {@linkcode MATMUL_K_CHUNK} iterations per dispatch (`LOOP_BUDGET`,
- * below llvmpipe's `LOOP_LIMIT`, tensor/kernel.ts); longer inner axes take
+ * runs at most the profile's `loopBudget` iterations per dispatch (below
+ * llvmpipe's `LOOP_LIMIT` there, tensor/kernel.ts); longer inner axes take
  * several dispatches that accumulate into the output.
  *
  * Block sizes are chosen per adapter: llvmpipe (a CPU rasteriser running 8
@@ -36,7 +36,6 @@ import {
   entryPoint,
   type Kernel,
   kernelCache,
-  LOOP_BUDGET,
   UNIFORM_WINDOW_FLOATS,
   UNIFORM_WINDOW_SPAN,
   type UniformWindow,
@@ -46,9 +45,6 @@ import { broadcastShapes } from "./elementwise.ts";
 import { backendOf, launch, launchAtWindow, launchWindowed } from "./launch.ts";
 import { empty } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
-
-/** Inner-axis iterations one dispatch performs at most (below llvmpipe's loop limit). */
-export const MATMUL_K_CHUNK: number = LOOP_BUDGET;
 
 /** Most batch axes a matmul supports. */
 const MAX_BATCH_RANK = 8;
@@ -73,14 +69,9 @@ interface Operand {
 
 const cached = kernelCache();
 
-/** Whether `backend` runs on Mesa's llvmpipe software rasteriser. */
-export function isLlvmpipe(backend: Backend): boolean {
-  return backend.description.toLowerCase().includes("llvmpipe");
-}
-
-/** The register block {@linkcode matmul} uses for an `m x n` output on `backend`. */
+/** The register block {@linkcode matmul} uses for an `m x n` output on `backend` (its profile's kind). */
 export function chooseTile(backend: Backend, m: number, n: number): MatmulTile {
-  if (isLlvmpipe(backend)) {
+  if (backend.profile.kind === "llvmpipe") {
     if (m >= 64 && n >= 64) return { tm: 32, tn: 32, workgroupSize: 8 };
     if (m >= 32 && n >= 32) return { tm: 16, tn: 16, workgroupSize: 8 };
     return { tm: 4, tn: 4, workgroupSize: 8 };
@@ -731,11 +722,12 @@ export interface MatmulOptions {
   transposeB?: boolean;
   /** Force a register block (benchmarks and tests); chosen per adapter by default. */
   tile?: MatmulTile;
-  /** Inner-axis iterations per dispatch; default {@linkcode MATMUL_K_CHUNK}. */
+  /** Inner-axis iterations per dispatch; default the profile's `loopBudget`. */
   kChunk?: number;
   /**
    * Use (`true`) or avoid (`false`) the packed uniform-window kernels (see
-   * {@linkcode matmulUniformKernel}); by default they serve large f32 products on llvmpipe.
+   * {@linkcode matmulUniformKernel}); by default the profile's `matmulUniform` decides (large
+   * f32 products on llvmpipe).
    */
   uniformPath?: boolean;
 }
@@ -805,11 +797,12 @@ function matmulRaw(a: Tensor, b: Tensor, options: MatmulOptions): Tensor {
   const out = empty([...batch, m, n], a.dtype, backend);
   const nbatch = sizeOf(batch);
   if (out.size === 0) return out;
+  const mode = backend.profile.matmulUniform;
   const useUniform = options.uniformPath ??
-    (options.tile === undefined && options.kChunk === undefined && isLlvmpipe(backend) &&
-      a.dtype === "f32" && m >= 16 && n >= 16 &&
-      // Each matrix of a batch costs a few launches: batches need larger matrices.
-      m * n * k >= (nbatch === 1 ? 1 << 18 : 1 << 20));
+    (options.tile === undefined && options.kChunk === undefined && mode !== "off" &&
+      a.dtype === "f32" && (mode === "on" || (m >= 16 && n >= 16 &&
+        // Each matrix of a batch costs a few launches: batches need larger matrices.
+        m * n * k >= (nbatch === 1 ? 1 << 18 : 1 << 20))));
   if (useUniform && a.dtype === "f32" && k > 0) {
     matmulUniform(a, b, A, B, out, m, n, k, nbatch, batch);
     return out;
@@ -837,7 +830,7 @@ function matmulRaw(a: Tensor, b: Tensor, options: MatmulOptions): Tensor {
     bst: batchStrides(b, batch),
   };
   const workgroups = Math.ceil((tilesM * tilesN * nbatch) / tile.workgroupSize);
-  const chunk = options.kChunk ?? MATMUL_K_CHUNK;
+  const chunk = options.kChunk ?? backend.profile.loopBudget;
   let k0 = 0;
   do {
     const kc = Math.min(chunk, k - k0);

@@ -32,8 +32,6 @@
 
 import { needsGrad, noGrad, record } from "../autograd.ts";
 import type { Backend } from "../backend.ts";
-import { isHostBackend } from "../cpu_backend.ts";
-import { isSoftwareAdapter } from "../device.ts";
 import type { DType, TypedArray } from "../dtype.ts";
 import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { empty, keep, sizeOf, Tensor, viewOf } from "../tensor.ts";
@@ -50,7 +48,7 @@ import { permute } from "./shape.ts";
  * lane there, private memory ~1 ns. Real GPUs get short chunks and wide groups.
  */
 export function sortChunk(backend: Backend): { chunk: number; workgroupSize: number } {
-  const cpuLike = isHostBackend(backend) || isSoftwareAdapter(backend);
+  const cpuLike = backend.profile.software; // the host and software adapters
   return cpuLike ? { chunk: 8192, workgroupSize: 8 } : { chunk: 256, workgroupSize: 64 };
 }
 const BITS = 8;

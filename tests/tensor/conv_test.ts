@@ -1,13 +1,8 @@
 import assert from "node:assert/strict";
 import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
-import {
-  conv2d,
-  type Conv2dOptions,
-  setConvColLimit,
-  setConvDirectPath,
-  setConvUniformPath,
-} from "../../tensor/ops/conv.ts";
+import { withProfile } from "../../tensor/device_profile.ts";
+import { conv2d, type Conv2dOptions } from "../../tensor/ops/conv.ts";
 import { type Tensor, tensor } from "../../tensor/tensor.ts";
 import {
   assertClose,
@@ -116,8 +111,7 @@ Deno.test("conv2d() CPU implementation matches a direct convolution", async (t) 
   }
   await t.step("images split into chunks", async () => {
     const c = CASES[1];
-    const previous = setConvColLimit(200);
-    try {
+    await withProfile(CPU, { convColLimit: 200 }, async () => {
       const { x, w, bias } = inputs(CPU, { ...c, x: [3, 2, 9, 8] }, 7);
       const y = conv2d(x, w, options(c, bias));
       const ref = naiveConv(
@@ -129,44 +123,38 @@ Deno.test("conv2d() CPU implementation matches a direct convolution", async (t) 
         c.o,
       );
       assertClose(await y.data(), ref.data, 1e-5, 1e-5);
-    } finally {
-      setConvColLimit(previous);
-    }
+    });
   });
 });
 
 Deno.test("conv2d() packed uniform-window path (CPU twins) matches a direct convolution", async (t) => {
-  const previous = setConvUniformPath("on");
   // 40 x 40 images: x is read through uniform windows of 10 channels.
   const wide: Case = { name: "40x40", x: [2, 8, 40, 40], w: [9, 8, 3, 3], o: { padding: 1 } };
-  try {
-    for (const [k, c] of [...CASES, wide].entries()) {
-      if ((c.o.groups ?? 1) !== 1) continue;
-      await t.step(c.name, async () => {
-        const { x, w, bias } = inputs(CPU, c, 150 + k, true);
+  for (const [k, c] of [...CASES, wide].entries()) {
+    if ((c.o.groups ?? 1) !== 1) continue;
+    await t.step(c.name, async () => {
+      const { x, w, bias } = inputs(CPU, c, 150 + k, true);
+      const { y, gy } = withProfile(CPU, { convUniform: "on" }, () => {
         const y = conv2d(x, w, options(c, bias));
-        const ref = naiveConv(
-          await x.data(),
-          await w.data(),
-          bias ? await bias.data() : null,
-          c.x,
-          c.w,
-          c.o,
-        );
-        assertClose(await y.data(), ref.data, 1e-5, 1e-5);
-        // Gradients against the default (im2col + matmul) path.
         const gy = tensor(randomArray(y.size, 160 + k), y.shape, { backend: CPU });
         backward(y, gy);
-        setConvUniformPath("off");
-        const { x: x2, w: w2, bias: b2 } = inputs(CPU, c, 150 + k, true);
-        backward(conv2d(x2, w2, options(c, b2)), gy);
-        setConvUniformPath("on");
-        assertClose(await x.grad!.data(), await x2.grad!.data(), 1e-5, 1e-5);
-        assertClose(await w.grad!.data(), await w2.grad!.data(), 1e-5, 1e-5);
+        return { y, gy };
       });
-    }
-  } finally {
-    setConvUniformPath(previous);
+      const ref = naiveConv(
+        await x.data(),
+        await w.data(),
+        bias ? await bias.data() : null,
+        c.x,
+        c.w,
+        c.o,
+      );
+      assertClose(await y.data(), ref.data, 1e-5, 1e-5);
+      // Gradients against the default (im2col + matmul) path.
+      const { x: x2, w: w2, bias: b2 } = inputs(CPU, c, 150 + k, true);
+      backward(conv2d(x2, w2, options(c, b2)), gy);
+      assertClose(await x.grad!.data(), await x2.grad!.data(), 1e-5, 1e-5);
+      assertClose(await w.grad!.data(), await w2.grad!.data(), 1e-5, 1e-5);
+    });
   }
 });
 
@@ -259,21 +247,17 @@ Deno.test("conv2d() kernels match their CPU twins", { ignore: !GPU }, async (t) 
       w: [2, 3, 3, 3],
       o: { padding: 1, bias: true },
     };
-    const previous = setConvColLimit(500);
-    try {
-      await compareBackends(
-        (backend) => {
+    await compareBackends(
+      (backend) =>
+        withProfile(backend, { convColLimit: 500 }, () => {
           const { x, w, bias } = inputs(backend, c, 800, true);
           const y = conv2d(x, w, options(c, bias));
           backward(y, tensor(randomArray(y.size, 801), y.shape, { backend }));
           return [y, x.grad!, w.grad!, bias!.grad!];
-        },
-        1e-4,
-        1e-4,
-      );
-    } finally {
-      setConvColLimit(previous);
-    }
+        }),
+      1e-4,
+      1e-4,
+    );
   });
   const packedCases: Case[] = [
     ...CASES.filter((c) => (c.o.groups ?? 1) === 1),
@@ -287,17 +271,13 @@ Deno.test("conv2d() kernels match their CPU twins", { ignore: !GPU }, async (t) 
     await t.step(`packed path, forward and backward: ${c.name}`, async () => {
       poisonPool(gpu, [size(c.x), size(c.w), size(c.x) * 9]);
       await compareBackends(
-        (backend) => {
-          const previous = setConvUniformPath(backend === CPU ? "off" : "on");
-          try {
+        (backend) =>
+          withProfile(backend, { convUniform: backend === CPU ? "off" : "on" }, () => {
             const { x, w, bias } = inputs(backend, c, 900 + k, true);
             const y = conv2d(x, w, options(c, bias));
             backward(y, tensor(randomArray(y.size, 950 + k), y.shape, { backend }));
             return bias ? [y, x.grad!, w.grad!, bias.grad!] : [y, x.grad!, w.grad!];
-          } finally {
-            setConvUniformPath(previous);
-          }
-        },
+          }),
         1e-4,
         1e-4,
       );
@@ -305,26 +285,20 @@ Deno.test("conv2d() kernels match their CPU twins", { ignore: !GPU }, async (t) 
   }
   await t.step("packed path with chunked images (weight gradient accumulates)", async () => {
     const c: Case = { name: "chunks", x: [3, 3, 6, 5], w: [2, 3, 3, 3], o: { padding: 1 } };
-    const previous = setConvColLimit(500);
-    try {
-      await compareBackends(
-        (backend) => {
-          const mode = setConvUniformPath(backend === CPU ? "off" : "on");
-          try {
-            const { x, w } = inputs(backend, c, 990, true);
-            const y = conv2d(x, w, options(c));
-            backward(y, tensor(randomArray(y.size, 991), y.shape, { backend }));
-            return [y, x.grad!, w.grad!];
-          } finally {
-            setConvUniformPath(mode);
-          }
-        },
-        1e-4,
-        1e-4,
-      );
-    } finally {
-      setConvColLimit(previous);
-    }
+    await compareBackends(
+      (backend) =>
+        withProfile(backend, {
+          convColLimit: 500,
+          convUniform: backend === CPU ? "off" : "on",
+        }, () => {
+          const { x, w } = inputs(backend, c, 990, true);
+          const y = conv2d(x, w, options(c));
+          backward(y, tensor(randomArray(y.size, 991), y.shape, { backend }));
+          return [y, x.grad!, w.grad!];
+        }),
+      1e-4,
+      1e-4,
+    );
   });
   await t.step("empty batch", async () => {
     const x = tensor([], [0, 2, 4, 4], { backend: gpu });
@@ -356,17 +330,13 @@ const DIRECT_CASES: Case[] = [
 Deno.test("conv2d() direct kernels (CPU twins) match the im2col path", async (t) => {
   for (const [k, c] of DIRECT_CASES.entries()) {
     await t.step(c.name, async () => {
-      const run = (mode: "on" | "off") => {
-        const previous = setConvDirectPath(mode);
-        try {
+      const run = (mode: "on" | "off") =>
+        withProfile(CPU, { convDirect: mode }, () => {
           const { x, w, bias } = inputs(CPU, c, 1100 + k, true);
           const y = conv2d(x, w, options(c, bias));
           backward(y, tensor(randomArray(y.size, 1150 + k), y.shape, { backend: CPU }));
           return [y, x.grad!, w.grad!];
-        } finally {
-          setConvDirectPath(previous);
-        }
-      };
+        });
       const direct = run("on"), reference = run("off");
       for (let i = 0; i < 3; i++) {
         assertClose(await direct[i].data(), await reference[i].data(), 1e-4, 1e-4, `output ${i}`);
@@ -381,17 +351,13 @@ Deno.test("conv2d() direct kernels match the CPU", { ignore: !GPU }, async (t) =
     await t.step(c.name, async () => {
       poisonPool(gpu, [size(c.x), size(c.w), size(c.x) * 2]);
       await compareBackends(
-        (backend) => {
-          const previous = setConvDirectPath(backend === CPU ? "off" : "on");
-          try {
+        (backend) =>
+          withProfile(backend, { convDirect: backend === CPU ? "off" : "on" }, () => {
             const { x, w, bias } = inputs(backend, c, 1500 + k, true);
             const y = conv2d(x, w, options(c, bias));
             backward(y, tensor(randomArray(y.size, 1550 + k), y.shape, { backend }));
             return bias ? [y, x.grad!, w.grad!, bias.grad!] : [y, x.grad!, w.grad!];
-          } finally {
-            setConvDirectPath(previous);
-          }
-        },
+          }),
         2e-4,
         2e-4,
       );
@@ -439,22 +405,18 @@ Deno.test(
     }
     await t.step("chunked images, forward and backward", async () => {
       const c: Case = { name: "chunks", x: [3, 3, 6, 5], w: [2, 3, 3, 3], o: { padding: 1 } };
-      const previous = setConvColLimit(500);
-      try {
-        await compareBackends(
-          (backend) => {
+      await compareBackends(
+        (backend) =>
+          withProfile(backend, { convColLimit: 500 }, () => {
             const { x, w } = inputs(backend, c, 1200, true);
             const y = conv2d(x, w, options(c));
             backward(y, tensor(randomArray(y.size, 1201), y.shape, { backend }));
             return [y, x.grad!, w.grad!];
-          },
-          1e-4,
-          1e-4,
-          native,
-        );
-      } finally {
-        setConvColLimit(previous);
-      }
+          }),
+        1e-4,
+        1e-4,
+        native,
+      );
     });
   },
 );

@@ -3,7 +3,7 @@ import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import { ConvTranspose2d } from "../../tensor/nn/conv.ts";
 import { fans } from "../../tensor/nn/init.ts";
-import { setConvColLimit, setConvDirectPath, setConvUniformPath } from "../../tensor/ops/conv.ts";
+import { type DeviceProfile, withProfile } from "../../tensor/device_profile.ts";
 import { convTranspose2d, type ConvTranspose2dOptions } from "../../tensor/ops/conv_transpose.ts";
 import { Rng } from "../../tensor/rng.ts";
 import { type Tensor, tensor } from "../../tensor/tensor.ts";
@@ -85,11 +85,15 @@ async function assertMatchesTorch(c: Fixture, backend: Backend, tol: number, dty
 }
 
 /** The paths of `conv.ts` the op reuses: each backend's default, and each path forced. */
-const PATHS: { name: string; direct: "auto" | "on" | "off"; uniform: "auto" | "on" | "off" }[] = [
-  { name: "default path", direct: "auto", uniform: "auto" },
-  { name: "direct window kernels", direct: "on", uniform: "auto" },
-  { name: "packed uniform-window products", direct: "off", uniform: "on" },
-  { name: "im2col + matmul", direct: "off", uniform: "off" },
+const PATHS: { name: string; profile: Partial<DeviceProfile> }[] = [
+  { name: "default path", profile: {} },
+  { name: "direct window kernels", profile: { convDirect: "on" } },
+  { name: "packed uniform-window products", profile: { convDirect: "off", convUniform: "on" } },
+  { name: "im2col + matmul", profile: { convDirect: "off", convUniform: "off" } },
+  {
+    name: "implicit GEMM",
+    profile: { convDirect: "off", convUniform: "off", conv: "implicit" },
+  },
 ];
 
 Deno.test("convTranspose2d() matches PyTorch, forward and gradients, on every backend", async (t) => {
@@ -97,26 +101,16 @@ Deno.test("convTranspose2d() matches PyTorch, forward and gradients, on every ba
     for (const path of PATHS) {
       for (const c of FIXTURES) {
         await t.step(`${backend.name}, ${path.name}: ${c.name}`, async () => {
-          const direct = setConvDirectPath(path.direct);
-          const uniform = setConvUniformPath(path.uniform);
-          try {
-            await assertMatchesTorch(c, backend, 2e-5);
-          } finally {
-            setConvDirectPath(direct);
-            setConvUniformPath(uniform);
-          }
+          await withProfile(backend, path.profile, () => assertMatchesTorch(c, backend, 2e-5));
         });
       }
     }
     await t.step(`${backend.name}: images in chunks`, async () => {
-      const previous = setConvColLimit(60);
-      try {
+      await withProfile(backend, { convColLimit: 60 }, async () => {
         for (const c of FIXTURES.filter((c) => c.x_shape[0] > 1)) {
           await assertMatchesTorch(c, backend, 2e-5);
         }
-      } finally {
-        setConvColLimit(previous);
-      }
+      });
     });
   }
   await t.step("cpu, f64: equal to PyTorch's float64 numbers", async () => {
