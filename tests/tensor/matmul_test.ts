@@ -1,12 +1,8 @@
 import assert from "node:assert/strict";
 import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
-import {
-  matmul,
-  type MatmulOptions,
-  packedShape,
-  packMatmulOperand,
-} from "../../tensor/ops/matmul.ts";
+import { matmul, type MatmulOptions } from "../../tensor/ops/matmul.ts";
+import { packedShape, packMatmulOperand } from "../../tensor/ops/software/matmul_uniform.ts";
 import { tensor } from "../../tensor/tensor.ts";
 import {
   assertClose,

@@ -28,9 +28,10 @@ import {
   kernelCache,
   UNIFORM_WINDOW_FLOATS,
   UNIFORM_WINDOW_SPAN,
-} from "../kernel.ts";
-import { empty, type Tensor } from "../tensor.ts";
-import { launch, launchWindowed } from "./launch.ts";
+} from "../../kernel.ts";
+import { empty, type Tensor } from "../../tensor.ts";
+import type { Geometry } from "../conv_geometry.ts";
+import { launch, launchWindowed } from "../launch.ts";
 
 /** Register block of the window kernels. */
 export interface DirectTile {
@@ -42,41 +43,14 @@ export interface DirectTile {
   workgroupSize: number;
 }
 
-/** Geometry of one convolution (groups 1), as in `conv.ts`. */
-export interface DirectGeometry {
-  /** Images. */
-  n: number;
-  /** Input channels. */
-  c: number;
-  /** Input height. */
-  h: number;
-  /** Input width. */
-  w: number;
-  /** Output channels. */
-  cout: number;
-  /** Kernel height. */
-  kh: number;
-  /** Kernel width. */
-  kw: number;
-  /** Stride (y). */
-  sh: number;
-  /** Stride (x). */
-  sw: number;
-  /** Padding (y). */
-  ph: number;
-  /** Padding (x). */
-  pw: number;
-  /** Dilation (y). */
-  dh: number;
-  /** Dilation (x). */
-  dw: number;
-  /** Output height. */
-  ho: number;
-  /** Output width. */
-  wo: number;
-}
-
 const cached = kernelCache();
+
+/** Whether `conv2d` takes the direct kernels for geometry `g` (groups 1 only). */
+export function useDirect(x: Tensor, g: Geometry): boolean {
+  const mode = x.backend.profile.convDirect;
+  if (mode === "off" || g.groups !== 1) return false;
+  return mode === "on" || x.dtype === "f32";
+}
 
 /** Integer parameters of one direct-kernel launch. */
 type Params = Record<string, number>;
@@ -512,7 +486,7 @@ function windowConv(
 }
 
 /** Forward convolution through `conv.window`, or null where it does not apply. */
-export function windowForward(x: Tensor, weight: Tensor, g: DirectGeometry): Tensor | null {
+export function windowForward(x: Tensor, weight: Tensor, g: Geometry): Tensor | null {
   if (g.n === 0) return null;
   const hp = (g.ho - 1) * g.sh + (g.kh - 1) * g.dh + 1;
   const wp = (g.wo - 1) * g.sw + (g.kw - 1) * g.dw + 1;
@@ -545,7 +519,7 @@ export function windowForward(x: Tensor, weight: Tensor, g: DirectGeometry): Ten
  * stride, padded, and convolved with the flipped, transposed weight), or null
  * where it does not apply.
  */
-export function windowGradInput(gy: Tensor, weight: Tensor, g: DirectGeometry): Tensor | null {
+export function windowGradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor | null {
   const qy = g.dh * (g.kh - 1) - g.ph, qx = g.dw * (g.kw - 1) - g.pw;
   if (g.n === 0 || qy < 0 || qx < 0) return null;
   const taps = g.kh * g.kw;
@@ -752,7 +726,7 @@ const windowWgradTile: DirectTile = { tm: 8, tn: 8, workgroupSize: 8 };
  * Weight gradient `[cout, c, kh, kw]` through `conv.window_wgrad`, or null
  * where the packed output gradient of one image or a padded plane does not fit a window.
  */
-export function windowGradWeight(gy: Tensor, x: Tensor, g: DirectGeometry): Tensor | null {
+export function windowGradWeight(gy: Tensor, x: Tensor, g: Geometry): Tensor | null {
   const tile = windowWgradTile;
   if (g.n === 0 || x.dtype !== "f32") return null;
   const hp = (g.ho - 1) * g.sh + (g.kh - 1) * g.dh + 1;
