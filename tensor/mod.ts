@@ -12,10 +12,23 @@ export {
   hasGpu,
   hasNative,
   initBackend,
-  isSoftwareAdapter,
   native,
   webgpu,
 } from "./device.ts";
+export {
+  type AdapterFacts,
+  type AdapterKind,
+  adapterProfile,
+  type DeviceProfile,
+  type GemmTiles,
+  HARDWARE_PATHS,
+  hostProfile,
+  isSoftwareAdapter,
+  type PathMode,
+  preferredTiles,
+  type ProfileLimits,
+  withProfile,
+} from "./device_profile.ts";
 export {
   GpuError,
   GpuUnavailableError,

@@ -15,6 +15,9 @@
  * (These products use matmul's storage-buffer kernels: packing the large column
  * matrices would cost more than it saves.)
  *
+ * Hardware adapters (the profile's `conv: "implicit"`) run all three passes as implicit GEMM
+ * on the shared-memory tiles of `tiled_gemm.ts` instead (`conv_gemm.ts`): no column matrix.
+ *
  * The llvmpipe variants live in `software/`, chosen by the backend's profile: all three passes
  * first try the direct uniform-window kernels of `software/conv_direct.ts` (`convDirect`; where a
  * zero-padded input plane fits a 64 KiB window), then the packed uniform-window products of
@@ -37,6 +40,7 @@ import {
   GEOMETRY_PARAMS as PARAMS,
   geometryParams,
 } from "./conv_geometry.ts";
+import { gemmForward, gemmGradInput, gemmGradWeight } from "./conv_gemm.ts";
 import { add, map } from "./elementwise.ts";
 import { backendOf, launch } from "./launch.ts";
 import { matmul } from "./matmul.ts";
@@ -308,6 +312,11 @@ function placeImages(whole: Tensor, part: Tensor, b0: number): void {
   whole.backend.copy(part.storage, 0, whole.storage, b0 * per * bytes, part.size * bytes);
 }
 
+/** Whether the passes run as implicit GEMM (`conv_gemm.ts`): the profile's `conv`, f32 only. */
+function useImplicit(t: Tensor): boolean {
+  return t.backend.profile.conv === "implicit" && t.dtype === "f32";
+}
+
 /**
  * The forward pass. With `keepColumns`, the im2col path also returns its column matrix (when the
  * images fit one chunk) for the weight gradient to reuse instead of building it again.
@@ -324,6 +333,7 @@ export function forward(
   }
   const packed = packedForward(x, weight, g);
   if (packed) return { out: packed, columns: null };
+  if (useImplicit(x)) return { out: gemmForward(x, weight, g), columns: null };
   const cg = g.c / g.groups, og = g.cout / g.groups;
   const w3 = viewOf(weight, [1, g.groups, og, cg * g.kh * g.kw]);
   const chunk = chunkSize(x, g);
@@ -372,6 +382,7 @@ export function gradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
     const dx = windowGradInput(gy, weight, g);
     if (dx) return dx;
   }
+  if (useImplicit(gy)) return gemmGradInput(gy, weight, g);
   const padY = g.dh * (g.kh - 1) - g.ph, padX = g.dw * (g.kw - 1) - g.pw;
   const flipped: Geometry = {
     ...g,
@@ -449,6 +460,7 @@ export function gradWeight(gy: Tensor, x: Tensor, g: Geometry, columns: Tensor |
     const gw = windowGradWeight(gy, x, g);
     if (gw) return gw;
   }
+  if (useImplicit(x)) return gemmGradWeight(gy, x, g);
   const og = g.cout / g.groups, hw = g.ho * g.wo;
   const chunk = chunkSize(x, g);
   const packed = packedGradWeight(gy, x, g, chunk);

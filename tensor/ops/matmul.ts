@@ -10,7 +10,9 @@
  * llvmpipe's `LOOP_LIMIT` there, tensor/kernel.ts); longer inner axes take
  * several dispatches that accumulate into the output.
  *
- * Block sizes are chosen per adapter: llvmpipe (a CPU rasteriser running 8
+ * Hardware adapters (the profile's `matmul: "tiled"`) take the workgroup-tiled f32 kernel
+ * `matmul.tiled` of `tiled_gemm.ts` (shared-memory tiles sized from the adapter's limits).
+ * Elsewhere, block sizes are chosen per adapter: llvmpipe (a CPU rasteriser running 8
  * invocations per SIMD batch) pays ~15 ns per lane per storage load, so wide
  * blocks (32 x 32 per invocation for outputs of at least 64 x 64, 16 x 16
  * from 32 x 32, workgroup 8) amortise loads best; other adapters get 4 x 4
@@ -25,6 +27,7 @@
 
 import { record } from "../autograd.ts";
 import type { Backend } from "../backend.ts";
+import type { GemmTiles } from "../device_profile.ts";
 import type { DType } from "../dtype.ts";
 import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { empty, sizeOf, type Tensor } from "../tensor.ts";
@@ -32,6 +35,7 @@ import { broadcastShapes } from "./elementwise.ts";
 import { backendOf, launch } from "./launch.ts";
 import { sumTo } from "./reduce.ts";
 import { uniformWindowMatmul } from "./software/matmul_uniform.ts";
+import { type GemmSpec, runTiledGemm, tiledGemmKernel } from "./tiled_gemm.ts";
 
 /** Most batch axes a matmul supports. */
 const MAX_BATCH_RANK = 8;
@@ -193,6 +197,43 @@ function matmulCpu(
   }
 }
 
+/** `matmul.tiled`: {@linkcode matmulKernel}'s product (same parameters) on the shared-memory tiles. */
+const TILED_MATMUL: GemmSpec = {
+  label: "matmul.tiled",
+  inputs: ["a", "b"],
+  output: "c",
+  params: {
+    sam: "u32",
+    sak: "u32",
+    sbk: "u32",
+    sbn: "u32",
+    bshape: "u32x8",
+    ast: "u32x8",
+    bst: "u32x8",
+  },
+  wgsl: `var<private> aoff: u32;
+var<private> boff: u32;
+fn load_a(bt: u32, r: u32, q: u32) -> f32 { return a[aoff + r * p.sam + q * p.sak]; }
+fn load_b(bt: u32, q: u32, col: u32) -> f32 { return b[boff + q * p.sbk + col * p.sbn]; }
+fn out_at(bt: u32, r: u32, col: u32) -> u32 { return (bt * p.m + r) * p.n + col; }`,
+  prologue: `  var rem = bt;
+  for (var d = ${MAX_BATCH_RANK}u; d > 0u; d--) {
+    let size = u32x8_at(p.bshape, d - 1u);
+    aoff += (rem % size) * u32x8_at(p.ast, d - 1u);
+    boff += (rem % size) * u32x8_at(p.bst, d - 1u);
+    rem = rem / size;
+  }`,
+  cpu: matmulCpu,
+};
+
+/**
+ * The workgroup-tiled matmul kernel with `tiles` (hardware adapters; see `tiled_gemm.ts`):
+ * {@linkcode matmulKernel}'s parameters, `tiles_m`, `tiles_n` counting `bm x bn` blocks.
+ */
+export function tiledMatmulKernel(tiles: GemmTiles): Kernel {
+  return tiledGemmKernel(TILED_MATMUL, tiles);
+}
+
 /**
  * One strided, batched product as the kernels see it: an `m x n` output per batch entry, inner
  * axis `k`; A's element `(r, q)` at `aoff + r * sam + q * sak`, B's `(q, c)` at
@@ -339,6 +380,14 @@ function matmulRaw(a: Tensor, b: Tensor, options: MatmulOptions): Tensor {
     bst: batchStrides(b, batch),
   };
   for (const variant of VARIANTS) if (variant(a, b, out, product, options)) return out;
+  if (
+    backend.profile.matmul === "tiled" && a.dtype === "f32" && options.tile === undefined &&
+    options.kChunk === undefined
+  ) {
+    const { k: _, ...strides } = product;
+    runTiledGemm(tiledMatmulKernel, [a, b], out, product, strides);
+    return out;
+  }
   const tile = options.tile ?? chooseTile(backend, m, n);
   const kernel = matmulKernel(tile, a.dtype);
   const tilesM = Math.ceil(m / tile.tm), tilesN = Math.ceil(n / tile.tn);

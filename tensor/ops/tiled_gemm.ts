@@ -1,0 +1,245 @@
+/**
+ * Workgroup-tiled f32 GEMM for hardware adapters: a generator of kernels that compute batched
+ * products `out(bt, r, c) (+)= sum_q A(bt, r, q) * B(bt, q, c)` where each product says how to
+ * read A and B and where to write (a {@linkcode GemmSpec}), so that matmul and the implicit-GEMM
+ * convolutions (`conv_gemm.ts`) share one tiling.
+ *
+ * A workgroup computes a `bm x bn` output block (tiles from the backend's profile,
+ * `DeviceProfile.tiles`): it steps the inner axis `bk` at a time, staging an A tile `[bk][bm]` and
+ * a B tile `[bk][bn / 4]` (vec4) in workgroup memory, and each of its `(bm / tm) x (bn / 4)`
+ * invocations accumulates a `tm x 4` register block from vec4 reads of the B tile. Loads of the
+ * tiles are coalesced along A's inner axis and B's columns (the row-major layouts) and
+ * zero-filled past the edges, so any `m`, `n`, `k` works. The inner axis runs in dispatches of at
+ * most the profile's `loopBudget` that accumulate into the output.
+ *
+ * @module
+ */
+
+import type { Backend } from "../backend.ts";
+import type { GemmTiles } from "../device_profile.ts";
+import type { DType, TypedArray } from "../dtype.ts";
+import {
+  type CpuTwin,
+  entryPoint,
+  type Kernel,
+  kernelCache,
+  type ParamType,
+  type ParamValues,
+} from "../kernel.ts";
+import type { Tensor } from "../tensor.ts";
+import { launch } from "./launch.ts";
+
+/** Parameters every tiled GEMM kernel has (its own follow). */
+export const GEMM_PARAMS = {
+  m: "u32",
+  n: "u32",
+  k0: "u32",
+  kc: "u32",
+  accumulate: "u32",
+  nbatch: "u32",
+  tiles_m: "u32",
+  tiles_n: "u32",
+} as const;
+
+/** What one tiled GEMM reads and writes; the tiling around it is {@linkcode tiledGemmKernel}'s. */
+export interface GemmSpec {
+  /** The kernel's label (`family.variant`). */
+  label: string;
+  /** Storage inputs (f32), in binding order. */
+  inputs: readonly string[];
+  /** The output's name. */
+  output: string;
+  /** Parameters past {@linkcode GEMM_PARAMS}. */
+  params: Readonly<Record<string, ParamType>>;
+  /**
+   * WGSL of `fn load_a(bt: u32, r: u32, q: u32) -> f32` and `fn load_b(bt: u32, q: u32, c: u32)
+   * -> f32` (called only with `r < p.m`, `c < p.n` and `q` inside the inner axis) and
+   * `fn out_at(bt: u32, r: u32, c: u32) -> u32` (the output's index of element `(r, c)`).
+   */
+  wgsl: string;
+  /**
+   * WGSL statements run once per workgroup before the loop, with the batch entry `bt` in scope:
+   * they may set `var<private>` values (declared in `wgsl`) that the three functions read.
+   */
+  prologue?: string;
+  /** The CPU twin: the same three functions over the twin's arrays, or a whole twin. */
+  cpu: GemmCpuLoaders | CpuTwin;
+}
+
+/** The CPU side of a {@linkcode GemmSpec}'s three WGSL functions. */
+export interface GemmCpuLoaders {
+  /** A's element `(r, q)` of batch entry `bt`. */
+  loadA(
+    ins: Record<string, TypedArray>,
+    p: Record<string, number>,
+    bt: number,
+    r: number,
+    q: number,
+  ): number;
+  /** B's element `(q, c)` of batch entry `bt`. */
+  loadB(
+    ins: Record<string, TypedArray>,
+    p: Record<string, number>,
+    bt: number,
+    q: number,
+    c: number,
+  ): number;
+  /** The output's index of element `(r, c)` of batch entry `bt`. */
+  outAt(p: Record<string, number>, bt: number, r: number, c: number): number;
+}
+
+const cached = kernelCache();
+
+/** Throws a `RangeError` unless `tiles` fit the kernel: 4 columns per invocation, whole blocks. */
+function checkTiles(label: string, tiles: GemmTiles): void {
+  const { bm, bn, bk, tm, tn } = tiles;
+  const invocations = (bm / tm) * (bn / tn);
+  if (tn !== 4 || bm % tm !== 0 || bn % 4 !== 0 || bk < 1 || !Number.isInteger(invocations)) {
+    throw new RangeError(
+      `Kernel "${label}" cannot use tiles ${
+        JSON.stringify(tiles)
+      }: tn must be 4 and bm, bn whole blocks`,
+    );
+  }
+}
+
+/**
+ * The tiled GEMM kernel of `spec` with `tiles` (see the module doc); workgroups: one per
+ * `bm x bn` block per batch entry, `tiles_m x tiles_n x nbatch` in all.
+ */
+export function tiledGemmKernel(spec: GemmSpec, tiles: GemmTiles): Kernel {
+  const { bm, bn, bk, tm, tn } = tiles;
+  return cached(`${spec.label}|${bm}x${bn}x${bk}|${tm}x${tn}`, () => makeKernel(spec, tiles));
+}
+
+function makeKernel(spec: GemmSpec, tiles: GemmTiles): Kernel {
+  checkTiles(spec.label, tiles);
+  const { bm, bn, bk, tm } = tiles;
+  const cols = bn / 4, wg = (bm / tm) * cols;
+  const lines: string[] = [
+    `var<workgroup> sa: array<f32, ${bk * bm}>;`,
+    `var<workgroup> sb: array<vec4<f32>, ${bk * cols}>;`,
+    spec.wgsl,
+    entryPoint(wg),
+    // The workgroup's index from uniform builtins only: barriers below need uniform control flow.
+    `  let w = wid.y * nwg.x + wid.x;`,
+    `  let tiles = p.tiles_m * p.tiles_n;`,
+    `  if (w >= tiles * p.nbatch) { return; }`,
+    `  let bt = w / tiles;`,
+    `  let m0 = ((w % tiles) / p.tiles_n) * ${bm}u;`,
+    `  let n0 = ((w % tiles) % p.tiles_n) * ${bn}u;`,
+    `  let tr = lid / ${cols}u;`,
+    `  let tc = lid % ${cols}u;`,
+    spec.prologue ?? "",
+  ];
+  for (let r = 0; r < tm; r++) lines.push(`  var acc${r} = vec4<f32>(0.0);`);
+  lines.push(
+    `  let kend = p.k0 + p.kc;`,
+    `  for (var q0 = p.k0; q0 < kend; q0 += ${bk}u) {`,
+    `    for (var e = lid; e < ${bm * bk}u; e += ${wg}u) {`,
+    `      let r = e / ${bk}u;`,
+    `      let q = e % ${bk}u;`,
+    `      var v = 0.0;`,
+    `      if (m0 + r < p.m && q0 + q < kend) { v = load_a(bt, m0 + r, q0 + q); }`,
+    `      sa[q * ${bm}u + r] = v;`,
+    `    }`,
+    `    for (var e = lid; e < ${bn * bk}u; e += ${wg}u) {`,
+    `      let q = e / ${bn}u;`,
+    `      let c = e % ${bn}u;`,
+    `      var v = 0.0;`,
+    `      if (n0 + c < p.n && q0 + q < kend) { v = load_b(bt, q0 + q, n0 + c); }`,
+    `      sb[q * ${cols}u + c / 4u][c % 4u] = v;`,
+    `    }`,
+    `    workgroupBarrier();`,
+    `    for (var q = 0u; q < ${bk}u; q++) {`,
+    `      let bv = sb[q * ${cols}u + tc];`,
+    `      let ar = q * ${bm}u + tr * ${tm}u;`,
+  );
+  for (let r = 0; r < tm; r++) {
+    lines.push(`      acc${r} = fma(vec4<f32>(sa[ar + ${r}u]), bv, acc${r});`);
+  }
+  lines.push(`    }`, `    workgroupBarrier();`, `  }`, `  let add = p.accumulate != 0u;`);
+  lines.push(`  let c0 = n0 + tc * 4u;`);
+  for (let r = 0; r < tm; r++) {
+    lines.push(`  let r${r} = m0 + tr * ${tm}u + ${r}u;`);
+    lines.push(`  if (r${r} < p.m) {`);
+    for (let e = 0; e < 4; e++) {
+      lines.push(
+        `    if (c0 + ${e}u < p.n) { let at = out_at(bt, r${r}, c0 + ${e}u); ${spec.output}[at] = select(acc${r}[${e}], ${spec.output}[at] + acc${r}[${e}], add); }`,
+      );
+    }
+    lines.push(`  }`);
+  }
+  lines.push(`}`);
+  const inputs: Record<string, DType> = {};
+  for (const name of spec.inputs) inputs[name] = "f32";
+  return {
+    label: `${spec.label}_${bm}x${bn}x${bk}`,
+    inputs,
+    outputs: { [spec.output]: "f32" },
+    params: { ...GEMM_PARAMS, ...spec.params },
+    workgroupSize: wg,
+    code: lines.join("\n"),
+    cpu: typeof spec.cpu === "function"
+      ? spec.cpu
+      : (ins, outs, params) =>
+        tiledGemmCpu(spec.cpu as GemmCpuLoaders, ins, outs[spec.output], params),
+  };
+}
+
+/** The CPU twin of {@linkcode tiledGemmKernel} (the tiling does not change the result). */
+function tiledGemmCpu(
+  loaders: GemmCpuLoaders,
+  ins: Record<string, TypedArray>,
+  out: TypedArray,
+  params: ParamValues,
+): void {
+  const p = params as Record<string, number>;
+  const { loadA, loadB, outAt } = loaders;
+  const kend = p.k0 + p.kc;
+  for (let bt = 0; bt < p.nbatch; bt++) {
+    for (let r = 0; r < p.m; r++) {
+      for (let c = 0; c < p.n; c++) {
+        let acc = 0;
+        for (let q = p.k0; q < kend; q++) acc += loadA(ins, p, bt, r, q) * loadB(ins, p, bt, q, c);
+        const at = outAt(p, bt, r, c);
+        out[at] = p.accumulate ? out[at] + acc : acc;
+      }
+    }
+  }
+}
+
+/**
+ * Runs a tiled GEMM `m x n x k` over `nbatch` entries into `out`, in dispatches of at most the
+ * profile's `loopBudget` inner steps (the first overwrites unless `accumulate`, the rest add).
+ */
+export function runTiledGemm(
+  kernel: (tiles: GemmTiles) => Kernel,
+  inputs: readonly Tensor[],
+  out: Tensor,
+  size: { m: number; n: number; k: number; nbatch: number },
+  params: ParamValues,
+  accumulate = false,
+): void {
+  const backend: Backend = out.backend;
+  const tiles = backend.profile.tiles;
+  const { m, n, k, nbatch } = size;
+  const tilesM = Math.ceil(m / tiles.bm), tilesN = Math.ceil(n / tiles.bn);
+  const chunk = Math.max(
+    tiles.bk,
+    backend.profile.loopBudget - backend.profile.loopBudget % tiles.bk,
+  );
+  const compiled = kernel(tiles);
+  let k0 = 0;
+  do {
+    const kc = Math.min(chunk, k - k0);
+    const common = { m, n, k0, kc, accumulate: accumulate || k0 > 0 ? 1 : 0, nbatch };
+    launch(compiled, inputs, [out], {
+      ...params,
+      ...common,
+      tiles_m: tilesM,
+      tiles_n: tilesN,
+    }, tilesM * tilesN * nbatch);
+    k0 += kc;
+  } while (k0 < k);
+}
