@@ -5,9 +5,12 @@
  *
  * Each row is timed after one warm-up run (so compile time is excluded), as
  * the mean of `--repeat` runs ended by `backend.sync()`. The `path` column
- * compares, in the same run, the default choice (`auto`: packed uniform-window
- * products on llvmpipe) with the storage-buffer kernels (`storage`); pick with
- * `--paths auto,storage` (WebGPU only).
+ * compares, in the same run, the default choice (`auto`: the backend's profile,
+ * packed uniform-window products on llvmpipe) with the storage-buffer kernels
+ * (`storage`: the profile's uniform-window paths off) and the hardware adapters'
+ * kernels (`hardware`: the profile's `HARDWARE_PATHS`, the shared-memory matmul
+ * and implicit-GEMM convolution); pick with `--paths auto,storage,hardware`
+ * (WebGPU only).
  *
  * @module
  */
@@ -17,7 +20,7 @@ import { backward } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
 import { cpu, native, webgpu } from "../tensor/device.ts";
 import { conv2d } from "../tensor/ops/conv.ts";
-import { withProfile } from "../tensor/device_profile.ts";
+import { type DeviceProfile, HARDWARE_PATHS, withProfile } from "../tensor/device_profile.ts";
 import { matmul } from "../tensor/ops/matmul.ts";
 import { type Tensor, tensor, tidy } from "../tensor/tensor.ts";
 
@@ -40,7 +43,7 @@ if (import.meta.main) {
     options: {
       repeat: { type: "string", default: "2" },
       sizes: { type: "string", default: "256,512,1024" },
-      paths: { type: "string", default: "auto,storage" },
+      paths: { type: "string", default: "auto,storage,hardware" },
       backend: { type: "string", default: "webgpu" },
     },
   });
@@ -55,16 +58,27 @@ if (import.meta.main) {
       `| ${op} | ${shape} | ${tile} | ${ms.toFixed(1)} | ${(flops / ms / 1e6).toFixed(2)} |`,
     );
   // The path choice exists on WebGPU only; host backends have one path.
-  const paths = backend.name === "webgpu"
-    ? values.paths!.split(",").map((p) => p === "auto")
-    : [true];
+  const overrides: Record<string, Partial<DeviceProfile>> = {
+    auto: {},
+    storage: { matmulUniform: "off", convUniform: "off" },
+    hardware: HARDWARE_PATHS,
+  };
+  const paths = backend.name === "webgpu" ? values.paths!.split(",") : ["auto"];
+  for (const path of paths) {
+    if (!(path in overrides)) {
+      throw new RangeError(`Unknown path "${path}": expected auto, storage or hardware`);
+    }
+  }
   const product = async (m: number, k: number, n: number) => {
     const a = tensor(random(m * k), [m, k], { backend });
     const b = tensor(random(k * n), [k, n], { backend });
-    for (const auto of paths) {
-      const uniformPath = auto ? undefined : false;
-      const ms = await time(backend, repeat, () => matmul(a, b, { uniformPath }).dispose());
-      row("matmul", `${m}x${k}x${n}`, auto ? "auto" : "storage", ms, 2 * m * n * k);
+    for (const path of paths) {
+      const ms = await withProfile(
+        backend,
+        overrides[path],
+        () => time(backend, repeat, () => matmul(a, b).dispose()),
+      );
+      row("matmul", `${m}x${k}x${n}`, path, ms, 2 * m * n * k);
     }
     a.dispose();
     b.dispose();
@@ -76,9 +90,8 @@ if (import.meta.main) {
   const x = tensor(random(n * c * h * w), [n, c, h, w], { backend, requiresGrad: true });
   const wt = tensor(random(co * c * 9), [co, c, 3, 3], { backend, requiresGrad: true });
   const gy = tensor(random(n * co * h * w), [n, co, h, w], { backend });
-  for (const auto of paths) {
-    const path = auto ? "auto" : "storage";
-    await withProfile(backend, auto ? {} : { convUniform: "off" }, async () => {
+  for (const path of paths) {
+    await withProfile(backend, overrides[path], async () => {
       const fwd = await time(backend, repeat, () => conv2d(x, wt, { padding: 1 }).dispose());
       row("conv2d fwd", "8x64x64x64, 3x3 pad 1", path, fwd, flops);
       const bwd = await time(backend, repeat, () => {

@@ -138,7 +138,7 @@ export function adapterKind(info: AdapterFacts): AdapterKind {
 /**
  * The largest {@linkcode GemmTiles} the limits allow: 4 x 4 register blocks, 16 x 16 invocations
  * (64 x 64 outputs) where a workgroup may have 256, fewer where not, and the inner step `bk`
- * (at most 16) that fits both tiles in workgroup memory.
+ * (at most 16) that fits both (padded) tiles in workgroup memory.
  *
  * @example
  * ```ts
@@ -161,7 +161,8 @@ export function preferredTiles(limits: ProfileLimits): GemmTiles {
   while (side > 1 && side * side > invocations) side /= 2;
   const bm = side * tm, bn = side * tn;
   let bk = 16;
-  while (bk > 1 && (bm + bn) * bk * 4 > limits.maxComputeWorkgroupStorageSize) bk /= 2;
+  // Both tiles, rows padded by one float (A) and one vec4 (B): see tiled_gemm.ts's tileBytes.
+  while (bk > 1 && (bm + 1 + bn + 4) * bk * 4 > limits.maxComputeWorkgroupStorageSize) bk /= 2;
   return { bm, bn, bk, tm, tn };
 }
 

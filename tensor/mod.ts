@@ -6,15 +6,7 @@
 
 export type { Backend, BackendName, KernelTime, Storage } from "./backend.ts";
 export type { DType, TypedArray } from "./dtype.ts";
-export {
-  cpu,
-  defaultDevice,
-  hasGpu,
-  hasNative,
-  initBackend,
-  native,
-  webgpu,
-} from "./device.ts";
+export { cpu, defaultDevice, hasGpu, hasNative, initBackend, native, webgpu } from "./device.ts";
 export {
   type AdapterFacts,
   type AdapterKind,

@@ -35,7 +35,13 @@ import { broadcastShapes } from "./elementwise.ts";
 import { backendOf, launch } from "./launch.ts";
 import { sumTo } from "./reduce.ts";
 import { uniformWindowMatmul } from "./software/matmul_uniform.ts";
-import { type GemmSpec, runTiledGemm, tiledGemmKernel } from "./tiled_gemm.ts";
+import {
+  type GemmLayout,
+  type GemmSpec,
+  ROW_MAJOR,
+  runTiledGemm,
+  tiledGemmKernel,
+} from "./tiled_gemm.ts";
 
 /** Most batch axes a matmul supports. */
 const MAX_BATCH_RANK = 8;
@@ -230,8 +236,8 @@ fn out_at(bt: u32, r: u32, col: u32) -> u32 { return (bt * p.m + r) * p.n + col;
  * The workgroup-tiled matmul kernel with `tiles` (hardware adapters; see `tiled_gemm.ts`):
  * {@linkcode matmulKernel}'s parameters, `tiles_m`, `tiles_n` counting `bm x bn` blocks.
  */
-export function tiledMatmulKernel(tiles: GemmTiles): Kernel {
-  return tiledGemmKernel(TILED_MATMUL, tiles);
+export function tiledMatmulKernel(tiles: GemmTiles, layout: GemmLayout = ROW_MAJOR): Kernel {
+  return tiledGemmKernel(TILED_MATMUL, tiles, layout);
 }
 
 /**
@@ -385,7 +391,13 @@ function matmulRaw(a: Tensor, b: Tensor, options: MatmulOptions): Tensor {
     options.kChunk === undefined
   ) {
     const { k: _, ...strides } = product;
-    runTiledGemm(tiledMatmulKernel, [a, b], out, product, strides);
+    // Tile loads walk each operand along its contiguous axis.
+    const layout = {
+      aq: product.sak === 1 || product.sam !== 1,
+      bq: product.sbk === 1 && product.sbn !== 1,
+    };
+    const kernel = (tiles: GemmTiles) => tiledMatmulKernel(tiles, layout);
+    runTiledGemm(kernel, [a, b], out, product, strides);
     return out;
   }
   const tile = options.tile ?? chooseTile(backend, m, n);

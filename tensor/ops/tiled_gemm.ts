@@ -6,9 +6,10 @@
  *
  * A workgroup computes a `bm x bn` output block (tiles from the backend's profile,
  * `DeviceProfile.tiles`): it steps the inner axis `bk` at a time, staging an A tile `[bk][bm]` and
- * a B tile `[bk][bn / 4]` (vec4) in workgroup memory, and each of its `(bm / tm) x (bn / 4)`
+ * a B tile `[bk][bn / 4]` (vec4) in workgroup memory (rows padded against bank conflicts,
+ * {@linkcode tileBytes}), and each of its `(bm / tm) x (bn / 4)`
  * invocations accumulates a `tm x 4` register block from vec4 reads of the B tile. Loads of the
- * tiles are coalesced along A's inner axis and B's columns (the row-major layouts) and
+ * tiles walk each operand along its contiguous axis ({@linkcode GemmLayout}) and are
  * zero-filled past the edges, so any `m`, `n`, `k` works. The inner axis runs in dispatches of at
  * most the profile's `loopBudget` that accumulate into the output.
  *
@@ -104,21 +105,50 @@ function checkTiles(label: string, tiles: GemmTiles): void {
 }
 
 /**
+ * Which index of each operand the tile loads walk fastest, so that neighbouring invocations read
+ * neighbouring floats: A's inner axis (`aq`, row-major A) or its rows; B's inner axis (`bq`,
+ * a transposed B) or its columns.
+ */
+export interface GemmLayout {
+  /** Walk A's inner axis fastest (else its rows). */
+  aq: boolean;
+  /** Walk B's inner axis fastest (else its columns). */
+  bq: boolean;
+}
+
+/** Row-major A and B: A along its inner axis, B along its columns. */
+export const ROW_MAJOR: GemmLayout = { aq: true, bq: false };
+
+/**
+ * Floats of workgroup memory that `tiles` take: both tiles, each row padded (A by 1 float, B by
+ * one vec4) so that staging stores along the inner axis do not fall in one memory bank.
+ */
+export function tileBytes(tiles: GemmTiles): number {
+  return (tiles.bm + 1 + tiles.bn + 4) * tiles.bk * 4;
+}
+
+/**
  * The tiled GEMM kernel of `spec` with `tiles` (see the module doc); workgroups: one per
  * `bm x bn` block per batch entry, `tiles_m x tiles_n x nbatch` in all.
  */
-export function tiledGemmKernel(spec: GemmSpec, tiles: GemmTiles): Kernel {
+export function tiledGemmKernel(
+  spec: GemmSpec,
+  tiles: GemmTiles,
+  layout: GemmLayout = ROW_MAJOR,
+): Kernel {
   const { bm, bn, bk, tm, tn } = tiles;
-  return cached(`${spec.label}|${bm}x${bn}x${bk}|${tm}x${tn}`, () => makeKernel(spec, tiles));
+  const key = `${spec.label}|${bm}x${bn}x${bk}|${tm}x${tn}|${layout.aq}|${layout.bq}`;
+  return cached(key, () => makeKernel(spec, tiles, layout));
 }
 
-function makeKernel(spec: GemmSpec, tiles: GemmTiles): Kernel {
+function makeKernel(spec: GemmSpec, tiles: GemmTiles, layout: GemmLayout): Kernel {
   checkTiles(spec.label, tiles);
   const { bm, bn, bk, tm } = tiles;
   const cols = bn / 4, wg = (bm / tm) * cols;
+  const sa = bm + 1, sb = cols + 1; // padded row strides (floats, vec4s)
   const lines: string[] = [
-    `var<workgroup> sa: array<f32, ${bk * bm}>;`,
-    `var<workgroup> sb: array<vec4<f32>, ${bk * cols}>;`,
+    `var<workgroup> sa: array<f32, ${bk * sa}>;`,
+    `var<workgroup> sb: array<vec4<f32>, ${bk * sb}>;`,
     spec.wgsl,
     entryPoint(wg),
     // The workgroup's index from uniform builtins only: barriers below need uniform control flow.
@@ -137,23 +167,23 @@ function makeKernel(spec: GemmSpec, tiles: GemmTiles): Kernel {
     `  let kend = p.k0 + p.kc;`,
     `  for (var q0 = p.k0; q0 < kend; q0 += ${bk}u) {`,
     `    for (var e = lid; e < ${bm * bk}u; e += ${wg}u) {`,
-    `      let r = e / ${bk}u;`,
-    `      let q = e % ${bk}u;`,
+    layout.aq ? `      let r = e / ${bk}u;` : `      let r = e % ${bm}u;`,
+    layout.aq ? `      let q = e % ${bk}u;` : `      let q = e / ${bm}u;`,
     `      var v = 0.0;`,
     `      if (m0 + r < p.m && q0 + q < kend) { v = load_a(bt, m0 + r, q0 + q); }`,
-    `      sa[q * ${bm}u + r] = v;`,
+    `      sa[q * ${sa}u + r] = v;`,
     `    }`,
     `    for (var e = lid; e < ${bn * bk}u; e += ${wg}u) {`,
-    `      let q = e / ${bn}u;`,
-    `      let c = e % ${bn}u;`,
+    layout.bq ? `      let q = e % ${bk}u;` : `      let q = e / ${bn}u;`,
+    layout.bq ? `      let c = e / ${bk}u;` : `      let c = e % ${bn}u;`,
     `      var v = 0.0;`,
     `      if (n0 + c < p.n && q0 + q < kend) { v = load_b(bt, q0 + q, n0 + c); }`,
-    `      sb[q * ${cols}u + c / 4u][c % 4u] = v;`,
+    `      sb[q * ${sb}u + c / 4u][c % 4u] = v;`,
     `    }`,
     `    workgroupBarrier();`,
     `    for (var q = 0u; q < ${bk}u; q++) {`,
-    `      let bv = sb[q * ${cols}u + tc];`,
-    `      let ar = q * ${bm}u + tr * ${tm}u;`,
+    `      let bv = sb[q * ${sb}u + tc];`,
+    `      let ar = q * ${sa}u + tr * ${tm}u;`,
   );
   for (let r = 0; r < tm; r++) {
     lines.push(`      acc${r} = fma(vec4<f32>(sa[ar + ${r}u]), bv, acc${r});`);
