@@ -48,7 +48,10 @@ export interface DeviceProfile {
    * still bounded chunk on hardware adapters.
    */
   readonly loopBudget: number;
-  /** Whether 64 KiB uniform windows beat storage loads (llvmpipe only). */
+  /**
+   * Whether 64 KiB uniform windows beat storage loads (llvmpipe only): the `"auto"` of the three
+   * `ops/software/` path modes below means "where this holds, by the variant's size rule".
+   */
   readonly uniformWindows: boolean;
   /**
    * The matmul family of the portable path: `"blocked"` (one register block per invocation,
@@ -97,9 +100,7 @@ export interface AdapterFacts {
 export const HARDWARE_PATHS: Readonly<Partial<DeviceProfile>> = {
   matmul: "tiled",
   conv: "implicit",
-  matmulUniform: "off",
-  convDirect: "off",
-  convUniform: "off",
+  uniformWindows: false,
 };
 
 /** Default most elements of one im2col matrix. */
@@ -177,7 +178,7 @@ export function preferredTiles(limits: ProfileLimits): GemmTiles {
  * const gpu = adapterProfile({ description: "NVIDIA H100" });
  * console.log(gpu.kind, gpu.matmul, gpu.conv); // hardware tiled implicit
  * const mesa = adapterProfile({ description: "llvmpipe (LLVM 15.0.6, 256 bits)" });
- * console.log(mesa.loopBudget, mesa.convDirect); // 16384 auto
+ * console.log(mesa.loopBudget, mesa.uniformWindows); // 16384 true
  * ```
  */
 export function adapterProfile(info: AdapterFacts): DeviceProfile {
@@ -191,9 +192,9 @@ export function adapterProfile(info: AdapterFacts): DeviceProfile {
     matmul: hardware ? "tiled" : "blocked",
     conv: hardware ? "implicit" : "im2col",
     tiles: preferredTiles(info.limits ?? DEFAULT_LIMITS),
-    matmulUniform: llvmpipe ? "auto" : "off",
-    convDirect: llvmpipe ? "auto" : "off",
-    convUniform: llvmpipe ? "auto" : "off",
+    matmulUniform: "auto",
+    convDirect: "auto",
+    convUniform: "auto",
     convColLimit: CONV_COL_LIMIT,
   };
 }
@@ -217,9 +218,9 @@ export function hostProfile(): DeviceProfile {
     matmul: "blocked",
     conv: "im2col",
     tiles: preferredTiles(DEFAULT_LIMITS),
-    matmulUniform: "off",
-    convDirect: "off",
-    convUniform: "off",
+    matmulUniform: "auto",
+    convDirect: "auto",
+    convUniform: "auto",
     convColLimit: CONV_COL_LIMIT,
   };
 }

@@ -45,11 +45,14 @@ export interface DirectTile {
 
 const cached = kernelCache();
 
-/** Whether `conv2d` takes the direct kernels for geometry `g` (groups 1 only). */
+/**
+ * Whether `conv2d` takes the direct kernels for geometry `g` (groups 1 only): the profile's
+ * `convDirect`, `"auto"` meaning f32 where uniform windows pay.
+ */
 export function useDirect(x: Tensor, g: Geometry): boolean {
-  const mode = x.backend.profile.convDirect;
+  const { convDirect: mode, uniformWindows } = x.backend.profile;
   if (mode === "off" || g.groups !== 1) return false;
-  return mode === "on" || x.dtype === "f32";
+  return mode === "on" || (uniformWindows && x.dtype === "f32");
 }
 
 /** Integer parameters of one direct-kernel launch. */

@@ -232,13 +232,16 @@ export function col2imWindowed(dcol: Tensor, dx: Tensor, g: Geometry, nb: number
   return true;
 }
 
-/** Whether `conv2d` takes the packed uniform-window path for geometry `g`. */
+/**
+ * Whether `conv2d` takes the packed uniform-window path for geometry `g`: the profile's
+ * `convUniform`, `"auto"` meaning large enough products where uniform windows pay.
+ */
 export function usePacked(x: Tensor, g: Geometry): boolean {
-  const mode = x.backend.profile.convUniform;
+  const { convUniform: mode, uniformWindows } = x.backend.profile;
   if (mode === "off" || x.dtype !== "f32" || g.groups !== 1) return false;
   if (mode === "on") return true;
   const k = g.c * g.kh * g.kw;
-  return g.cout >= 16 && k >= 16 && g.cout * g.ho * g.wo * k >= 1 << 18;
+  return uniformWindows && g.cout >= 16 && k >= 16 && g.cout * g.ho * g.wo * k >= 1 << 18;
 }
 
 /**

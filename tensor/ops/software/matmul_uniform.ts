@@ -501,14 +501,15 @@ export function packedMatmulInto(
 /**
  * The product through packed panels and uniform windows (f32), as a registered
  * {@linkcode MatmulVariant}: taken where `options.uniformPath` asks for it, or by default where the
- * profile's `matmulUniform` is `"on"`, or `"auto"` and the product is large enough.
+ * profile's `matmulUniform` is `"on"`, or `"auto"` where uniform windows pay (`uniformWindows`)
+ * and the product is large enough.
  */
 export const uniformWindowMatmul: MatmulVariant = (a, b, out, product, options) => {
   const { m, n, k, nbatch, bshape, ast, bst } = product;
-  const mode = out.backend.profile.matmulUniform;
+  const { matmulUniform: mode, uniformWindows } = out.backend.profile;
   const useUniform = options.uniformPath ??
     (options.tile === undefined && options.kChunk === undefined && mode !== "off" &&
-      a.dtype === "f32" && (mode === "on" || (m >= 16 && n >= 16 &&
+      a.dtype === "f32" && (mode === "on" || (uniformWindows && m >= 16 && n >= 16 &&
         // Each matrix of a batch costs a few launches: batches need larger matrices.
         m * n * k >= (nbatch === 1 ? 1 << 18 : 1 << 20))));
   if (!useUniform || a.dtype !== "f32" || k === 0) return false;
