@@ -181,5 +181,27 @@ Deno.test(
         assert.ok(labels.has(`conv.gemm_${pass}_64x64x16`), `conv.gemm_${pass} in ${[...labels]}`);
       }
     });
+    await t.step("no more buffers left behind than on the default paths", async () => {
+      // The inputs and the gradients' seeds stay alive in both runs: compare what is left.
+      const leftBy = async (run: <T>(f: () => T) => T) => {
+        const before = gpu.liveBuffers();
+        const outputs = run(() => [
+          ...convOnce(gpu, CONVS[3], 5),
+          ...convOnce(gpu, CONVS[1], 6),
+          ...PRODUCTS.slice(4, 5).flatMap((p) => {
+            const a = tensor(randomArray(300 * 100, 1), p.a, { backend: gpu, requiresGrad: true });
+            const b = tensor(randomArray(300 * 90, 2), p.b, { backend: gpu, requiresGrad: true });
+            const c = matmul(a, b, p.o);
+            backward(c, tensor(new Float32Array(c.size).fill(1), c.shape, { backend: gpu }));
+            return [c, a.grad!, b.grad!];
+          }),
+        ]);
+        for (const t of outputs) await t.data();
+        for (const t of outputs) t.dispose();
+        return gpu.liveBuffers() - before;
+      };
+      const portable = await leftBy((f) => withProfile(gpu, { uniformWindows: false }, f));
+      assert.equal(await leftBy((f) => hardware(gpu, f)), portable);
+    });
   },
 );
