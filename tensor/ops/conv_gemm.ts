@@ -12,7 +12,8 @@
  *   a `cg x (H * W) x (og * taps)` product per image and group, for any stride;
  * - weight gradient `conv.gemm_grad_weight`:
  *   `dw[co, (ci, t)] = sum_(b, pix) gy[b, co, pix] * x[b, ci, pix @ t]`, an
- *   `og x (cg * taps) x (N * Ho * Wo)` product per group (images summed in the inner axis).
+ *   `og x (cg * taps) x (N * Ho * Wo)` product per group (images summed in the inner axis, split
+ *   over workgroups into partial sums, see `splitKGemm`).
  *
  * @module
  */
@@ -20,9 +21,9 @@
 import type { TypedArray } from "../dtype.ts";
 import type { Kernel } from "../kernel.ts";
 import type { GemmTiles } from "../device_profile.ts";
-import { empty, type Tensor } from "../tensor.ts";
+import { empty, sizeOf, type Tensor } from "../tensor.ts";
 import type { Geometry } from "./conv_geometry.ts";
-import { type GemmSpec, runTiledGemm, tiledGemmKernel } from "./tiled_gemm.ts";
+import { type GemmSpec, runTiledGemm, splitKGemm, tiledGemmKernel } from "./tiled_gemm.ts";
 
 const CONV_PARAMS = {
   c: "u32",
@@ -245,14 +246,14 @@ export function gemmGradInput(gy: Tensor, weight: Tensor, g: Geometry): Tensor {
 
 /** The weight gradient `[Cout, C / groups, kh, kw]` of f32 `gy` and `x` as implicit GEMM. */
 export function gemmGradWeight(gy: Tensor, x: Tensor, g: Geometry): Tensor {
-  const dw = empty([g.cout, g.c / g.groups, g.kh, g.kw], "f32", x.backend);
-  if (dw.size === 0) return dw;
+  const shape = [g.cout, g.c / g.groups, g.kh, g.kw];
+  if (sizeOf(shape) === 0) return empty(shape, "f32", x.backend);
   const size = {
     m: g.cout / g.groups,
     n: (g.c / g.groups) * g.kh * g.kw,
     k: g.n * g.ho * g.wo,
     nbatch: g.groups,
   };
-  runTiledGemm(convGemmGradWeightKernel, [gy, x], dw, size, convParams(g));
-  return dw;
+  // Few outputs over images x pixels: split the inner axis over more workgroups.
+  return splitKGemm(convGemmGradWeightKernel, [gy, x], shape, size, convParams(g));
 }

@@ -11,7 +11,8 @@
  * invocations accumulates a `tm x 4` register block from vec4 reads of the B tile. Loads of the
  * tiles walk each operand along its contiguous axis ({@linkcode GemmLayout}) and are
  * zero-filled past the edges, so any `m`, `n`, `k` works. The inner axis runs in dispatches of at
- * most the profile's `loopBudget` that accumulate into the output.
+ * most the profile's `loopBudget` that accumulate into the output; small outputs over long inner
+ * axes split it over more workgroups ({@linkcode splitKGemm}).
  *
  * @module
  */
@@ -27,8 +28,9 @@ import {
   type ParamType,
   type ParamValues,
 } from "../kernel.ts";
-import type { Tensor } from "../tensor.ts";
+import { empty, sizeOf, type Tensor } from "../tensor.ts";
 import { launch } from "./launch.ts";
+import { sum } from "./reduce.ts";
 
 /** Parameters every tiled GEMM kernel has (its own follow). */
 export const GEMM_PARAMS = {
@@ -40,6 +42,9 @@ export const GEMM_PARAMS = {
   nbatch: "u32",
   tiles_m: "u32",
   tiles_n: "u32",
+  splits: "u32",
+  split_len: "u32",
+  split_stride: "u32",
 } as const;
 
 /** What one tiled GEMM reads and writes; the tiling around it is {@linkcode tiledGemmKernel}'s. */
@@ -154,8 +159,13 @@ function makeKernel(spec: GemmSpec, tiles: GemmTiles, layout: GemmLayout): Kerne
     // The workgroup's index from uniform builtins only: barriers below need uniform control flow.
     `  let w = wid.y * nwg.x + wid.x;`,
     `  let tiles = p.tiles_m * p.tiles_n;`,
-    `  if (w >= tiles * p.nbatch) { return; }`,
-    `  let bt = w / tiles;`,
+    `  if (w >= tiles * p.nbatch * p.splits) { return; }`,
+    `  let bt = (w / tiles) % p.nbatch;`,
+    // Split-K: split s sums the inner steps [kbeg, kend) into its own output slice.
+    `  let split = w / (tiles * p.nbatch);`,
+    `  let kbeg = p.k0 + split * p.split_len;`,
+    `  let kend = min(p.k0 + p.kc, kbeg + p.split_len);`,
+    `  let slice = split * p.split_stride;`,
     `  let m0 = ((w % tiles) / p.tiles_n) * ${bm}u;`,
     `  let n0 = ((w % tiles) % p.tiles_n) * ${bn}u;`,
     `  let tr = lid / ${cols}u;`,
@@ -164,8 +174,7 @@ function makeKernel(spec: GemmSpec, tiles: GemmTiles, layout: GemmLayout): Kerne
   ];
   for (let r = 0; r < tm; r++) lines.push(`  var acc${r} = vec4<f32>(0.0);`);
   lines.push(
-    `  let kend = p.k0 + p.kc;`,
-    `  for (var q0 = p.k0; q0 < kend; q0 += ${bk}u) {`,
+    `  for (var q0 = kbeg; q0 < kend; q0 += ${bk}u) {`,
     `    for (var e = lid; e < ${bm * bk}u; e += ${wg}u) {`,
     layout.aq ? `      let r = e / ${bk}u;` : `      let r = e % ${bm}u;`,
     layout.aq ? `      let q = e % ${bk}u;` : `      let q = e / ${bm}u;`,
@@ -195,7 +204,7 @@ function makeKernel(spec: GemmSpec, tiles: GemmTiles, layout: GemmLayout): Kerne
     lines.push(`  if (r${r} < p.m) {`);
     for (let e = 0; e < 4; e++) {
       lines.push(
-        `    if (c0 + ${e}u < p.n) { let at = out_at(bt, r${r}, c0 + ${e}u); ${spec.output}[at] = select(acc${r}[${e}], ${spec.output}[at] + acc${r}[${e}], add); }`,
+        `    if (c0 + ${e}u < p.n) { let at = slice + out_at(bt, r${r}, c0 + ${e}u); ${spec.output}[at] = select(acc${r}[${e}], ${spec.output}[at] + acc${r}[${e}], add); }`,
       );
     }
     lines.push(`  }`);
@@ -226,50 +235,116 @@ function tiledGemmCpu(
 ): void {
   const p = params as Record<string, number>;
   const { loadA, loadB, outAt } = loaders;
-  const kend = p.k0 + p.kc;
-  for (let bt = 0; bt < p.nbatch; bt++) {
-    for (let r = 0; r < p.m; r++) {
-      for (let c = 0; c < p.n; c++) {
-        let acc = 0;
-        for (let q = p.k0; q < kend; q++) acc += loadA(ins, p, bt, r, q) * loadB(ins, p, bt, q, c);
-        const at = outAt(p, bt, r, c);
-        out[at] = p.accumulate ? out[at] + acc : acc;
+  for (let split = 0; split < p.splits; split++) {
+    const kbeg = p.k0 + split * p.split_len;
+    const kend = Math.min(p.k0 + p.kc, kbeg + p.split_len);
+    for (let bt = 0; bt < p.nbatch; bt++) {
+      for (let r = 0; r < p.m; r++) {
+        for (let c = 0; c < p.n; c++) {
+          let acc = 0;
+          for (let q = kbeg; q < kend; q++) {
+            acc += loadA(ins, p, bt, r, q) * loadB(ins, p, bt, q, c);
+          }
+          const at = split * p.split_stride + outAt(p, bt, r, c);
+          out[at] = p.accumulate ? out[at] + acc : acc;
+        }
       }
     }
   }
 }
 
+/** The size of one tiled GEMM: `nbatch` products of `m x n` outputs over inner axis `k`. */
+export interface GemmSize {
+  /** Output rows. */
+  m: number;
+  /** Output columns. */
+  n: number;
+  /** Inner axis. */
+  k: number;
+  /** Batch entries. */
+  nbatch: number;
+}
+
 /**
- * Runs a tiled GEMM `m x n x k` over `nbatch` entries into `out`, in dispatches of at most the
- * profile's `loopBudget` inner steps (the first overwrites unless `accumulate`, the rest add).
+ * Runs a tiled GEMM into `out`, in dispatches of at most the profile's `loopBudget` inner steps
+ * (the first overwrites unless `accumulate`, the rest add). With `splits > 1` (split-K) each
+ * dispatch's inner range is cut in `splits` parts computed by separate workgroups into slices of
+ * `out` `splitStride` elements apart (the caller sums them).
  */
 export function runTiledGemm(
   kernel: (tiles: GemmTiles) => Kernel,
   inputs: readonly Tensor[],
   out: Tensor,
-  size: { m: number; n: number; k: number; nbatch: number },
+  size: GemmSize,
   params: ParamValues,
   accumulate = false,
+  splits = 1,
+  splitStride = 0,
 ): void {
   const backend: Backend = out.backend;
   const tiles = backend.profile.tiles;
   const { m, n, k, nbatch } = size;
   const tilesM = Math.ceil(m / tiles.bm), tilesN = Math.ceil(n / tiles.bn);
-  const chunk = Math.max(
-    tiles.bk,
-    backend.profile.loopBudget - backend.profile.loopBudget % tiles.bk,
-  );
+  const budget = backend.profile.loopBudget;
+  const chunk = Math.max(tiles.bk, budget - budget % tiles.bk) * splits;
   const compiled = kernel(tiles);
   let k0 = 0;
   do {
     const kc = Math.min(chunk, k - k0);
-    const common = { m, n, k0, kc, accumulate: accumulate || k0 > 0 ? 1 : 0, nbatch };
+    const splitLen = Math.ceil(Math.ceil(kc / splits) / tiles.bk) * tiles.bk;
     launch(compiled, inputs, [out], {
       ...params,
-      ...common,
+      m,
+      n,
+      k0,
+      kc,
+      accumulate: accumulate || k0 > 0 ? 1 : 0,
+      nbatch,
       tiles_m: tilesM,
       tiles_n: tilesN,
-    }, tilesM * tilesN * nbatch);
+      splits,
+      split_len: Math.max(splitLen, 1),
+      split_stride: splitStride,
+    }, tilesM * tilesN * nbatch * splits);
     k0 += kc;
   } while (k0 < k);
+}
+
+/** Workgroups below which {@linkcode splitKGemm} splits the inner axis. */
+const SPLIT_TARGET = 256;
+/** Fewest inner steps one split gets. */
+const MIN_SPLIT = 512;
+
+/**
+ * A tiled GEMM whose output `shape` (`size.nbatch x m x n` elements, laid out by the spec's
+ * `out_at`) is small beside its inner axis (a weight gradient: few outputs, many images x
+ * pixels): the inner axis is split over enough workgroups to fill the device (up to
+ * {@linkcode SPLIT_TARGET} with at least {@linkcode MIN_SPLIT} steps each), into partial slices
+ * summed afterwards.
+ */
+export function splitKGemm(
+  kernel: (tiles: GemmTiles) => Kernel,
+  inputs: readonly Tensor[],
+  shape: readonly number[],
+  size: GemmSize,
+  params: ParamValues,
+): Tensor {
+  const backend = inputs[0].backend;
+  const tiles = backend.profile.tiles;
+  const blocks = Math.ceil(size.m / tiles.bm) * Math.ceil(size.n / tiles.bn) * size.nbatch;
+  const splits = Math.max(
+    1,
+    Math.min(Math.ceil(SPLIT_TARGET / blocks), Math.floor(size.k / MIN_SPLIT)),
+  );
+  const elements = sizeOf(shape);
+  if (splits === 1) {
+    const out = empty(shape, "f32", backend);
+    runTiledGemm(kernel, inputs, out, size, params);
+    return out;
+  }
+  const partial = empty([splits, ...shape], "f32", backend);
+  runTiledGemm(kernel, inputs, partial, size, params, false, splits, elements);
+  const out = sum(partial, 0);
+  partial.dispose();
+  return out;
 }
