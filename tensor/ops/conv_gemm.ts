@@ -216,7 +216,26 @@ function convParams(g: Geometry): P {
   return { c, h, w, cout, groups, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo };
 }
 
-/** The forward pass `[N, Cout, Ho, Wo]` of f32 `x` and `weight` as implicit GEMM. */
+/**
+ * The forward pass `[N, Cout, Ho, Wo]` of f32 `x` `[N, C, H, W]` and `weight`
+ * `[Cout, C / groups, kh, kw]` as implicit GEMM (`g` from `conv.ts`; `conv2d` calls it where the
+ * profile's `conv` is `"implicit"`).
+ *
+ * @example Through conv2d, forced on the CPU backend (the kernels' twins run)
+ * ```ts
+ * import { cpu } from "../device.ts";
+ * import { withProfile } from "../device_profile.ts";
+ * import { tensor } from "../tensor.ts";
+ * import { conv2d } from "./conv.ts";
+ * const backend = cpu();
+ * const y = withProfile(backend, { conv: "implicit" }, () => {
+ *   const x = tensor(new Float32Array(16).fill(1), [1, 1, 4, 4], { backend });
+ *   const w = tensor(new Float32Array(9).fill(1), [1, 1, 3, 3], { backend });
+ *   return conv2d(x, w, { padding: 1 });
+ * });
+ * console.log((await y.data())[0]); // 4
+ * ```
+ */
 export function gemmForward(x: Tensor, weight: Tensor, g: Geometry): Tensor {
   const out = empty([g.n, g.cout, g.ho, g.wo], "f32", x.backend);
   if (out.size === 0) return out;

@@ -125,8 +125,14 @@ export interface GemmLayout {
 export const ROW_MAJOR: GemmLayout = { aq: true, bq: false };
 
 /**
- * Floats of workgroup memory that `tiles` take: both tiles, each row padded (A by 1 float, B by
+ * Bytes of workgroup memory that `tiles` take: both tiles, each row padded (A by 1 float, B by
  * one vec4) so that staging stores along the inner axis do not fall in one memory bank.
+ *
+ * @example
+ * ```ts
+ * import { tileBytes } from "./tiled_gemm.ts";
+ * console.log(tileBytes({ bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 })); // 8512
+ * ```
  */
 export function tileBytes(tiles: GemmTiles): number {
   return (tiles.bm + 1 + tiles.bn + 4) * tiles.bk * 4;
