@@ -43,6 +43,11 @@ export interface Kernel {
   /** The CPU twin, the reference the WGSL is tested against. */
   readonly cpu: CpuTwin;
   /**
+   * Optional f32 inputs the WGSL reads 4 floats at a time, declared `array<vec4<f32>>` (the CPU
+   * twin sees plain floats). A launch must bind them with a multiple of 4 elements.
+   */
+  readonly vec4Inputs?: readonly string[];
+  /**
    * Optional uniform-window inputs, each declared `var<uniform> NAME: array<vec4<f32>, 4096>`
    * (64 KiB) in group 2, bindings in list order; a launch supplies them as
    * {@linkcode Launch.uniformInputs}. The CPU twin sees each as an `f32` input of
@@ -166,9 +171,8 @@ export function wgslPrelude(kernel: Kernel): string {
   lines.push(`struct Params {\n${fields.join("\n")}\n}`);
   let binding = 0;
   for (const [name, dtype] of Object.entries(kernel.inputs)) {
-    lines.push(
-      `@group(0) @binding(${binding++}) var<storage, read> ${name}: array<${wgslType(dtype)}>;`,
-    );
+    const type = kernel.vec4Inputs?.includes(name) ? "vec4<f32>" : wgslType(dtype);
+    lines.push(`@group(0) @binding(${binding++}) var<storage, read> ${name}: array<${type}>;`);
   }
   for (const [name, dtype] of Object.entries(kernel.outputs)) {
     lines.push(

@@ -203,41 +203,90 @@ function matmulCpu(
   }
 }
 
-/** `matmul.tiled`: {@linkcode matmulKernel}'s product (same parameters) on the shared-memory tiles. */
-const TILED_MATMUL: GemmSpec = {
-  label: "matmul.tiled",
-  inputs: ["a", "b"],
-  output: "c",
-  params: {
-    sam: "u32",
-    sak: "u32",
-    sbk: "u32",
-    sbn: "u32",
-    bshape: "u32x8",
-    ast: "u32x8",
-    bst: "u32x8",
-  },
-  wgsl: `var<private> aoff: u32;
+/**
+ * `matmul.tiled` (`matmul.tiled4a`, `4b`, `4ab` where an operand is read as vec4):
+ * {@linkcode matmulKernel}'s product (same parameters) on the shared-memory tiles.
+ */
+function tiledMatmulSpec(a4: boolean, b4: boolean): GemmSpec {
+  const key = `${a4}|${b4}`;
+  let spec = tiledSpecs.get(key);
+  if (spec) return spec;
+  const loadA = a4
+    ? `fn load_a4(bt: u32, r: u32, q: u32) -> vec4<f32> { return a[(aoff + r * p.sam + q) / 4u]; }`
+    : `fn load_a(bt: u32, r: u32, q: u32) -> f32 { return a[aoff + r * p.sam + q * p.sak]; }`;
+  const loadB = b4
+    ? `fn load_b4(bt: u32, q: u32, col: u32) -> vec4<f32> { return b[(boff + q * p.sbk + col) / 4u]; }`
+    : `fn load_b(bt: u32, q: u32, col: u32) -> f32 { return b[boff + q * p.sbk + col * p.sbn]; }`;
+  const vec = `${a4 ? "a" : ""}${b4 ? "b" : ""}`;
+  spec = {
+    label: vec ? `matmul.tiled4${vec}` : "matmul.tiled",
+    inputs: ["a", "b"],
+    output: "c",
+    params: {
+      sam: "u32",
+      sak: "u32",
+      sbk: "u32",
+      sbn: "u32",
+      bshape: "u32x8",
+      ast: "u32x8",
+      bst: "u32x8",
+    },
+    vec4: vec ? { inputs: [...(a4 ? ["a"] : []), ...(b4 ? ["b"] : [])], a4, b4 } : undefined,
+    wgsl: `var<private> aoff: u32;
 var<private> boff: u32;
-fn load_a(bt: u32, r: u32, q: u32) -> f32 { return a[aoff + r * p.sam + q * p.sak]; }
-fn load_b(bt: u32, q: u32, col: u32) -> f32 { return b[boff + q * p.sbk + col * p.sbn]; }
+${loadA}
+${loadB}
 fn out_at(bt: u32, r: u32, col: u32) -> u32 { return (bt * p.m + r) * p.n + col; }`,
-  prologue: `  var rem = bt;
+    prologue: `  var rem = bt;
   for (var d = ${MAX_BATCH_RANK}u; d > 0u; d--) {
     let size = u32x8_at(p.bshape, d - 1u);
     aoff += (rem % size) * u32x8_at(p.ast, d - 1u);
     boff += (rem % size) * u32x8_at(p.bst, d - 1u);
     rem = rem / size;
   }`,
-  cpu: matmulCpu,
-};
+    cpu: matmulCpu,
+  };
+  tiledSpecs.set(key, spec);
+  return spec;
+}
+
+const tiledSpecs = new Map<string, GemmSpec>();
+
+/** How the tiled matmul reads each operand: which axis its tile loads walk, and vec4 or not. */
+export interface TiledMatmulReads extends GemmLayout {
+  /** Read A 4 inner steps at a time (contiguous, 16-byte aligned rows). */
+  a4: boolean;
+  /** Read B 4 columns at a time (contiguous, 16-byte aligned rows). */
+  b4: boolean;
+}
 
 /**
  * The workgroup-tiled matmul kernel with `tiles` (hardware adapters; see `tiled_gemm.ts`):
  * {@linkcode matmulKernel}'s parameters, `tiles_m`, `tiles_n` counting `bm x bn` blocks.
  */
-export function tiledMatmulKernel(tiles: GemmTiles, layout: GemmLayout = ROW_MAJOR): Kernel {
-  return tiledGemmKernel(TILED_MATMUL, tiles, layout);
+export function tiledMatmulKernel(
+  tiles: GemmTiles,
+  reads: TiledMatmulReads = { ...ROW_MAJOR, a4: false, b4: false },
+): Kernel {
+  const a4 = reads.a4 && tiles.bk % 4 === 0;
+  return tiledGemmKernel(tiledMatmulSpec(a4, reads.b4), tiles, reads);
+}
+
+/**
+ * How the tiled matmul reads `product`'s operands: tile loads along each operand's contiguous
+ * axis, and vec4 loads where that axis is contiguous, 16-byte aligned in every batch entry and a
+ * multiple of 4 long.
+ */
+function tiledReads(a: Tensor, b: Tensor, product: StridedProduct): TiledMatmulReads {
+  const { k, n, sam, sak, sbk, sbn, ast, bst } = product;
+  const aligned = (t: Tensor, strides: readonly number[]) =>
+    strides.every((s) => s % 4 === 0) && t.storage.byteLength % 16 === 0 && t.size > 0;
+  return {
+    aq: sak === 1 || sam !== 1,
+    bq: sbk === 1 && sbn !== 1,
+    a4: sak === 1 && k % 4 === 0 && sam % 4 === 0 && aligned(a, ast),
+    b4: sbn === 1 && n % 4 === 0 && sbk % 4 === 0 && aligned(b, bst),
+  };
 }
 
 /**
@@ -391,12 +440,8 @@ function matmulRaw(a: Tensor, b: Tensor, options: MatmulOptions): Tensor {
     options.kChunk === undefined
   ) {
     const { k: _, ...strides } = product;
-    // Tile loads walk each operand along its contiguous axis.
-    const layout = {
-      aq: product.sak === 1 || product.sam !== 1,
-      bq: product.sbk === 1 && product.sbn !== 1,
-    };
-    const kernel = (tiles: GemmTiles) => tiledMatmulKernel(tiles, layout);
+    const reads = tiledReads(a, b, product);
+    const kernel = (tiles: GemmTiles) => tiledMatmulKernel(tiles, reads);
     runTiledGemm(kernel, [a, b], out, product, strides);
     return out;
   }

@@ -64,6 +64,13 @@ export interface GemmSpec {
    */
   wgsl: string;
   /**
+   * Inputs read as vec4 (`Kernel.vec4Inputs`); with `a4`, `wgsl` defines
+   * `fn load_a4(bt: u32, r: u32, q: u32) -> vec4<f32>` (A's `(r, q..q + 3)`, `q` a multiple of 4,
+   * all four inside the inner axis) and A's tile is staged 4 inner steps at a time; with `b4`,
+   * `fn load_b4(bt: u32, q: u32, c: u32) -> vec4<f32>` (B's `(q, c..c + 3)`, all inside `n`).
+   */
+  vec4?: { inputs: readonly string[]; a4: boolean; b4: boolean };
+  /**
    * WGSL statements run once per workgroup before the loop, with the batch entry `bt` in scope:
    * they may set `var<private>` values (declared in `wgsl`) that the three functions read.
    */
@@ -148,14 +155,75 @@ export function tiledGemmKernel(
   layout: GemmLayout = ROW_MAJOR,
 ): Kernel {
   const { bm, bn, bk, tm, tn } = tiles;
-  const key = `${spec.label}|${bm}x${bn}x${bk}|${tm}x${tn}|${layout.aq}|${layout.bq}`;
+  const vec = spec.vec4 ? `|${spec.vec4.a4}|${spec.vec4.b4}` : "";
+  const key = `${spec.label}|${bm}x${bn}x${bk}|${tm}x${tn}|${layout.aq}|${layout.bq}${vec}`;
   return cached(key, () => makeKernel(spec, tiles, layout));
+}
+
+/** WGSL staging A's tile one float at a time, walking the inner axis (`aq`) or the rows fastest. */
+function stageA(bm: number, bk: number, wg: number, sa: number, aq: boolean): string[] {
+  return [
+    `    for (var e = lid; e < ${bm * bk}u; e += ${wg}u) {`,
+    aq ? `      let r = e / ${bk}u;` : `      let r = e % ${bm}u;`,
+    aq ? `      let q = e % ${bk}u;` : `      let q = e / ${bm}u;`,
+    `      var v = 0.0;`,
+    `      if (m0 + r < p.m && q0 + q < kend) { v = load_a(bt, m0 + r, q0 + q); }`,
+    `      sa[q * ${sa}u + r] = v;`,
+    `    }`,
+  ];
+}
+
+/** WGSL staging A's tile 4 inner steps at a time (`load_a4`). */
+function stageA4(bm: number, bk: number, wg: number, sa: number): string[] {
+  const lines = [
+    `    for (var e = lid; e < ${(bm * bk) / 4}u; e += ${wg}u) {`,
+    `      let r = e / ${bk / 4}u;`,
+    `      let q = (e % ${bk / 4}u) * 4u;`,
+    `      var v = vec4<f32>(0.0);`,
+    `      if (m0 + r < p.m && q0 + q < kend) { v = load_a4(bt, m0 + r, q0 + q); }`,
+  ];
+  for (let j = 0; j < 4; j++) lines.push(`      sa[(q + ${j}u) * ${sa}u + r] = v[${j}];`);
+  lines.push(`    }`);
+  return lines;
+}
+
+/** WGSL staging B's tile one float at a time, walking the inner axis (`bq`) or the columns fastest. */
+function stageB(bn: number, bk: number, wg: number, sb: number, bq: boolean): string[] {
+  return [
+    `    for (var e = lid; e < ${bn * bk}u; e += ${wg}u) {`,
+    bq ? `      let q = e % ${bk}u;` : `      let q = e / ${bn}u;`,
+    bq ? `      let c = e / ${bk}u;` : `      let c = e % ${bn}u;`,
+    `      var v = 0.0;`,
+    `      if (n0 + c < p.n && q0 + q < kend) { v = load_b(bt, q0 + q, n0 + c); }`,
+    `      sb[q * ${sb}u + c / 4u][c % 4u] = v;`,
+    `    }`,
+  ];
+}
+
+/** WGSL staging B's tile 4 columns at a time (`load_b4`). */
+function stageB4(bn: number, bk: number, wg: number, sb: number): string[] {
+  const cols = bn / 4;
+  return [
+    `    for (var e = lid; e < ${cols * bk}u; e += ${wg}u) {`,
+    `      let q = e / ${cols}u;`,
+    `      let c = (e % ${cols}u) * 4u;`,
+    `      var v = vec4<f32>(0.0);`,
+    `      if (n0 + c < p.n && q0 + q < kend) { v = load_b4(bt, q0 + q, n0 + c); }`,
+    `      sb[q * ${sb}u + c / 4u] = v;`,
+    `    }`,
+  ];
 }
 
 function makeKernel(spec: GemmSpec, tiles: GemmTiles, layout: GemmLayout): Kernel {
   checkTiles(spec.label, tiles);
   const { bm, bn, bk, tm } = tiles;
   const cols = bn / 4, wg = (bm / tm) * cols;
+  const a4 = spec.vec4?.a4 ?? false, b4 = spec.vec4?.b4 ?? false;
+  if (a4 && (bk % 4 !== 0 || !layout.aq)) {
+    throw new RangeError(
+      `Kernel "${spec.label}" reads A as vec4: bk ${bk} must be a multiple of 4`,
+    );
+  }
   const sa = bm + 1, sb = cols + 1; // padded row strides (floats, vec4s)
   const lines: string[] = [
     `var<workgroup> sa: array<f32, ${bk * sa}>;`,
@@ -181,20 +249,8 @@ function makeKernel(spec: GemmSpec, tiles: GemmTiles, layout: GemmLayout): Kerne
   for (let r = 0; r < tm; r++) lines.push(`  var acc${r} = vec4<f32>(0.0);`);
   lines.push(
     `  for (var q0 = kbeg; q0 < kend; q0 += ${bk}u) {`,
-    `    for (var e = lid; e < ${bm * bk}u; e += ${wg}u) {`,
-    layout.aq ? `      let r = e / ${bk}u;` : `      let r = e % ${bm}u;`,
-    layout.aq ? `      let q = e % ${bk}u;` : `      let q = e / ${bm}u;`,
-    `      var v = 0.0;`,
-    `      if (m0 + r < p.m && q0 + q < kend) { v = load_a(bt, m0 + r, q0 + q); }`,
-    `      sa[q * ${sa}u + r] = v;`,
-    `    }`,
-    `    for (var e = lid; e < ${bn * bk}u; e += ${wg}u) {`,
-    layout.bq ? `      let q = e % ${bk}u;` : `      let q = e / ${bn}u;`,
-    layout.bq ? `      let c = e / ${bk}u;` : `      let c = e % ${bn}u;`,
-    `      var v = 0.0;`,
-    `      if (n0 + c < p.n && q0 + q < kend) { v = load_b(bt, q0 + q, n0 + c); }`,
-    `      sb[q * ${sb}u + c / 4u][c % 4u] = v;`,
-    `    }`,
+    ...(a4 ? stageA4(bm, bk, wg, sa) : stageA(bm, bk, wg, sa, layout.aq)),
+    ...(b4 ? stageB4(bn, bk, wg, sb) : stageB(bn, bk, wg, sb, layout.bq)),
     `    workgroupBarrier();`,
     `    for (var q = 0u; q < ${bk}u; q++) {`,
     `      let bv = sb[q * ${sb}u + tc];`,
@@ -223,6 +279,7 @@ function makeKernel(spec: GemmSpec, tiles: GemmTiles, layout: GemmLayout): Kerne
     inputs,
     outputs: { [spec.output]: "f32" },
     params: { ...GEMM_PARAMS, ...spec.params },
+    vec4Inputs: spec.vec4?.inputs,
     workgroupSize: wg,
     code: lines.join("\n"),
     cpu: typeof spec.cpu === "function"

@@ -5,6 +5,7 @@ import { type GemmTiles, HARDWARE_PATHS, withProfile } from "../../tensor/device
 import { conv2d } from "../../tensor/ops/conv.ts";
 import { convTranspose2d } from "../../tensor/ops/conv_transpose.ts";
 import { matmul, type MatmulOptions } from "../../tensor/ops/matmul.ts";
+import { reshape } from "../../tensor/ops/shape.ts";
 import { type Tensor, tensor } from "../../tensor/tensor.ts";
 import { compareBackends, CPU, GPU, gpuBackend, poisonPool, randomArray } from "./helpers.ts";
 
@@ -49,6 +50,10 @@ const PRODUCTS: Product[] = [
     o: { transposeA: true, transposeB: true },
   },
   { name: "broadcast batch", a: [2, 1, 13, 9], b: [3, 9, 10] },
+  // Rows of a multiple of 4 floats: A and B read as vec4.
+  { name: "vec4 reads 67x32x36", a: [67, 32], b: [32, 36] },
+  { name: "vec4 reads, broadcast batch", a: [2, 1, 13, 8], b: [3, 8, 20] },
+  { name: "vec4 reads, K = 4", a: [5, 4], b: [4, 132] },
 ];
 
 const TILE_SETS: { name: string; tiles?: GemmTiles }[] = [
@@ -80,12 +85,27 @@ Deno.test("tiled matmul (forced on llvmpipe) matches the CPU", { ignore: !GPU },
       });
     }
   }
-  await t.step("the tiled kernel runs (labels)", async () => {
+  await t.step("the tiled kernels run, vec4 where rows are aligned (labels)", async () => {
     const a = tensor(randomArray(40 * 30, 1), [40, 30], { backend: gpu });
+    const b = tensor(randomArray(40 * 32, 2), [40, 32], { backend: gpu });
     gpu.startProfile();
-    hardware(gpu, () => matmul(a, a, { transposeB: true })).dispose();
-    const labels = (await gpu.stopProfile()).map((k) => k.label);
-    assert.deepEqual(labels, ["matmul.tiled_64x64x16"]);
+    hardware(gpu, () => {
+      matmul(a, a, { transposeB: true }).dispose(); // rows of 30: scalar loads
+      matmul(b, b, { transposeB: true }).dispose(); // A's rows of 32: vec4; Bᵀ: scalar
+      matmul(b, b, { transposeA: true }).dispose(); // Aᵀ: scalar; B's rows of 32: vec4
+      const c = reshape(b, [32, 40]);
+      matmul(b, c).dispose(); // both vec4
+      c.dispose();
+    });
+    const labels = (await gpu.stopProfile()).map((k) => k.label).sort();
+    assert.deepEqual(labels, [
+      "matmul.tiled4a_64x64x16",
+      "matmul.tiled4ab_64x64x16",
+      "matmul.tiled4b_64x64x16",
+      "matmul.tiled_64x64x16",
+    ]);
+    a.dispose();
+    b.dispose();
   });
 });
 
