@@ -3,7 +3,7 @@
  * `BRL_MESA25_ICD` names its Vulkan ICD file (`sh bench/mesa25/install.sh` makes
  * `/opt/mesa25/lvp_icd.json`), so that the normal suite neither runs nor skips them. Each test
  * runs a child process on that driver. `BRL_MESA25_STEPS` sets the soak's training steps
- * (default 500; about 0.5 s a step on 2 cores).
+ * (default 500; 0.6–0.75 s a step on 2 shared cores, plus ~40 s compiling).
  *
  * Run: `BRL_MESA25_ICD=/opt/mesa25/lvp_icd.json deno test -A tests/tensor/mesa25_test.ts`
  *
