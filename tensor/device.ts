@@ -77,7 +77,21 @@ export function isSoftwareAdapter(
     );
 }
 
-async function requestGpu(): Promise<Backend> {
+/**
+ * A new WebGPU device on the adapter, with the adapter's limits that the kernels need, and the
+ * adapter's description. {@linkcode webgpu} builds its backend on one; tests build backends with
+ * other quirks (`AdapterQuirks`) on others.
+ *
+ * @example
+ * ```ts ignore
+ * const { device, description } = await requestGpuDevice();
+ * const backend = createWebGpuBackend(device, description, { bindGroupsPerGeneration: 3 });
+ * ```
+ *
+ * @returns The device and the adapter's description; rejects with
+ * {@linkcode GpuUnavailableError} where there is no adapter.
+ */
+export async function requestGpuDevice(): Promise<{ device: GPUDevice; description: string }> {
   const adapter = await requestAdapter();
   const requiredLimits: Record<string, number> = {};
   for (
@@ -96,7 +110,12 @@ async function requestGpu(): Promise<Backend> {
     ? ["timestamp-query"]
     : [];
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-  return createWebGpuBackend(device, adapterName(adapter));
+  return { device, description: adapterName(adapter) };
+}
+
+async function requestGpu(): Promise<Backend> {
+  const { device, description } = await requestGpuDevice();
+  return createWebGpuBackend(device, description);
 }
 
 /** The WebGPU backend; rejects with {@linkcode GpuUnavailableError} where there is no adapter. */

@@ -4,7 +4,8 @@
  * submitted only when a result is read, a copy needs it, or the batch is large.
  *
  * Uniform parameters of all launches in a batch live in one ring buffer bound
- * with a dynamic offset, written once per submit.
+ * with a dynamic offset, written once per submit. Bind groups come from
+ * `bind_groups.ts`: on llvmpipe, released in generations (`adapter_quirks.ts`).
  *
  * @module
  */
@@ -17,6 +18,13 @@ import {
   sortedKernelTimes,
   type Storage,
 } from "./backend.ts";
+import { type AdapterQuirks, adapterQuirks } from "./adapter_quirks.ts";
+import {
+  type BindGroups,
+  bindGroupsInGenerations,
+  type BufferRange,
+  plainBindGroups,
+} from "./bind_groups.ts";
 import { BYTES_PER_ELEMENT, type DType, type TypedArray, viewAs } from "./dtype.ts";
 import { GpuError, ShaderCompileError } from "./errors.ts";
 import {
@@ -51,8 +59,15 @@ interface CompiledKernel {
   uniformLayout: GPUBindGroupLayout | null;
 }
 
-/** Creates the WebGPU backend on `device`. */
-export function createWebGpuBackend(device: GPUDevice, description: string): Backend {
+/**
+ * Creates the WebGPU backend on `device`, with the workarounds `quirks` (by default those of
+ * the adapter `description` names).
+ */
+export function createWebGpuBackend(
+  device: GPUDevice,
+  description: string,
+  quirks: AdapterQuirks = adapterQuirks(description),
+): Backend {
   const pool = new Map<number, GPUBuffer[]>();
   const pipelines = new Map<string, CompiledKernel>();
   // Kernel objects are long-lived: look them up without rebuilding their source.
@@ -64,6 +79,9 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
   let failure: Error | null = null;
   const maxBinding = device.limits.maxStorageBufferBindingSize;
   const paramAlign = Math.max(device.limits.minUniformBufferOffsetAlignment, PARAM_SLOT);
+  const bindGroups: BindGroups = quirks.bindGroupsPerGeneration > 0
+    ? bindGroupsInGenerations(device, quirks.bindGroupsPerGeneration)
+    : plainBindGroups(device);
 
   device.lost.then((info) => {
     failure ??= new GpuError(`GPU device lost (${info.reason}): ${info.message}`);
@@ -126,6 +144,7 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
           buffer: { type: b < inputs ? "read-only-storage" : "storage" },
         });
       }
+      entries.push(...bindGroups.trailingEntries(inputs + outputs));
       layout = device.createBindGroupLayout({ label: `storage.${key}`, entries });
       storageLayouts.set(key, layout);
     }
@@ -151,11 +170,14 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
     const uniformCount = kernel.uniforms?.length ?? 0;
     const uniformLayout = uniformCount === 0 ? null : device.createBindGroupLayout({
       label: `uniforms.${uniformCount}`,
-      entries: Array.from({ length: uniformCount }, (_, b) => ({
-        binding: b,
-        visibility: GPUShaderStage.COMPUTE,
-        buffer: { type: "uniform" as const, minBindingSize: UNIFORM_WINDOW_BYTES },
-      })),
+      entries: [
+        ...Array.from({ length: uniformCount }, (_, b) => ({
+          binding: b,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: "uniform" as const, minBindingSize: UNIFORM_WINDOW_BYTES },
+        })),
+        ...bindGroups.trailingEntries(uniformCount),
+      ],
     });
     const groupLayouts = uniformLayout
       ? [layout, paramsLayout, uniformLayout]
@@ -234,6 +256,7 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
     device.queue.submit([encoder.finish()]);
     timed?.();
     encoder = null;
+    bindGroups.submitted();
     ringUsed = 0;
     launches = 0;
   }
@@ -319,7 +342,7 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
       if (launch.workgroups === 0) return;
       const { kernel } = launch;
       const compiled = compile(kernel);
-      const entries: GPUBindGroupEntry[] = [];
+      const ranges: BufferRange[] = [];
       for (const binding of [...launch.inputs, ...launch.outputs]) {
         const storage = binding.storage as GpuStorage;
         const size = bindingSize(storage);
@@ -328,7 +351,7 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
             `Cannot bind a ${size}-byte buffer to "${kernel.label}": it exceeds the ${maxBinding}-byte limit`,
           );
         }
-        entries.push({ binding: entries.length, resource: { buffer: storage.buffer, size } });
+        ranges.push({ buffer: storage.buffer, offset: 0, size });
       }
       if (ringUsed + paramAlign > RING_BYTES || launches >= MAX_LAUNCHES_PER_SUBMIT) flush();
       const offset = ringUsed;
@@ -346,23 +369,20 @@ export function createWebGpuBackend(device: GPUDevice, description: string): Bac
             `Kernel "${kernel.label}" expects ${count} uniform windows, got ${windows.length}`,
           );
         }
-        uniformGroup = device.createBindGroup({
-          layout: compiled.uniformLayout,
-          entries: windows.map((w, b) => {
+        uniformGroup = bindGroups.group(
+          compiled.uniformLayout,
+          windows.map((w, b) => {
             const { buffer } = w.storage as GpuStorage;
             if (w.byteOffset % 256 !== 0 || w.byteOffset + UNIFORM_WINDOW_BYTES > buffer.size) {
               throw new RangeError(
                 `Uniform window ${b} of "${kernel.label}" at byte ${w.byteOffset} does not fit a ${buffer.size}-byte buffer`,
               );
             }
-            return {
-              binding: b,
-              resource: { buffer, offset: w.byteOffset, size: UNIFORM_WINDOW_BYTES },
-            };
+            return { buffer, offset: w.byteOffset, size: UNIFORM_WINDOW_BYTES };
           }),
-        });
+        );
       }
-      const group = device.createBindGroup({ layout: compiled.layout, entries });
+      const group = bindGroups.group(compiled.layout, ranges);
       if (profile) {
         endPass();
         const at = profile.labels.push(kernel.label) * 2 - 2;
