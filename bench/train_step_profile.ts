@@ -14,10 +14,6 @@
 
 import { parseArgs } from "node:util";
 import { loadConfig } from "../engine/config.ts";
-import { type Batch, DetectionLoader, memorySource } from "../data/loader.ts";
-import { generateShapes } from "../data/shapes.ts";
-import { buildDetector } from "../detectors/build.ts";
-import { backward } from "../tensor/autograd.ts";
 import type { KernelTime } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
 import {
@@ -26,8 +22,7 @@ import {
   type PathMode,
   withProfile,
 } from "../tensor/device_profile.ts";
-import { SGD } from "../tensor/optim/sgd.ts";
-import { tidyAsync } from "../tensor/tensor.ts";
+import { trainSteps } from "./train_steps.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -49,27 +44,8 @@ const overrides: Partial<DeviceProfile> = {
 const config = await loadConfig(values.config!);
 const batchSize = Number(values.batch ?? config.train.batchSize);
 const steps = Number(values.steps);
-const model = buildDetector(config.model, { seed: 0, backend });
-const optimizer = new SGD(model.namedParameters().filter(([, p]) => p.requiresGrad), {
-  lr: 1e-3,
-  momentum: config.train.momentum,
-  weightDecay: config.train.weightDecay,
-  maxGradNorm: config.train.maxGradNorm,
-});
-const split = generateShapes({ numImages: batchSize * (steps + 2), seed: 1, size: 128 });
-const loader = new DetectionLoader(memorySource(split), { batchSize, seed: 0, shuffle: false });
-const batches: Batch[] = [];
-for await (const batch of loader.epoch(0)) batches.push(batch);
-loader.close();
-
-async function step(k: number): Promise<void> {
-  await withProfile(backend, overrides, () =>
-    tidyAsync(async () => {
-      backward((await model.loss(batches[k % batches.length])).total);
-      optimizer.step();
-      optimizer.zeroGrad();
-    }));
-}
+const trained = await trainSteps(backend, { config, batches: steps + 2, batchSize });
+const step = (k: number) => withProfile(backend, overrides, () => trained(k));
 
 await step(0); // compiles every kernel
 await backend.sync();

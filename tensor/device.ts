@@ -67,7 +67,24 @@ function adapterName(adapter: GPUAdapter): string {
   return adapter.info.description || adapter.info.vendor || "WebGPU";
 }
 
-async function requestGpu(): Promise<Backend> {
+/**
+ * A new WebGPU device on the adapter, with the adapter's limits that the kernels need, and the
+ * adapter's description. {@linkcode webgpu} builds its backend on one; tests build backends with
+ * other profiles (`DeviceProfile`, e.g. other `bindGroupsPerGeneration`) on others.
+ *
+ * @example
+ * ```ts ignore
+ * const { device, description } = await requestGpuDevice();
+ * const profile = { ...adapterProfile({ description }), bindGroupsPerGeneration: 3 };
+ * const backend = createWebGpuBackend(device, description, profile);
+ * ```
+ *
+ * @returns The device and the adapter's description; rejects with
+ * {@linkcode GpuUnavailableError} where there is no adapter.
+ */
+export async function requestGpuDevice(): Promise<
+  { device: GPUDevice; description: string; isFallbackAdapter?: boolean }
+> {
   const adapter = await requestAdapter();
   const requiredLimits: Record<string, number> = {};
   for (
@@ -86,12 +103,16 @@ async function requestGpu(): Promise<Backend> {
     ? ["timestamp-query"]
     : [];
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
-  const description = adapterName(adapter);
-  const profile = adapterProfile({
-    description,
+  return {
+    device,
+    description: adapterName(adapter),
     isFallbackAdapter: adapter.info.isFallbackAdapter,
-    limits: device.limits,
-  });
+  };
+}
+
+async function requestGpu(): Promise<Backend> {
+  const { device, description, isFallbackAdapter } = await requestGpuDevice();
+  const profile = adapterProfile({ description, isFallbackAdapter, limits: device.limits });
   return createWebGpuBackend(device, description, profile);
 }
 

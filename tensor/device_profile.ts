@@ -70,6 +70,16 @@ export interface DeviceProfile {
   readonly convUniform: PathMode;
   /** Most elements of one im2col matrix; images are processed in chunks below it. */
   readonly convColLimit: number;
+  /**
+   * Bind groups a generation makes before the WebGPU backend releases it (`bind_groups.ts`), or
+   * 0 to leave bind groups to the garbage collector. Mesa's lavapipe (the Vulkan llvmpipe; Mesa
+   * 25.0.7 is Debian 13's) backs every descriptor set with its own memory mapping and does not
+   * check that the mapping succeeded: the bind groups waiting for the collector exhaust
+   * `vm.max_map_count` and the driver crashes (`docs/mesa25_crash.md`). The adapter does not
+   * report the Mesa version, so every llvmpipe and lavapipe adapter releases bind groups in
+   * generations.
+   */
+  readonly bindGroupsPerGeneration: number;
 }
 
 /** The adapter limits the profile reads (a `GPUSupportedLimits` has them all). */
@@ -102,6 +112,13 @@ export const HARDWARE_PATHS: Readonly<Partial<DeviceProfile>> = {
   conv: "implicit",
   uniformWindows: false,
 };
+
+/**
+ * Bind groups per generation on llvmpipe: a default training step makes ~2,400 launches that
+ * bind ~1,200 distinct groups, so a generation lasts several steps and holds ~12,000 mappings
+ * at most.
+ */
+export const LLVMPIPE_BIND_GROUPS_PER_GENERATION = 8192;
 
 /** Default most elements of one im2col matrix. */
 export const CONV_COL_LIMIT = 1 << 24;
@@ -183,6 +200,7 @@ export function preferredTiles(limits: ProfileLimits): GemmTiles {
  */
 export function adapterProfile(info: AdapterFacts): DeviceProfile {
   const kind = adapterKind(info);
+  const mesa = /llvmpipe|lavapipe/i.test(info.description ?? "");
   const llvmpipe = kind === "llvmpipe", hardware = kind === "hardware";
   return {
     kind,
@@ -196,6 +214,7 @@ export function adapterProfile(info: AdapterFacts): DeviceProfile {
     convDirect: "auto",
     convUniform: "auto",
     convColLimit: CONV_COL_LIMIT,
+    bindGroupsPerGeneration: mesa ? LLVMPIPE_BIND_GROUPS_PER_GENERATION : 0,
   };
 }
 
@@ -222,6 +241,7 @@ export function hostProfile(): DeviceProfile {
     convDirect: "auto",
     convUniform: "auto",
     convColLimit: CONV_COL_LIMIT,
+    bindGroupsPerGeneration: 0,
   };
 }
 

@@ -4,7 +4,9 @@
  * submitted only when a result is read, a copy needs it, or the batch is large.
  *
  * Uniform parameters of all launches in a batch live in one ring buffer bound
- * with a dynamic offset, written once per submit.
+ * with a dynamic offset, written once per submit. Bind groups come from
+ * `bind_groups.ts`: on llvmpipe, released in generations (the profile's `bindGroupsPerGeneration`,
+ * `device_profile.ts`).
  *
  * @module
  */
@@ -17,6 +19,12 @@ import {
   sortedKernelTimes,
   type Storage,
 } from "./backend.ts";
+import {
+  type BindGroups,
+  bindGroupsInGenerations,
+  type BufferRange,
+  plainBindGroups,
+} from "./bind_groups.ts";
 import { BYTES_PER_ELEMENT, type DType, type TypedArray, viewAs } from "./dtype.ts";
 import { adapterProfile, type DeviceProfile } from "./device_profile.ts";
 import { GpuError, ShaderCompileError } from "./errors.ts";
@@ -53,8 +61,8 @@ interface CompiledKernel {
 }
 
 /**
- * Creates the WebGPU backend on `device`; `deviceProfile` defaults to the one its description and
- * limits imply.
+ * Creates the WebGPU backend on `device` with `deviceProfile` (by default the one its description
+ * and limits imply), which also carries the adapter's workarounds (`bindGroupsPerGeneration`).
  */
 export function createWebGpuBackend(
   device: GPUDevice,
@@ -72,6 +80,10 @@ export function createWebGpuBackend(
   let failure: Error | null = null;
   const maxBinding = device.limits.maxStorageBufferBindingSize;
   const paramAlign = Math.max(device.limits.minUniformBufferOffsetAlignment, PARAM_SLOT);
+  const { bindGroupsPerGeneration } = deviceProfile;
+  const bindGroups: BindGroups = bindGroupsPerGeneration > 0
+    ? bindGroupsInGenerations(device, bindGroupsPerGeneration)
+    : plainBindGroups(device);
 
   device.lost.then((info) => {
     failure ??= new GpuError(`GPU device lost (${info.reason}): ${info.message}`);
@@ -134,6 +146,7 @@ export function createWebGpuBackend(
           buffer: { type: b < inputs ? "read-only-storage" : "storage" },
         });
       }
+      entries.push(...bindGroups.trailingEntries(inputs + outputs));
       layout = device.createBindGroupLayout({ label: `storage.${key}`, entries });
       storageLayouts.set(key, layout);
     }
@@ -159,11 +172,14 @@ export function createWebGpuBackend(
     const uniformCount = kernel.uniforms?.length ?? 0;
     const uniformLayout = uniformCount === 0 ? null : device.createBindGroupLayout({
       label: `uniforms.${uniformCount}`,
-      entries: Array.from({ length: uniformCount }, (_, b) => ({
-        binding: b,
-        visibility: GPUShaderStage.COMPUTE,
-        buffer: { type: "uniform" as const, minBindingSize: UNIFORM_WINDOW_BYTES },
-      })),
+      entries: [
+        ...Array.from({ length: uniformCount }, (_, b) => ({
+          binding: b,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: "uniform" as const, minBindingSize: UNIFORM_WINDOW_BYTES },
+        })),
+        ...bindGroups.trailingEntries(uniformCount),
+      ],
     });
     const groupLayouts = uniformLayout
       ? [layout, paramsLayout, uniformLayout]
@@ -242,6 +258,7 @@ export function createWebGpuBackend(
     device.queue.submit([encoder.finish()]);
     timed?.();
     encoder = null;
+    bindGroups.submitted();
     ringUsed = 0;
     launches = 0;
   }
@@ -328,7 +345,7 @@ export function createWebGpuBackend(
       if (launch.workgroups === 0) return;
       const { kernel } = launch;
       const compiled = compile(kernel);
-      const entries: GPUBindGroupEntry[] = [];
+      const ranges: BufferRange[] = [];
       for (const binding of [...launch.inputs, ...launch.outputs]) {
         const storage = binding.storage as GpuStorage;
         const size = bindingSize(storage);
@@ -337,7 +354,7 @@ export function createWebGpuBackend(
             `Cannot bind a ${size}-byte buffer to "${kernel.label}": it exceeds the ${maxBinding}-byte limit`,
           );
         }
-        entries.push({ binding: entries.length, resource: { buffer: storage.buffer, size } });
+        ranges.push({ buffer: storage.buffer, offset: 0, size });
       }
       if (ringUsed + paramAlign > RING_BYTES || launches >= MAX_LAUNCHES_PER_SUBMIT) flush();
       const offset = ringUsed;
@@ -355,23 +372,20 @@ export function createWebGpuBackend(
             `Kernel "${kernel.label}" expects ${count} uniform windows, got ${windows.length}`,
           );
         }
-        uniformGroup = device.createBindGroup({
-          layout: compiled.uniformLayout,
-          entries: windows.map((w, b) => {
+        uniformGroup = bindGroups.group(
+          compiled.uniformLayout,
+          windows.map((w, b) => {
             const { buffer } = w.storage as GpuStorage;
             if (w.byteOffset % 256 !== 0 || w.byteOffset + UNIFORM_WINDOW_BYTES > buffer.size) {
               throw new RangeError(
                 `Uniform window ${b} of "${kernel.label}" at byte ${w.byteOffset} does not fit a ${buffer.size}-byte buffer`,
               );
             }
-            return {
-              binding: b,
-              resource: { buffer, offset: w.byteOffset, size: UNIFORM_WINDOW_BYTES },
-            };
+            return { buffer, offset: w.byteOffset, size: UNIFORM_WINDOW_BYTES };
           }),
-        });
+        );
       }
-      const group = device.createBindGroup({ layout: compiled.layout, entries });
+      const group = bindGroups.group(compiled.layout, ranges);
       if (profile) {
         endPass();
         const at = profile.labels.push(kernel.label) * 2 - 2;
