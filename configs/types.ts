@@ -26,7 +26,7 @@ export interface TrainSettings {
   lrFactors?: readonly { match: string; factor: number }[];
   /** Weight decay. */
   weightDecay: number;
-  /** Linear warm-up steps and the starting factor. */
+  /** Linear warm-up steps (0: none) and the starting factor. */
   warmup: { iters: number; factor: number };
   /** Steps at which the learning rate is multiplied by `gamma`. */
   milestones: readonly number[];

@@ -50,7 +50,7 @@ import {
   detrMatch,
   type DetrTargets,
 } from "./detr_matcher.ts";
-import { AtssHead } from "./heads/atss_head.ts";
+import { AtssHead, type AtssHeadOutput } from "./heads/atss_head.ts";
 import { groupsFor } from "./norm_layer.ts";
 import type { Detections } from "./postprocess.ts";
 import { auxiliaryQueries } from "./deformable_detr/aux_queries.ts";
@@ -456,8 +456,14 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
     });
   }
 
-  /** The auxiliary head's anchors of an input size (cached). */
-  #anchorsOf(height: number, width: number): Anchors {
+  /** The auxiliary ATSS head, when the config has one. */
+  get auxHead(): AtssHead | undefined {
+    return this.#aux?.head;
+  }
+
+  /** The auxiliary head's anchors of an `height x width` input (cached); needs `auxAtss`. */
+  auxAnchors(height: number, width: number): Anchors {
+    if (!this.config.auxAtss) throw new TypeError("CoDetr: the config has no auxiliary head");
     const key = `${height}x${width}`;
     let entry = this.#anchors.get(key);
     if (!entry) {
@@ -467,10 +473,14 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
     return entry.host;
   }
 
-  /** The auxiliary head's loss, with its own weight. */
-  #atssLoss(features: Tensor[], positives: AtssTargets): Record<string, Tensor> {
-    const aux = this.#aux!, weight = this.config.auxAtss!.weight;
-    const out = aux.head.forward(features);
+  /**
+   * The auxiliary ATSS head's loss parts (times its weight) for its outputs
+   * and the ATSS assignment of the batch: BRS/RS with IoU targets and the
+   * GIoU averaged without score weights (Q18), self-balanced; or stock ATSS's
+   * focal, GIoU and centerness losses.
+   */
+  auxHeadLoss(out: AtssHeadOutput, positives: AtssTargets): Record<string, Tensor> {
+    const weight = this.config.auxAtss!.weight;
     const inputs = anchorLossInputs(out, positives, this.#coder, this.backend, this.config.delta);
     if (this.config.loss === "focal") {
       const { parts } = ATSS_LOSS_TABLE.focal.compute(inputs);
@@ -494,8 +504,9 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
     return rankSortWithBox(rs.rankingLoss, rs.sortingLoss, box, weight).parts;
   }
 
-  /** The encoder output as maps `[N, E, H_l, W_l]`, plus the stride-2 extra level. */
-  #auxFeatures({ memory, layout }: CoDetrEncoding): Tensor[] {
+  /** The encoder output as maps `[N, E, H_l, W_l]`, plus the stride-2 extra level (needs `auxAtss`). */
+  auxFeatures({ memory, layout }: CoDetrEncoding): Tensor[] {
+    if (!this.#aux) throw new TypeError("CoDetr: the config has no auxiliary head");
     const [n, , e] = memory.shape;
     const maps = layout.spatialShapes.map(([h, w], l) => {
       const start = layout.levelStartIndex[l];
@@ -551,12 +562,13 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
     collect("enc.", detrSetLoss(enc.logits, sigmoid(enc.unact), encTargets, { loss, delta }).parts);
     if (this.#aux) {
       const positives = assignBatch(
-        this.#anchorsOf(batch.height, batch.width),
+        this.auxAnchors(batch.height, batch.width),
         batch.boxes,
         batch.labels,
         this.config.auxAtss!.topk,
       );
-      collect("atss.", this.#atssLoss(this.#auxFeatures(encoding), positives));
+      const headOut = this.#aux.head.forward(this.auxFeatures(encoding));
+      collect("atss.", this.auxHeadLoss(headOut, positives));
       const aux = auxiliaryQueries(
         positives,
         n,

@@ -96,8 +96,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const model = buildDetector(config.model, { seed, backend: options.backend });
   const params = model.namedParameters().filter(([, p]) => p.requiresGrad);
   const optimizer = buildOptimizer(params, settings);
+  // `warmup.iters: 0` trains without warm-up (the DETR configs).
   const schedule = composeSchedules(
-    linearWarmup(settings.warmup.iters, settings.warmup.factor),
+    ...(settings.warmup.iters > 0
+      ? [linearWarmup(settings.warmup.iters, settings.warmup.factor)]
+      : []),
     multiStepSchedule(settings.milestones, settings.gamma),
   );
   let step = 0;

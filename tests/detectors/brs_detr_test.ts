@@ -42,19 +42,28 @@ const SMALL_MODEL: CoDetrModelConfig = {
   auxQueries: { maxPerImage: 20, weight: 1 },
 };
 
+/** The tiny config's optimiser and schedule shape (AdamW, no warm-up), 4 steps of 2 images. */
+const SMALL_TRAIN = {
+  ...BRS_DETR_TINY_SHAPES.train,
+  ...smallTrainSettings(4, 3),
+  warmup: BRS_DETR_TINY_SHAPES.train.warmup,
+  gamma: BRS_DETR_TINY_SHAPES.train.gamma,
+  lr: 1e-3,
+};
+
 const SMALL: Record<"brs" | "focal", DetectorConfig<CoDetrModelConfig>> = {
   brs: {
     ...BRS_DETR_TINY_SHAPES,
     name: "brs_detr_test_small",
     model: SMALL_MODEL,
-    train: { ...BRS_DETR_TINY_SHAPES.train, ...smallTrainSettings(4, 3), lr: 1e-3 },
+    train: SMALL_TRAIN,
     data: { kind: "shapes", train: 8, val: 2, size: 64, seed: 3 },
   },
   focal: {
     ...BRS_DETR_TINY_SHAPES,
     name: "co_detr_test_small",
     model: { ...SMALL_MODEL, loss: "focal", auxAtss: { ...SMALL_MODEL.auxAtss!, weight: 12 } },
-    train: { ...BRS_DETR_TINY_SHAPES.train, ...smallTrainSettings(4, 3), lr: 1e-3 },
+    train: SMALL_TRAIN,
     data: { kind: "shapes", train: 8, val: 2, size: 64, seed: 3 },
   },
 };
