@@ -4,15 +4,15 @@
  * and decoder with iterative box refinement, two-stage proposals, mixed query
  * selection and look-forward-twice, one-to-one Hungarian matching on every
  * decoder layer and on the encoder's proposals, and Co-DETR's collaborative
- * training with an auxiliary ATSS head on the encoder output whose positives
- * become extra decoder queries. `loss: "brs"` is BRS-DETR (BRS everywhere a
- * classification loss was, box losses self-balanced to it); `"focal"` is the
- * Co-DETR baseline. The auxiliary RPN + RoI branch is not built
- * (docs/deformable_detr.md).
+ * training with auxiliary heads on the encoder output (an ATSS head and a
+ * Faster R-CNN branch, each optional) whose positives become extra decoder
+ * queries. `loss: "brs"` is BRS-DETR (BRS everywhere a classification loss
+ * was, box losses self-balanced to it); `"focal"` is the Co-DETR baseline
+ * (its Faster R-CNN branch is not available: docs/deformable_detr.md).
  *
- * A training step reads back twice: the encoder's proposal scores (top-k
- * queries on the host) and the decoder's outputs (Hungarian matching on the
- * host).
+ * A training step reads back the encoder's proposal scores (top-k queries on
+ * the host), the decoder's outputs (Hungarian matching on the host) and, with
+ * the Faster R-CNN branch, the RPN's outputs (proposals).
  *
  * @module
  */
@@ -54,12 +54,12 @@ import { AtssHead, type AtssHeadOutput } from "./heads/atss_head.ts";
 import { groupsFor } from "./norm_layer.ts";
 import type { Detections } from "./postprocess.ts";
 import { auxiliaryQueries } from "./deformable_detr/aux_queries.ts";
+import { AuxRcnn, type CoDetrRcnnConfig } from "./deformable_detr/aux_rcnn.ts";
 import { type LevelLayout, levelLayout } from "./deformable_detr/deformable_attention.ts";
 import {
   DETR_LOSSES,
   type DetrLoss,
   detrSetLoss,
-  type DetrSetTargets,
   matchedTargets,
 } from "./deformable_detr/detr_losses.ts";
 import {
@@ -106,12 +106,20 @@ export interface CoDetrModelConfig {
   loss: DetrLoss;
   /** δ of the ranking loss (0.5). */
   delta?: number;
-  /** The auxiliary ATSS head (none: plain two-stage Deformable-DETR). */
+  /** The auxiliary ATSS head (none: no ATSS branch). */
   auxAtss?: CoDetrAtssConfig;
+  /** The auxiliary Faster R-CNN branch, ranking losses only (none: no such branch). */
+  auxRcnn?: CoDetrRcnnConfig;
   /** Auxiliary positive queries: at most `maxPerImage` per image (300), loss weight (1). */
   auxQueries: { maxPerImage: number; weight: number };
   /** Inference: detections per image (100). */
   test: { maxPerImage: number };
+}
+
+/** An auxiliary branch's projection of its positives' box embedding to query positions and contents. */
+interface AuxQueryEmbedding {
+  posTrans: Linear;
+  posTransNorm: LayerNorm;
 }
 
 /** What the decoder runs on: query contents, positions and reference boxes. */
@@ -178,19 +186,16 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
   readonly classHeads: Linear[] = [];
   /** Box heads: one per decoder layer, then the encoder's. */
   readonly boxHeads: BoxMlp[] = [];
-  /** Auxiliary positive queries of the last {@linkcode CoDetr.loss}, per image. */
-  lastAuxQueries: Int32Array = new Int32Array(0);
+  /** Auxiliary positive queries of the last {@linkcode CoDetr.loss}, per image, by branch. */
+  lastAuxQueries: { atss?: Int32Array; rcnn?: Int32Array } = {};
   readonly #encOutput: Linear;
   readonly #encOutputNorm: LayerNorm;
   readonly #posTrans: Linear;
   readonly #posTransNorm: LayerNorm;
   readonly #queryEmbed: Tensor;
-  readonly #aux?: {
-    downsample: [Conv2d, GroupNorm];
-    head: AtssHead;
-    posTrans: Linear;
-    posTransNorm: LayerNorm;
-  };
+  readonly #downsample?: [Conv2d, GroupNorm];
+  readonly #atss?: { head: AtssHead } & AuxQueryEmbedding;
+  readonly #rcnn?: { branch: AuxRcnn } & AuxQueryEmbedding;
   readonly #coder = new DeltaXywhCoder();
   readonly #constants = new Map<string, Tensor>();
   readonly #anchors = new Map<string, { host: Anchors }>();
@@ -242,45 +247,73 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
       "query_embedding",
       normal(empty([config.numQueries, e], "f32", backend), rng),
     );
-    const aux = config.auxAtss;
-    if (aux) {
-      if (aux.anchors.strides.length !== t.numLevels + 1) {
+    const aux = config.auxAtss, rcnn = config.auxRcnn;
+    for (
+      const [name, anchors] of [["ATSS head", aux?.anchors], [
+        "Faster R-CNN branch",
+        rcnn?.anchors,
+      ]] as const
+    ) {
+      if (anchors && anchors.strides.length !== t.numLevels + 1) {
         throw new RangeError(
-          `CoDetr: the auxiliary ATSS head needs ${
+          `CoDetr: the auxiliary ${name} needs ${
             t.numLevels + 1
-          } anchor strides (the levels plus one), got ${aux.anchors.strides.length}`,
+          } anchor strides (the levels plus one), got ${anchors.strides.length}`,
         );
       }
+    }
+    if (rcnn && config.loss === "focal") {
+      throw new RangeError(
+        'CoDetr: the auxiliary Faster R-CNN branch trains with "brs" or "rs" only (no stock RPN/RoI losses here)',
+      );
+    }
+    const queryEmbedding = (suffix: string) => ({
+      posTrans: this.registerModule(
+        `aux_pos_trans${suffix}`,
+        new Linear(2 * e, 2 * e, { rng, backend }),
+      ),
+      posTransNorm: this.registerModule(
+        `aux_pos_trans_norm${suffix}`,
+        new LayerNorm(2 * e, { backend }),
+      ),
+    });
+    if (aux || rcnn) {
       const conv = new Conv2d(e, e, 3, { rng, backend, stride: 2, padding: 1 });
-      this.#aux = {
-        downsample: [
-          this.registerModule("downsample_conv", conv),
-          this.registerModule(
-            "downsample_norm",
-            new GroupNorm(groupsFor(e, config.normGroups), e, { backend }),
-          ),
-        ],
-        head: this.registerModule(
-          "query_head_atss",
-          new AtssHead(
-            {
-              numClasses: config.numClasses,
-              inChannels: e,
-              featChannels: aux.featChannels,
-              stackedConvs: aux.stackedConvs,
-              normGroups: config.normGroups,
-              anchorsPerLocation: aux.anchors.scalesPerOctave * aux.anchors.ratios.length,
-              numLevels: aux.anchors.strides.length,
-              centerness: config.loss === "focal",
-              priorProbability: 0.01,
-            },
-            rng,
-            backend,
-          ),
+      this.#downsample = [
+        this.registerModule("downsample_conv", conv),
+        this.registerModule(
+          "downsample_norm",
+          new GroupNorm(groupsFor(e, config.normGroups), e, { backend }),
         ),
-        posTrans: this.registerModule("aux_pos_trans", new Linear(2 * e, 2 * e, { rng, backend })),
-        posTransNorm: this.registerModule("aux_pos_trans_norm", new LayerNorm(2 * e, { backend })),
-      };
+      ];
+    }
+    if (aux) {
+      const head = this.registerModule(
+        "query_head_atss",
+        new AtssHead(
+          {
+            numClasses: config.numClasses,
+            inChannels: e,
+            featChannels: aux.featChannels,
+            stackedConvs: aux.stackedConvs,
+            normGroups: config.normGroups,
+            anchorsPerLocation: aux.anchors.scalesPerOctave * aux.anchors.ratios.length,
+            numLevels: aux.anchors.strides.length,
+            centerness: config.loss === "focal",
+            priorProbability: 0.01,
+          },
+          rng,
+          backend,
+        ),
+      );
+      this.#atss = { head, ...queryEmbedding("") };
+    }
+    if (rcnn) {
+      const branch = this.registerModule(
+        "query_head_rcnn",
+        new AuxRcnn(rcnn, e, config.numClasses, rng, backend),
+      );
+      this.#rcnn = { branch, ...queryEmbedding("_rcnn") };
     }
   }
 
@@ -458,7 +491,7 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
 
   /** The auxiliary ATSS head, when the config has one. */
   get auxHead(): AtssHead | undefined {
-    return this.#aux?.head;
+    return this.#atss?.head;
   }
 
   /** The auxiliary head's anchors of an `height x width` input (cached); needs `auxAtss`. */
@@ -504,16 +537,16 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
     return rankSortWithBox(rs.rankingLoss, rs.sortingLoss, box, weight).parts;
   }
 
-  /** The encoder output as maps `[N, E, H_l, W_l]`, plus the stride-2 extra level (needs `auxAtss`). */
+  /** The encoder output as maps `[N, E, H_l, W_l]`, plus the stride-2 extra level (needs an auxiliary branch). */
   auxFeatures({ memory, layout }: CoDetrEncoding): Tensor[] {
-    if (!this.#aux) throw new TypeError("CoDetr: the config has no auxiliary head");
+    if (!this.#downsample) throw new TypeError("CoDetr: the config has no auxiliary head");
     const [n, , e] = memory.shape;
     const maps = layout.spatialShapes.map(([h, w], l) => {
       const start = layout.levelStartIndex[l];
       const level = slice(memory, [0, start, 0], [n, start + h * w, e]);
       return permute(reshape(level, [n, h, w, e]), [0, 3, 1, 2]);
     });
-    const [conv, norm] = this.#aux!.downsample;
+    const [conv, norm] = this.#downsample;
     maps.push(norm.forward(conv.forward(maps.at(-1)!)));
     return maps;
   }
@@ -523,8 +556,9 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
    * proposals against their Hungarian matches, and with an auxiliary head its
    * own loss and that of its positives as decoder queries. Parts: `rank`,
    * `sort` (or `cls`), `l1`, `giou` summed over the decoder layers; the same
-   * prefixed `enc.` (encoder proposals) and `aux.` (auxiliary queries); the
-   * auxiliary head's prefixed `atss.`.
+   * prefixed `enc.` (encoder proposals) and `aux_atss.`, `aux_rcnn.` (each
+   * auxiliary branch's queries); the auxiliary heads' own prefixed `atss.`,
+   * `rpn.`, `roi.`.
    */
   async loss(batch: Batch): Promise<DetectorLosses> {
     const { numClasses: k, numQueries: q, loss, delta } = this.config;
@@ -560,15 +594,28 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
     };
     const encTargets = matchedTargets(detrMatch(encPred, agnostic, weights), agnostic, s, true);
     collect("enc.", detrSetLoss(enc.logits, sigmoid(enc.unact), encTargets, { loss, delta }).parts);
-    if (this.#aux) {
+    const features = this.#downsample ? this.auxFeatures(encoding) : [];
+    const branches: [name: "atss" | "rcnn", AtssTargets, AuxQueryEmbedding][] = [];
+    if (this.#atss) {
       const positives = assignBatch(
         this.auxAnchors(batch.height, batch.width),
         batch.boxes,
         batch.labels,
         this.config.auxAtss!.topk,
       );
-      const headOut = this.#aux.head.forward(this.auxFeatures(encoding));
-      collect("atss.", this.auxHeadLoss(headOut, positives));
+      collect("atss.", this.auxHeadLoss(this.#atss.head.forward(features), positives));
+      branches.push(["atss", positives, this.#atss]);
+    }
+    if (this.#rcnn) {
+      const step = await this.#rcnn.branch.step(features, batch, {
+        loss: loss as "brs" | "rs",
+        delta,
+      });
+      collect("", step.parts);
+      branches.push(["rcnn", step.positives, this.#rcnn]);
+    }
+    this.lastAuxQueries = {};
+    for (const [name, positives, embedding] of branches) {
       const aux = auxiliaryQueries(
         positives,
         n,
@@ -576,20 +623,20 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
         batch.height,
         this.config.auxQueries.maxPerImage,
       );
-      this.lastAuxQueries = aux.perImage;
-      if (aux.numQueries > 0) {
-        const auxOut = this.#decode(this.#auxQuerySet(aux.unact, n, aux.numQueries), encoding);
-        auxOut.logits.forEach((logits, l) => {
-          collect(
-            "aux.",
-            detrSetLoss(logits, auxOut.boxes[l], aux.targets as DetrSetTargets, {
-              loss,
-              delta,
-              weight: this.config.auxQueries.weight,
-            }).parts,
-          );
-        });
-      }
+      this.lastAuxQueries[name] = aux.perImage;
+      if (aux.numQueries === 0) continue;
+      const queries = this.#auxQuerySet(embedding, aux.unact, n, aux.numQueries);
+      const auxOut = this.#decode(queries, encoding);
+      auxOut.logits.forEach((logits, l) => {
+        collect(
+          `aux_${name}.`,
+          detrSetLoss(logits, auxOut.boxes[l], aux.targets, {
+            loss,
+            delta,
+            weight: this.config.auxQueries.weight,
+          }).parts,
+        );
+      });
     }
     const total = Object.values(parts).reduce((a, b) => add(a, b));
     const numPositives = gt.reduce((sum, t) => sum + t.labels.length, 0);
@@ -597,8 +644,8 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
   }
 
   /** Queries of the auxiliary positives: positions and contents from their anchors' embedding. */
-  #auxQuerySet(unact: Float32Array, n: number, m: number): QuerySet {
-    const aux = this.#aux!, e = this.config.transformer.embedDim, backend = this.backend;
+  #auxQuerySet(aux: AuxQueryEmbedding, unact: Float32Array, n: number, m: number): QuerySet {
+    const e = this.config.transformer.embedDim, backend = this.backend;
     const embed = tensor(proposalPosEmbedHost(unact, e), [n, m, 2 * e], { backend });
     const posOut = aux.posTransNorm.forward(aux.posTrans.forward(embed));
     return {

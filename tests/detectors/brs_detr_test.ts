@@ -42,6 +42,23 @@ const SMALL_MODEL: CoDetrModelConfig = {
   auxQueries: { maxPerImage: 20, weight: 1 },
 };
 
+/** The auxiliary Faster R-CNN branch, narrow (ranking losses only). */
+const SMALL_RCNN: NonNullable<CoDetrModelConfig["auxRcnn"]> = {
+  anchors: {
+    strides: [8, 16, 32, 64, 128],
+    octaveBaseScale: 2,
+    scalesPerOctave: 3,
+    ratios: [0.5, 1, 2],
+  },
+  featChannels: 32,
+  rpnWeight: 1,
+  proposals: { nmsPre: 200, iouThreshold: 0.7, maxPerImage: 32 },
+  roi: { roiSize: 7, samplingRatio: 0, finestScale: 28 },
+  fcChannels: 32,
+  posIou: 0.5,
+  roiWeight: 5,
+};
+
 /** The tiny config's optimiser and schedule shape (AdamW, no warm-up), 4 steps of 2 images. */
 const SMALL_TRAIN = {
   ...BRS_DETR_TINY_SHAPES.train,
@@ -55,7 +72,7 @@ const SMALL: Record<"brs" | "focal", DetectorConfig<CoDetrModelConfig>> = {
   brs: {
     ...BRS_DETR_TINY_SHAPES,
     name: "brs_detr_test_small",
-    model: SMALL_MODEL,
+    model: { ...SMALL_MODEL, auxRcnn: SMALL_RCNN },
     train: SMALL_TRAIN,
     data: { kind: "shapes", train: 8, val: 2, size: 64, seed: 3 },
   },
@@ -118,16 +135,19 @@ Deno.test("co_detr: the parts of the loss follow the recipe of each loss", async
       const model = buildCoDetr(SMALL.brs.model, { seed: 1, backend: FAST });
       const { parts } = await model.loss(BATCH);
       const v = async (k: string) => (await parts[k].data())[0];
-      for (const prefix of ["", "enc.", "aux."]) {
+      for (const prefix of ["", "enc.", "aux_atss.", "aux_rcnn."]) {
         const ranking = await v(`${prefix}rank`) + await v(`${prefix}sort`);
         assert.ok(ranking > 0, `${prefix}: no ranking loss`);
         for (const box of ["l1", "giou"]) {
           assert.ok(Math.abs(await v(prefix + box) - ranking) < 1e-4 * ranking, `${prefix}${box}`);
         }
       }
-      // The auxiliary ATSS head: SB GIoU equals its ranking part (both times the weight 5).
-      const atss = await v("atss.rank") + await v("atss.sort");
-      assert.ok(Math.abs(await v("atss.box") - atss) < 1e-4 * atss);
+      // The auxiliary heads: SB GIoU equals the ranking part (each times its weight).
+      for (const head of ["atss.", "rpn.", "roi."]) {
+        const ranking = await v(`${head}rank`) + await v(`${head}sort`);
+        assert.ok(ranking > 0, `${head}: no ranking loss`);
+        assert.ok(Math.abs(await v(`${head}box`) - ranking) < 1e-4 * ranking, `${head}box`);
+      }
     },
   );
 
@@ -142,16 +162,16 @@ Deno.test("co_detr: the parts of the loss follow the recipe of each loss", async
           "atss.box",
           "atss.centerness",
           "atss.cls",
-          "aux.cls",
-          "aux.giou",
-          "aux.l1",
+          "aux_atss.cls",
+          "aux_atss.giou",
+          "aux_atss.l1",
           "cls",
           "enc.cls",
           "enc.giou",
           "enc.l1",
           "giou",
           "l1",
-        ],
+        ].sort(),
       );
     },
   );
@@ -218,7 +238,10 @@ Deno.test("auxiliary positive queries reach the decoder: one per ATSS positive u
     const perImage = [0, 0];
     for (const i of positives.index) perImage[Math.floor(i / positives.numAnchors)]++;
     assert.ok(perImage.every((n) => n > 0));
-    assert.deepEqual(Array.from(model.lastAuxQueries), perImage.map((n) => Math.min(n, cap)));
+    assert.deepEqual(
+      Array.from(model.lastAuxQueries.atss!),
+      perImage.map((n) => Math.min(n, cap)),
+    );
     // Each kept query's target is the GT box its anchor was assigned (normalised cxcywh).
     const q = auxiliaryQueries(positives, 2, BATCH.width, BATCH.height, cap);
     q.targets.index.forEach((flat, k) => {
@@ -231,6 +254,21 @@ Deno.test("auxiliary positive queries reach the decoder: one per ATSS positive u
         BATCH.labels[image][g] === q.targets.label[k]
       );
       assert.ok(hit, `aux query ${k} of image ${image} has no matching GT`);
+    });
+  }
+});
+
+Deno.test("auxiliary Faster R-CNN queries: every GT box's own RoI at least, up to the cap", async () => {
+  for (const cap of [20, 1]) {
+    const config = { ...SMALL.brs.model, auxQueries: { maxPerImage: cap, weight: 1 } };
+    const model = buildCoDetr(config, { seed: 2, backend: FAST });
+    const { parts } = await tidyAsync(() => model.loss(BATCH));
+    assert.ok(Number.isFinite((await parts["aux_rcnn.rank"].data())[0]));
+    // The RoI head adds each GT box as a proposal, a positive of its own class.
+    const counts = Array.from(model.lastAuxQueries.rcnn!);
+    BATCH.labels.forEach((labels, i) => {
+      assert.ok(counts[i] >= Math.min(cap, labels.length), `image ${i}: ${counts[i]} queries`);
+      assert.ok(counts[i] <= cap);
     });
   }
 });
@@ -289,6 +327,12 @@ Deno.test("co_detr: bad input gives clear errors", async (t) => {
     assert.throws(
       () => buildCoDetr({ ...SMALL.brs.model, auxAtss: aux }, { seed: 0, backend: CPU }),
       /needs 5 anchor strides \(the levels plus one\), got 1/,
+    );
+  });
+  await t.step("the Faster R-CNN branch with the focal baseline", () => {
+    assert.throws(
+      () => buildCoDetr({ ...SMALL.focal.model, auxRcnn: SMALL_RCNN }, { seed: 0, backend: CPU }),
+      /auxiliary Faster R-CNN branch trains with "brs" or "rs" only/,
     );
   });
   await t.step("deformable attention: reference points of the wrong shape", () => {
