@@ -5,8 +5,8 @@
  * head (1 conv, 1 anchor of octave scale 8, strides 8–128, weight 5) and an
  * auxiliary Faster R-CNN branch (RPN of 9 anchors per location, weight 1;
  * 4000 proposals; Shared2FC RoI head, weight 5), whose positives become up to
- * 300 extra queries per image each, BRS (δ 0.5) in every
- * branch, the Hungarian class cost weighted 4. AdamW lr 2e-4, weight decay
+ * 300 extra queries per image each, BRS (δ 0.5) in every branch, the
+ * Hungarian class cost weighted 4. AdamW lr 2e-4, weight decay
  * 1e-4, backbone and sampling offsets at 0.1x, gradient clip 0.1, batch 16,
  * 12 epochs with x0.2 at epochs 10 and 11, no warm-up. For users with a GPU
  * and COCO; the backbone starts from torchvision's ImageNet ResNet-50
@@ -14,8 +14,9 @@
  *
  * Departures from the seeds (docs/deformable_detr.md): the auxiliary RoI
  * head's loss is weighted 5 as a whole and its and the RPN's GIoU are
- * score-weighted; the RPN decodes with stds (0.1, 0.1, 0.2, 0.2); fixed-size resizing (800 / 1333) instead of the multi-scale
- * 480–800 and random-crop policy; no dropout; padded pixels are not masked.
+ * score-weighted; the RPN decodes with stds (0.1, 0.1, 0.2, 0.2);
+ * fixed-size resizing (800 / 1333) instead of the multi-scale 480–800 and
+ * random-crop policy; no dropout; padded pixels are not masked.
  *
  * @module
  */

@@ -5,7 +5,9 @@
  * encoder and 3 decoder layers, 50 queries, and the auxiliary ATSS head on
  * strides 8–128 with anchors of 4x the stride (the seeds' 8x would leave the
  * small shapes without a matching anchor), up to 50 auxiliary queries per
- * image. The optimiser and the loss recipe are the seeds' (AdamW 2e-4,
+ * image, and no auxiliary Faster R-CNN branch (the focal baseline cannot have
+ * one; docs/deformable_detr.md). The optimiser and the loss recipe are the
+ * seeds' (AdamW 2e-4,
  * backbone and sampling offsets at 0.1x, clip 0.1; BRS δ 0.5 everywhere);
  * the schedule is shortened to what trains in about 15 minutes, with the
  * seeds' x0.2 steps at 10/12 and 11/12 of it. `co_detr_tiny_shapes` is the
