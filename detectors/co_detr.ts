@@ -533,6 +533,10 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
     );
     const op = this.config.loss === "brs" ? bucketedRankSort : rankSort;
     const rs = op(reshape(flatCls, [rows * classes]), target, { delta: this.config.delta ?? 0.5 });
+    if (positives.index.length === 0) {
+      // Nothing to regress: the ranking parts (0, no gradient) and no box term.
+      return { rank: mul(rs.rankingLoss, weight), sort: mul(rs.sortingLoss, weight) };
+    }
     const box = giouLoss(posBoxes, gtBox, { reduction: "mean" });
     return rankSortWithBox(rs.rankingLoss, rs.sortingLoss, box, weight).parts;
   }

@@ -273,6 +273,26 @@ Deno.test("auxiliary Faster R-CNN queries: every GT box's own RoI at least, up t
   }
 });
 
+Deno.test("co_detr: a batch without objects gives a finite loss and gradients", async () => {
+  const empty = await shapesBatch(2, 1, [0, 0]);
+  assert.deepEqual(empty.labels.map((l) => l.length), [0, 0]);
+  for (const loss of ["brs", "focal"] as const) {
+    const model = buildCoDetr(SMALL[loss].model, { seed: 0, backend: FAST });
+    await tidyAsync(async () => {
+      const l = await model.loss(empty);
+      for (const [name, t] of Object.entries(l.parts)) {
+        assert.ok(Number.isFinite((await t.data())[0]), `${loss}: ${name} is not finite`);
+      }
+      backward(l.total);
+      for (const [name, p] of model.namedParameters()) {
+        if (p.grad) assert.ok((await p.grad.data()).every(Number.isFinite), `${loss}: ${name}`);
+      }
+      model.zeroGrad();
+      return l.total;
+    });
+  }
+});
+
 Deno.test("co_detr: predict gives the query head's top maxPerImage, sorted, in original pixels", async () => {
   const model = buildCoDetr({ ...SMALL.brs.model, test: { maxPerImage: 7 } }, {
     seed: 0,
