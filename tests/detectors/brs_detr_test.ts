@@ -19,7 +19,8 @@ import { Rng } from "../../tensor/rng.ts";
 import { tensor, tidyAsync } from "../../tensor/tensor.ts";
 import { smallTrainSettings } from "../engine/helpers.ts";
 import { assertResumeIsExact, shapesBatch } from "./helpers.ts";
-import { CPU, NATIVE, nativeBackend } from "../tensor/helpers.ts";
+import { CPU, NATIVE, nativeBackend, randomArray } from "../tensor/helpers.ts";
+import { bucketedRankSortLoss, rankSortLoss } from "../../losses/reference/mod.ts";
 
 /** The fastest backend here. */
 const FAST: Backend = NATIVE ? nativeBackend() : CPU;
@@ -225,6 +226,48 @@ Deno.test("detrSetLoss (focal) equals a host computation of Co-DETR's weighted l
   await close(parts.cls, (2 * cls) / 2);
   await close(parts.l1, (5 * l1) / 2);
   await close(parts.giou, (2 * giou) / 2);
+});
+
+Deno.test("detrSetLoss (brs, rs) equals the float64 reference losses on host IoU targets", async () => {
+  const backend = CPU;
+  const [n, q, k] = [2, 4, 3];
+  const logits = randomArray(n * q * k, 5, -2, 2);
+  const boxes = randomArray(n * q * 4, 6, 0.2, 0.5);
+  const targets = {
+    index: Int32Array.of(1, 2, 6),
+    label: Int32Array.of(0, 2, 1),
+    box: Float32Array.of(0.3, 0.35, 0.3, 0.4, 0.45, 0.4, 0.3, 0.35, 0.3, 0.3, 0.35, 0.45),
+  };
+  const xyxy = (b: ArrayLike<number>, o: number) => [
+    b[o] - b[o + 2] / 2,
+    b[o + 1] - b[o + 3] / 2,
+    b[o] + b[o + 2] / 2,
+    b[o + 1] + b[o + 3] / 2,
+  ];
+  const flatTargets = new Float64Array(n * q * k);
+  targets.index.forEach((i, j) => {
+    const [a, b] = [xyxy(boxes, 4 * i), xyxy(targets.box, 4 * j)];
+    const iw = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+    const ih = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+    const area = (r: number[]) => (r[2] - r[0]) * (r[3] - r[1]);
+    flatTargets[i * k + targets.label[j]] = (iw * ih) / (area(a) + area(b) - iw * ih);
+  });
+  for (const [loss, reference] of [["brs", bucketedRankSortLoss], ["rs", rankSortLoss]] as const) {
+    const { parts } = detrSetLoss(
+      tensor(logits, [n, q, k], { backend }),
+      tensor(boxes, [n, q, 4], { backend }),
+      targets,
+      { loss },
+    );
+    const want = reference(logits, flatTargets, { delta: 0.5 });
+    const got = async (key: string) => (await parts[key].data())[0];
+    assert.ok(Math.abs(await got("rank") - 2 * want.rankingLoss) < 1e-5, `${loss} rank`);
+    assert.ok(Math.abs(await got("sort") - 2 * want.sortingLoss) < 1e-5, `${loss} sort`);
+    const ranking = 2 * (want.rankingLoss + want.sortingLoss);
+    assert.ok(
+      Math.abs(await got("l1") - ranking) < 1e-5 && Math.abs(await got("giou") - ranking) < 1e-5,
+    );
+  }
 });
 
 Deno.test("auxiliary positive queries reach the decoder: one per ATSS positive up to the cap", async () => {
