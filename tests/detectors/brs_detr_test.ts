@@ -13,6 +13,7 @@ import {
 } from "../../detectors/deformable_detr/deformable_attention.ts";
 import { detrSetLoss } from "../../detectors/deformable_detr/detr_losses.ts";
 import { buildOptimizer } from "../../engine/optimizer.ts";
+import { checkConfig } from "../../engine/config.ts";
 import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import { Rng } from "../../tensor/rng.ts";
@@ -391,6 +392,21 @@ Deno.test("co_detr: bad input gives clear errors", async (t) => {
       () => buildCoDetr({ ...SMALL.brs.model, auxAtss: aux }, { seed: 0, backend: CPU }),
       /needs 5 anchor strides \(the levels plus one\), got 1/,
     );
+  });
+  await t.step("training settings: unknown optimizer, bad lr factors", () => {
+    const bad = (train: object) => ({
+      ...BRS_DETR_TINY_SHAPES,
+      train: { ...SMALL_TRAIN, ...train },
+    });
+    assert.throws(
+      () => checkConfig(bad({ optimizer: "adam" }), "x"),
+      /train\.optimizer is "adam", expected "sgd" or "adamw"/,
+    );
+    assert.throws(
+      () => checkConfig(bad({ lrFactors: [{ match: "backbone.", factor: -1 }] }), "x"),
+      /train\.lrFactors\[0\]\.factor is -1, expected a finite number >= 0/,
+    );
+    checkConfig(BRS_DETR_TINY_SHAPES, "brs_detr_tiny_shapes");
   });
   await t.step("the Faster R-CNN branch with the focal baseline", () => {
     assert.throws(
