@@ -154,11 +154,20 @@ const flattenMap = (m: Tensor): Tensor => {
 /**
  * Builds a Co-DETR / BRS-DETR model with weights drawn from `seed`.
  *
- * @example
- * ```ts ignore
+ * @example The tiny BRS-DETR with 10 queries, on a blank 64 px image
+ * ```ts
+ * import { buildCoDetr } from "./co_detr.ts";
  * import BRS_DETR_TINY_SHAPES from "../configs/brs_detr_tiny_shapes.ts";
- * const model = buildCoDetr(BRS_DETR_TINY_SHAPES.model, { seed: 0 });
- * const { total, parts } = await model.loss(batch);
+ * import { cpu } from "../tensor/device.ts";
+ * import { tensor } from "../tensor/tensor.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const backend = cpu();
+ * const config = { ...BRS_DETR_TINY_SHAPES.model, numQueries: 10 };
+ * const model = buildCoDetr(config, { seed: 0, backend }).eval();
+ * const image = tensor(new Float32Array(3 * 64 * 64), [1, 3, 64, 64], { backend });
+ * const [detections] = await model.predict(image, [[1, 1]]);
+ * assert.equal(detections.scores.length, 10 * config.numClasses); // all (query, class) pairs
  * ```
  */
 export function buildCoDetr(
@@ -168,7 +177,23 @@ export function buildCoDetr(
   return new CoDetr(config, new Rng(options.seed), options.backend ?? defaultDevice());
 }
 
-/** Co-Deformable-DETR with BRS (or focal) losses; see the module doc. */
+/**
+ * Co-Deformable-DETR with BRS (or focal) losses; see the module doc and
+ * {@linkcode buildCoDetr}.
+ *
+ * @example
+ * ```ts
+ * import { CoDetr } from "./co_detr.ts";
+ * import BRS_DETR_TINY_SHAPES from "../configs/brs_detr_tiny_shapes.ts";
+ * import { cpu } from "../tensor/device.ts";
+ * import { Rng } from "../tensor/rng.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const model = new CoDetr(BRS_DETR_TINY_SHAPES.model, new Rng(0), cpu());
+ * assert.equal(model.decoder.length, 3);
+ * assert.equal(model.classHeads.length, 4); // one per decoder layer and the encoder's
+ * ```
+ */
 export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
   /** The backend the weights live on. */
   readonly backend: Backend;

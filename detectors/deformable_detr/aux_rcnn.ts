@@ -59,7 +59,22 @@ export interface AuxRcnnStep {
   positives: AtssTargets;
 }
 
-/** The RPN and RoI head of Co-DETR's auxiliary Faster R-CNN branch. */
+/**
+ * The RPN and RoI head of Co-DETR's auxiliary Faster R-CNN branch.
+ *
+ * @example Nine anchors per location on five levels of a 64 px input
+ * ```ts
+ * import { AuxRcnn } from "./aux_rcnn.ts";
+ * import { Rng } from "../../tensor/rng.ts";
+ * import { cpu } from "../../tensor/device.ts";
+ * const branch = new AuxRcnn({
+ *   anchors: { strides: [8, 16, 32, 64, 128], octaveBaseScale: 4, scalesPerOctave: 3, ratios: [0.5, 1, 2] },
+ *   featChannels: 8, rpnWeight: 1, proposals: { nmsPre: 100, iouThreshold: 0.7, maxPerImage: 50 },
+ *   roi: { roiSize: 7, samplingRatio: 0, finestScale: 56 }, fcChannels: 16, posIou: 0.5, roiWeight: 5,
+ * }, 8, 3, new Rng(0), cpu());
+ * console.log(branch.anchors(64, 64).perLevel); // [576, 144, 36, 9, 9]
+ * ```
+ */
 export class AuxRcnn extends Module<Tensor[], never> {
   /** The RPN head. */
   readonly rpnHead: RpnHead;

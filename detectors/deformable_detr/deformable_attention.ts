@@ -46,7 +46,15 @@ export interface LevelLayout {
   levelStartIndex: readonly number[];
 }
 
-/** The level layout of `spatialShapes` (running sums of `H·W`). */
+/**
+ * The level layout of `spatialShapes` (running sums of `H·W`).
+ *
+ * @example
+ * ```ts
+ * import { levelLayout } from "./deformable_attention.ts";
+ * console.log(levelLayout([[4, 4], [2, 2]]).levelStartIndex); // [0, 16]
+ * ```
+ */
 export function levelLayout(spatialShapes: readonly (readonly [number, number])[]): LevelLayout {
   const levelStartIndex: number[] = [];
   let start = 0;

@@ -61,7 +61,15 @@ export function inverseSigmoid(x: Tensor, eps = 1e-5): Tensor {
   return log(div(clamp(c, eps, 1), clamp(sub(1, c), eps, 1)));
 }
 
-/** Host `inverseSigmoid` of one value. */
+/**
+ * Host `inverseSigmoid` of one value.
+ *
+ * @example
+ * ```ts
+ * import { inverseSigmoidHost } from "./transformer.ts";
+ * console.log(inverseSigmoidHost(0.5), inverseSigmoidHost(2) > 11); // 0 true
+ * ```
+ */
 export function inverseSigmoidHost(x: number, eps = 1e-5): number {
   const c = Math.min(Math.max(x, 0), 1);
   return Math.log(Math.max(c, eps) / Math.max(1 - c, eps));
@@ -225,7 +233,19 @@ export class ChannelMapper extends Module<Tensor[], Tensor[]> {
   }
 }
 
-/** Two linear layers with a ReLU between: `E -> F -> E`. */
+/**
+ * Two linear layers with a ReLU between: `E -> F -> E`.
+ *
+ * @example
+ * ```ts
+ * import { FeedForward } from "./transformer.ts";
+ * import { Rng } from "../../tensor/rng.ts";
+ * import { tensor } from "../../tensor/tensor.ts";
+ * import { cpu } from "../../tensor/device.ts";
+ * const ffn = new FeedForward(4, 8, new Rng(0), cpu());
+ * console.log(ffn.forward(tensor(new Float32Array(12), [1, 3, 4], { backend: cpu() })).shape); // [1, 3, 4]
+ * ```
+ */
 export class FeedForward extends Module {
   readonly #fc1: Linear;
   readonly #fc2: Linear;
@@ -243,7 +263,19 @@ export class FeedForward extends Module {
   }
 }
 
-/** A box head: `layers` linear layers with ReLUs between, the last to 4 outputs. */
+/**
+ * A box head: `layers` linear layers with ReLUs between, the last to 4 outputs.
+ *
+ * @example A fresh head outputs its initial bias `(0, 0, -2, -2)`
+ * ```ts
+ * import { BoxMlp } from "./transformer.ts";
+ * import { Rng } from "../../tensor/rng.ts";
+ * import { tensor } from "../../tensor/tensor.ts";
+ * import { cpu } from "../../tensor/device.ts";
+ * const head = new BoxMlp(4, 3, new Rng(0), cpu());
+ * console.log(await head.forward(tensor([1, 2, 3, 4], [1, 4], { backend: cpu() })).data()); // [0, 0, -2, -2]
+ * ```
+ */
 export class BoxMlp extends Module {
   readonly #layers: Linear[] = [];
 
@@ -277,7 +309,25 @@ export class BoxMlp extends Module {
   }
 }
 
-/** One encoder layer: deformable self-attention and a feed-forward block, each add & norm. */
+/**
+ * One encoder layer: deformable self-attention and a feed-forward block, each add & norm.
+ *
+ * @example
+ * ```ts
+ * import { EncoderLayer, encoderReferencePoints } from "./transformer.ts";
+ * import { levelLayout } from "./deformable_attention.ts";
+ * import { Rng } from "../../tensor/rng.ts";
+ * import { tensor } from "../../tensor/tensor.ts";
+ * import { cpu } from "../../tensor/device.ts";
+ * const backend = cpu();
+ * const config = { embedDim: 8, numHeads: 2, numLevels: 1, numPoints: 2, ffnDim: 16, encoderLayers: 1, decoderLayers: 1 };
+ * const layer = new EncoderLayer(config, new Rng(0), backend);
+ * const src = tensor(new Float32Array(4 * 8).fill(0.5), [1, 4, 8], { backend });
+ * const referencePoints = tensor(encoderReferencePoints([[2, 2]]), [1, 4, 2], { backend });
+ * const out = layer.forward({ src, pos: src, referencePoints, layout: levelLayout([[2, 2]]) });
+ * console.log(out.shape); // [1, 4, 8]
+ * ```
+ */
 export class EncoderLayer extends Module<EncoderInput, Tensor> {
   readonly #attn: DeformableAttention;
   readonly #norm1: LayerNorm;
@@ -336,6 +386,23 @@ export interface DecoderInput {
 /**
  * One decoder layer: self-attention of the queries, deformable cross-attention
  * into the encoder output, a feed-forward block, each add & norm.
+ *
+ * @example Three queries with reference boxes reading a 2x2 map
+ * ```ts
+ * import { DecoderLayer } from "./transformer.ts";
+ * import { levelLayout } from "./deformable_attention.ts";
+ * import { Rng } from "../../tensor/rng.ts";
+ * import { tensor } from "../../tensor/tensor.ts";
+ * import { cpu } from "../../tensor/device.ts";
+ * const backend = cpu();
+ * const config = { embedDim: 8, numHeads: 2, numLevels: 1, numPoints: 2, ffnDim: 16, encoderLayers: 1, decoderLayers: 1 };
+ * const layer = new DecoderLayer(config, new Rng(0), backend);
+ * const tgt = tensor(new Float32Array(3 * 8).fill(0.1), [1, 3, 8], { backend });
+ * const boxes = tensor(new Float32Array(3 * 4).fill(0.5), [1, 3, 4], { backend });
+ * const memory = tensor(new Float32Array(4 * 8).fill(1), [1, 4, 8], { backend });
+ * const out = layer.forward({ tgt, queryPos: tgt, referencePoints: boxes, memory, layout: levelLayout([[2, 2]]) });
+ * console.log(out.shape); // [1, 3, 8]
+ * ```
  */
 export class DecoderLayer extends Module<DecoderInput, Tensor> {
   readonly #self: MultiheadAttention;
