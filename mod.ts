@@ -27,7 +27,8 @@
  *   mask pieces {@linkcode maskTargets}, {@linkcode pasteMask} and {@linkcode diceLoss}. DETR-style
  *   one-to-one matching: {@linkcode hungarian} (equal to scipy's
  *   `linear_sum_assignment`) and {@linkcode detrMatch} (Deformable-DETR's
- *   matching cost, {@linkcode BRS_DETR_MATCH} weights as an option).
+ *   matching cost, {@linkcode BRS_DETR_MATCH} weights as an option), used by
+ *   {@linkcode CoDetr} (Co-Deformable-DETR, and BRS-DETR with `loss: "brs"`).
  *
  * Call {@linkcode initBackend} once to pick a backend (WebGPU on a hardware
  * adapter, else native, else WebGPU on a software adapter, else the CPU);
@@ -207,6 +208,7 @@ export {
   AnchorDetector,
   type AnchorDetectorConfig,
   type AnchorDetectorParts,
+  anchorLossInputs,
   buildAnchorParts,
 } from "./detectors/anchor_detector.ts";
 export { Atss, type AtssModelConfig, type AtssParts, buildAtss } from "./detectors/atss.ts";
@@ -289,6 +291,7 @@ export {
   atssLoss,
   type AtssLossEntry,
   type AtssLossInputs,
+  rankingTargetVector,
 } from "./detectors/atss_losses.ts";
 export {
   assignBatch,
@@ -356,6 +359,50 @@ export {
   type DetrPredictions,
   type DetrTargets,
 } from "./detectors/detr_matcher.ts";
+export {
+  buildCoDetr,
+  CoDetr,
+  type CoDetrAtssConfig,
+  type CoDetrEncoding,
+  type CoDetrModelConfig,
+} from "./detectors/co_detr.ts";
+export {
+  DeformableAttention,
+  type DeformableAttentionConfig,
+  type DeformableAttentionInput,
+  type LevelLayout,
+  levelLayout,
+} from "./detectors/deformable_detr/deformable_attention.ts";
+export {
+  BoxMlp,
+  ChannelMapper,
+  type DecoderInput,
+  DecoderLayer,
+  type DeformableTransformerConfig,
+  type EncoderInput,
+  EncoderLayer,
+  encoderProposals,
+  encoderReferencePoints,
+  FeedForward,
+  inverseSigmoid,
+  inverseSigmoidHost,
+  proposalPosEmbedHost,
+} from "./detectors/deformable_detr/transformer.ts";
+export {
+  DETR_LOSSES,
+  type DetrLoss,
+  type DetrSetLoss,
+  detrSetLoss,
+  type DetrSetTargets,
+  matchedTargets,
+} from "./detectors/deformable_detr/detr_losses.ts";
+export { auxiliaryQueries, type AuxQueries } from "./detectors/deformable_detr/aux_queries.ts";
+export {
+  AuxRcnn,
+  type AuxRcnnStep,
+  type CoDetrRcnnConfig,
+  roiPositives,
+} from "./detectors/deformable_detr/aux_rcnn.ts";
 export { ResNet, RESNET50, type ResNetConfig } from "./detectors/backbones/resnet.ts";
 export { Fpn, type FpnExtraLevels } from "./detectors/necks/fpn.ts";
 export { AtssHead, type AtssHeadConfig, type AtssHeadOutput } from "./detectors/heads/atss_head.ts";
@@ -424,7 +471,11 @@ export { MASK_RCNN_TINY_SHAPES } from "./configs/mask_rcnn_tiny_shapes.ts";
 export { MASK_RCNN_R50_COCO } from "./configs/mask_rcnn_r50_coco.ts";
 export { MASK_RCNN_R50_CITYSCAPES } from "./configs/mask_rcnn_r50_cityscapes.ts";
 export { MASK_RCNN_R50_LVIS } from "./configs/mask_rcnn_r50_lvis.ts";
+export { BRS_DETR_TINY_SHAPES } from "./configs/brs_detr_tiny_shapes.ts";
+export { CO_DETR_TINY_SHAPES } from "./configs/co_detr_tiny_shapes.ts";
+export { BRS_DETR_R50_COCO } from "./configs/brs_detr_r50_coco.ts";
 export { train, type TrainOptions, type TrainResult } from "./engine/train.ts";
+export { buildOptimizer, lrFactorOf } from "./engine/optimizer.ts";
 export { loadModel, type RestoredModel } from "./engine/model_io.ts";
 export {
   loadBackbonePretrained,

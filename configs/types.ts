@@ -12,13 +12,21 @@ export interface TrainSettings {
   batchSize: number;
   /** Optimiser steps. */
   iters: number;
-  /** Base learning rate (SGD). */
+  /** Optimiser: SGD with momentum (default) or AdamW (the DETR detectors). */
+  optimizer?: "sgd" | "adamw";
+  /** Base learning rate. */
   lr: number;
-  /** SGD momentum. */
+  /** SGD momentum (AdamW ignores it). */
   momentum: number;
+  /**
+   * Learning-rate factors of named parameters: a parameter whose dotted name contains `match`
+   * trains at `factor` times the rate (the first match wins; Deformable-DETR: backbone and
+   * sampling offsets at 0.1).
+   */
+  lrFactors?: readonly { match: string; factor: number }[];
   /** Weight decay. */
   weightDecay: number;
-  /** Linear warm-up steps and the starting factor. */
+  /** Linear warm-up steps (0: none) and the starting factor. */
   warmup: { iters: number; factor: number };
   /** Steps at which the learning rate is multiplied by `gamma`. */
   milestones: readonly number[];

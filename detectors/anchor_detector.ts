@@ -88,6 +88,35 @@ export function buildAnchorParts(
 }
 
 /**
+ * What an ATSS loss-table entry reads, from head outputs and host-built
+ * targets: the logits flattened to `[N * A, C]` and the positives gathered
+ * and decoded by `coder` on the device. Co-DETR's auxiliary ATSS head shares it.
+ *
+ * @example
+ * ```ts ignore
+ * const inputs = anchorLossInputs(head.forward(features), assignBatch(anchors, boxes, labels, 9), coder, backend);
+ * const { total } = atssLoss("brs").compute(inputs);
+ * ```
+ */
+export function anchorLossInputs(
+  out: AtssHeadOutput,
+  targets: AtssTargets,
+  coder: DeltaXywhCoder,
+  backend: Backend,
+  delta?: number,
+): AtssLossInputs {
+  const [n, numAnchors, numClasses] = out.cls.shape;
+  const p = targets.index.length;
+  const flatCls = reshape(out.cls, [n * numAnchors, numClasses]);
+  const flatReg = reshape(out.reg, [n * numAnchors, 4]);
+  const posIndex = tensor(targets.index, [p], { backend });
+  const gtBox = tensor(targets.gtBox, [p, 4], { backend });
+  const posAnchor = tensor(targets.anchor, [p, 4], { backend });
+  const posBoxes = coder.decode(posAnchor, indexSelect(flatReg, 0, posIndex));
+  return { out, targets, flatCls, posIndex, posBoxes, gtBox, delta, backend };
+}
+
+/**
  * A one-stage detector on anchors, composed of its parts: the forward pass,
  * anchors and per-level slices that ATSS and PAA share.
  */
@@ -165,16 +194,7 @@ export abstract class AnchorDetector<C extends AnchorDetectorConfig>
    * the positives of `targets` gathered and decoded on the device.
    */
   protected lossInputs(out: AtssHeadOutput, targets: AtssTargets, delta?: number): AtssLossInputs {
-    const backend = this.backend;
-    const [n, numAnchors] = out.cls.shape;
-    const p = targets.index.length;
-    const flatCls = reshape(out.cls, [n * numAnchors, this.config.numClasses]);
-    const flatReg = reshape(out.reg, [n * numAnchors, 4]);
-    const posIndex = tensor(targets.index, [p], { backend });
-    const gtBox = tensor(targets.gtBox, [p, 4], { backend });
-    const posAnchor = tensor(targets.anchor, [p, 4], { backend });
-    const posBoxes = this.coder.decode(posAnchor, indexSelect(flatReg, 0, posIndex));
-    return { out, targets, flatCls, posIndex, posBoxes, gtBox, delta, backend };
+    return anchorLossInputs(out, targets, this.coder, this.backend, delta);
   }
 
   /**

@@ -54,19 +54,57 @@ export interface AtssLossEntry {
   compute(inputs: AtssLossInputs): DetectorLosses;
 }
 
+/**
+ * The flat target vector `[rows * C]` of a ranking loss: `values[p]` at entry
+ * `index[p] * C + label[p]` of each positive `p`, 0 elsewhere. Built on the
+ * device by gathering from `[0, value_1, ..., value_P]` with a host-built slot
+ * per entry (O(M), no scatter).
+ *
+ * @example
+ * ```ts
+ * import { rankingTargetVector } from "./atss_losses.ts";
+ * import { tensor } from "../tensor/tensor.ts";
+ * import { cpu } from "../tensor/device.ts";
+ * const t = rankingTargetVector(tensor([0.7]), Int32Array.of(1), Int32Array.of(0), 2, 2, cpu());
+ * console.log(await t.data()); // Float32Array [0, 0, 0.7, 0]
+ * ```
+ *
+ * @param values `[P]` target of each positive (IoU, or 1).
+ * @param index `[P]` row of each positive.
+ * @param label `[P]` class of each positive.
+ * @param rows Rows of the flattened logits.
+ * @param numClasses Classes `C`.
+ * @param backend Where to build it.
+ */
+export function rankingTargetVector(
+  values: Tensor,
+  index: Int32Array,
+  label: Int32Array,
+  rows: number,
+  numClasses: number,
+  backend: Backend,
+): Tensor {
+  const numPositives = index.length;
+  const slots = new Int32Array(rows * numClasses);
+  index.forEach((i, p) => (slots[i * numClasses + label[p]] = p + 1));
+  return indexSelect(
+    concat([zeros([1], { backend }), reshape(values, [numPositives])]),
+    0,
+    tensor(slots, [slots.length], { backend }),
+  );
+}
+
 /** Flat targets (IoU or 1 at the positives), flat logits and the score-weighted GIoU loss. */
 function rankingInputs(inputs: AtssLossInputs, values: Tensor) {
   const { out, targets, flatCls, posIndex, posBoxes, gtBox, backend } = inputs;
   const [flat, numClasses] = flatCls.shape;
-  const numPositives = targets.index.length;
-  // One flat vector over the batch, gathered from [0, value_1, ..., value_P] by a
-  // host-built slot per entry (O(M), no scatter).
-  const slots = new Int32Array(flat * numClasses);
-  targets.index.forEach((i, p) => (slots[i * numClasses + targets.label[p]] = p + 1));
-  const targetVector = indexSelect(
-    concat([zeros([1], { backend }), reshape(values, [numPositives])]),
-    0,
-    tensor(slots, [slots.length], { backend }),
+  const targetVector = rankingTargetVector(
+    values,
+    targets.index,
+    targets.label,
+    flat,
+    numClasses,
+    backend,
   );
   const logits = reshape(out.cls, [flat * numClasses]);
   const weights = scoreWeights(indexSelect(flatCls, 0, posIndex));

@@ -10,6 +10,8 @@ import type { Backend } from "../tensor/backend.ts";
 import { type AtssModelConfig, buildAtss } from "./atss.ts";
 import { ATSS_LOSSES } from "./atss_losses.ts";
 import { buildCascadeRcnn, type CascadeRcnnModelConfig } from "./cascade_rcnn.ts";
+import { buildCoDetr, type CoDetrModelConfig } from "./co_detr.ts";
+import { DETR_LOSSES } from "./deformable_detr/detr_losses.ts";
 import type { Detector } from "./detector.ts";
 import { buildFasterRcnn, type FasterRcnnModelConfig } from "./faster_rcnn.ts";
 import { buildMaskRcnn, type MaskRcnnModelConfig } from "./mask_rcnn.ts";
@@ -23,7 +25,8 @@ export type DetectorModelConfig =
   | PaaModelConfig
   | FasterRcnnModelConfig
   | CascadeRcnnModelConfig
-  | MaskRcnnModelConfig;
+  | MaskRcnnModelConfig
+  | CoDetrModelConfig;
 
 /** The detector kinds there are. */
 export type DetectorKind = DetectorModelConfig["kind"];
@@ -51,6 +54,7 @@ export const DETECTOR_BUILDERS: DetectorBuilders = {
   faster_rcnn: buildFasterRcnn,
   cascade_rcnn: buildCascadeRcnn,
   mask_rcnn: buildMaskRcnn,
+  co_detr: buildCoDetr,
 };
 
 /** The losses each detector kind trains with (its config's `loss`). */
@@ -60,6 +64,7 @@ export const DETECTOR_LOSSES: { readonly [K in DetectorKind]: readonly string[] 
   faster_rcnn: TWO_STAGE_LOSSES,
   cascade_rcnn: TWO_STAGE_LOSSES,
   mask_rcnn: TWO_STAGE_LOSSES,
+  co_detr: DETR_LOSSES,
 };
 
 /** The detector kinds, for messages and command lines. */
@@ -81,7 +86,7 @@ export const DETECTOR_KINDS: readonly DetectorKind[] = Object.keys(
  * assert.equal(model.config.kind, "atss");
  * assert.throws(
  *   () => buildDetector({ ...ATSS_TINY_SHAPES.model, kind: "yolo" as "atss" }, { seed: 0 }),
- *   /unknown detector kind "yolo" \(known: atss, paa, faster_rcnn, cascade_rcnn\)/,
+ *   /unknown detector kind "yolo" \(known: atss, paa, faster_rcnn, cascade_rcnn, mask_rcnn, co_detr\)/,
  * );
  * ```
  *

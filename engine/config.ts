@@ -116,6 +116,18 @@ export function checkConfig(config: unknown, source: string): asserts config is 
   number(train, "flipProb", "train.flipProb", 0);
   if ((train.flipProb as number) > 1) fail("train.flipProb", train.flipProb, "a probability");
   if (train.maxGradNorm !== undefined) number(train, "maxGradNorm", "train.maxGradNorm", 0);
+  if (train.optimizer !== undefined && train.optimizer !== "sgd" && train.optimizer !== "adamw") {
+    fail("train.optimizer", train.optimizer, `"sgd" or "adamw"`);
+  }
+  if (train.lrFactors !== undefined) {
+    if (!Array.isArray(train.lrFactors)) fail("train.lrFactors", train.lrFactors, "an array");
+    (train.lrFactors as unknown[]).forEach((f, i) => {
+      const path = `train.lrFactors[${i}]`;
+      if (!isObject(f)) return fail(path, f, "an object { match, factor }");
+      string(f, "match", `${path}.match`);
+      number(f, "factor", `${path}.factor`, 0);
+    });
+  }
   const warmup = object(train, "warmup", "train.warmup");
   integer(warmup, "iters", "train.warmup.iters", 0);
   number(warmup, "factor", "train.warmup.factor", 0);

@@ -20,7 +20,7 @@ import { backward } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
 import { stack } from "../tensor/ops/concat.ts";
 import { reshape } from "../tensor/ops/shape.ts";
-import { SGD } from "../tensor/optim/sgd.ts";
+import { buildOptimizer } from "./optimizer.ts";
 import { composeSchedules, linearWarmup, multiStepSchedule } from "../tensor/optim/schedules.ts";
 import { loadCheckpoint, saveCheckpoint } from "../tensor/safetensors.ts";
 import { tidyAsync } from "../tensor/tensor.ts";
@@ -95,14 +95,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const splits = await loadSplits(config, options.dataDir);
   const model = buildDetector(config.model, { seed, backend: options.backend });
   const params = model.namedParameters().filter(([, p]) => p.requiresGrad);
-  const optimizer = new SGD(params, {
-    lr: settings.lr,
-    momentum: settings.momentum,
-    weightDecay: settings.weightDecay,
-    maxGradNorm: settings.maxGradNorm,
-  });
+  const optimizer = buildOptimizer(params, settings);
+  // `warmup.iters: 0` trains without warm-up (the DETR configs).
   const schedule = composeSchedules(
-    linearWarmup(settings.warmup.iters, settings.warmup.factor),
+    ...(settings.warmup.iters > 0
+      ? [linearWarmup(settings.warmup.iters, settings.warmup.factor)]
+      : []),
     multiStepSchedule(settings.milestones, settings.gamma),
   );
   let step = 0;

@@ -117,12 +117,12 @@ export class AdamW extends Optimizer {
     const m = this.stateOf(index, "exp_avg"), v = this.stateOf(index, "exp_avg_sq");
     launch(adamwKernel(param.dtype), [grad, coef], [param, m, v], {
       n: param.size,
-      lr: this.lr,
+      lr: this.lrOf(index),
       wd: this.decayOf(index),
       beta1: b1,
       beta2: b2,
       eps: this.eps,
-      step_size: this.lr / (1 - b1 ** t),
+      step_size: this.lrOf(index) / (1 - b1 ** t),
       sqrt_bc2: Math.sqrt(1 - b2 ** t),
       first: first ? 1 : 0,
     }, Math.ceil(param.size / WG));

@@ -159,6 +159,11 @@ export interface OptimizerOptions {
   maxGradNorm?: number;
   /** Which named parameters get weight decay; default all. */
   decay?: (name: string, param: Tensor) => boolean;
+  /**
+   * A factor on the learning rate of each named parameter (Deformable-DETR trains its backbone
+   * and sampling offsets at 0.1x); default 1 for all.
+   */
+  lrScale?: (name: string, param: Tensor) => number;
 }
 
 /**
@@ -184,6 +189,7 @@ export abstract class Optimizer {
   /** Per-parameter state tensors by parameter index, then state name; kept. */
   protected readonly state: Map<string, Tensor>[];
   readonly #decay: boolean[];
+  readonly #lrScale: number[];
   #ones: Tensor | null = null;
 
   /** Creates an optimizer over `params`. */
@@ -210,7 +216,22 @@ export abstract class Optimizer {
     }
     const decay = options.decay ?? (() => true);
     this.#decay = this.params.map((p, k) => decay(this.names[k], p));
+    const lrScale = options.lrScale ?? (() => 1);
+    this.#lrScale = this.params.map((p, k) => {
+      const f = lrScale(this.names[k], p);
+      if (!(f >= 0 && Number.isFinite(f))) {
+        throw new RangeError(
+          `Optimizer: lr factor ${f} of "${this.names[k]}" is not finite and >= 0`,
+        );
+      }
+      return f;
+    });
     this.state = this.params.map(() => new Map());
+  }
+
+  /** The learning rate of parameter `index` at this step (`lr` times its `lrScale`). */
+  protected lrOf(index: number): number {
+    return this.lr * this.#lrScale[index];
   }
 
   /** The weight decay of parameter `index` (0 where `decay` excluded it). */

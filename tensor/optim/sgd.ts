@@ -123,7 +123,7 @@ export class SGD extends Optimizer {
     const outputs = withMomentum ? [param, this.stateOf(index, "momentum_buffer")] : [param];
     launch(sgdKernel(param.dtype, withMomentum), [grad, coef], outputs, {
       n: param.size,
-      lr: this.lr,
+      lr: this.lrOf(index),
       wd: this.decayOf(index),
       momentum: this.momentum,
       dampening: this.dampening,

@@ -15,16 +15,16 @@ function fnv(chunks: Iterable<Uint8Array>): string {
 }
 
 Deno.test("buildDetector: a missing or unknown kind is a clear error naming the known ones", () => {
-  assert.deepEqual(DETECTOR_KINDS, ["atss", "paa", "faster_rcnn", "cascade_rcnn"]);
+  assert.deepEqual(DETECTOR_KINDS, ["atss", "paa", "faster_rcnn", "cascade_rcnn", "co_detr"]);
   const unknown = { ...ATSS_TINY_SHAPES.model, kind: "yolo" } as unknown as DetectorModelConfig;
   assert.throws(
     () => buildDetector(unknown, { seed: 0, backend: cpu() }),
-    /unknown detector kind "yolo" \(known: atss, paa, faster_rcnn, cascade_rcnn\)/,
+    /unknown detector kind "yolo" \(known: atss, paa, faster_rcnn, cascade_rcnn, mask_rcnn, co_detr\)/,
   );
   const { kind: _, ...untagged } = ATSS_TINY_SHAPES.model;
   assert.throws(
     () => buildDetector(untagged as DetectorModelConfig, { seed: 0, backend: cpu() }),
-    /no detector kind \(model\.kind\) \(known: atss, paa, faster_rcnn, cascade_rcnn\)/,
+    /no detector kind \(model\.kind\) \(known: atss, paa, faster_rcnn, cascade_rcnn, mask_rcnn, co_detr\)/,
   );
   assert.throws(
     () =>

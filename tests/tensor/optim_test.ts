@@ -102,6 +102,31 @@ Deno.test("AdamW matches a reference over several steps", async () => {
   assert.equal(opt.stepCount, 3);
 });
 
+Deno.test("lrScale: a parameter at factor f steps as with lr * f; bad factors throw", async () => {
+  const start = [0.5, -1, 2, 0];
+  const grads = [[0.1, -0.2, 0.3, 0], [0.2, 0.1, -0.5, 1e-3]];
+  const a = tensor(Float64Array.from(start), [4], { backend: CPU, requiresGrad: true });
+  const b = tensor(Float64Array.from(start), [4], { backend: CPU, requiresGrad: true });
+  const opt = new AdamW([["backbone.w", a], ["head.w", b]], {
+    lr: 0.01,
+    weightDecay: 0.1,
+    lrScale: (name) => name.startsWith("backbone.") ? 0.1 : 1,
+  });
+  for (const g of grads) {
+    opt.zeroGrad();
+    a.grad = tensor(Float64Array.from(g), [4], { backend: CPU });
+    b.grad = tensor(Float64Array.from(g), [4], { backend: CPU });
+    opt.step();
+  }
+  const ref = (lr: number) => adamwReference(start, grads, lr, [0.9, 0.999], 1e-8, 0.1);
+  assertClose(await a.data(), ref(0.001), 1e-12, 1e-12);
+  assertClose(await b.data(), ref(0.01), 1e-12, 1e-12);
+  assert.throws(
+    () => new SGD([["w", a]], { lr: 0.1, lrScale: () => NaN }),
+    /lr factor NaN of "w"/,
+  );
+});
+
 Deno.test("gradient norm and clipping on the device", async (t) => {
   await t.step("gradNorm and clipGradNorm", async () => {
     const a = param([3, 0]), b = param([0, 0, 4]);
