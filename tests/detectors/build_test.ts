@@ -15,7 +15,14 @@ function fnv(chunks: Iterable<Uint8Array>): string {
 }
 
 Deno.test("buildDetector: a missing or unknown kind is a clear error naming the known ones", () => {
-  assert.deepEqual(DETECTOR_KINDS, ["atss", "paa", "faster_rcnn", "cascade_rcnn", "co_detr"]);
+  assert.deepEqual(DETECTOR_KINDS, [
+    "atss",
+    "paa",
+    "faster_rcnn",
+    "cascade_rcnn",
+    "mask_rcnn",
+    "co_detr",
+  ]);
   const unknown = { ...ATSS_TINY_SHAPES.model, kind: "yolo" } as unknown as DetectorModelConfig;
   assert.throws(
     () => buildDetector(unknown, { seed: 0, backend: cpu() }),
