@@ -7,7 +7,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { joinPath } from "../data/path.ts";
 import { CocoIndex } from "../data/coco.ts";
 import type { DetectorConfig } from "../configs/types.ts";
 import type { Detector } from "../detectors/detector.ts";
@@ -82,7 +82,7 @@ export async function evaluateRun(
     options.config.train,
     options.seed,
   );
-  await writeFileAtomic(join(out, "val_detections.json"), JSON.stringify(detections));
+  await writeFileAtomic(joinPath(out, "val_detections.json"), JSON.stringify(detections));
   const { coco, lrp } = scoreDetections(dataset, detections);
   // Each class's oLRP-optimal score threshold goes with the final model, for `detect`.
   const { thresholds, names } = await storeLrpThresholds(
@@ -99,7 +99,7 @@ export async function evaluateRun(
     scoreThreshold: thresholds[k],
   }));
   await writeFileAtomic(
-    join(out, "eval.json"),
+    joinPath(out, "eval.json"),
     JSON.stringify(
       {
         stats: coco.stats,

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { joinPath } from "../data/path.ts";
 import { DetectionLoader } from "../data/loader.ts";
 import type { DetectorConfig } from "../configs/types.ts";
 import { buildDetector } from "../detectors/build.ts";
@@ -107,7 +107,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   );
   let step = 0;
   let resumed = false;
-  const checkpointPath = join(out, CHECKPOINT_FILE);
+  const checkpointPath = joinPath(out, CHECKPOINT_FILE);
   if (options.resume) {
     try {
       const meta = await loadCheckpoint(checkpointPath, { model, optimizer });
@@ -130,7 +130,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const report = await loadBackbonePretrained(model, pretrained);
     write(`brl: backbone weights from ${pretrained} (${report.loaded.length} tensors)\n`);
   }
-  const metrics = await MetricsWriter.open(join(out, "metrics.jsonl"), { resumeStep: step });
+  const metrics = await MetricsWriter.open(joinPath(out, "metrics.jsonl"), { resumeStep: step });
   const loader = new DetectionLoader(splits.train, {
     batchSize: settings.batchSize,
     seed,
@@ -166,9 +166,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         loss: config.model.loss,
       },
     });
-    const records = await readMetrics(join(out, "metrics.jsonl"));
+    const records = await readMetrics(joinPath(out, "metrics.jsonl"));
     await writeFileAtomic(
-      join(out, "loss_curves.svg"),
+      joinPath(out, "loss_curves.svg"),
       lossCurvesSvg(records, [
         "loss",
         ...Object.keys(records.at(-1) ?? {}).filter((k) => k.startsWith("loss_")),
@@ -222,7 +222,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   progress.done();
   const result: TrainResult = { model, step, trainSeconds };
   if (step >= settings.iters && options.evaluate !== false) {
-    const finalPath = join(out, FINAL_CHECKPOINT_FILE);
+    const finalPath = joinPath(out, FINAL_CHECKPOINT_FILE);
     await writeFileAtomic(finalPath, await Deno.readFile(checkpointPath));
     result.eval = await evaluateRun(model, {
       config,
