@@ -411,6 +411,12 @@ export { FASTER_RCNN_R50_COCO } from "./configs/faster_rcnn_r50_coco.ts";
 export { CASCADE_RCNN_TINY_SHAPES } from "./configs/cascade_rcnn_tiny_shapes.ts";
 export { CASCADE_RCNN_R50_COCO } from "./configs/cascade_rcnn_r50_coco.ts";
 export { train, type TrainOptions, type TrainResult } from "./engine/train.ts";
+export {
+  type StepLosses,
+  type TrainingOptimizer,
+  trainingOptimizer,
+  trainStep,
+} from "./engine/train_step.ts";
 export { loadModel, type RestoredModel } from "./engine/model_io.ts";
 export {
   loadBackbonePretrained,

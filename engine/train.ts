@@ -16,14 +16,8 @@ import type { DetectorConfig } from "../configs/types.ts";
 import { buildDetector } from "../detectors/build.ts";
 import { loadBackbonePretrained } from "./pretrained.ts";
 import type { Detector } from "../detectors/detector.ts";
-import { backward } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
-import { stack } from "../tensor/ops/concat.ts";
-import { reshape } from "../tensor/ops/shape.ts";
-import { SGD } from "../tensor/optim/sgd.ts";
-import { composeSchedules, linearWarmup, multiStepSchedule } from "../tensor/optim/schedules.ts";
 import { loadCheckpoint, saveCheckpoint } from "../tensor/safetensors.ts";
-import { tidyAsync } from "../tensor/tensor.ts";
 import { loadSplits } from "./data_splits.ts";
 import { checkDetectorKind, CONFIG_JSON_KEY, DETECTOR_KIND_KEY } from "./model_io.ts";
 import { evaluateRun, type RunEvaluation } from "./evaluate_run.ts";
@@ -31,6 +25,7 @@ import { ensureDir, writeFileAtomic } from "./files.ts";
 import { MetricsWriter, readMetrics } from "./metrics.ts";
 import { Progress, writeStderr } from "./progress.ts";
 import { lossCurvesSvg } from "./svg_chart.ts";
+import { trainingOptimizer, trainStep } from "./train_step.ts";
 
 /** What a training run needs. */
 export interface TrainOptions {
@@ -94,17 +89,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   await ensureDir(out);
   const splits = await loadSplits(config, options.dataDir);
   const model = buildDetector(config.model, { seed, backend: options.backend });
-  const params = model.namedParameters().filter(([, p]) => p.requiresGrad);
-  const optimizer = new SGD(params, {
-    lr: settings.lr,
-    momentum: settings.momentum,
-    weightDecay: settings.weightDecay,
-    maxGradNorm: settings.maxGradNorm,
-  });
-  const schedule = composeSchedules(
-    linearWarmup(settings.warmup.iters, settings.warmup.factor),
-    multiStepSchedule(settings.milestones, settings.gamma),
-  );
+  const { optimizer, schedule } = trainingOptimizer(model, settings);
   let step = 0;
   let resumed = false;
   const checkpointPath = joinPath(out, CHECKPOINT_FILE);
@@ -182,21 +167,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const epoch = Math.floor(step / perEpoch);
       for await (const batch of loader.epoch(epoch, step % perEpoch)) {
         optimizer.lr = settings.lr * schedule(step);
-        const logged = await tidyAsync(async () => {
-          const losses = await model.loss(batch);
-          backward(losses.total);
-          optimizer.step();
-          optimizer.zeroGrad();
-          const names = Object.keys(losses.parts);
-          return {
-            names,
-            values: stack([
-              reshape(losses.total, [1]),
-              ...names.map((n) => reshape(losses.parts[n], [1])),
-            ]),
-            positives: losses.numPositives,
-          };
-        });
+        const logged = await trainStep(model, batch, optimizer);
         step++;
         if (step % settings.logEvery === 0 || step === stopAt) {
           const values = await logged.values.data();

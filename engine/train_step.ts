@@ -1,0 +1,101 @@
+/**
+ * One training step and the optimiser of a config, shared by {@linkcode train} (files, resuming,
+ * metrics) and callers that keep everything in memory, such as the browser demo (`web/`).
+ *
+ * @module
+ */
+
+import type { Batch } from "../data/loader.ts";
+import type { TrainSettings } from "../configs/types.ts";
+import type { Detector } from "../detectors/detector.ts";
+import { backward } from "../tensor/autograd.ts";
+import { stack } from "../tensor/ops/concat.ts";
+import { reshape } from "../tensor/ops/shape.ts";
+import { SGD } from "../tensor/optim/sgd.ts";
+import {
+  composeSchedules,
+  linearWarmup,
+  type LrSchedule,
+  multiStepSchedule,
+} from "../tensor/optim/schedules.ts";
+import { type Tensor, tidyAsync } from "../tensor/tensor.ts";
+
+/** The optimiser of a run and its learning-rate factor per step. */
+export interface TrainingOptimizer {
+  /** SGD over the model's trainable parameters, with the settings' momentum, decay and clipping. */
+  optimizer: SGD;
+  /** Factor of `settings.lr` at a step: linear warm-up, then the step schedule. */
+  schedule: LrSchedule;
+}
+
+/**
+ * The SGD optimiser and learning-rate schedule that `settings` describe, over `model`'s trainable
+ * parameters.
+ *
+ * @example
+ * ```ts ignore
+ * const { optimizer, schedule } = trainingOptimizer(model, ATSS_TINY_SHAPES.train);
+ * optimizer.lr = ATSS_TINY_SHAPES.train.lr * schedule(step);
+ * ```
+ *
+ * @param model The detector to train.
+ * @param settings Learning rate, momentum, weight decay, gradient clipping, warm-up, milestones.
+ */
+export function trainingOptimizer(model: Detector, settings: TrainSettings): TrainingOptimizer {
+  const params = model.namedParameters().filter(([, p]) => p.requiresGrad);
+  const optimizer = new SGD(params, {
+    lr: settings.lr,
+    momentum: settings.momentum,
+    weightDecay: settings.weightDecay,
+    maxGradNorm: settings.maxGradNorm,
+  });
+  const schedule = composeSchedules(
+    linearWarmup(settings.warmup.iters, settings.warmup.factor),
+    multiStepSchedule(settings.milestones, settings.gamma),
+  );
+  return { optimizer, schedule };
+}
+
+/** What {@linkcode trainStep} hands back. */
+export interface StepLosses {
+  /** Names of the loss parts, in the order of `values[1..]`. */
+  names: string[];
+  /** `[1 + names.length]`: the total loss, then each part; still on the device (read it when logging). */
+  values: Tensor;
+  /** Positive anchors or proposals of the batch. */
+  positives: number;
+}
+
+/**
+ * One optimiser step on one batch: forward, backward, update, zeroed gradients; every temporary
+ * tensor is released. The caller disposes `values` once read.
+ *
+ * @example
+ * ```ts ignore
+ * const { optimizer } = trainingOptimizer(model, config.train);
+ * const step = await trainStep(model, batch, optimizer);
+ * console.log((await step.values.data())[0]); // total loss
+ * step.values.dispose();
+ * ```
+ *
+ * @param model The detector, in training mode.
+ * @param batch One batch from a {@linkcode DetectionLoader}.
+ * @param optimizer Its optimiser (learning rate already set for this step).
+ */
+export function trainStep(model: Detector, batch: Batch, optimizer: SGD): Promise<StepLosses> {
+  return tidyAsync(async () => {
+    const losses = await model.loss(batch);
+    backward(losses.total);
+    optimizer.step();
+    optimizer.zeroGrad();
+    const names = Object.keys(losses.parts);
+    return {
+      names,
+      values: stack([
+        reshape(losses.total, [1]),
+        ...names.map((n) => reshape(losses.parts[n], [1])),
+      ]),
+      positives: losses.numPositives,
+    };
+  });
+}
