@@ -517,7 +517,10 @@ ${entryPoint(WG)}
 /**
  * Unrolled search of the interval of `s`: the number of boundaries `e[k]` (descending, `L` of
  * them) with `e[k] >= s` (`ge`) or `> s`, starting from the count above the value's grid cell
- * and stepping through the boundaries of that cell only.
+ * and stepping through the boundaries of that cell only. Unrolled because llvmpipe stops loops
+ * near 65,535 iterations (the search sits in the column pass's loop); branch-free, each step a
+ * `select` with an in-range read, because SwiftShader (Chromium's software adapter) took minutes
+ * to compile the same steps written as 26 `if` blocks.
  */
 function gridSearchWgsl(ge: boolean): string {
   const lines = [
@@ -526,11 +529,14 @@ function gridSearchWgsl(ge: boolean): string {
     `  let c = cell_of(s, scale);`,
     `  var lo = u32(grid[(c + 1u) / 4u][(c + 1u) % 4u]);`,
     `  let hi = u32(grid[c / 4u][c % 4u]);`,
+    `  if (hi <= lo) { return lo; }`,
   ];
   for (let b = SEARCH_STEPS - 1; b >= 0; b--) {
-    const step = 2 ** b;
+    const next = `lo + ${2 ** b}u`;
     lines.push(
-      `  if (lo + ${step}u <= hi && e[lo + ${step - 1}u] ${ge ? ">=" : ">"} s) { lo += ${step}u; }`,
+      `  lo = select(lo, ${next}, (${next} <= hi) & (e[min(${next}, hi) - 1u] ${
+        ge ? ">=" : ">"
+      } s));`,
     );
   }
   lines.push(`  return lo;`, `}`);

@@ -154,11 +154,16 @@ export class Chromium implements AsyncDisposable {
     return reply.result.value as T;
   }
 
-  /** A PNG screenshot of the page's viewport. */
+  /** A PNG screenshot of the whole page (beyond the viewport). */
   async screenshot(): Promise<Uint8Array> {
-    const { data } = await this.send("Page.captureScreenshot", { format: "png" }) as {
-      data: string;
+    const { cssContentSize } = await this.send("Page.getLayoutMetrics") as {
+      cssContentSize: { width: number; height: number };
     };
+    const { data } = await this.send("Page.captureScreenshot", {
+      format: "png",
+      captureBeyondViewport: true,
+      clip: { x: 0, y: 0, width: cssContentSize.width, height: cssContentSize.height, scale: 1 },
+    }) as { data: string };
     return Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
   }
 
