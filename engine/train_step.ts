@@ -32,10 +32,19 @@ export interface TrainingOptimizer {
  * The SGD optimiser and learning-rate schedule that `settings` describe, over `model`'s trainable
  * parameters.
  *
- * @example
- * ```ts ignore
+ * @example The default config's schedule
+ * ```ts
+ * import { trainingOptimizer } from "./train_step.ts";
+ * import { ATSS_TINY_SHAPES } from "../configs/atss_tiny_shapes.ts";
+ * import { buildDetector } from "../detectors/build.ts";
+ * import { cpu } from "../tensor/device.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const model = buildDetector(ATSS_TINY_SHAPES.model, { seed: 0, backend: cpu() });
  * const { optimizer, schedule } = trainingOptimizer(model, ATSS_TINY_SHAPES.train);
- * optimizer.lr = ATSS_TINY_SHAPES.train.lr * schedule(step);
+ * assert.equal(schedule(0), 0.001); // warm-up starts at 0.1% of the learning rate
+ * assert.ok(Math.abs(schedule(14000) - 0.01) < 1e-12); // after both milestones
+ * optimizer.lr = ATSS_TINY_SHAPES.train.lr * schedule(0);
  * ```
  *
  * @param model The detector to train.
@@ -70,12 +79,28 @@ export interface StepLosses {
  * One optimiser step on one batch: forward, backward, update, zeroed gradients; every temporary
  * tensor is released. The caller disposes `values` once read.
  *
- * @example
- * ```ts ignore
- * const { optimizer } = trainingOptimizer(model, config.train);
- * const step = await trainStep(model, batch, optimizer);
- * console.log((await step.values.data())[0]); // total loss
- * step.values.dispose();
+ * @example One step on two generated images, on the CPU
+ * ```ts
+ * import { trainingOptimizer, trainStep } from "./train_step.ts";
+ * import { ATSS_TINY_SHAPES } from "../configs/atss_tiny_shapes.ts";
+ * import { DetectionLoader, memorySource } from "../data/loader.ts";
+ * import { generateShapes } from "../data/shapes.ts";
+ * import { buildDetector } from "../detectors/build.ts";
+ * import { cpu } from "../tensor/device.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const model = buildDetector(ATSS_TINY_SHAPES.model, { seed: 0, backend: cpu() });
+ * const { optimizer } = trainingOptimizer(model, ATSS_TINY_SHAPES.train);
+ * const images = memorySource(generateShapes({ numImages: 2, seed: 0, size: 64 }));
+ * const loader = new DetectionLoader(images, { batchSize: 2, seed: 0, transform: { shortSide: 64 } });
+ * for await (const batch of loader.epoch(0)) {
+ *   const step = await trainStep(model, batch, optimizer);
+ *   assert.deepEqual(step.names, ["rank", "sort", "box"]); // ATSS with the BRS loss
+ *   const [total, ...parts] = await step.values.data();
+ *   assert.ok(Math.abs(total - parts.reduce((a, b) => a + b)) < 1e-4);
+ *   step.values.dispose();
+ * }
+ * loader.close();
  * ```
  *
  * @param model The detector, in training mode.
