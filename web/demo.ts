@@ -43,11 +43,14 @@ export interface DemoOptions {
   lr?: number;
 }
 
-/** Defaults of the page: a short run that shows the loss falling within a minute or two. */
+/**
+ * Defaults of the page: a short run (several minutes on Chromium's software adapter without a
+ * GPU); steps, batch and image size are fields of the page, the rest query parameters.
+ */
 export const DEMO_DEFAULTS: DemoOptions = {
-  steps: 150,
+  steps: 200,
   batchSize: 4,
-  size: 96,
+  size: 64,
   trainImages: 256,
   valImages: 8,
   seed: 0,
@@ -83,7 +86,7 @@ export interface DemoResult {
    * the loss); `NaN` for a one-step run.
    */
   stepsPerSecond: number;
-  /** Detections drawn (score ≥ 0.3) on the held-out images. */
+  /** Detections drawn on the held-out images (see {@linkcode DRAW_RULE}). */
   drawn: number;
   /** COCO AP@[.5:.95] and AP50 on the held-out images. */
   ap: number;
@@ -219,7 +222,13 @@ function lossChart(losses: readonly number[]): string {
   ], { title: "Training loss", xLabel: "step", yLabel: "loss", width: 560, height: 320 });
 }
 
-/** Draws each held-out image, 3× larger, with its detections of score ≥ 0.3 in a grid. */
+/**
+ * Which detections of an image are drawn: those scoring at least `relative` times the image's
+ * best and at least `min`, `max` at most (a short run scores low, so a fixed cut-off draws none).
+ */
+export const DRAW_RULE = { relative: 0.5, min: 0.05, max: 8 } as const;
+
+/** Draws each held-out image, 3× larger, with its detections ({@linkcode DRAW_RULE}) in a grid. */
 function drawDetections(
   canvas: DemoCanvas,
   split: ReturnType<typeof generateShapes>,
@@ -228,8 +237,10 @@ function drawDetections(
   const factor = 3, columns = 4;
   const tiles = split.images.map((image, i) => {
     const id = split.dataset.images[i].id;
-    const boxes: DrawnBox[] = detections
-      .filter((d) => d.image_id === id && d.score >= 0.3 && d.bbox)
+    const own = detections.filter((d) => d.image_id === id && d.bbox)
+      .sort((a, b) => b.score - a.score);
+    const cut = Math.max(DRAW_RULE.min, DRAW_RULE.relative * (own[0]?.score ?? 0));
+    const boxes: DrawnBox[] = own.filter((d) => d.score >= cut).slice(0, DRAW_RULE.max)
       .map((d) => ({
         box: xywhToXyxyScaled(d.bbox!, factor),
         classId: d.category_id - 1,
