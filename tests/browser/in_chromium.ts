@@ -84,6 +84,7 @@ Deno.test({
       );
       assert.ok(losses.every(Number.isFinite), `Non-finite loss: ${losses}`);
       assert.ok(tail < head, `The loss did not fall: ${losses.map((v) => v.toFixed(3))}`);
+      assert.ok(result.drawn > 0, "No detections were drawn");
     });
     const errors = browser.log.filter((line) => line.startsWith("uncaught"));
     assert.deepEqual(errors, [], "Uncaught errors in the page");
