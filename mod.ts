@@ -476,6 +476,12 @@ export { CO_DETR_TINY_SHAPES } from "./configs/co_detr_tiny_shapes.ts";
 export { BRS_DETR_R50_COCO } from "./configs/brs_detr_r50_coco.ts";
 export { train, type TrainOptions, type TrainResult } from "./engine/train.ts";
 export { buildOptimizer, lrFactorOf } from "./engine/optimizer.ts";
+export {
+  type StepLosses,
+  type TrainingOptimizer,
+  trainingOptimizer,
+  trainStep,
+} from "./engine/train_step.ts";
 export { loadModel, type RestoredModel } from "./engine/model_io.ts";
 export {
   loadBackbonePretrained,

@@ -106,7 +106,7 @@ function coderKernel(variant: Variant, dtype: DType): Kernel {
   var gb = vec4<f32>(g[o], g[o + 1u], g[o + 2u], g[o + 3u]);
   if (p.clip == 1u) {
     let hi = vec4<f32>(p.max_w, p.max_h, p.max_w, p.max_h);
-    gb = select(vec4<f32>(0.0), gb, box >= vec4<f32>(0.0) & box <= hi);
+    gb = select(vec4<f32>(0.0), gb, (box >= vec4<f32>(0.0)) & (box <= hi));
   }
   let gcx = gb.x + gb.z;
   let gcy = gb.y + gb.w;

@@ -251,7 +251,7 @@ export function boxIouHost(
  * `mode` is {@linkcode MODE_ID}'s number; boxes are `vec4<f32>` `xyxy`.
  */
 export const WGSL_OVERLAP = /* wgsl */ `
-const NO_FLOOR: f32 = -3.40282347e38;
+const NO_FLOOR: f32 = -3.4028234663852886e38; // -FLT_MAX exactly: Tint rejects a literal beyond it
 struct Overlap {
   iwr: f32, ihr: f32, iw: f32, ih: f32, inter: f32, ur: f32, uni: f32,
   ewr: f32, ehr: f32, ew: f32, eh: f32, er: f32, enclose: f32, value: f32,

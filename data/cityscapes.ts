@@ -52,7 +52,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { joinPath } from "./path.ts";
 import { parseJsonBytes } from "./coco.ts";
 import type { CocoAnnotation, CocoCategory, CocoDataset, CocoImage } from "./coco_types.ts";
 import * as mask from "./mask.ts";
@@ -151,7 +151,7 @@ export function cityscapesCategories(): CocoCategory[] {
  * @returns The image folder of the split.
  */
 export function cityscapesImageDir(root: string, split: CityscapesSplit): string {
-  return join(root, "leftImg8bit", checkSplit(split));
+  return joinPath(root, "leftImg8bit", checkSplit(split));
 }
 
 /** One image's annotations, before image and annotation ids are given. */
@@ -374,7 +374,7 @@ async function listStems(dir: string, suffix: string, what: string): Promise<Set
   }
   for (const city of cities) {
     if (!city.isDirectory) continue;
-    for await (const f of Deno.readDir(join(dir, city.name))) {
+    for await (const f of Deno.readDir(joinPath(dir, city.name))) {
       if (f.isFile && f.name.endsWith(suffix)) {
         stems.add(`${city.name}/${f.name.slice(0, -suffix.length)}`);
       }
@@ -403,7 +403,7 @@ async function listStems(dir: string, suffix: string, what: string): Promise<Set
  */
 export async function loadCityscapes(root: string, split: CityscapesSplit): Promise<CocoDataset> {
   const imageDir = cityscapesImageDir(root, split);
-  const gtDir = join(root, "gtFine", split);
+  const gtDir = joinPath(root, "gtFine", split);
   const what = `split "${split}" of "${root}"`;
   const images = await listStems(imageDir, IMAGE_SUFFIX, what);
   const polygons = await listStems(gtDir, POLYGONS_SUFFIX, what);
@@ -411,8 +411,8 @@ export async function loadCityscapes(root: string, split: CityscapesSplit): Prom
   const cocoImages: CocoImage[] = [];
   const annotations: CocoAnnotation[] = [];
   for (const stem of stems) {
-    const imagePath = join(imageDir, stem + IMAGE_SUFFIX);
-    const jsonPath = join(gtDir, stem + POLYGONS_SUFFIX);
+    const imagePath = joinPath(imageDir, stem + IMAGE_SUFFIX);
+    const jsonPath = joinPath(gtDir, stem + POLYGONS_SUFFIX);
     if (!images.has(stem)) {
       throw new Deno.errors.NotFound(
         `Cannot load Cityscapes ${what}: image "${imagePath}" of "${jsonPath}" is missing`,

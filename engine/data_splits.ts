@@ -6,7 +6,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { joinPath } from "../data/path.ts";
 import { cityscapesImageDir, loadCityscapes } from "../data/cityscapes.ts";
 import { loadCoco } from "../data/coco.ts";
 import { loadLvis } from "../data/lvis.ts";
@@ -54,8 +54,8 @@ async function readSplit(
   const load = data.kind === "lvis" ? loadLvis : loadCoco;
   if (dataDir) {
     return {
-      dataset: await load(join(dataDir, "annotations", `instances_${split}.json`)),
-      images: join(dataDir, split),
+      dataset: await load(joinPath(dataDir, "annotations", `instances_${split}.json`)),
+      images: joinPath(dataDir, split),
     };
   }
   if (data.kind === "coco" || data.kind === "lvis") {

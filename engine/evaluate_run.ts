@@ -7,7 +7,7 @@
  * @module
  */
 
-import { join } from "node:path";
+import { joinPath } from "../data/path.ts";
 import { CocoIndex } from "../data/coco.ts";
 import type { CocoDetection } from "../data/coco_types.ts";
 import { isLvisDataset } from "../data/lvis.ts";
@@ -88,7 +88,7 @@ export async function evaluateRun(
     options.config.train,
     options.seed,
   );
-  await writeFileAtomic(join(out, "val_detections.json"), JSON.stringify(detections));
+  await writeFileAtomic(joinPath(out, "val_detections.json"), JSON.stringify(detections));
   const { coco, lrp, segm } = scoreDetections(dataset, detections);
   // An LVIS val split is also scored as lvis-api does (COCO's numbers ignore its federated labels).
   const lvis = isLvisDataset(dataset)
@@ -111,7 +111,7 @@ export async function evaluateRun(
     scoreThreshold: thresholds[k],
   }));
   await writeFileAtomic(
-    join(out, "eval.json"),
+    joinPath(out, "eval.json"),
     JSON.stringify(
       {
         stats: coco.stats,
@@ -203,7 +203,7 @@ export async function evaluateCheckpoint(
   }
   if (masks && options.out) {
     written.push(
-      ...await writeEvalOutputs(join(options.out, "segm"), masks, {
+      ...await writeEvalOutputs(joinPath(options.out, "segm"), masks, {
         perCategory: options.perCategory,
       }),
     );
@@ -245,10 +245,10 @@ async function evaluateLvisCheckpoint(
   }
   const written: string[] = [];
   if (options.out) {
-    const path = join(options.out, "detections.json");
+    const path = joinPath(options.out, "detections.json");
     await ensureDir(options.out);
     await writeFileAtomic(path, JSON.stringify(detections));
-    const report = join(options.out, "lvis.json");
+    const report = joinPath(options.out, "lvis.json");
     await writeFileAtomic(
       report,
       JSON.stringify(Object.fromEntries(results.map((r) => [r.iouType, r.stats])), null, 2),

@@ -10,20 +10,14 @@
  * @module
  */
 
-import { join } from "node:path";
+import { joinPath } from "../data/path.ts";
 import { DetectionLoader } from "../data/loader.ts";
 import type { DetectorConfig } from "../configs/types.ts";
 import { buildDetector } from "../detectors/build.ts";
 import { loadBackbonePretrained } from "./pretrained.ts";
 import type { Detector } from "../detectors/detector.ts";
-import { backward } from "../tensor/autograd.ts";
 import type { Backend } from "../tensor/backend.ts";
-import { stack } from "../tensor/ops/concat.ts";
-import { reshape } from "../tensor/ops/shape.ts";
-import { buildOptimizer } from "./optimizer.ts";
-import { composeSchedules, linearWarmup, multiStepSchedule } from "../tensor/optim/schedules.ts";
 import { loadCheckpoint, saveCheckpoint } from "../tensor/safetensors.ts";
-import { tidyAsync } from "../tensor/tensor.ts";
 import { loadSplits } from "./data_splits.ts";
 import { checkDetectorKind, CONFIG_JSON_KEY, DETECTOR_KIND_KEY } from "./model_io.ts";
 import { evaluateRun, type RunEvaluation } from "./evaluate_run.ts";
@@ -31,6 +25,7 @@ import { ensureDir, writeFileAtomic } from "./files.ts";
 import { MetricsWriter, readMetrics } from "./metrics.ts";
 import { Progress, writeStderr } from "./progress.ts";
 import { lossCurvesSvg } from "./svg_chart.ts";
+import { trainingOptimizer, trainStep } from "./train_step.ts";
 
 /** What a training run needs. */
 export interface TrainOptions {
@@ -94,18 +89,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   await ensureDir(out);
   const splits = await loadSplits(config, options.dataDir);
   const model = buildDetector(config.model, { seed, backend: options.backend });
-  const params = model.namedParameters().filter(([, p]) => p.requiresGrad);
-  const optimizer = buildOptimizer(params, settings);
-  // `warmup.iters: 0` trains without warm-up (the DETR configs).
-  const schedule = composeSchedules(
-    ...(settings.warmup.iters > 0
-      ? [linearWarmup(settings.warmup.iters, settings.warmup.factor)]
-      : []),
-    multiStepSchedule(settings.milestones, settings.gamma),
-  );
+  const { optimizer, schedule } = trainingOptimizer(model, settings);
   let step = 0;
   let resumed = false;
-  const checkpointPath = join(out, CHECKPOINT_FILE);
+  const checkpointPath = joinPath(out, CHECKPOINT_FILE);
   if (options.resume) {
     try {
       const meta = await loadCheckpoint(checkpointPath, { model, optimizer });
@@ -128,7 +115,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const report = await loadBackbonePretrained(model, pretrained);
     write(`brl: backbone weights from ${pretrained} (${report.loaded.length} tensors)\n`);
   }
-  const metrics = await MetricsWriter.open(join(out, "metrics.jsonl"), { resumeStep: step });
+  const metrics = await MetricsWriter.open(joinPath(out, "metrics.jsonl"), { resumeStep: step });
   const loader = new DetectionLoader(splits.train, {
     batchSize: settings.batchSize,
     seed,
@@ -165,9 +152,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         loss: config.model.loss,
       },
     });
-    const records = await readMetrics(join(out, "metrics.jsonl"));
+    const records = await readMetrics(joinPath(out, "metrics.jsonl"));
     await writeFileAtomic(
-      join(out, "loss_curves.svg"),
+      joinPath(out, "loss_curves.svg"),
       lossCurvesSvg(records, [
         "loss",
         ...Object.keys(records.at(-1) ?? {}).filter((k) => k.startsWith("loss_")),
@@ -181,21 +168,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const epoch = Math.floor(step / perEpoch);
       for await (const batch of loader.epoch(epoch, step % perEpoch)) {
         optimizer.lr = settings.lr * schedule(step);
-        const logged = await tidyAsync(async () => {
-          const losses = await model.loss(batch);
-          backward(losses.total);
-          optimizer.step();
-          optimizer.zeroGrad();
-          const names = Object.keys(losses.parts);
-          return {
-            names,
-            values: stack([
-              reshape(losses.total, [1]),
-              ...names.map((n) => reshape(losses.parts[n], [1])),
-            ]),
-            positives: losses.numPositives,
-          };
-        });
+        const logged = await trainStep(model, batch, optimizer);
         step++;
         if (step % settings.logEvery === 0 || step === stopAt) {
           const values = await logged.values.data();
@@ -221,7 +194,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   progress.done();
   const result: TrainResult = { model, step, trainSeconds };
   if (step >= settings.iters && options.evaluate !== false) {
-    const finalPath = join(out, FINAL_CHECKPOINT_FILE);
+    const finalPath = joinPath(out, FINAL_CHECKPOINT_FILE);
     await writeFileAtomic(finalPath, await Deno.readFile(checkpointPath));
     result.eval = await evaluateRun(model, {
       config,

@@ -251,10 +251,17 @@ ${entryPoint(WG)}
   }));
 }
 
+/** Steps of {@linkcode gridSearchWgsl} below this stride run for every value; longer ones only in large cells. */
+const SMALL_CELL = 16;
+
 /**
  * Unrolled search of the interval of `s`: the number of boundaries `e[k]` (descending, `L` of
  * them) with `e[k] >= s` (`ge`) or `> s`, starting from the count above the value's grid cell
- * and stepping through the boundaries of that cell only.
+ * and stepping through the boundaries of that cell only. Unrolled because llvmpipe stops loops
+ * near 65,535 iterations (the search sits in the column pass's loop); each step a branch-free
+ * `select` with an in-range read, and the long steps skipped together in the usual small cell,
+ * because SwiftShader (Chromium's software adapter) took minutes to compile the same steps
+ * written as 26 `if` blocks.
  */
 function gridSearchWgsl(ge: boolean): string {
   const lines = [
@@ -263,11 +270,16 @@ function gridSearchWgsl(ge: boolean): string {
     `  let c = cell_of(s, scale);`,
     `  var lo = u32(grid[(c + 1u) / 4u][(c + 1u) % 4u]);`,
     `  let hi = u32(grid[c / 4u][c % 4u]);`,
+    `  if (hi <= lo) { return lo; }`,
+    `  if (hi - lo >= ${SMALL_CELL}u) {`,
   ];
   for (let b = SEARCH_STEPS - 1; b >= 0; b--) {
-    const step = 2 ** b;
+    if (2 ** b === SMALL_CELL / 2) lines.push(`  }`);
+    const next = `lo + ${2 ** b}u`;
     lines.push(
-      `  if (lo + ${step}u <= hi && e[lo + ${step - 1}u] ${ge ? ">=" : ">"} s) { lo += ${step}u; }`,
+      `  lo = select(lo, ${next}, (${next} <= hi) & (e[min(${next}, hi) - 1u] ${
+        ge ? ">=" : ">"
+      } s));`,
     );
   }
   lines.push(`  return lo;`, `}`);

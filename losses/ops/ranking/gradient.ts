@@ -220,7 +220,9 @@ export function finalizeKernel(f: DType): Kernel {
   if (i > 0u) { return; }
   let np = info[0];
   if (info[4] == 0u) {
-    let nan = bitcast<f32>(0x7fc00000u);
+    // A quiet NaN built from a runtime value: a constant expression evaluating to NaN is a
+    // shader-creation error in WGSL (Tint rejects it; naga lets it through).
+    let nan = bitcast<f32>(0x7fc00000u | info[4]);
     lr[0] = nan;
     ls[0] = nan;
     return;
