@@ -62,9 +62,14 @@ function requestAdapter(): Promise<GPUAdapter> {
   return adapterRequest;
 }
 
-/** The adapter in words, as backends describe it. */
+/**
+ * The adapter in words, as backends describe it: its description, else its vendor and
+ * architecture (Chromium's SwiftShader has an empty description and names itself only by its
+ * architecture, `swiftshader`, which the device profile must see to count it as software).
+ */
 function adapterName(adapter: GPUAdapter): string {
-  return adapter.info.description || adapter.info.vendor || "WebGPU";
+  const { description, vendor, architecture } = adapter.info;
+  return description || [vendor, architecture].filter(Boolean).join(" ") || "WebGPU";
 }
 
 /**
