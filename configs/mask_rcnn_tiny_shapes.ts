@@ -7,8 +7,8 @@
  * transposed convolution to 28x28 masks, at most 200 RoIs per batch) at the
  * neck's width of 32 channels instead of 256. 3,500 steps, the learning rate
  * dropping at the same fractions of the run as Faster R-CNN's; a step takes
- * about 0.33 s on the native backend on 2 cores (1.9 times a Faster R-CNN
- * step), so a run takes about 19 minutes, 1.4 times the default ATSS run.
+ * 0.33–0.5 s on the native backend on 2 cores (more positive RoIs later in
+ * the run), so a run takes about 30 minutes, twice the default ATSS run.
  *
  * @module
  */
