@@ -22,26 +22,10 @@ import type { TypedArray } from "../dtype.ts";
 import type { Kernel } from "../kernel.ts";
 import type { GemmTiles } from "../device_profile.ts";
 import { empty, sizeOf, type Tensor } from "../tensor.ts";
-import type { Geometry } from "./conv_geometry.ts";
+import { type Geometry, SPATIAL_PARAMS, spatialParams } from "./conv_geometry.ts";
 import { type GemmSpec, runTiledGemm, splitKGemm, tiledGemmKernel } from "./tiled_gemm.ts";
 
-const CONV_PARAMS = {
-  c: "u32",
-  h: "u32",
-  w: "u32",
-  cout: "u32",
-  groups: "u32",
-  kh: "u32",
-  kw: "u32",
-  sh: "u32",
-  sw: "u32",
-  ph: "u32",
-  pw: "u32",
-  dh: "u32",
-  dw: "u32",
-  ho: "u32",
-  wo: "u32",
-} as const;
+const CONV_PARAMS = { c: "u32", cout: "u32", groups: "u32", ...SPATIAL_PARAMS } as const;
 
 type P = Record<string, number>;
 type Inputs = Record<string, TypedArray>;
@@ -212,8 +196,7 @@ export function convGemmGradWeightKernel(tiles: GemmTiles): Kernel {
 }
 
 function convParams(g: Geometry): P {
-  const { c, h, w, cout, groups, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo } = g;
-  return { c, h, w, cout, groups, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo };
+  return { c: g.c, cout: g.cout, groups: g.groups, ...spatialParams(g) };
 }
 
 /**

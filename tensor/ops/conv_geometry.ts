@@ -48,11 +48,12 @@ export interface Geometry {
   wo: number;
 }
 
-/** The uniform parameters of {@linkcode geometryParams}, for a kernel's `params`. */
-export const GEOMETRY_PARAMS = {
-  total: "u32",
-  b0: "u32",
-  c: "u32",
+/**
+ * The uniform parameters of a geometry's planes, taps and steps (input and output sizes, kernel,
+ * stride, padding, dilation), which every convolution kernel reads; {@linkcode spatialParams}
+ * gives their values.
+ */
+export const SPATIAL_PARAMS = {
   h: "u32",
   w: "u32",
   kh: "u32",
@@ -67,23 +68,16 @@ export const GEOMETRY_PARAMS = {
   wo: "u32",
 } as const;
 
+/** The values of {@linkcode SPATIAL_PARAMS} for `g`. */
+export function spatialParams(g: Geometry): Record<keyof typeof SPATIAL_PARAMS, number> {
+  const { h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo } = g;
+  return { h, w, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo };
+}
+
+/** The uniform parameters of {@linkcode geometryParams}, for a kernel's `params`. */
+export const GEOMETRY_PARAMS = { total: "u32", b0: "u32", c: "u32", ...SPATIAL_PARAMS } as const;
+
 /** The values of {@linkcode GEOMETRY_PARAMS} for `g`: `total` invocations from image `b0`. */
 export function geometryParams(g: Geometry, total: number, b0: number): Record<string, number> {
-  return {
-    total,
-    b0,
-    c: g.c,
-    h: g.h,
-    w: g.w,
-    kh: g.kh,
-    kw: g.kw,
-    sh: g.sh,
-    sw: g.sw,
-    ph: g.ph,
-    pw: g.pw,
-    dh: g.dh,
-    dw: g.dw,
-    ho: g.ho,
-    wo: g.wo,
-  };
+  return { total, b0, c: g.c, ...spatialParams(g) };
 }

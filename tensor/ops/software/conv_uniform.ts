@@ -18,6 +18,8 @@ import {
   type Geometry,
   GEOMETRY_PARAMS as PARAMS,
   geometryParams,
+  SPATIAL_PARAMS,
+  spatialParams,
 } from "../conv_geometry.ts";
 import { launch, launchAtWindow } from "../launch.ts";
 import {
@@ -37,18 +39,7 @@ const PACKED_PARAMS = {
   kp: "u32",
   transposed: "u32",
   kofs: "u32",
-  h: "u32",
-  w: "u32",
-  kh: "u32",
-  kw: "u32",
-  sh: "u32",
-  sw: "u32",
-  ph: "u32",
-  pw: "u32",
-  dh: "u32",
-  dw: "u32",
-  ho: "u32",
-  wo: "u32",
+  ...SPATIAL_PARAMS,
 } as const;
 
 /**
@@ -262,18 +253,7 @@ function im2colPacked(
   const common = {
     kp,
     transposed: transposed ? 1 : 0,
-    h: g.h,
-    w: g.w,
-    kh: g.kh,
-    kw: g.kw,
-    sh: g.sh,
-    sw: g.sw,
-    ph: g.ph,
-    pw: g.pw,
-    dh: g.dh,
-    dw: g.dw,
-    ho: g.ho,
-    wo: g.wo,
+    ...spatialParams(g),
   };
   for (let b = b0; b < b0 + nb; b++) {
     const kofs = (b - b0) * g.ho * g.wo;
