@@ -19,7 +19,7 @@ import type { Backend } from "../../tensor/backend.ts";
 import { Rng } from "../../tensor/rng.ts";
 import { tensor, tidyAsync } from "../../tensor/tensor.ts";
 import { smallTrainSettings } from "../engine/helpers.ts";
-import { assertResumeIsExact, shapesBatch } from "./helpers.ts";
+import { assertResumeIsExact, optimizerSteps, shapesBatch } from "./helpers.ts";
 import { CPU, NATIVE, nativeBackend, randomArray } from "../tensor/helpers.ts";
 import { bucketedRankSortLoss, rankSortLoss } from "../../losses/reference/mod.ts";
 
@@ -94,19 +94,7 @@ const BATCH: Batch = await shapesBatch(2, 11);
 async function fit(config: DetectorConfig<CoDetrModelConfig>, batch: Batch, steps: number) {
   const model = buildCoDetr(config.model, { seed: 0, backend: FAST });
   const params = model.namedParameters().filter(([, p]) => p.requiresGrad);
-  const opt = buildOptimizer(params, config.train);
-  const totals: number[] = [];
-  for (let step = 0; step < steps; step++) {
-    const total = await tidyAsync(async () => {
-      const l = await model.loss(batch);
-      backward(l.total);
-      opt.step();
-      opt.zeroGrad();
-      return l.total;
-    });
-    totals.push((await total.data())[0]);
-    total.dispose();
-  }
+  const totals = await optimizerSteps(model, batch, steps, buildOptimizer(params, config.train));
   return { model, totals };
 }
 

@@ -9,6 +9,7 @@ import { loadModel } from "../../engine/model_io.ts";
 import { train } from "../../engine/train.ts";
 import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
+import type { Optimizer } from "../../tensor/optim/optimizer.ts";
 import { SGD } from "../../tensor/optim/sgd.ts";
 import { tensor, tidyAsync } from "../../tensor/tensor.ts";
 
@@ -47,6 +48,16 @@ export async function fitSteps(
 ): Promise<number[]> {
   const params = model.namedParameters().map(([, p]) => p).filter((p) => p.requiresGrad);
   const opt = new SGD(params, { lr: options.lr, momentum: 0.9, maxGradNorm: options.maxGradNorm });
+  return await optimizerSteps(model, batch, steps, opt);
+}
+
+/** `steps` steps of `opt` (over `model`'s parameters) on `batch`; the total loss of each. */
+export async function optimizerSteps(
+  model: Detector,
+  batch: Batch,
+  steps: number,
+  opt: Optimizer,
+): Promise<number[]> {
   const totals: number[] = [];
   for (let step = 0; step < steps; step++) {
     const total = await tidyAsync(async () => {
