@@ -302,6 +302,7 @@ export {
 } from "./detectors/atss_targets.ts";
 export { type AnchorConfig, type Anchors, generateAnchors } from "./detectors/anchors.ts";
 export {
+  batchProposals,
   type ProposalOptions,
   type Proposals,
   RPN_ANCHORS,

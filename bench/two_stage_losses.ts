@@ -27,7 +27,7 @@ import { buildDetector } from "../detectors/build.ts";
 import type { BBoxHeadOutput } from "../detectors/heads/roi_head.ts";
 import { roiLoss } from "../detectors/roi_loss.ts";
 import { roiTargets } from "../detectors/roi_targets.ts";
-import { rpnProposals } from "../detectors/rpn.ts";
+import { batchProposals } from "../detectors/rpn.ts";
 import { rpnLoss, rpnTargets } from "../detectors/rpn_loss.ts";
 import type { TwoStageDetector, TwoStageLoss } from "../detectors/two_stage.ts";
 import { multiRoiAlign } from "../detectors/heads/roi_head.ts";
@@ -79,17 +79,11 @@ async function lossOnlyMs(config: DetectorConfig): Promise<number> {
   const rpnOut = noGrad(() => model.rpnHead.forward(features));
   const anchors = model.anchors(batch.height, batch.width);
   const rpnT = rpnTargets(anchors, batch.boxes);
-  const [scores, deltas] = [await rpnOut.cls.data(), await rpnOut.reg.data()];
-  const a = anchors.boxes.length / 4;
-  const proposals = batch.boxes.map((_, i) =>
-    rpnProposals(
-      anchors.boxes,
-      anchors.perLevel,
-      scores.subarray(i * a, (i + 1) * a),
-      deltas.subarray(4 * i * a, 4 * (i + 1) * a),
-      [batch.height, batch.width],
-      rpn.train,
-    ).boxes
+  const proposals = await batchProposals(
+    rpnOut,
+    anchors,
+    batch.boxes.map(() => [batch.height, batch.width] as const),
+    rpn.train,
   );
   const fixedRpn = { ...rpnOut, cls: leaf(rpnOut.cls), reg: leaf(rpnOut.reg) };
   const stages = model.stages.map((stage) => {

@@ -9,6 +9,8 @@
 
 import { DeltaXywhCoder } from "../boxes/coder.ts";
 import { batchedNmsKept } from "../boxes/nms.ts";
+import { detach } from "../tensor/autograd.ts";
+import type { Tensor } from "../tensor/tensor.ts";
 import { type AnchorConfig, type Anchors, generateAnchors } from "./anchors.ts";
 
 /**
@@ -181,4 +183,39 @@ export function rpnProposals(
 
   const kept = batchedNmsKept(boxes, s, lv, iouThreshold, maxPerImage);
   return { boxes: kept.boxes, scores: kept.scores, levels: kept.classes };
+}
+
+/**
+ * Proposals of every image of a batch from the RPN head's outputs, read back
+ * once (both tensors together): {@linkcode rpnProposals} per image, boxes only.
+ *
+ * @example
+ * ```ts ignore
+ * const boxes = await batchProposals(rpnHead.forward(features), anchors, [[h, w], [h, w]], { nmsPre: 2000 });
+ * ```
+ *
+ * @param out Objectness `cls` `[N, A]` and deltas `reg` `[N, A, 4]` of the batch.
+ * @param anchors The anchors of the batch's input size.
+ * @param shapes Per image the `[height, width]` its boxes are clipped to.
+ * @param options Caps, NMS threshold, minimum size and coder.
+ * @returns Per image `[K * 4]` xyxy proposals, by descending score.
+ */
+export async function batchProposals(
+  out: { cls: Tensor; reg: Tensor },
+  anchors: Anchors,
+  shapes: readonly (readonly [number, number])[],
+  options: ProposalOptions = {},
+): Promise<Float32Array[]> {
+  const [scores, deltas] = await Promise.all([detach(out.cls).data(), detach(out.reg).data()]);
+  const a = anchors.boxes.length / 4;
+  return shapes.map((shape, i) =>
+    rpnProposals(
+      anchors.boxes,
+      anchors.perLevel,
+      scores.subarray(i * a, (i + 1) * a),
+      deltas.subarray(4 * i * a, 4 * (i + 1) * a),
+      shape,
+      options,
+    ).boxes
+  );
 }

@@ -49,7 +49,7 @@ import type { Detections } from "./postprocess.ts";
 import { roiDetections } from "./roi_postprocess.ts";
 import { roiLoss } from "./roi_loss.ts";
 import { roiTargets } from "./roi_targets.ts";
-import { rpnProposals } from "./rpn.ts";
+import { batchProposals } from "./rpn.ts";
 import { rpnLoss, rpnTargets } from "./rpn_loss.ts";
 
 /** The ranking losses of the two-stage recipe: BRS (bucketed) and RS. */
@@ -529,21 +529,7 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
     shapes: readonly [number, number][],
     settings: ProposalSettings,
   ): Promise<Float32Array[]> {
-    const [scores, deltas] = await Promise.all([
-      detach(out.cls).data(),
-      detach(out.reg).data(),
-    ]);
-    const a = anchors.boxes.length / 4;
-    return shapes.map((shape, i) =>
-      rpnProposals(
-        anchors.boxes,
-        anchors.perLevel,
-        scores.subarray(i * a, (i + 1) * a),
-        deltas.subarray(4 * i * a, 4 * (i + 1) * a),
-        shape,
-        settings,
-      ).boxes
-    );
+    return await batchProposals(out, anchors, shapes, settings);
   }
 
   /**

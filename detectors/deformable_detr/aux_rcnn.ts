@@ -18,14 +18,13 @@ import type { Backend } from "../../tensor/backend.ts";
 import { Module } from "../../tensor/nn/module.ts";
 import type { Rng } from "../../tensor/rng.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
-import { detach } from "../../tensor/autograd.ts";
 import { type AnchorConfig, type Anchors, generateAnchors } from "../anchors.ts";
 import type { AtssTargets } from "../atss_targets.ts";
 import { multiRoiAlign, Shared2FcBBoxHead } from "../heads/roi_head.ts";
 import { RpnHead } from "../heads/rpn_head.ts";
 import { roiLoss } from "../roi_loss.ts";
 import { roiTargets } from "../roi_targets.ts";
-import { rpnProposals } from "../rpn.ts";
+import { batchProposals } from "../rpn.ts";
 import { rpnLoss, rpnTargets } from "../rpn_loss.ts";
 
 /** The auxiliary Faster R-CNN branch of Co-DETR. */
@@ -156,17 +155,11 @@ export class AuxRcnn extends Module<Tensor[], never> {
       ...options,
       weight: config.rpnWeight,
     });
-    const [scores, deltas] = await Promise.all([detach(out.cls).data(), detach(out.reg).data()]);
-    const a = anchors.boxes.length / 4;
-    const proposals = batch.boxes.map((_, i) =>
-      rpnProposals(
-        anchors.boxes,
-        anchors.perLevel,
-        scores.subarray(i * a, (i + 1) * a),
-        deltas.subarray(4 * i * a, 4 * (i + 1) * a),
-        [batch.height, batch.width],
-        config.proposals,
-      ).boxes
+    const proposals = await batchProposals(
+      out,
+      anchors,
+      batch.boxes.map(() => [batch.height, batch.width] as const),
+      config.proposals,
     );
     const targets = roiTargets(proposals, batch.boxes, batch.labels, { posIou: config.posIou });
     const parts: Record<string, Tensor> = {};
