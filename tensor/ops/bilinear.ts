@@ -188,12 +188,6 @@ export class BilinearTaps {
 }
 
 /**
- * Most loop iterations one invocation of a sampling kernel runs per dispatch (llvmpipe stops
- * loops near 65,535); longer loops take several dispatches that accumulate.
- */
-export const SAMPLING_LOOP_LIMIT = 16384;
-
-/**
  * On host backends, throws a `RangeError` naming `op`, `name` and the index of the first NaN
  * coordinate of `t` (a GPU tensor is not read back; there a NaN coordinate samples 0).
  */

@@ -12,7 +12,7 @@
  * Three kernels, none with atomics:
  * - `grid_sample.forward`, one invocation per output element;
  * - `grid_sample.grid_grad`, one invocation per grid point, looping over the
- *   channels (in passes of {@linkcode SAMPLING_LOOP_LIMIT} that accumulate);
+ *   channels (in passes of {@linkcode LOOP_BUDGET} that accumulate);
  * - `grid_sample.input_grad`, one invocation per input plane `(n, c)`, which
  *   owns that plane's gradient and adds every grid point's four weighted taps
  *   into it in grid order (a scatter without races, since no other invocation
@@ -23,7 +23,7 @@
 
 import { record } from "../autograd.ts";
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache, LOOP_BUDGET } from "../kernel.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import {
   BILINEAR_WGSL,
@@ -31,7 +31,6 @@ import {
   bilinearScatterWgsl,
   BilinearTaps,
   checkCoordinates,
-  SAMPLING_LOOP_LIMIT,
 } from "./bilinear.ts";
 import { zeros } from "./creation.ts";
 import { backendOf, launch, passRanges } from "./launch.ts";
@@ -329,14 +328,14 @@ export function gridSample(input: Tensor, grid: Tensor, options: GridSampleOptio
     let dx: Tensor | null = null, dgrid: Tensor | null = null;
     if (input.requiresGrad) {
       dx = zeros(input.shape, { dtype, backend });
-      for (const [from, to] of passRanges(ho * wo, SAMPLING_LOOP_LIMIT)) {
+      for (const [from, to] of passRanges(ho * wo, LOOP_BUDGET)) {
         const kernel = gridSampleInputGradKernel(dtype);
         launch(kernel, [gy!, grid], [dx], params(n * c, from, to), groups(n * c));
       }
     }
     if (grid.requiresGrad) {
       dgrid = empty(grid.shape, dtype, backend);
-      for (const [from, to] of passRanges(c, SAMPLING_LOOP_LIMIT)) {
+      for (const [from, to] of passRanges(c, LOOP_BUDGET)) {
         const kernel = gridSampleGridGradKernel(dtype);
         const total = n * ho * wo;
         launch(

@@ -18,7 +18,7 @@
  * Deformable-DETR's CUDA kernel would give 0).
  *
  * Three kernels, none with atomics, each looping in passes of at most
- * {@linkcode SAMPLING_LOOP_LIMIT} iterations that accumulate:
+ * {@linkcode LOOP_BUDGET} iterations that accumulate:
  * - `msda.forward_c<B>`, one invocation per `B` channels of an output row (`B`
  *   is 4 where `D` is a multiple of 4, else 1: a sample's taps and weights are
  *   found once for 4 channels), over the `L·P` samples of its query and head;
@@ -43,7 +43,7 @@
 import { record } from "../autograd.ts";
 import type { Backend } from "../backend.ts";
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
+import { entryPoint, type Kernel, kernelCache, LOOP_BUDGET } from "../kernel.ts";
 import { empty, type Tensor, tensor } from "../tensor.ts";
 import {
   BILINEAR_WGSL,
@@ -51,7 +51,6 @@ import {
   bilinearScatterWgsl,
   BilinearTaps,
   checkCoordinates,
-  SAMPLING_LOOP_LIMIT,
 } from "./bilinear.ts";
 import { zeros } from "./creation.ts";
 import { backendOf, launch, passRanges } from "./launch.ts";
@@ -496,7 +495,7 @@ export function msDeformAttn(
   const out = empty([n, lq, heads * dim], dtype, backend);
   const lv = levels(backend);
   const block = channelBlock(dim);
-  for (const [lo, hi] of passRanges(nl * np, SAMPLING_LOOP_LIMIT)) {
+  for (const [lo, hi] of passRanges(nl * np, LOOP_BUDGET)) {
     launch(
       msdaForwardKernel(dtype, block),
       [value, loc, aw, lv],
@@ -512,7 +511,7 @@ export function msDeformAttn(
     if (value.requiresGrad) {
       dvalue = zeros(value.shape, { dtype, backend });
       const columns = n * heads * dim;
-      for (const [lo, hi] of passRanges(lq * nl * np, SAMPLING_LOOP_LIMIT)) {
+      for (const [lo, hi] of passRanges(lq * nl * np, LOOP_BUDGET)) {
         launch(
           msdaValueGradKernel(dtype, block),
           [gy!, loc, aw, lv],
@@ -525,7 +524,7 @@ export function msDeformAttn(
     if (loc.requiresGrad || aw.requiresGrad) {
       dloc = empty(loc.shape, dtype, backend);
       daw = empty(aw.shape, dtype, backend);
-      for (const [lo, hi] of passRanges(dim, SAMPLING_LOOP_LIMIT)) {
+      for (const [lo, hi] of passRanges(dim, LOOP_BUDGET)) {
         launch(
           msdaSampleGradKernel(dtype),
           [gy!, value, loc, aw, lv],

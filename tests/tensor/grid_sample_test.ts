@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
-import { SAMPLING_LOOP_LIMIT } from "../../tensor/ops/bilinear.ts";
+import { LOOP_BUDGET } from "../../tensor/kernel.ts";
 import { gridSample, type GridSampleOptions } from "../../tensor/ops/grid_sample.ts";
 import { tensor } from "../../tensor/tensor.ts";
 import {
@@ -145,8 +145,8 @@ Deno.test("gridSample() meets an independent reference on random grids", async (
     ["2x3x7x9 to 5x6", [2, 3, 7, 9], [2, 5, 6, 2]],
     ["1x2x1x6 to 3x4", [1, 2, 1, 6], [1, 3, 4, 2]],
     // Passes: channels and grid points beyond one dispatch's loop limit.
-    ["many channels", [1, SAMPLING_LOOP_LIMIT + 7, 2, 3], [1, 1, 3, 2]],
-    ["many points", [1, 2, 3, 4], [1, 2, SAMPLING_LOOP_LIMIT / 2 + 5, 2]],
+    ["many channels", [1, LOOP_BUDGET + 7, 2, 3], [1, 1, 3, 2]],
+    ["many points", [1, 2, 3, 4], [1, 2, LOOP_BUDGET / 2 + 5, 2]],
   ];
   for (const backend of await testBackends()) {
     for (const [name, xShape, gShape] of layouts) {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { backward } from "../../tensor/autograd.ts";
 import type { Backend } from "../../tensor/backend.ts";
-import { SAMPLING_LOOP_LIMIT } from "../../tensor/ops/bilinear.ts";
+import { LOOP_BUDGET } from "../../tensor/kernel.ts";
 import { slice } from "../../tensor/ops/concat.ts";
 import { add, mul, sub } from "../../tensor/ops/elementwise.ts";
 import { gridSample } from "../../tensor/ops/grid_sample.ts";
@@ -180,8 +180,8 @@ Deno.test("msDeformAttn() meets its gridSample composition on random shapes", as
     ["4 levels, 4 points", randomProblem([[8, 8], [4, 4], [2, 2], [1, 1]], [1, 9, 2, 5, 4], 3)],
     ["blocks of 4 channels", randomProblem([[5, 6], [3, 3]], [2, 7, 3, 12, 3], 6)],
     // Passes: more samples per query and head, and more channels, than one loop may run.
-    ["many points", randomProblem([[3, 2]], [1, 2, 1, 2, SAMPLING_LOOP_LIMIT + 3], 4)],
-    ["many channels", randomProblem([[2, 3]], [1, 2, 1, SAMPLING_LOOP_LIMIT + 5, 2], 5)],
+    ["many points", randomProblem([[3, 2]], [1, 2, 1, 2, LOOP_BUDGET + 3], 4)],
+    ["many channels", randomProblem([[2, 3]], [1, 2, 1, LOOP_BUDGET + 5, 2], 5)],
   ];
   for (const backend of await testBackends()) {
     for (const [name, problem] of problems) {
