@@ -71,6 +71,13 @@ export interface DeviceProfile {
   /** Most elements of one im2col matrix; images are processed in chunks below it. */
   readonly convColLimit: number;
   /**
+   * How reductions and group-norm statistics run: `"chunked"` (every invocation reduces a short
+   * run, partial results merged over several launches: no workgroup barriers, which are slow where
+   * invocations run as coroutines, llvmpipe) or `"workgroup"` (a workgroup reduces a whole row
+   * through a tree in workgroup memory: one launch per reduction, `ops/workgroup_tree.ts`).
+   */
+  readonly reductions: "chunked" | "workgroup";
+  /**
    * Bind groups a generation makes before the WebGPU backend releases it (`bind_groups.ts`), or
    * 0 to leave bind groups to the garbage collector. Mesa's lavapipe (the Vulkan llvmpipe; Mesa
    * 25.0.7 is Debian 13's) backs every descriptor set with its own memory mapping and does not
@@ -104,13 +111,14 @@ export interface AdapterFacts {
 
 /**
  * The overrides that put any backend on the hardware adapters' kernels (shared-memory matmul,
- * implicit-GEMM convolution, no uniform windows): tests and benches pass them to
+ * implicit-GEMM convolution, workgroup reductions, no uniform windows): tests and benches pass them to
  * {@linkcode withProfile} to run those kernels on llvmpipe or the CPU twins.
  */
 export const HARDWARE_PATHS: Readonly<Partial<DeviceProfile>> = {
   matmul: "tiled",
   conv: "implicit",
   uniformWindows: false,
+  reductions: "workgroup",
 };
 
 /**
@@ -186,8 +194,8 @@ export function preferredTiles(limits: ProfileLimits): GemmTiles {
 
 /**
  * The profile of a WebGPU adapter. llvmpipe keeps its own kernels (wide register blocks, uniform
- * windows, direct convolutions) and loop budget; hardware adapters get the shared-memory matmul and
- * implicit-GEMM convolution; other software adapters (SwiftShader) the portable register blocks.
+ * windows, direct convolutions, chunked reductions) and loop budget; hardware adapters get the
+ * shared-memory matmul, implicit-GEMM convolution and workgroup reductions; other software adapters (SwiftShader) the portable register blocks.
  *
  * @example
  * ```ts
@@ -214,6 +222,7 @@ export function adapterProfile(info: AdapterFacts): DeviceProfile {
     convDirect: "auto",
     convUniform: "auto",
     convColLimit: CONV_COL_LIMIT,
+    reductions: hardware ? "workgroup" : "chunked",
     bindGroupsPerGeneration: mesa ? LLVMPIPE_BIND_GROUPS_PER_GENERATION : 0,
   };
 }
@@ -241,6 +250,7 @@ export function hostProfile(): DeviceProfile {
     convDirect: "auto",
     convUniform: "auto",
     convColLimit: CONV_COL_LIMIT,
+    reductions: "chunked",
     bindGroupsPerGeneration: 0,
   };
 }
@@ -253,6 +263,12 @@ function checkOverrides(overrides: Partial<DeviceProfile>): void {
         `Profile field "${name}" ${JSON.stringify(mode)} is not auto, on or off`,
       );
     }
+  }
+  const reductions = overrides.reductions;
+  if (reductions !== undefined && reductions !== "chunked" && reductions !== "workgroup") {
+    throw new RangeError(
+      `Profile field "reductions" ${JSON.stringify(reductions)} is not chunked or workgroup`,
+    );
   }
   for (const name of ["loopBudget", "convColLimit"] as const) {
     const value = overrides[name];

@@ -15,7 +15,9 @@
  * each invocation handling a run of one channel plane. The backward pass is
  * one pass for the per-(sample, channel) sums of `g` and `g * xhat`
  * (`norm.grad_sums`), short `sum` reductions, and one pass for the input
- * gradient (`norm.grad_input`).
+ * gradient (`norm.grad_input`). Where the backend's profile says `reductions: "workgroup"`
+ * (hardware adapters), group normalisation runs on the workgroup kernels of `group_norm_tree.ts`
+ * instead: one launch forward, two backward.
  *
  * @module
  */
@@ -25,7 +27,16 @@ import type { DType } from "../dtype.ts";
 import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { empty, sizeOf, type Tensor, viewOf } from "../tensor.ts";
 import { map, mul } from "./elementwise.ts";
+import { groupNormTree, groupNormTreeFits } from "./group_norm_tree.ts";
 import { backendOf, expectDtype, launch, launchInto } from "./launch.ts";
+import {
+  type Layout,
+  PER,
+  PLANE_PARAMS,
+  PLANE_WGSL,
+  planeCpu,
+  planeParams,
+} from "./norm_planes.ts";
 import { sum } from "./reduce.ts";
 
 /** Elements one invocation reduces per statistics chunk. */
@@ -192,46 +203,8 @@ function runningKernel(dtype: DType): Kernel {
   }));
 }
 
-/** Elements of one channel plane an apply or gradient invocation handles. */
-const PER = 8;
 /** Elements of one channel plane a gradient-sum invocation reduces. */
 const SUM_CHUNK = 256;
-
-/** Locates an invocation's plane (sample, channel), channel `ch` and statistics row `r`. */
-const PLANE_WGSL = `  if (i >= p.planes * p.nch) { return; }
-  let plane = i / p.nch;
-  let start = min(p.hw, (i % p.nch) * p.per);
-  let stop = min(p.hw, start + p.per);
-  let ch = plane % p.c;
-  let r = (plane / p.c) * p.gn + ch / p.cpg;
-  let base = plane * p.hw;`;
-
-interface PlaneSpot {
-  base: number;
-  start: number;
-  stop: number;
-  ch: number;
-  r: number;
-}
-
-function planeCpu(i: number, p: Record<string, number>): PlaneSpot {
-  const plane = Math.floor(i / p.nch);
-  const start = Math.min(p.hw, (i % p.nch) * p.per), stop = Math.min(p.hw, start + p.per);
-  const ch = plane % p.c;
-  const r = Math.floor(plane / p.c) * p.gn + Math.floor(ch / p.cpg);
-  return { base: plane * p.hw, start, stop, ch, r };
-}
-
-const PLANE_PARAMS = {
-  planes: "u32",
-  nch: "u32",
-  per: "u32",
-  hw: "u32",
-  c: "u32",
-  gn: "u32",
-  cpg: "u32",
-  affine: "u32",
-} as const;
 
 function applyKernel(dtype: DType): Kernel {
   return cached(`apply|${dtype}`, () => ({
@@ -342,25 +315,6 @@ ${PLANE_WGSL}
   }));
 }
 
-/** Launch parameters for a plane kernel handling `per` elements per invocation. */
-function planeParams(layout: Layout, per: number, affine: number) {
-  const planes = layout.batch * layout.c;
-  const nch = Math.max(1, Math.ceil(layout.hw / per));
-  return {
-    params: {
-      planes,
-      nch,
-      per,
-      hw: layout.hw,
-      c: layout.c,
-      gn: layout.gn,
-      cpg: layout.cpg,
-      affine,
-    },
-    invocations: planes * nch,
-  };
-}
-
 /** (count, mean, M2) per statistics row of `x` viewed as `[a, r, b]`: a `[r * 3]` tensor. */
 function moments(x: Tensor, a: number, r: number, b: number): Tensor {
   const dtype = x.dtype;
@@ -398,14 +352,6 @@ function finalize(stats: Tensor, r: number, eps: number): [Tensor, Tensor] {
   const rstd = empty([r], stats.dtype, backend);
   launch(finalizeKernel(stats.dtype), [stats], [mean, rstd], { r, eps }, Math.ceil(r / WG_STATS));
   return [mean, rstd];
-}
-
-interface Layout {
-  batch: number;
-  c: number;
-  hw: number;
-  gn: number;
-  cpg: number;
 }
 
 function checkAffine(op: string, x: Tensor, c: number, t: Tensor | undefined, name: string) {
@@ -550,10 +496,14 @@ export function groupNorm(
   checkAffine("groupNorm", x, c, bias, "bias");
   const rows = batch * numGroups;
   const cpg = c / numGroups;
+  const layout = { batch, c, hw, gn: numGroups, cpg };
+  const profile = x.backend.profile;
+  if (profile.reductions === "workgroup" && groupNormTreeFits(layout, profile.loopBudget)) {
+    return groupNormTree(x, layout, weight, bias, eps);
+  }
   const stats = moments(x, 1, rows, cpg * hw);
   const [mean, rstd] = finalize(stats, rows, eps);
   stats.dispose();
-  const layout = { batch, c, hw, gn: numGroups, cpg };
   return normalize("groupNorm", x, mean, rstd, weight, bias, layout, rows, (perChannel) => {
     const grouped = viewOf(perChannel, [rows, cpg]);
     const out = sum(grouped, 1);

@@ -5,17 +5,20 @@
  * One kernel family, `reduce.*`, views its input as `[outer, r, inner]` and
  * reduces the middle axis. An invocation reduces at most {@linkcode REDUCE_CHUNK}
  * elements (llvmpipe silently stops loops past `LOOP_LIMIT`, tensor/kernel.ts), so long
- * axes take several passes over shrinking partial results.
+ * axes take several passes over shrinking partial results. Where the backend's profile says
+ * `reductions: "workgroup"` (hardware adapters), sum, mean, max and min reduce all their axes in
+ * one launch instead (`reduce_tree.ts`); argmax keeps the chunked kernels.
  *
  * @module
  */
 
 import { record } from "../autograd.ts";
-import type { DType } from "../dtype.ts";
+import { type DType, isFloat } from "../dtype.ts";
 import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { empty, sizeOf, type Tensor, viewOf } from "../tensor.ts";
 import { broadcastTo, equal, mul, where } from "./elementwise.ts";
 import { backendOf, launch, normalizeAxis } from "./launch.ts";
+import { type ReducePlan, reducePlan, treeReduce } from "./reduce_tree.ts";
 import { reshape } from "./shape.ts";
 
 /** Elements one invocation reduces per pass. */
@@ -171,20 +174,37 @@ function keptShape(shape: readonly number[], axes: readonly number[]): number[] 
   return shape.map((d, k) => (axes.includes(k) ? 1 : d));
 }
 
+/**
+ * Reduces `axis` of `x` by `op` (no gradient). Where the profile says `reductions: "workgroup"`,
+ * every axis goes in one pass of `reduce_tree.ts` (sums times `scale`); otherwise one chunked
+ * reduction per axis, and `scale` must be 1.
+ */
 function reduceAxes(
   op: "sum" | "max" | "min",
   x: Tensor,
   axis: number | readonly number[] | undefined,
   keepDims: boolean,
+  scale = 1,
 ): Tensor {
   const axes = axesOf(op, x, axis);
+  const shape = keepDims ? keptShape(x.shape, axes) : x.shape.filter((_, k) => !axes.includes(k));
+  const plan = treePlan(x, axes);
+  if (plan) {
+    const emptyAxis = axes.find((a) => x.shape[a] === 0);
+    if (op !== "sum" && emptyAxis !== undefined) {
+      throw new RangeError(`${op}: cannot reduce an empty axis ${emptyAxis}`);
+    }
+    const flat = treeReduce(op, x, plan, scale);
+    const result = viewOf(flat, shape);
+    flat.dispose();
+    return result;
+  }
   let out = viewOf(x, x.shape);
   for (const a of axes) {
     const [next] = reduceAxisRaw(op, out, a);
     out.dispose();
     out = next;
   }
-  const shape = keepDims ? keptShape(x.shape, axes) : x.shape.filter((_, k) => !axes.includes(k));
   const result = viewOf(out, shape);
   out.dispose();
   return result;
@@ -214,10 +234,29 @@ export function sum(x: Tensor, axis?: number | readonly number[], keepDims = fal
   return out;
 }
 
+/** The single-pass plan of reducing `axes` of `x`, where its backend's profile asks for one. */
+function treePlan(x: Tensor, axes: readonly number[]): ReducePlan | null {
+  if (x.backend.profile.reductions !== "workgroup" || axes.length === 0) return null;
+  return reducePlan(x.shape, axes);
+}
+
 /** Mean over `axis` (every axis when omitted). */
 export function mean(x: Tensor, axis?: number | readonly number[], keepDims = false): Tensor {
   const axes = axesOf("mean", x, axis);
   const count = axes.reduce((n, a) => n * x.shape[a], 1);
+  if (isFloat(x.dtype) && treePlan(x, axes)) {
+    // One launch: the sum scaled by 1 / count.
+    const out = reduceAxes("sum", x, axis, keepDims, 1 / count);
+    record("mean", [x], [out], ([g]) => {
+      const kept = viewOf(g!, keptShape(x.shape, axes));
+      const spread = broadcastTo(kept, x.shape);
+      const grad = mul(spread, 1 / count);
+      kept.dispose();
+      spread.dispose();
+      return [grad];
+    });
+    return out;
+  }
   const total = sum(x, axis, keepDims);
   const out = mul(total, 1 / count);
   total.dispose();

@@ -1,0 +1,368 @@
+/**
+ * Group normalisation in few launches, for adapters whose profile says
+ * `reductions: "workgroup"` (hardware GPUs): the `norm.tree_*` kernels.
+ *
+ * A statistics row is one (sample, group): `cpg * hw` contiguous elements of an NCHW input. The
+ * forward pass is one launch, `norm.tree_forward`, one workgroup per row: a strided loop sums the
+ * row and a tree in workgroup memory (`workgroup_tree.ts`) gives the mean; a second loop and tree
+ * give the sum of squared deviations (two passes over the row, for accuracy); a third loop writes
+ * `(x - mean) * rstd * weight + bias`. Mean and rstd are kept for the backward pass, which is two
+ * launches: `norm.tree_grad_sums` (one workgroup per row) sums `g` and `g * xhat` over each
+ * channel plane of the row (a tree per channel) and, scaled by the channel's weight, over the
+ * row; `norm.tree_grad_input` writes the input gradient per run of a plane and, in its first `C`
+ * invocations, the weight and bias gradients (the plane sums added over the samples).
+ *
+ * On llvmpipe workgroup barriers are slow (invocations run as coroutines) and loops end after
+ * ~65,535 iterations, so its profile keeps the chunked kernels of `norm.ts`; rows whose strided
+ * loops would pass the profile's `loopBudget` ({@linkcode groupNormTreeFits}) do too.
+ *
+ * @module
+ */
+
+import { needsGrad, record } from "../autograd.ts";
+import type { DType } from "../dtype.ts";
+import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
+import { empty, type Tensor } from "../tensor.ts";
+import { backendOf, launch } from "./launch.ts";
+import {
+  type Layout,
+  PER,
+  PLANE_PARAMS,
+  PLANE_WGSL,
+  planeCpu,
+  planeParams,
+} from "./norm_planes.ts";
+import { REDUCE_WORKGROUP, rowFitsWorkgroup, treeReduceWgsl } from "./workgroup_tree.ts";
+
+const cached = kernelCache();
+
+/** The workgroup's row from uniform builtins (the trees' barriers need uniform control flow). */
+const ROW_WGSL = `  let r = wid.y * nwg.x + wid.x;
+  if (r >= p.rows) { return; }`;
+
+/** A strided loop of uniform bounds over `[0, count)`: `body` sees `k`, this invocation's index. */
+function strided(count: string, body: string): string {
+  return `for (var k0 = 0u; k0 < ${count}; k0 += WG) {
+    let k = k0 + lid;
+    if (k < ${count}) { ${body} }
+  }`;
+}
+
+/**
+ * `norm.tree_forward`: per row `r` of `n` elements, `stats[r]` = mean, `stats[rows + r]` = rstd,
+ * and the normalised (affine) output.
+ */
+function forwardKernel(dtype: DType): Kernel {
+  return cached(`forward|${dtype}`, () => ({
+    label: "norm.tree_forward",
+    inputs: { x: dtype, w: dtype, b: dtype },
+    outputs: { out: dtype, stats: dtype },
+    params: { rows: "u32", n: "u32", hw: "u32", cpg: "u32", gn: "u32", affine: "u32", eps: "f32" },
+    workgroupSize: REDUCE_WORKGROUP,
+    code: `${treeReduceWgsl("tree_sum", "f32", (a, b) => `${a} + ${b}`)}
+${entryPoint(REDUCE_WORKGROUP)}
+${ROW_WGSL}
+  let base = r * p.n;
+  let count = max(f32(p.n), 1.0);
+  var s = 0.0;
+  ${strided("p.n", "s += x[base + k];")}
+  let mu = tree_sum(lid, s) / count;
+  var m2 = 0.0;
+  ${strided("p.n", "let d = x[base + k] - mu; m2 += d * d;")}
+  let rs = inverseSqrt(tree_sum(lid, m2) / count + p.eps);
+  if (lid == 0u) {
+    stats[r] = mu;
+    stats[p.rows + r] = rs;
+  }
+  let c0 = (r % p.gn) * p.cpg;
+  ${
+      strided(
+        "p.n",
+        `var scale = rs;
+      var shift = 0.0;
+      if (p.affine != 0u) {
+        let ch = c0 + k / p.hw;
+        scale = rs * w[ch];
+        shift = b[ch];
+      }
+      out[base + k] = (x[base + k] - mu) * scale + shift;`,
+      )
+    }
+}`,
+    cpu(ins, outs, params) {
+      const { rows, n, hw, cpg, gn, affine, eps } = params as Record<string, number>;
+      const { x, w, b } = ins;
+      const { out, stats } = outs;
+      for (let r = 0; r < rows; r++) {
+        const base = r * n, count = Math.max(n, 1);
+        let s = 0;
+        for (let k = 0; k < n; k++) s += x[base + k];
+        const mu = s / count;
+        let m2 = 0;
+        for (let k = 0; k < n; k++) m2 += (x[base + k] - mu) ** 2;
+        const rs = 1 / Math.sqrt(m2 / count + eps);
+        stats[r] = mu;
+        stats[rows + r] = rs;
+        const c0 = (r % gn) * cpg;
+        for (let k = 0; k < n; k++) {
+          const ch = c0 + Math.floor(k / hw);
+          const scale = affine ? rs * w[ch] : rs, shift = affine ? b[ch] : 0;
+          out[base + k] = (x[base + k] - mu) * scale + shift;
+        }
+      }
+    },
+  }));
+}
+
+/**
+ * `norm.tree_grad_sums`: `sums` holds, for the `planes = N * C` planes and `rows` rows,
+ * `[sum g per plane | sum g * xhat per plane | s1 per row | s2 per row]` with
+ * `s1 = sum w[c] g`, `s2 = sum w[c] g xhat` over the row (`w` 1 without affine).
+ */
+function gradSumsKernel(dtype: DType): Kernel {
+  return cached(`grad_sums|${dtype}`, () => ({
+    label: "norm.tree_grad_sums",
+    inputs: { g: dtype, x: dtype, stats: dtype, w: dtype },
+    outputs: { sums: dtype },
+    params: {
+      rows: "u32",
+      planes: "u32",
+      hw: "u32",
+      c: "u32",
+      cpg: "u32",
+      gn: "u32",
+      affine: "u32",
+    },
+    workgroupSize: REDUCE_WORKGROUP,
+    code: `${treeReduceWgsl("tree_sum2", "vec2<f32>", (a, b) => `${a} + ${b}`)}
+${entryPoint(REDUCE_WORKGROUP)}
+${ROW_WGSL}
+  let mu = stats[r];
+  let rs = stats[p.rows + r];
+  let c0 = (r % p.gn) * p.cpg;
+  let first = (r / p.gn) * p.c + c0;
+  var s1 = 0.0;
+  var s2 = 0.0;
+  for (var j = 0u; j < p.cpg; j++) {
+    let plane = first + j;
+    let base = plane * p.hw;
+    var acc = vec2<f32>(0.0);
+    ${strided("p.hw", "let gv = g[base + k]; acc += vec2<f32>(gv, gv * (x[base + k] - mu));")}
+    let total = tree_sum2(lid, acc);
+    let sgx = total.y * rs;
+    var wc = 1.0;
+    if (p.affine != 0u) { wc = w[c0 + j]; }
+    s1 += wc * total.x;
+    s2 += wc * sgx;
+    if (lid == 0u) {
+      sums[plane] = total.x;
+      sums[p.planes + plane] = sgx;
+    }
+  }
+  if (lid == 0u) {
+    sums[2u * p.planes + r] = s1;
+    sums[2u * p.planes + p.rows + r] = s2;
+  }
+}`,
+    cpu(ins, outs, params) {
+      const { rows, planes, hw, c, cpg, gn, affine } = params as Record<string, number>;
+      const { g, x, stats, w } = ins;
+      const sums = outs.sums;
+      for (let r = 0; r < rows; r++) {
+        const mu = stats[r], rs = stats[rows + r];
+        const c0 = (r % gn) * cpg, first = Math.floor(r / gn) * c + c0;
+        let s1 = 0, s2 = 0;
+        for (let j = 0; j < cpg; j++) {
+          const plane = first + j, base = plane * hw;
+          let sg = 0, sgx = 0;
+          for (let k = base; k < base + hw; k++) {
+            sg += g[k];
+            sgx += g[k] * (x[k] - mu);
+          }
+          sgx *= rs;
+          const wc = affine ? w[c0 + j] : 1;
+          s1 += wc * sg;
+          s2 += wc * sgx;
+          sums[plane] = sg;
+          sums[planes + plane] = sgx;
+        }
+        sums[2 * planes + r] = s1;
+        sums[2 * planes + rows + r] = s2;
+      }
+    },
+  }));
+}
+
+/**
+ * `norm.tree_grad_input`: `dx = a g - k2 (x - mean) - k0` per run of a plane (with
+ * `a = rstd w[c]`, `k2 = rstd² s2 / m`, `k0 = rstd s1 / m`, `m` the row's length) where `need_dx`,
+ * and in invocations `c < C`, with affine, `gw[c]` and `gb[c]`: the plane sums of `g * xhat` and
+ * `g` added over the samples.
+ */
+function gradInputKernel(dtype: DType): Kernel {
+  return cached(`grad_input|${dtype}`, () => ({
+    label: "norm.tree_grad_input",
+    inputs: { g: dtype, x: dtype, stats: dtype, w: dtype, sums: dtype },
+    outputs: { dx: dtype, gw: dtype, gb: dtype },
+    params: { ...PLANE_PARAMS, rows: "u32", batch: "u32", need_dx: "u32", inv_m: "f32" },
+    workgroupSize: REDUCE_WORKGROUP,
+    code: `${entryPoint(REDUCE_WORKGROUP)}
+  if (i < p.c && p.affine != 0u) {
+    var sg = 0.0;
+    var sgx = 0.0;
+    for (var n = 0u; n < p.batch; n++) {
+      sg += sums[n * p.c + i];
+      sgx += sums[p.planes + n * p.c + i];
+    }
+    gw[i] = sgx;
+    gb[i] = sg;
+  }
+  if (p.need_dx == 0u) { return; }
+${PLANE_WGSL}
+  let mu = stats[r];
+  let rs = stats[p.rows + r];
+  var a = rs;
+  if (p.affine != 0u) { a = rs * w[ch]; }
+  let k2 = rs * rs * sums[2u * p.planes + p.rows + r] * p.inv_m;
+  let k0 = rs * sums[2u * p.planes + r] * p.inv_m;
+  for (var k = base + start; k < base + stop; k++) { dx[k] = a * g[k] - k2 * (x[k] - mu) - k0; }
+}`,
+    cpu(ins, outs, params) {
+      const p = params as Record<string, number>;
+      const { g, x, stats, w, sums } = ins;
+      const { dx, gw, gb } = outs;
+      if (p.affine) {
+        for (let ch = 0; ch < p.c; ch++) {
+          let sg = 0, sgx = 0;
+          for (let n = 0; n < p.batch; n++) {
+            sg += sums[n * p.c + ch];
+            sgx += sums[p.planes + n * p.c + ch];
+          }
+          gw[ch] = sgx;
+          gb[ch] = sg;
+        }
+      }
+      if (!p.need_dx) return;
+      for (let i = 0; i < p.planes * p.nch; i++) {
+        const { base, start, stop, ch, r } = planeCpu(i, p);
+        const mu = stats[r], rs = stats[p.rows + r];
+        const a = p.affine ? rs * w[ch] : rs;
+        const k2 = rs * rs * sums[2 * p.planes + p.rows + r] * p.inv_m;
+        const k0 = rs * sums[2 * p.planes + r] * p.inv_m;
+        for (let k = base + start; k < base + stop; k++) dx[k] = a * g[k] - k2 * (x[k] - mu) - k0;
+      }
+    },
+  }));
+}
+
+/**
+ * Whether group norm of `layout` runs on the `norm.tree_*` kernels within `loopBudget`: the
+ * forward pass's strided loops over a row, the gradient sums' loops over the row's planes, and
+ * the weight gradient's loop over the samples.
+ *
+ * @example
+ * ```ts
+ * import { groupNormTreeFits } from "./group_norm_tree.ts";
+ * const layout = { batch: 2, c: 256, hw: 4096, gn: 32, cpg: 8 };
+ * console.log(groupNormTreeFits(layout, 65_536)); // true
+ * console.log(groupNormTreeFits(layout, 64)); // false: 8 planes of 16 iterations each
+ * ```
+ */
+export function groupNormTreeFits(layout: Layout, loopBudget: number): boolean {
+  return rowFitsWorkgroup(layout.hw, loopBudget, layout.cpg) &&
+    rowFitsWorkgroup(layout.cpg * layout.hw, loopBudget) && layout.batch <= loopBudget;
+}
+
+/**
+ * Group normalisation of `x` (`[N, C, ...]`, already checked; `layout.gn` groups) on the
+ * `norm.tree_*` kernels: one launch forward, two backward. `weight` and `bias` come together or
+ * not at all.
+ *
+ * @example
+ * ```ts
+ * import { groupNormTree } from "./group_norm_tree.ts";
+ * import { tensor } from "../tensor.ts";
+ * const x = tensor([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 2, 2]);
+ * const y = groupNormTree(x, { batch: 1, c: 2, hw: 4, gn: 1, cpg: 2 }, undefined, undefined, 1e-5);
+ * console.log(y.shape); // [1, 2, 2, 2], mean 0 and variance ~1
+ * ```
+ *
+ * @param x Input `[N, C, ...]`.
+ * @param layout Its planes and groups.
+ * @param weight Per-channel scale `[C]`, or undefined.
+ * @param bias Per-channel shift `[C]`, or undefined.
+ * @param eps Added to the variance.
+ * @returns A tensor of `x`'s shape.
+ */
+export function groupNormTree(
+  x: Tensor,
+  layout: Layout,
+  weight: Tensor | undefined,
+  bias: Tensor | undefined,
+  eps: number,
+): Tensor {
+  const backend = backendOf("groupNorm", [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])]);
+  const { batch, c, hw, gn, cpg } = layout;
+  const rows = batch * gn, n = cpg * hw;
+  const affine = weight && bias ? 1 : 0;
+  const out = empty(x.shape, x.dtype, backend);
+  const stats = empty([2 * rows], x.dtype, backend);
+  // Without affine parameters the kernels bind the input in their place (and never read it).
+  const w = weight ?? x, b = bias ?? x;
+  if (rows > 0) {
+    launch(
+      forwardKernel(x.dtype),
+      [x, w, b],
+      [out, stats],
+      { rows, n, hw, cpg, gn, affine, eps },
+      rows,
+    );
+  }
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  if (!needsGrad(inputs)) {
+    stats.dispose();
+    return out;
+  }
+  record("groupNorm", inputs, [out], ([g]) => {
+    const planes = batch * c;
+    const sums = empty([2 * planes + 2 * rows], x.dtype, backend);
+    if (rows > 0) {
+      launch(
+        gradSumsKernel(x.dtype),
+        [g!, x, stats, w],
+        [sums],
+        { rows, planes, hw, c, cpg, gn, affine },
+        rows,
+      );
+    }
+    const needDx = x.requiresGrad ? 1 : 0;
+    // Outputs nobody asked for are one-element stand-ins.
+    const dx = empty(needDx ? x.shape : [1], x.dtype, backend);
+    const gw = empty(affine ? [c] : [1], x.dtype, backend);
+    const gb = empty(affine ? [c] : [1], x.dtype, backend);
+    const plan = planeParams(layout, PER, affine);
+    const invocations = Math.max(needDx ? plan.invocations : 0, affine ? c : 0);
+    if (invocations > 0) {
+      launch(
+        gradInputKernel(x.dtype),
+        [g!, x, stats, w, sums],
+        [dx, gw, gb],
+        { ...plan.params, rows, batch, need_dx: needDx, inv_m: 1 / Math.max(n, 1) },
+        Math.ceil(invocations / REDUCE_WORKGROUP),
+      );
+    }
+    sums.dispose();
+    stats.dispose();
+    const keep = (t: Tensor, wanted: boolean | undefined) => {
+      if (wanted) return t;
+      t.dispose();
+      return null;
+    };
+    return [
+      keep(dx, needDx === 1),
+      ...(weight ? [keep(gw, weight.requiresGrad)] : []),
+      ...(bias ? [keep(gb, bias.requiresGrad)] : []),
+    ];
+  });
+  return out;
+}
