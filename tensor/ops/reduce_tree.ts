@@ -299,7 +299,7 @@ export function treeReduce(op: TreeReduceOp, x: Tensor, plan: ReducePlan, scale 
   for (;;) {
     const rows = perInvocation(current, budget);
     // Elements one workgroup (or invocation) reduces: all of a row where the loop budget allows.
-    const reach = rows ? current.n : REDUCE_WORKGROUP * budget;
+    const reach = rows ? Math.max(current.n, 1) : REDUCE_WORKGROUP * budget;
     const chunks = Math.max(1, Math.ceil(current.n / reach));
     const chunk = chunks === 1 ? Math.max(current.n, 1) : reach;
     const out = empty([current.outputs * chunks], x.dtype, backend);
