@@ -15,7 +15,11 @@ import {
   cpu,
   F,
   groupNorm,
+  HARDWARE_PATHS,
   matmul,
+  max,
+  mean,
+  min,
   mul,
   relu,
   Rng,
@@ -25,6 +29,7 @@ import {
   type Tensor,
   tensor,
   webgpu,
+  withProfile,
 } from "../../mod.ts";
 
 /** One case's outcome. */
@@ -145,6 +150,47 @@ const CASES: Case[] = [
       backwardWeighted(y, 17);
       return await read({ y, dx: x.grad, dg: g.grad, db: b.grad });
     },
+  },
+  {
+    name: "groupNorm on the workgroup kernels (hardware paths), forward and gradients",
+    atol: 1e-4,
+    rtol: 1e-3,
+    run: (backend) =>
+      withProfile(backend, HARDWARE_PATHS, async () => {
+        // Rows of 3 x 85 = 255 and of 2 x 35,000 elements.
+        const out: Outputs = {};
+        for (const [shape, groups] of [[[2, 12, 85], 4], [[1, 2, 35_000], 1]] as const) {
+          const size = shape[0] * shape[1] * shape[2], c = shape[1];
+          const x = leaf(randomArray(size, 21, -2, 3), [...shape], backend);
+          const g = leaf(randomArray(c, 22, 0.5, 1.5), [c], backend);
+          const b = leaf(randomArray(c, 23), [c], backend);
+          const y = groupNorm(x, groups, g, b);
+          backwardWeighted(y, 24);
+          const got = await read({ y, dx: x.grad, dg: g.grad, db: b.grad });
+          for (const [name, v] of Object.entries(got)) out[`${name} [${shape}]`] = v;
+        }
+        return out;
+      }),
+  },
+  {
+    name: "sum, mean, max, min on the workgroup kernels (hardware paths), over several axes",
+    atol: 1e-3,
+    rtol: 1e-4,
+    run: (backend) =>
+      withProfile(backend, HARDWARE_PATHS, async () => {
+        const x = tensor(randomArray(3 * 257 * 5, 25), [3, 257, 5], { backend });
+        const long = tensor(randomArray(70_000, 26), [70_000], { backend });
+        const many = tensor(randomArray(20_000 * 3, 27), [20_000, 3], { backend });
+        return await read({
+          sum: sum(x, [0, 2]),
+          mean: mean(x, 1, true),
+          max: max(x, [1, 2]),
+          min: min(x, 0),
+          sumAll: sum(long),
+          maxAll: max(long),
+          rows: sum(many, 1),
+        });
+      }),
   },
   {
     name: "softmax over 1000 columns",
