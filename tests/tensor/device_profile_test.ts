@@ -34,6 +34,12 @@ Deno.test("adapterProfile() keeps llvmpipe on its own kernels and hardware on th
   assert.ok(gpu.loopBudget > LOOP_BUDGET);
   assert.deepEqual([gpu.matmul, gpu.conv, gpu.uniformWindows], ["tiled", "implicit", false]);
   assert.equal(hostProfile().kind, "host");
+  // Workgroup reductions on hardware only (barriers are slow where invocations are coroutines).
+  assert.deepEqual(
+    [mesa, swift, fallback, gpu, hostProfile()].map((p) => p.reductions),
+    ["chunked", "chunked", "chunked", "workgroup", "chunked"],
+  );
+  assert.equal(HARDWARE_PATHS.reductions, "workgroup");
 });
 
 Deno.test("preferredTiles() fits the workgroup and its memory", async (t) => {
@@ -88,6 +94,10 @@ Deno.test("withProfile() overrides one backend and restores it", async (t) => {
     assert.throws(
       () => withProfile(backend, { convDirect: "yes" as "on" }, () => 0),
       /Profile field "convDirect" "yes" is not auto, on or off/,
+    );
+    assert.throws(
+      () => withProfile(backend, { reductions: "tree" as "workgroup" }, () => 0),
+      /Profile field "reductions" "tree" is not chunked or workgroup/,
     );
     assert.throws(
       () => withProfile(backend, { convColLimit: 0 }, () => 0),
