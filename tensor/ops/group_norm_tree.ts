@@ -8,8 +8,9 @@
  * give the sum of squared deviations (two passes over the row, for accuracy); a third loop writes
  * `(x - mean) * rstd * weight + bias`. Mean and rstd are kept for the backward pass, which is two
  * launches: `norm.tree_grad_sums` (one workgroup per row) sums `g` and `g * xhat` over each
- * channel plane of the row (a tree per channel) and, scaled by the channel's weight, over the
- * row; `norm.tree_grad_input` writes the input gradient per run of a plane and, in its first `C`
+ * channel plane of the row (a tree per plane for wide planes; for many narrow ones an invocation
+ * per plane, `norm.tree_grad_sums_planes`) and, scaled by the channel's weight, over the row;
+ * `norm.tree_grad_input` writes the input gradient per run of a plane and, in its first `C`
  * invocations, the weight and bias gradients (the plane sums added over the samples).
  *
  * On llvmpipe workgroup barriers are slow (invocations run as coroutines) and loops end after
@@ -32,7 +33,12 @@ import {
   planeCpu,
   planeParams,
 } from "./norm_planes.ts";
-import { REDUCE_WORKGROUP, rowFitsWorkgroup, treeReduceWgsl } from "./workgroup_tree.ts";
+import {
+  REDUCE_WORKGROUP,
+  rowFitsWorkgroup,
+  stridedIterations,
+  treeReduceWgsl,
+} from "./workgroup_tree.ts";
 
 const cached = kernelCache();
 
@@ -114,14 +120,80 @@ ${ROW_WGSL}
   }));
 }
 
+/** How `norm.tree_grad_sums` sums a row's planes: a tree per plane, or an invocation per plane. */
+type PlaneSums = "tree" | "plane";
+
 /**
- * `norm.tree_grad_sums`: `sums` holds, for the `planes = N * C` planes and `rows` rows,
+ * The cheaper way to sum a row's `cpg` planes of `hw` elements that fits `loopBudget`, or null:
+ * `"tree"` (all invocations stride over each plane in turn, then combine through a tree, ~8
+ * barriers: wide planes) or `"plane"` (each invocation sums whole planes, one tree for the row:
+ * many narrow planes, as layer norm's `[rows, d]` view with planes of one element).
+ */
+function planeSums(layout: Layout, loopBudget: number): PlaneSums | null {
+  const { cpg, hw } = layout;
+  const treeLoop = cpg * stridedIterations(hw), planeLoop = stridedIterations(cpg) * hw;
+  const tree = treeLoop <= loopBudget, plane = planeLoop <= loopBudget;
+  if (tree && plane) return planeLoop < treeLoop + cpg * TREE_COST ? "plane" : "tree";
+  return tree ? "tree" : plane ? "plane" : null;
+}
+
+/** Loop iterations a tree's barriers are reckoned to cost, when choosing {@linkcode PlaneSums}. */
+const TREE_COST = 8;
+
+/** The body of `norm.tree_grad_sums` for `mode`, after the row's `mu`, `rs`, `c0`, `first`. */
+const PLANE_SUMS_WGSL: Record<PlaneSums, string> = {
+  tree: `var s1 = 0.0;
+  var s2 = 0.0;
+  for (var j = 0u; j < p.cpg; j++) {
+    let plane = first + j;
+    let base = plane * p.hw;
+    var acc = vec2<f32>(0.0);
+    ${strided("p.hw", "let gv = g[base + k]; acc += vec2<f32>(gv, gv * (x[base + k] - mu));")}
+    let total = tree_sum2(lid, acc);
+    let sgx = total.y * rs;
+    var wc = 1.0;
+    if (p.affine != 0u) { wc = w[c0 + j]; }
+    s1 += wc * total.x;
+    s2 += wc * sgx;
+    if (lid == 0u) {
+      sums[plane] = total.x;
+      sums[p.planes + plane] = sgx;
+    }
+  }
+  let row = vec2<f32>(s1, s2);`,
+  plane: `var acc = vec2<f32>(0.0);
+  ${
+    strided(
+      "p.cpg",
+      `let plane = first + k;
+      let base = plane * p.hw;
+      var sg = 0.0;
+      var sgx = 0.0;
+      for (var e = base; e < base + p.hw; e++) {
+        let gv = g[e];
+        sg += gv;
+        sgx += gv * (x[e] - mu);
+      }
+      sgx = sgx * rs;
+      sums[plane] = sg;
+      sums[p.planes + plane] = sgx;
+      var wc = 1.0;
+      if (p.affine != 0u) { wc = w[c0 + k]; }
+      acc += vec2<f32>(wc * sg, wc * sgx);`,
+    )
+  }
+  let row = tree_sum2(lid, acc);`,
+};
+
+/**
+ * `norm.tree_grad_sums` (`mode` `"tree"`) or `norm.tree_grad_sums_planes` (`"plane"`): `sums`
+ * holds, for the `planes = N * C` planes and `rows` rows,
  * `[sum g per plane | sum g * xhat per plane | s1 per row | s2 per row]` with
  * `s1 = sum w[c] g`, `s2 = sum w[c] g xhat` over the row (`w` 1 without affine).
  */
-function gradSumsKernel(dtype: DType): Kernel {
-  return cached(`grad_sums|${dtype}`, () => ({
-    label: "norm.tree_grad_sums",
+function gradSumsKernel(dtype: DType, mode: PlaneSums): Kernel {
+  return cached(`grad_sums|${dtype}|${mode}`, () => ({
+    label: mode === "tree" ? "norm.tree_grad_sums" : "norm.tree_grad_sums_planes",
     inputs: { g: dtype, x: dtype, stats: dtype, w: dtype },
     outputs: { sums: dtype },
     params: {
@@ -141,27 +213,10 @@ ${ROW_WGSL}
   let rs = stats[p.rows + r];
   let c0 = (r % p.gn) * p.cpg;
   let first = (r / p.gn) * p.c + c0;
-  var s1 = 0.0;
-  var s2 = 0.0;
-  for (var j = 0u; j < p.cpg; j++) {
-    let plane = first + j;
-    let base = plane * p.hw;
-    var acc = vec2<f32>(0.0);
-    ${strided("p.hw", "let gv = g[base + k]; acc += vec2<f32>(gv, gv * (x[base + k] - mu));")}
-    let total = tree_sum2(lid, acc);
-    let sgx = total.y * rs;
-    var wc = 1.0;
-    if (p.affine != 0u) { wc = w[c0 + j]; }
-    s1 += wc * total.x;
-    s2 += wc * sgx;
-    if (lid == 0u) {
-      sums[plane] = total.x;
-      sums[p.planes + plane] = sgx;
-    }
-  }
+  ${PLANE_SUMS_WGSL[mode]}
   if (lid == 0u) {
-    sums[2u * p.planes + r] = s1;
-    sums[2u * p.planes + p.rows + r] = s2;
+    sums[2u * p.planes + r] = row.x;
+    sums[2u * p.planes + p.rows + r] = row.y;
   }
 }`,
     cpu(ins, outs, params) {
@@ -265,11 +320,11 @@ ${PLANE_WGSL}
  * import { groupNormTreeFits } from "./group_norm_tree.ts";
  * const layout = { batch: 2, c: 256, hw: 4096, gn: 32, cpg: 8 };
  * console.log(groupNormTreeFits(layout, 65_536)); // true
- * console.log(groupNormTreeFits(layout, 64)); // false: 8 planes of 16 iterations each
+ * console.log(groupNormTreeFits(layout, 64)); // false: 8 planes of 16 iterations each, or 4096
  * ```
  */
 export function groupNormTreeFits(layout: Layout, loopBudget: number): boolean {
-  return rowFitsWorkgroup(layout.hw, loopBudget, layout.cpg) &&
+  return planeSums(layout, loopBudget) !== null &&
     rowFitsWorkgroup(layout.cpg * layout.hw, loopBudget) && layout.batch <= loopBudget;
 }
 
@@ -319,6 +374,7 @@ export function groupNormTree(
     );
   }
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  const mode = planeSums(layout, backend.profile.loopBudget) ?? "tree";
   if (!needsGrad(inputs)) {
     stats.dispose();
     return out;
@@ -328,7 +384,7 @@ export function groupNormTree(
     const sums = empty([2 * planes + 2 * rows], x.dtype, backend);
     if (rows > 0) {
       launch(
-        gradSumsKernel(x.dtype),
+        gradSumsKernel(x.dtype, mode),
         [g!, x, stats, w],
         [sums],
         { rows, planes, hw, c, cpg, gn, affine },

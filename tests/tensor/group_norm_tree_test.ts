@@ -102,6 +102,8 @@ const CASES: [number[], number][] = [
   [[3, 1, 257], 1],
   [[1, 2, 35_000], 1],
   [[2, 6, 3, 5], 3],
+  // Layer norm's view: 600 planes of one element per row.
+  [[3, 600], 1],
 ];
 
 Deno.test("workgroup group norm matches a float64 reference on every backend", async (t) => {
@@ -131,15 +133,29 @@ Deno.test("workgroup group norm: one launch forward, two backward", async (t) =>
   const shape = [2, 6, 4, 5];
   const x = randomArray(240, 1), g = randomArray(240, 2);
   const w = randomArray(6, 3, 0.5, 1.5), b = randomArray(6, 4);
+  const w12 = randomArray(12, 5, 0.5, 1.5), b12 = randomArray(12, 6);
   await t.step("forward", async () => {
     const launches = await launchesOf(() =>
       onHardwarePaths(CPU, () => [groupNorm(tensor(x, shape, { backend: CPU }), 3)])
     );
     assert.deepEqual(launches, { "norm.tree_forward": 1 });
   });
-  await t.step("forward and backward", async () => {
+  await t.step("forward and backward: narrow planes, one invocation each", async () => {
     const launches = await launchesOf(() =>
-      onHardwarePaths(CPU, () => forwardBackward(CPU, x, g, shape, 3, w, b))
+      onHardwarePaths(CPU, () => forwardBackward(CPU, x, g, [2, 12, 10], 3, w12, b12))
+    );
+    assert.deepEqual(launches, {
+      "norm.tree_forward": 1,
+      "norm.tree_grad_sums_planes": 1,
+      "norm.tree_grad_input": 1,
+    });
+  });
+  await t.step("forward and backward: wide planes, a tree each", async () => {
+    const launches = await launchesOf(() =>
+      onHardwarePaths(
+        CPU,
+        () => forwardBackward(CPU, x, g, [1, 2, 120], 1, w.slice(0, 2), b.slice(0, 2)),
+      )
     );
     assert.deepEqual(launches, {
       "norm.tree_forward": 1,
@@ -177,6 +193,15 @@ Deno.test("workgroup group norm gradients match finite differences (float64)", a
   await onHardwarePaths(CPU, async () => {
     await t.step("with affine", async () => {
       await gradcheck((a, ww, bb) => groupNorm(a, 2, ww, bb), [x, w, b], {
+        atol: 1e-5,
+        rtol: 1e-4,
+      });
+    });
+    await t.step("with affine, wide planes (a tree per plane)", async () => {
+      const wide = { data: randomArray(60, 24, -2, 2), shape: [1, 2, 30] };
+      const w2 = { data: randomArray(2, 25, 0.5, 1.5), shape: [2] };
+      const b2 = { data: randomArray(2, 26), shape: [2] };
+      await gradcheck((a, ww, bb) => groupNorm(a, 1, ww, bb), [wide, w2, b2], {
         atol: 1e-5,
         rtol: 1e-4,
       });
