@@ -157,9 +157,11 @@ const CASES: Case[] = [
     rtol: 1e-3,
     run: (backend) =>
       withProfile(backend, HARDWARE_PATHS, async () => {
-        // Rows of 3 x 85 = 255 and of 2 x 35,000 elements.
+        // Rows of 6 planes of 6 (an invocation per plane in the backward sums), of 3 x 85 = 255
+        // and of 2 x 35,000 elements (a tree per plane).
         const out: Outputs = {};
-        for (const [shape, groups] of [[[2, 12, 85], 4], [[1, 2, 35_000], 1]] as const) {
+        const cases = [[[2, 24, 6], 4], [[2, 12, 85], 4], [[1, 2, 35_000], 1]] as const;
+        for (const [shape, groups] of cases) {
           const size = shape[0] * shape[1] * shape[2], c = shape[1];
           const x = leaf(randomArray(size, 21, -2, 3), [...shape], backend);
           const g = leaf(randomArray(c, 22, 0.5, 1.5), [c], backend);
