@@ -414,11 +414,12 @@ export function groupNormTree(
       t.dispose();
       return null;
     };
-    return [
+    const grads = [
       keep(dx, needDx === 1),
-      ...(weight ? [keep(gw, weight.requiresGrad)] : []),
-      ...(bias ? [keep(gb, bias.requiresGrad)] : []),
+      keep(gw, weight?.requiresGrad),
+      keep(gb, bias?.requiresGrad),
     ];
+    return [grads[0], ...(weight ? [grads[1]] : []), ...(bias ? [grads[2]] : [])];
   });
   return out;
 }

@@ -7,6 +7,7 @@ import { groupNorm } from "../../tensor/ops/norm.ts";
 import { type Tensor, tensor } from "../../tensor/tensor.ts";
 import {
   assertClose,
+  assertReleases,
   compareBackends,
   CPU,
   GPU,
@@ -214,6 +215,20 @@ Deno.test("workgroup group norm gradients match finite differences (float64)", a
       await gradcheck((ww, bb) => groupNorm(xt, 1, ww, bb), [w, b], { atol: 1e-5, rtol: 1e-4 });
     });
   });
+});
+
+Deno.test("workgroup group norm releases every buffer", async () => {
+  for (const backend of await testBackends()) {
+    await onHardwarePaths(backend, async () => {
+      await assertReleases(backend, (x) => [groupNorm(x, 5)]);
+      // Frozen affine parameters: their gradients are computed and dropped.
+      const w = tensor(randomArray(35, 1), [35], { backend });
+      const b = tensor(randomArray(35, 2), [35], { backend });
+      await assertReleases(backend, (x) => [groupNorm(x, 7, w, b)]);
+      w.dispose();
+      b.dispose();
+    });
+  }
 });
 
 Deno.test("workgroup group norm: errors as on the chunked path", () => {

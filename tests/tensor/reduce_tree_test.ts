@@ -6,6 +6,7 @@ import { reducePlan } from "../../tensor/ops/reduce_tree.ts";
 import { type Tensor, tensor } from "../../tensor/tensor.ts";
 import {
   assertClose,
+  assertReleases,
   compareBackends,
   CPU,
   GPU,
@@ -137,6 +138,16 @@ Deno.test("workgroup reductions take one launch, or one pass per loop budget", a
     const got = await onHardwarePaths(CPU, () => mean(input()).data(), tiny);
     assertClose(got, reference("mean", x, [2, 70_000], [0, 1]), 1e-6, 1e-5);
   });
+});
+
+Deno.test("workgroup reductions release every buffer", async () => {
+  for (const backend of await testBackends()) {
+    await onHardwarePaths(backend, async () => {
+      await assertReleases(backend, (x) => [sum(x, [0, 1]), mean(x, 0), max(x, 1), min(x)]);
+      // Two passes: 840 elements in chunks of 256.
+      await assertReleases(backend, (x) => [mean(x)]);
+    }, { loopBudget: 1 });
+  }
 });
 
 Deno.test("workgroup reductions: integers, empty axes, errors", async () => {
