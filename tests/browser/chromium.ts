@@ -1,6 +1,7 @@
 /**
  * Headless Chromium driven through the Chrome DevTools Protocol over Deno's WebSocket, for the
- * browser tests (`deno task test:browser`) and nothing else: no library code imports it.
+ * browser tests (`deno task test:browser`) and the browser bench (`bench/browser_gemm.ts`); no
+ * library code imports it.
  *
  * @module
  */
@@ -20,6 +21,18 @@ export const WEBGPU_FLAGS: readonly string[] = [
   "--use-angle=swiftshader",
   "--use-webgpu-adapter=swiftshader",
 ];
+
+/** Bundles the module at `entry` (a file URL) for the browser into the file `out`. */
+export async function bundleForBrowser(entry: URL, out: string): Promise<void> {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--quiet", "--platform", "browser", "-o", out, entry.pathname],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (code !== 0) {
+    throw new Error(`deno bundle ${entry.pathname} failed:\n${new TextDecoder().decode(stderr)}`);
+  }
+}
 
 /** Executables tried in order when `BRL_CHROMIUM` does not name one. */
 const CANDIDATES = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"];

@@ -3,7 +3,7 @@
 // Run with `deno task test:browser`; skipped, saying why, where Chromium is not installed. Not
 // named *_test.ts on purpose: `deno task test` finds no Chromium-only test.
 import assert from "node:assert/strict";
-import { Chromium, findChromium } from "./chromium.ts";
+import { bundleForBrowser, Chromium, findChromium } from "./chromium.ts";
 import type { SuiteReport } from "./page_suite.ts";
 import type { DemoResult } from "../../web/demo.ts";
 import { staticFiles } from "../../web/serve.ts";
@@ -22,16 +22,6 @@ if (!CHROMIUM) {
  */
 const DEMO_QUERY = "steps=10&batchSize=2&size=64&trainImages=2&valImages=4&seed=0&lr=0.01";
 
-/** Bundles `entry` for the browser into `out`. */
-async function bundle(entry: string, out: string): Promise<void> {
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", "--platform", "browser", "-o", out, new URL(entry, ROOT).pathname],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.equal(code, 0, `deno bundle ${entry} failed:\n${new TextDecoder().decode(stderr)}`);
-}
-
 Deno.test({
   name: "the module in headless Chromium (WebGPU)",
   ignore: !CHROMIUM,
@@ -40,8 +30,8 @@ Deno.test({
 }, async (t) => {
   const site = await Deno.makeTempDir({ prefix: "brl-browser-" });
   const runDir = new URL(`runs/browser/${new Date().toISOString().replaceAll(":", "-")}/`, ROOT);
-  await bundle("tests/browser/page_suite.ts", `${site}/suite.js`);
-  await bundle("web/demo.ts", `${site}/dist/demo.js`);
+  await bundleForBrowser(new URL("tests/browser/page_suite.ts", ROOT), `${site}/suite.js`);
+  await bundleForBrowser(new URL("web/demo.ts", ROOT), `${site}/dist/demo.js`);
   await Deno.copyFile(new URL("web/index.html", ROOT), `${site}/index.html`);
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
