@@ -6,10 +6,12 @@
 
 import type { Backend } from "../tensor/backend.ts";
 import { BatchNorm2d, GroupNorm } from "../tensor/nn/layers.ts";
-import type { Module } from "../tensor/nn/module.ts";
 
 /** Which normalisation: batch norm (trained), frozen batch norm, or group norm. */
 export type NormKind = "batch" | "frozen_batch" | "group";
+
+/** A layer {@linkcode normLayer} makes. */
+export type NormLayer = GroupNorm | BatchNorm2d;
 
 /** The largest group count at most `wanted` that divides `channels`. */
 export function groupsFor(channels: number, wanted: number): number {
@@ -18,7 +20,8 @@ export function groupsFor(channels: number, wanted: number): number {
 }
 
 /**
- * A normalisation layer over `channels` channels.
+ * A normalisation layer over `channels` channels; its `forward(x, { relu: true })` adds a ReLU
+ * (fused into group norm's launches on hardware adapters).
  *
  * @example
  * ```ts
@@ -31,7 +34,7 @@ export function normLayer(
   channels: number,
   groups = 32,
   backend?: Backend,
-): Module {
+): NormLayer {
   if (kind === "group") return new GroupNorm(groupsFor(channels, groups), channels, { backend });
   return new BatchNorm2d(channels, { frozen: kind === "frozen_batch", backend });
 }

@@ -13,7 +13,7 @@ import { type AnyModule, Module } from "../../tensor/nn/module.ts";
 import { add, relu } from "../../tensor/ops/elementwise.ts";
 import type { Rng } from "../../tensor/rng.ts";
 import type { Tensor } from "../../tensor/tensor.ts";
-import { type NormKind, normLayer } from "../norm_layer.ts";
+import { type NormKind, type NormLayer, normLayer } from "../norm_layer.ts";
 
 /** The shape of a ResNet. */
 export interface ResNetConfig {
@@ -81,8 +81,8 @@ function conv(cin: number, cout: number, k: number, stride: number, parts: Parts
 
 /** One residual block, basic or bottleneck. */
 class ResidualBlock extends Module {
-  readonly #path: [Conv2d, AnyModule][] = [];
-  readonly #shortcut: [Conv2d, AnyModule] | null = null;
+  readonly #path: [Conv2d, NormLayer][] = [];
+  readonly #shortcut: [Conv2d, NormLayer] | null = null;
 
   constructor(
     kind: "basic" | "bottleneck",
@@ -120,8 +120,7 @@ class ResidualBlock extends Module {
   forward(x: Tensor): Tensor {
     let y = x;
     this.#path.forEach(([c, b], n) => {
-      y = b.forward(c.forward(y));
-      if (n < this.#path.length - 1) y = relu(y);
+      y = b.forward(c.forward(y), { relu: n < this.#path.length - 1 });
     });
     const identity = this.#shortcut ? this.#shortcut[1].forward(this.#shortcut[0].forward(x)) : x;
     return relu(add(y, identity));
@@ -170,7 +169,7 @@ export class ResNet extends Module<Tensor, Tensor[]> {
   readonly outChannels: number[];
   /** Channels of every stage's output, `[C2, C3, C4, C5]` for 4 stages. */
   readonly stageChannels: number[];
-  readonly #stem: [Conv2d, AnyModule];
+  readonly #stem: [Conv2d, NormLayer];
   readonly #pool = new MaxPool2d(3, { stride: 2, padding: 1 });
   readonly #stages: Stage[] = [];
 
@@ -217,7 +216,7 @@ export class ResNet extends Module<Tensor, Tensor[]> {
    * `layerK` has stride `2 ** (K + 1)`.
    */
   forwardStages(images: Tensor): Tensor[] {
-    let x = relu(this.#stem[1].forward(this.#stem[0].forward(images)));
+    let x = this.#stem[1].forward(this.#stem[0].forward(images), { relu: true });
     x = this.#pool.forward(x);
     const outs: Tensor[] = [x];
     for (const stage of this.#stages) {

@@ -13,7 +13,7 @@ import { normal } from "../../tensor/nn/init.ts";
 import { GroupNorm } from "../../tensor/nn/layers.ts";
 import { Module } from "../../tensor/nn/module.ts";
 import { concat } from "../../tensor/ops/concat.ts";
-import { mul, relu } from "../../tensor/ops/elementwise.ts";
+import { mul } from "../../tensor/ops/elementwise.ts";
 import { reshape } from "../../tensor/ops/shape.ts";
 import type { Rng } from "../../tensor/rng.ts";
 import { type Tensor, tensor } from "../../tensor/tensor.ts";
@@ -76,7 +76,7 @@ class Tower extends Module {
     }
   }
   forward(x: Tensor): Tensor {
-    return this.#layers.reduce((y, [conv, gn]) => relu(gn.forward(conv.forward(y))), x);
+    return this.#layers.reduce((y, [conv, gn]) => gn.forward(conv.forward(y), { relu: true }), x);
   }
 }
 

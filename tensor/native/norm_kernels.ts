@@ -12,7 +12,7 @@ import type { CpuTwin } from "../kernel.ts";
 import { sumRange, sumSquaredDeviations } from "./sums.ts";
 
 type PlaneParams = Record<
-  "planes" | "nch" | "per" | "hw" | "c" | "gn" | "cpg" | "affine",
+  "planes" | "nch" | "per" | "hw" | "c" | "gn" | "cpg" | "affine" | "relu",
   number
 >;
 
@@ -44,7 +44,10 @@ const moments: CpuTwin = (ins, outs, params) => {
   }
 };
 
-/** `norm.apply`: `(x - mean) * rstd * weight + bias`, one statistics row and channel per plane. */
+/**
+ * `norm.apply`: `(x - mean) * rstd * weight + bias` (then `max(·, 0)` with `relu`), one statistics
+ * row and channel per plane.
+ */
 const apply: CpuTwin = (ins, outs, params) => {
   const p = params as PlaneParams;
   const { x, mean, rstd, w, b } = ins;
@@ -53,7 +56,13 @@ const apply: CpuTwin = (ins, outs, params) => {
     const ch = plane % p.c, r = rowOf(plane, p);
     const mu = mean[r];
     const scale = p.affine ? rstd[r] * w[ch] : rstd[r], shift = p.affine ? b[ch] : 0;
-    for (let k = plane * hw, end = k + hw; k < end; k++) out[k] = (x[k] - mu) * scale + shift;
+    if (p.relu) {
+      for (let k = plane * hw, end = k + hw; k < end; k++) {
+        out[k] = Math.max((x[k] - mu) * scale + shift, 0);
+      }
+    } else {
+      for (let k = plane * hw, end = k + hw; k < end; k++) out[k] = (x[k] - mu) * scale + shift;
+    }
   }
 };
 

@@ -77,10 +77,16 @@ export class GroupNorm extends Module {
     }
   }
 
-  /** Normalises `x` `[N, C, ...]`. */
-  forward(x: Tensor): Tensor {
-    return groupNorm(x, this.numGroups, this.weight, this.bias, this.eps);
+  /** Normalises `x` `[N, C, ...]`; with `relu`, a ReLU follows (fused where the adapter allows). */
+  forward(x: Tensor, options: NormForwardOptions = {}): Tensor {
+    return groupNorm(x, this.numGroups, this.weight, this.bias, this.eps, options);
   }
+}
+
+/** What the normalisation layers' `forward` may add. */
+export interface NormForwardOptions {
+  /** Apply a ReLU to the result (fused into group norm's launches on hardware adapters). */
+  relu?: boolean;
 }
 
 /** Options of {@linkcode BatchNorm2d}. */
@@ -145,13 +151,17 @@ export class BatchNorm2d extends Module {
     this.runningVar = this.registerBuffer("running_var", filled([numFeatures], 1, options));
   }
 
-  /** Normalises `x` `[N, C, ...]`: batch statistics when training (and not frozen). */
-  forward(x: Tensor): Tensor {
-    return batchNorm(x, this.runningMean, this.runningVar, this.weight, this.bias, {
+  /**
+   * Normalises `x` `[N, C, ...]`: batch statistics when training (and not frozen); with `relu`, a
+   * ReLU follows.
+   */
+  forward(x: Tensor, options: NormForwardOptions = {}): Tensor {
+    const out = batchNorm(x, this.runningMean, this.runningVar, this.weight, this.bias, {
       training: this.training && !this.frozen,
       momentum: this.momentum,
       eps: this.eps,
     });
+    return options.relu ? relu(out) : out;
   }
 }
 

@@ -430,11 +430,24 @@ export function relu(x: Tensor): Tensor {
   return unary(
     { label: "relu", wgsl: "max(a, T(0))", cpu: (a) => Math.max(a, 0) },
     x,
-    (g) =>
-      map({ label: "relu_grad", wgsl: "select(0.0, a, b > 0.0)", cpu: (a, b) => b > 0 ? a : 0 }, [
-        g,
-        x,
-      ]),
+    (g) => reluGrad(g, x),
+  );
+}
+
+/**
+ * The gradient through a ReLU: `g` where `x` (the ReLU's input or output) is positive, else 0.
+ *
+ * @example
+ * ```ts
+ * import { reluGrad } from "./elementwise.ts";
+ * import { tensor } from "../tensor.ts";
+ * console.log(await reluGrad(tensor([5, 6]), tensor([-1, 2])).data()); // [0, 6]
+ * ```
+ */
+export function reluGrad(g: Tensor, x: Tensor): Tensor {
+  return map(
+    { label: "relu_grad", wgsl: "select(0.0, a, b > 0.0)", cpu: (a, b) => b > 0 ? a : 0 },
+    [g, x],
   );
 }
 

@@ -58,9 +58,9 @@ function strided(count: string, body: string): string {
  * `norm.tree_forward`: per row `r` of `n` elements, `stats[r]` = mean, `stats[rows + r]` = rstd,
  * and the normalised (affine) output.
  */
-function forwardKernel(dtype: DType): Kernel {
-  return cached(`forward|${dtype}`, () => ({
-    label: "norm.tree_forward",
+function forwardKernel(dtype: DType, relu: boolean): Kernel {
+  return cached(`forward|${dtype}|${relu}`, () => ({
+    label: relu ? "norm.tree_forward_relu" : "norm.tree_forward",
     inputs: { x: dtype, w: dtype, b: dtype },
     outputs: { out: dtype, stats: dtype },
     params: { rows: "u32", n: "u32", hw: "u32", cpg: "u32", gn: "u32", affine: "u32", eps: "f32" },
@@ -91,7 +91,11 @@ ${ROW_WGSL}
         scale = rs * w[ch];
         shift = b[ch];
       }
-      out[base + k] = (x[base + k] - mu) * scale + shift;`,
+      out[base + k] = ${
+          relu
+            ? "max((x[base + k] - mu) * scale + shift, 0.0)"
+            : "(x[base + k] - mu) * scale + shift"
+        };`,
       )
     }
 }`,
@@ -113,7 +117,8 @@ ${ROW_WGSL}
         for (let k = 0; k < n; k++) {
           const ch = c0 + Math.floor(k / hw);
           const scale = affine ? rs * w[ch] : rs, shift = affine ? b[ch] : 0;
-          out[base + k] = (x[base + k] - mu) * scale + shift;
+          const v = (x[base + k] - mu) * scale + shift;
+          out[base + k] = relu ? Math.max(v, 0) : v;
         }
       }
     },
@@ -148,7 +153,7 @@ const PLANE_SUMS_WGSL: Record<PlaneSums, string> = {
     let plane = first + j;
     let base = plane * p.hw;
     var acc = vec2<f32>(0.0);
-    ${strided("p.hw", "let gv = g[base + k]; acc += vec2<f32>(gv, gv * (x[base + k] - mu));")}
+    ${strided("p.hw", "let gv = grad_at(base + k); acc += vec2<f32>(gv, gv * (x[base + k] - mu));")}
     let total = tree_sum2(lid, acc);
     let sgx = total.y * rs;
     var wc = 1.0;
@@ -170,7 +175,7 @@ const PLANE_SUMS_WGSL: Record<PlaneSums, string> = {
       var sg = 0.0;
       var sgx = 0.0;
       for (var e = base; e < base + p.hw; e++) {
-        let gv = g[e];
+        let gv = grad_at(e);
         sg += gv;
         sgx += gv * (x[e] - mu);
       }
@@ -185,17 +190,39 @@ const PLANE_SUMS_WGSL: Record<PlaneSums, string> = {
   let row = tree_sum2(lid, acc);`,
 };
 
+/** `grad_at(k)`: the output gradient at element `k`. */
+const GRAD_AT_WGSL = `fn grad_at(k: u32) -> f32 { return g[k]; }`;
+
+/**
+ * `grad_at(k)` after a fused ReLU: the output gradient where the output `y` is positive, else 0,
+ * also stored in `gm` (every element is read exactly once) for `norm.tree_grad_input`.
+ */
+const GRAD_AT_RELU_WGSL = `fn grad_at(k: u32) -> f32 {
+  let v = select(0.0, g[k], y[k] > 0.0);
+  gm[k] = v;
+  return v;
+}`;
+
 /**
  * `norm.tree_grad_sums` (`mode` `"tree"`) or `norm.tree_grad_sums_planes` (`"plane"`): `sums`
  * holds, for the `planes = N * C` planes and `rows` rows,
  * `[sum g per plane | sum g * xhat per plane | s1 per row | s2 per row]` with
- * `s1 = sum w[c] g`, `s2 = sum w[c] g xhat` over the row (`w` 1 without affine).
+ * `s1 = sum w[c] g`, `s2 = sum w[c] g xhat` over the row (`w` 1 without affine). With `relu`,
+ * `g` is the gradient through the fused ReLU (`_relu` labels), also written to `gm`.
  */
-function gradSumsKernel(dtype: DType, mode: PlaneSums): Kernel {
-  return cached(`grad_sums|${dtype}|${mode}`, () => ({
-    label: mode === "tree" ? "norm.tree_grad_sums" : "norm.tree_grad_sums_planes",
-    inputs: { g: dtype, x: dtype, stats: dtype, w: dtype },
-    outputs: { sums: dtype },
+function gradSumsKernel(dtype: DType, mode: PlaneSums, relu: boolean): Kernel {
+  return cached(`grad_sums|${dtype}|${mode}|${relu}`, () => ({
+    label: `${mode === "tree" ? "norm.tree_grad_sums" : "norm.tree_grad_sums_planes"}${
+      relu ? "_relu" : ""
+    }`,
+    inputs: {
+      g: dtype,
+      x: dtype,
+      stats: dtype,
+      w: dtype,
+      ...(relu ? { y: dtype } : {}),
+    } as Record<string, DType>,
+    outputs: { sums: dtype, ...(relu ? { gm: dtype } : {}) } as Record<string, DType>,
     params: {
       rows: "u32",
       planes: "u32",
@@ -207,6 +234,7 @@ function gradSumsKernel(dtype: DType, mode: PlaneSums): Kernel {
     },
     workgroupSize: REDUCE_WORKGROUP,
     code: `${treeReduceWgsl("tree_sum2", "vec2<f32>", (a, b) => `${a} + ${b}`)}
+${relu ? GRAD_AT_RELU_WGSL : GRAD_AT_WGSL}
 ${entryPoint(REDUCE_WORKGROUP)}
 ${ROW_WGSL}
   let mu = stats[r];
@@ -221,8 +249,10 @@ ${ROW_WGSL}
 }`,
     cpu(ins, outs, params) {
       const { rows, planes, hw, c, cpg, gn, affine } = params as Record<string, number>;
-      const { g, x, stats, w } = ins;
-      const sums = outs.sums;
+      const { g, x, stats, w, y } = ins;
+      const { sums, gm } = outs;
+      // The gradient through the ReLU (kept in gm for the input-gradient pass), or g itself.
+      const gradAt = relu ? (k: number) => (gm[k] = y[k] > 0 ? g[k] : 0) : (k: number) => g[k];
       for (let r = 0; r < rows; r++) {
         const mu = stats[r], rs = stats[rows + r];
         const c0 = (r % gn) * cpg, first = Math.floor(r / gn) * c + c0;
@@ -231,8 +261,9 @@ ${ROW_WGSL}
           const plane = first + j, base = plane * hw;
           let sg = 0, sgx = 0;
           for (let k = base; k < base + hw; k++) {
-            sg += g[k];
-            sgx += g[k] * (x[k] - mu);
+            const gv = gradAt(k);
+            sg += gv;
+            sgx += gv * (x[k] - mu);
           }
           sgx *= rs;
           const wc = affine ? w[c0 + j] : 1;
@@ -331,7 +362,8 @@ export function groupNormTreeFits(layout: Layout, loopBudget: number): boolean {
 /**
  * Group normalisation of `x` (`[N, C, ...]`, already checked; `layout.gn` groups) on the
  * `norm.tree_*` kernels: one launch forward, two backward. `weight` and `bias` come together or
- * not at all.
+ * not at all. With `relu`, the output is `max(0, ·)` of the normalised input in the same launch,
+ * and the backward pass masks the gradient in its first launch (no extra launches).
  *
  * @example
  * ```ts
@@ -347,6 +379,7 @@ export function groupNormTreeFits(layout: Layout, loopBudget: number): boolean {
  * @param weight Per-channel scale `[C]`, or undefined.
  * @param bias Per-channel shift `[C]`, or undefined.
  * @param eps Added to the variance.
+ * @param relu Whether a ReLU follows, fused.
  * @returns A tensor of `x`'s shape.
  */
 export function groupNormTree(
@@ -355,6 +388,7 @@ export function groupNormTree(
   weight: Tensor | undefined,
   bias: Tensor | undefined,
   eps: number,
+  relu = false,
 ): Tensor {
   const backend = backendOf("groupNorm", [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])]);
   const { batch, c, hw, gn, cpg } = layout;
@@ -366,7 +400,7 @@ export function groupNormTree(
   const w = weight ?? x, b = bias ?? x;
   if (rows > 0) {
     launch(
-      forwardKernel(x.dtype),
+      forwardKernel(x.dtype, relu),
       [x, w, b],
       [out, stats],
       { rows, n, hw, cpg, gn, affine, eps },
@@ -382,11 +416,13 @@ export function groupNormTree(
   record("groupNorm", inputs, [out], ([g]) => {
     const planes = batch * c;
     const sums = empty([2 * planes + 2 * rows], x.dtype, backend);
+    // The gradient through the ReLU, written by the sums' pass, read by the input-gradient pass.
+    const gm = relu ? empty(x.shape, x.dtype, backend) : g!;
     if (rows > 0) {
       launch(
-        gradSumsKernel(x.dtype, mode),
-        [g!, x, stats, w],
-        [sums],
+        gradSumsKernel(x.dtype, mode, relu),
+        relu ? [g!, x, stats, w, out] : [g!, x, stats, w],
+        relu ? [sums, gm] : [sums],
         { rows, planes, hw, c, cpg, gn, affine },
         rows,
       );
@@ -401,7 +437,7 @@ export function groupNormTree(
     if (invocations > 0) {
       launch(
         gradInputKernel(x.dtype),
-        [g!, x, stats, w, sums],
+        [gm, x, stats, w, sums],
         [dx, gw, gb],
         { ...plan.params, rows, batch, need_dx: needDx, inv_m: 1 / Math.max(n, 1) },
         Math.ceil(invocations / REDUCE_WORKGROUP),
@@ -409,6 +445,7 @@ export function groupNormTree(
     }
     sums.dispose();
     stats.dispose();
+    if (relu) gm.dispose();
     const keep = (t: Tensor, wanted: boolean | undefined) => {
       if (wanted) return t;
       t.dispose();

@@ -26,7 +26,7 @@ import { needsGrad, record } from "../autograd.ts";
 import type { DType } from "../dtype.ts";
 import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { empty, sizeOf, type Tensor, viewOf } from "../tensor.ts";
-import { map, mul } from "./elementwise.ts";
+import { map, mul, reluGrad } from "./elementwise.ts";
 import { groupNormTree, groupNormTreeFits } from "./group_norm_tree.ts";
 import { backendOf, expectDtype, launch, launchInto } from "./launch.ts";
 import {
@@ -211,7 +211,7 @@ function applyKernel(dtype: DType): Kernel {
     label: "norm.apply",
     inputs: { x: dtype, mean: dtype, rstd: dtype, w: dtype, b: dtype },
     outputs: { out: dtype },
-    params: PLANE_PARAMS,
+    params: { ...PLANE_PARAMS, relu: "u32" },
     workgroupSize: WG,
     code: `${entryPoint(WG)}
 ${PLANE_WGSL}
@@ -222,7 +222,11 @@ ${PLANE_WGSL}
     scale = scale * w[ch];
     shift = b[ch];
   }
-  for (var k = base + start; k < base + stop; k++) { out[k] = (x[k] - mu) * scale + shift; }
+  if (p.relu != 0u) {
+    for (var k = base + start; k < base + stop; k++) { out[k] = max((x[k] - mu) * scale + shift, 0.0); }
+  } else {
+    for (var k = base + start; k < base + stop; k++) { out[k] = (x[k] - mu) * scale + shift; }
+  }
 }`,
     cpu(ins, outs, params) {
       const p = params as Record<string, number>;
@@ -232,7 +236,10 @@ ${PLANE_WGSL}
         const { base, start, stop, ch, r } = planeCpu(i, p);
         const mu = mean[r];
         const scale = p.affine ? rstd[r] * w[ch] : rstd[r], shift = p.affine ? b[ch] : 0;
-        for (let k = base + start; k < base + stop; k++) out[k] = (x[k] - mu) * scale + shift;
+        for (let k = base + start; k < base + stop; k++) {
+          const v = (x[k] - mu) * scale + shift;
+          out[k] = p.relu ? Math.max(v, 0) : v;
+        }
       }
     },
   }));
@@ -383,6 +390,7 @@ function normalize(
   layout: Layout,
   rows: number,
   statSums: ((perChannel: Tensor) => Tensor) | null,
+  relu = false,
 ): Tensor {
   const { batch, c } = layout;
   const affine = weight && bias ? 1 : 0;
@@ -393,7 +401,7 @@ function normalize(
     [x, mean, rstd, w, b],
     x.shape,
     x.dtype,
-    apply.params,
+    { ...apply.params, relu: relu ? 1 : 0 },
     Math.ceil(apply.invocations / WG),
   );
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
@@ -402,8 +410,10 @@ function normalize(
     rstd.dispose();
     return out;
   }
-  record(op, inputs, [out], ([g]) => {
+  record(op, inputs, [out], ([gOut]) => {
     let gw: Tensor | null = null, gb: Tensor | null = null, dx: Tensor | null = null;
+    // Through the fused ReLU, the gradient flows where the output is positive.
+    const g = relu ? reluGrad(gOut!, out) : gOut;
     // Sums of g and g * xhat per (sample, channel): one pass, then a short reduction.
     const sums = planeParams(layout, SUM_CHUNK, affine);
     const backend = backendOf(op, [g!, x]);
@@ -446,6 +456,7 @@ function normalize(
       }
     }
     for (const t of [sumG, sumGx, mean, rstd]) t.dispose();
+    if (relu) g!.dispose();
     return [dx, ...(weight ? [gw] : []), ...(bias ? [gb] : [])];
   });
   return out;
@@ -462,7 +473,9 @@ function channelsOf(op: string, x: Tensor): [number, number, number] {
 /**
  * Group normalisation of an `[N, C, ...]` tensor: each sample's channels are
  * split into `numGroups` groups, normalised by the group's mean and (biased)
- * variance, then scaled by `weight[c]` and shifted by `bias[c]`.
+ * variance, then scaled by `weight[c]` and shifted by `bias[c]`. With `{ relu: true }` a ReLU
+ * follows, fused into the normalisation's launches (on the chunked kernels the backward pass
+ * masks the gradient in one more launch; on the workgroup kernels of hardware adapters in none).
  *
  * @example
  * ```ts
@@ -478,6 +491,7 @@ function channelsOf(op: string, x: Tensor): [number, number, number] {
  * @param weight Optional per-channel scale `[C]` (requires `bias` too).
  * @param bias Optional per-channel shift `[C]`.
  * @param eps Added to the variance.
+ * @param options `relu`: apply a ReLU to the result.
  * @returns A tensor of `x`'s shape.
  */
 export function groupNorm(
@@ -486,6 +500,7 @@ export function groupNorm(
   weight?: Tensor,
   bias?: Tensor,
   eps = 1e-5,
+  options: GroupNormOptions = {},
 ): Tensor {
   const [batch, c, hw] = channelsOf("groupNorm", x);
   if (!Number.isInteger(numGroups) || numGroups <= 0 || c % numGroups !== 0) {
@@ -499,17 +514,24 @@ export function groupNorm(
   const layout = { batch, c, hw, gn: numGroups, cpg };
   const profile = x.backend.profile;
   if (profile.reductions === "workgroup" && groupNormTreeFits(layout, profile.loopBudget)) {
-    return groupNormTree(x, layout, weight, bias, eps);
+    return groupNormTree(x, layout, weight, bias, eps, options.relu);
   }
   const stats = moments(x, 1, rows, cpg * hw);
   const [mean, rstd] = finalize(stats, rows, eps);
   stats.dispose();
-  return normalize("groupNorm", x, mean, rstd, weight, bias, layout, rows, (perChannel) => {
+  const statSums = (perChannel: Tensor) => {
     const grouped = viewOf(perChannel, [rows, cpg]);
     const out = sum(grouped, 1);
     grouped.dispose();
     return out;
-  });
+  };
+  return normalize("groupNorm", x, mean, rstd, weight, bias, layout, rows, statSums, options.relu);
+}
+
+/** Options of {@linkcode groupNorm}. */
+export interface GroupNormOptions {
+  /** Apply a ReLU to the result (fused on hardware adapters); default false. */
+  relu?: boolean;
 }
 
 /** Options of {@linkcode batchNorm}. */

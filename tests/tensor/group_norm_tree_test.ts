@@ -275,3 +275,115 @@ Deno.test("workgroup group norm kernels match their CPU twins", { ignore: !GPU }
     );
   });
 });
+
+/** Group norm followed by a ReLU (`{ relu: true }`), and its three gradients for upstream `g`. */
+function forwardBackwardRelu(
+  backend: Backend,
+  x: Float32Array,
+  g: Float32Array,
+  shape: number[],
+  groups: number,
+  w: Float32Array,
+  b: Float32Array,
+): Tensor[] {
+  const c = shape[1];
+  const tx = tensor(x, shape, { backend, requiresGrad: true });
+  const tw = tensor(w, [c], { backend, requiresGrad: true });
+  const tb = tensor(b, [c], { backend, requiresGrad: true });
+  const y = groupNorm(tx, groups, tw, tb, 1e-5, { relu: true });
+  backward(y, tensor(g, shape, { backend }));
+  return [y, tx.grad!, tw.grad!, tb.grad!];
+}
+
+Deno.test("group norm with a fused ReLU matches the float64 reference, fused or not", async (t) => {
+  const paths: [string, <T>(backend: Backend, run: () => T) => T][] = [
+    ["workgroup (fused)", (backend, run) => onHardwarePaths(backend, run)],
+    ["chunked", (_backend, run) => run()],
+  ];
+  for (const backend of await testBackends()) {
+    for (const [path, on] of paths) {
+      for (const [shape, groups] of CASES) {
+        const size = shapeSize(shape), c = shape[1];
+        const hw = shapeSize(shape.slice(2));
+        const x = randomArray(size, size + 7, -2, 5), g = randomArray(size, size + 8);
+        const w = randomArray(c, 13, 0.5, 1.5), b = randomArray(c, 14);
+        await t.step(`${backend.name}, ${path}: [${shape}] groups ${groups}`, async () => {
+          const outs = on(backend, () => forwardBackwardRelu(backend, x, g, shape, groups, w, b));
+          const plain = reference(x, g, [shape[0], c, hw], groups, w, b);
+          // The ReLU passes the gradient where the output is positive.
+          const masked = g.map((v, k) => (plain.y[k] > 0 ? v : 0));
+          const ref = reference(x, masked, [shape[0], c, hw], groups, w, b);
+          const [y, dx, dw, db] = await Promise.all(outs.map((o) => o.data()));
+          assertClose(y, ref.y.map((v) => Math.max(v, 0)), 1e-4, 1e-4, "y");
+          assertClose(dx, ref.dx, 1e-4, 1e-3, "dx");
+          assertClose(dw, ref.dw, 2e-3, 1e-4, "dw");
+          assertClose(db, ref.db, 2e-3, 1e-4, "db");
+        });
+      }
+    }
+  }
+});
+
+Deno.test("group norm with a fused ReLU: still one launch forward, two backward", async () => {
+  const x = randomArray(240, 1), g = randomArray(240, 2);
+  const w = randomArray(12, 5, 0.5, 1.5), b = randomArray(12, 6);
+  const narrow = await launchesOf(() =>
+    onHardwarePaths(CPU, () => forwardBackwardRelu(CPU, x, g, [2, 12, 10], 3, w, b))
+  );
+  assert.deepEqual(narrow, {
+    "norm.tree_forward_relu": 1,
+    "norm.tree_grad_sums_planes_relu": 1,
+    "norm.tree_grad_input": 1,
+  });
+  const wide = await launchesOf(() =>
+    onHardwarePaths(
+      CPU,
+      () => forwardBackwardRelu(CPU, x, g, [1, 2, 120], 1, w.slice(0, 2), b.slice(0, 2)),
+    )
+  );
+  assert.deepEqual(wide, {
+    "norm.tree_forward_relu": 1,
+    "norm.tree_grad_sums_relu": 1,
+    "norm.tree_grad_input": 1,
+  });
+  // The chunked kernels apply it in norm.apply and mask the gradient in one more launch.
+  const chunked = await launchesOf(() => forwardBackwardRelu(CPU, x, g, [2, 12, 10], 3, w, b));
+  assert.equal(chunked["norm.apply"], 1);
+  assert.equal(chunked["map.relu"], undefined);
+  assert.equal(chunked["map.relu_grad"], 1);
+});
+
+Deno.test("group norm with a fused ReLU releases every buffer", async () => {
+  for (const backend of await testBackends()) {
+    await onHardwarePaths(backend, async () => {
+      const w = tensor(randomArray(35, 1), [35], { backend });
+      const b = tensor(randomArray(35, 2), [35], { backend });
+      await assertReleases(backend, (x) => [groupNorm(x, 7, w, b, 1e-5, { relu: true })]);
+      w.dispose();
+      b.dispose();
+    });
+    await assertReleases(
+      backend,
+      (x) => [groupNorm(x, 5, undefined, undefined, 1e-5, { relu: true })],
+    );
+  }
+});
+
+Deno.test("fused ReLU group norm kernels match their CPU twins", { ignore: !GPU }, async (t) => {
+  const gpu = await gpuBackend();
+  for (const [shape, groups] of CASES) {
+    const size = shapeSize(shape), c = shape[1];
+    const x = randomArray(size, size + 3, -1, 3), g = randomArray(size, size + 4);
+    const w = randomArray(c, 33, 0.5, 1.5), b = randomArray(c, 34);
+    await t.step(`[${shape}] groups ${groups}`, async () => {
+      poisonPool(gpu, [size, c, 2 * shape[0] * groups]);
+      await compareBackends(
+        (backend: Backend) =>
+          onHardwarePaths(backend, () => forwardBackwardRelu(backend, x, g, shape, groups, w, b)),
+        2e-4,
+        2e-3,
+        gpu,
+      );
+    });
+  }
+});
