@@ -117,7 +117,12 @@ export {
 } from "./ops/sort.ts";
 export { cumsum, exclusiveScan, type ScanOptions } from "./ops/scan.ts";
 export { logSoftmax, softmax } from "./ops/softmax.ts";
-export { batchNorm, type BatchNormOptions as BatchNormOpOptions, groupNorm } from "./ops/norm.ts";
+export {
+  batchNorm,
+  type BatchNormOptions as BatchNormOpOptions,
+  groupNorm,
+  type ReluOption,
+} from "./ops/norm.ts";
 export { layerNorm, type LayerNormOptions as LayerNormOpOptions } from "./ops/layer_norm.ts";
 export { erf, gelu } from "./ops/activation.ts";
 export { dropout } from "./ops/dropout.ts";

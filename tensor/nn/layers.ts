@@ -9,7 +9,7 @@ import type { Backend } from "../backend.ts";
 import { defaultDevice } from "../device.ts";
 import type { DType } from "../dtype.ts";
 import { relu } from "../ops/elementwise.ts";
-import { batchNorm, groupNorm } from "../ops/norm.ts";
+import { batchNorm, groupNorm, type ReluOption } from "../ops/norm.ts";
 import { reshape } from "../ops/shape.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { constant } from "./init.ts";
@@ -78,15 +78,9 @@ export class GroupNorm extends Module {
   }
 
   /** Normalises `x` `[N, C, ...]`; with `relu`, a ReLU follows (fused where the adapter allows). */
-  forward(x: Tensor, options: NormForwardOptions = {}): Tensor {
+  forward(x: Tensor, options: ReluOption = {}): Tensor {
     return groupNorm(x, this.numGroups, this.weight, this.bias, this.eps, options);
   }
-}
-
-/** What the normalisation layers' `forward` may add. */
-export interface NormForwardOptions {
-  /** Apply a ReLU to the result (fused into group norm's launches on hardware adapters). */
-  relu?: boolean;
 }
 
 /** Options of {@linkcode BatchNorm2d}. */
@@ -155,7 +149,7 @@ export class BatchNorm2d extends Module {
    * Normalises `x` `[N, C, ...]`: batch statistics when training (and not frozen); with `relu`, a
    * ReLU follows.
    */
-  forward(x: Tensor, options: NormForwardOptions = {}): Tensor {
+  forward(x: Tensor, options: ReluOption = {}): Tensor {
     const out = batchNorm(x, this.runningMean, this.runningVar, this.weight, this.bias, {
       training: this.training && !this.frozen,
       momentum: this.momentum,

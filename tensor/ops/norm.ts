@@ -500,7 +500,7 @@ export function groupNorm(
   weight?: Tensor,
   bias?: Tensor,
   eps = 1e-5,
-  options: GroupNormOptions = {},
+  options: ReluOption = {},
 ): Tensor {
   const [batch, c, hw] = channelsOf("groupNorm", x);
   if (!Number.isInteger(numGroups) || numGroups <= 0 || c % numGroups !== 0) {
@@ -528,9 +528,9 @@ export function groupNorm(
   return normalize("groupNorm", x, mean, rstd, weight, bias, layout, rows, statSums, options.relu);
 }
 
-/** Options of {@linkcode groupNorm}. */
-export interface GroupNormOptions {
-  /** Apply a ReLU to the result (fused on hardware adapters); default false. */
+/** Whether a normalisation is followed by a ReLU ({@linkcode groupNorm}, the norm layers). */
+export interface ReluOption {
+  /** Apply a ReLU to the result; default false. */
   relu?: boolean;
 }
 
