@@ -152,7 +152,7 @@ const CASES: Case[] = [
     },
   },
   {
-    name: "groupNorm on the workgroup kernels (hardware paths), forward and gradients",
+    name: "groupNorm on the workgroup kernels (hardware paths), plain and with a fused ReLU",
     atol: 1e-4,
     rtol: 1e-3,
     run: (backend) =>
@@ -162,14 +162,18 @@ const CASES: Case[] = [
         const out: Outputs = {};
         const cases = [[[2, 24, 6], 4], [[2, 12, 85], 4], [[1, 2, 35_000], 1]] as const;
         for (const [shape, groups] of cases) {
-          const size = shape[0] * shape[1] * shape[2], c = shape[1];
-          const x = leaf(randomArray(size, 21, -2, 3), [...shape], backend);
-          const g = leaf(randomArray(c, 22, 0.5, 1.5), [c], backend);
-          const b = leaf(randomArray(c, 23), [c], backend);
-          const y = groupNorm(x, groups, g, b);
-          backwardWeighted(y, 24);
-          const got = await read({ y, dx: x.grad, dg: g.grad, db: b.grad });
-          for (const [name, v] of Object.entries(got)) out[`${name} [${shape}]`] = v;
+          for (const relu of [false, true]) {
+            const size = shape[0] * shape[1] * shape[2], c = shape[1];
+            const x = leaf(randomArray(size, 21, -2, 3), [...shape], backend);
+            const g = leaf(randomArray(c, 22, 0.5, 1.5), [c], backend);
+            const b = leaf(randomArray(c, 23), [c], backend);
+            const y = groupNorm(x, groups, g, b, 1e-5, { relu });
+            backwardWeighted(y, 24);
+            const got = await read({ y, dx: x.grad, dg: g.grad, db: b.grad });
+            for (const [name, v] of Object.entries(got)) {
+              out[`${name} [${shape}]${relu ? " relu" : ""}`] = v;
+            }
+          }
         }
         return out;
       }),
