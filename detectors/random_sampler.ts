@@ -43,14 +43,14 @@ export interface SampledCandidates {
 
 /**
  * `count` of `items` drawn without replacement (a partial Fisher–Yates
- * shuffle with `rng`), ascending; all of them, in order, when there are no
- * more than `count`. Draws nothing from `rng` in that case.
+ * shuffle with `rng`), ascending; all of them, ascending, when there are no
+ * more than `count` (drawing nothing from `rng`).
  *
  * @example
  * ```ts
  * import { drawSorted } from "./random_sampler.ts";
  * import { Rng } from "../tensor/rng.ts";
- * console.log(Array.from(drawSorted([4, 7, 9], 5, new Rng(0)))); // [4, 7, 9]
+ * console.log(Array.from(drawSorted([9, 4, 7], 5, new Rng(0)))); // [4, 7, 9]
  * console.log(drawSorted([4, 7, 9, 11], 2, new Rng(0)).length); // 2
  * ```
  *
@@ -60,7 +60,7 @@ export interface SampledCandidates {
  */
 export function drawSorted(items: ArrayLike<number>, count: number, rng: Rng): Int32Array {
   const pool = Array.from(items);
-  if (pool.length <= count) return Int32Array.from(pool);
+  if (pool.length <= count) return Int32Array.from(pool).sort();
   for (let i = 0; i < count; i++) {
     const j = i + rng.int(pool.length - i);
     [pool[i], pool[j]] = [pool[j], pool[i]];
