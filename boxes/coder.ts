@@ -317,7 +317,7 @@ export class DeltaXywhCoder {
    * ```ts
    * import { DeltaXywhCoder } from "./coder.ts";
    * const coder = new DeltaXywhCoder({ stds: [1, 1, 1, 1] });
-   * console.log(coder.encodeHost(Float32Array.of(0, 0, 10, 10), Float32Array.of(5, 0, 15, 10)));
+   * console.log(coder.encodeHost(Float32Array.of(0, 0, 10, 10), Float32Array.of(10, 0, 20, 10)));
    * // Float32Array [1, 0, 0, 0]
    * ```
    *
