@@ -32,11 +32,21 @@ import {
 } from "../../detectors/two_stage_losses.ts";
 import { applyOverrides } from "../../engine/config.ts";
 import { backward } from "../../tensor/autograd.ts";
+import { add } from "../../tensor/ops/elementwise.ts";
 import { Rng } from "../../tensor/rng.ts";
 import { type Tensor, tensor, tidyAsync } from "../../tensor/tensor.ts";
 import { smallTrainSettings } from "../engine/helpers.ts";
 import { assertResumeIsExact, fitSteps, shapesBatch } from "./helpers.ts";
-import { assertClose, CPU, NATIVE, nativeBackend, randomArray } from "../tensor/helpers.ts";
+import {
+  assertClose,
+  CPU,
+  GPU,
+  gpuBackend,
+  NATIVE,
+  nativeBackend,
+  randomArray,
+} from "../tensor/helpers.ts";
+import type { Backend } from "../../tensor/backend.ts";
 
 /** The fastest backend here (native where it loads). */
 const FAST = NATIVE ? nativeBackend() : CPU;
@@ -328,6 +338,54 @@ Deno.test("roiBaselineLoss equals the hand-computed softmax CE with L1 or GIoU, 
 
   await t_l1();
   await t_giou();
+});
+
+/** The device backends here: WebGPU where an adapter exists, native where it loads. */
+const DEVICES: Backend[] = [
+  ...(GPU ? [await gpuBackend()] : []),
+  ...(NATIVE ? [nativeBackend()] : []),
+];
+
+Deno.test("rpnBaselineLoss and roiBaselineLoss: the device backends agree with the CPU", {
+  ignore: DEVICES.length === 0,
+}, async () => {
+  const numAnchors = ANCHORS.boxes.length / 4;
+  const rpnT = rpnSampledTargets(ANCHORS, GT, new Rng(2), {
+    sampler: { num: 32, posFraction: 0.5 },
+  });
+  const roiT = roiTargets(PROPOSALS, GT, LABELS, { posIou: 0.5 });
+  const k = roiT.labels.length;
+  const host = {
+    rpnCls: randomArray(2 * numAnchors, 5, -2, 2),
+    rpnReg: randomArray(8 * numAnchors, 6, -1, 1),
+    roiCls: randomArray(3 * k, 7, -2, 2),
+    roiReg: randomArray(8 * k, 8, -0.5, 0.5),
+  };
+  const run = async (backend: Backend) => {
+    const t = (v: Float32Array, shape: number[]) =>
+      tensor(v, shape, { backend, requiresGrad: true });
+    const rc = t(host.rpnCls, [2, numAnchors]), rr = t(host.rpnReg, [2, numAnchors, 4]);
+    const oc = t(host.roiCls, [k, 3]), or = t(host.roiReg, [k, 8]);
+    const rpn = rpnBaselineLoss({ cls: rc, reg: rr, perLevel: ANCHORS.perLevel }, rpnT, {
+      weight: 12,
+    });
+    const l1 = roiBaselineLoss({ cls: oc, reg: or }, roiT, { weight: 2 });
+    const giou = roiBaselineLoss({ cls: oc, reg: or }, roiT, { box: "giou", boxWeight: 10 });
+    const parts = [rpn.parts.cls, rpn.parts.box, l1.parts.cls, l1.parts.box, giou.parts.box];
+    backward(add(add(rpn.total, l1.total), giou.total));
+    return {
+      values: await Promise.all(parts.map(async (p) => (await p.data())[0])),
+      grads: await Promise.all([rc, rr, oc, or].map(async (x) => Array.from(await x.grad!.data()))),
+    };
+  };
+  const want = await run(CPU);
+  for (const backend of DEVICES) {
+    const got = await run(backend);
+    assertClose(got.values, want.values, 1e-5, 1e-4, `${backend.name} values`);
+    got.grads.forEach((g, i) =>
+      assertClose(g, want.grads[i], 1e-6, 1e-4, `${backend.name} grad ${i}`)
+    );
+  }
 });
 
 Deno.test("roiBaselineLoss and the loss table: bad input gives clear errors", () => {
