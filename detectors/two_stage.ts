@@ -1,19 +1,23 @@
 /**
  * Two-stage detectors (Faster R-CNN, Cascade R-CNN) trained with the rank-based
- * recipe (docs/departures.md, R3 and R4; notes in docs/two_stage.md), composed
- * the way torchvision's `GeneralizedRCNN(backbone, rpn, roi_heads)` is:
+ * recipe (docs/departures.md, R3 and R4; notes in docs/two_stage.md) or with
+ * the stock losses it replaces, composed the way torchvision's `GeneralizedRCNN(backbone, rpn, roi_heads)` is:
  * {@linkcode TwoStageDetector} takes a ResNet, an FPN (C2–C5 in, P2–P6 out),
  * an {@linkcode RpnHead} and one or more RoI stages, each a
  * {@linkcode Shared2FcBBoxHead} with its IoU threshold, loss weight and coder.
  * `faster_rcnn.ts` and `cascade_rcnn.ts` build one from a config.
  *
- * One step of training:
- * 1. features, RPN outputs, and the RPN loss on every anchor (`rpn_loss.ts`);
+ * One step of training (the losses come from `two_stage_losses.ts` by the
+ * config's `loss`: the rank-based ones, or the stock `"ce"`, which draws
+ * anchors and RoIs):
+ * 1. features and RPN outputs;
  * 2. the RPN outputs are read back (the one readback of the step) and turned
- *    into proposals per image (`rpn.ts`, the training caps);
+ *    into proposals per image (`rpn.ts`, the training caps), and the RPN
+ *    loss is taken (`rpn_loss.ts` on every anchor, or `rpn_baseline_loss.ts`);
  * 3. per stage: the proposals are assigned with the GT boxes added
- *    (`roi_targets.ts`), pooled from P2–P5 (`multiRoiAlign`), classified and
- *    regressed, and scored by the rank-based RoI loss (`roi_loss.ts`); a
+ *    (`roi_targets.ts`; drawn with `"ce"`), pooled from P2–P5
+ *    (`multiRoiAlign`), classified and regressed, and scored by the RoI loss
+ *    (`roi_loss.ts`, or `roi_baseline_loss.ts`); a
  *    stage that has a successor reads its deltas back and hands on its RoIs
  *    decoded and clipped, the added GT boxes left out (mmdetection's
  *    `refine_bboxes`).
@@ -21,7 +25,8 @@
  * At test time the stages run on the RPN's test proposals, each on the boxes
  * the previous one refined; the class logits are averaged over the stages
  * (mmdetection's `CascadeRoIHead.simple_test`: the raw outputs are averaged,
- * then the sigmoid is taken) and the last stage's boxes are kept
+ * then the sigmoid, or with `"ce"` the softmax, is taken) and the last
+ * stage's boxes are kept
  * (`roi_postprocess.ts`).
  *
  * @module
