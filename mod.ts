@@ -321,6 +321,41 @@ export {
 } from "./detectors/rpn_loss.ts";
 export { roiLoss, type RoiLossOptions } from "./detectors/roi_loss.ts";
 export {
+  checkSamplerSettings,
+  drawSorted,
+  ROI_SAMPLER,
+  RPN_SAMPLER,
+  sampleCandidates,
+  type SampledCandidates,
+  samplerRng,
+  samplerSeed,
+  type SamplerSettings,
+} from "./detectors/random_sampler.ts";
+export {
+  rpnBaselineLoss,
+  type RpnBaselineLossOptions,
+  type RpnSampledTargetOptions,
+  type RpnSampledTargets,
+  rpnSampledTargets,
+  STOCK_RPN_CODER,
+} from "./detectors/rpn_baseline_loss.ts";
+export {
+  type RoiBaselineBox,
+  roiBaselineLoss,
+  type RoiBaselineLossOptions,
+  sampleRoiTargets,
+} from "./detectors/roi_baseline_loss.ts";
+export {
+  type RoiLossInputs,
+  type RpnLossInputs,
+  softmaxWithoutBackground,
+  TWO_STAGE_LOSS_TABLE,
+  TWO_STAGE_RANKING_LOSSES,
+  twoStageLoss,
+  type TwoStageLossEntry,
+  type TwoStageRankingLoss,
+} from "./detectors/two_stage_losses.ts";
+export {
   type RoiDetectionOptions,
   type RoiDetections,
   roiDetections,
@@ -361,6 +396,7 @@ export {
   type DetrTargets,
 } from "./detectors/detr_matcher.ts";
 export {
+  AUX_RCNN_LOSS,
   buildCoDetr,
   CoDetr,
   type CoDetrAtssConfig,
@@ -401,6 +437,7 @@ export { auxiliaryQueries, type AuxQueries } from "./detectors/deformable_detr/a
 export {
   AuxRcnn,
   type AuxRcnnStep,
+  CO_DETR_ROI_GIOU_WEIGHT,
   type CoDetrRcnnConfig,
   roiPositives,
 } from "./detectors/deformable_detr/aux_rcnn.ts";

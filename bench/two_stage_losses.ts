@@ -29,7 +29,11 @@ import { roiLoss } from "../detectors/roi_loss.ts";
 import { roiTargets } from "../detectors/roi_targets.ts";
 import { batchProposals } from "../detectors/rpn.ts";
 import { rpnLoss, rpnTargets } from "../detectors/rpn_loss.ts";
-import type { TwoStageDetector, TwoStageLoss } from "../detectors/two_stage.ts";
+import type { TwoStageDetector } from "../detectors/two_stage.ts";
+import {
+  TWO_STAGE_RANKING_LOSSES,
+  type TwoStageRankingLoss,
+} from "../detectors/two_stage_losses.ts";
 import { multiRoiAlign } from "../detectors/heads/roi_head.ts";
 import { applyOverrides } from "../engine/config.ts";
 import { trainedRow } from "./train_table.ts";
@@ -62,7 +66,7 @@ function leaf(t: Tensor): Tensor {
 }
 
 /** Forward + backward of the RPN and RoI ranking losses on fixed head outputs (ms). */
-async function lossOnlyMs(config: DetectorConfig): Promise<number> {
+async function lossOnlyMs(config: DetectorConfig, loss: TwoStageRankingLoss): Promise<number> {
   const model = buildDetector(config.model, { seed: 0, backend }) as TwoStageDetector;
   const { train: settings } = config;
   const split = generateShapes({ numImages: settings.batchSize, seed: 1, size: 128 });
@@ -74,7 +78,7 @@ async function lossOnlyMs(config: DetectorConfig): Promise<number> {
   });
   const batch = (await loader.epoch(0).next()).value as Batch;
   loader.close();
-  const { loss, delta, rpn, roi } = model.config;
+  const { delta, rpn, roi } = model.config;
   const features = noGrad(() => model.forward(model.images(batch)));
   const rpnOut = noGrad(() => model.rpnHead.forward(features));
   const anchors = model.anchors(batch.height, batch.width);
@@ -154,14 +158,20 @@ const rows: string[] = [];
 for (const kind of values.detectors!.split(",")) {
   const base = CONFIGS[kind];
   if (!base) throw new RangeError(`Unknown detector "${kind}" (known: ${Object.keys(CONFIGS)})`);
-  for (const loss of values.losses!.split(",") as TwoStageLoss[]) {
+  for (const loss of values.losses!.split(",") as TwoStageRankingLoss[]) {
+    if (!TWO_STAGE_RANKING_LOSSES.includes(loss)) {
+      // The stock losses ("ce") train from their own configs (faster_rcnn_ce_tiny_shapes).
+      throw new RangeError(
+        `Unknown loss "${loss}" for this bench (expected ${TWO_STAGE_RANKING_LOSSES.join(", ")})`,
+      );
+    }
     const config = applyOverrides(base, { loss, iters });
     const { result, cells } = await trainedRow(
       config,
       join(values.out!, `${kind}_${loss}`),
       backend,
     );
-    const ms = await lossOnlyMs(config);
+    const ms = await lossOnlyMs(config, loss);
     const maskAp = result.eval?.maskStats ? (100 * result.eval.maskStats[0]).toFixed(1) : "–";
     cells.splice(3, 0, maskAp);
     rows.push(`| ${kind} | ${loss} | ${cells.join(" | ")} | ${ms.toFixed(1)} |`);

@@ -309,6 +309,42 @@ export class DeltaXywhCoder {
   }
 
   /**
+   * The host twin of {@linkcode DeltaXywhCoder.encode} on row-aligned typed
+   * arrays (float64 arithmetic, float32 results): the regression targets of
+   * host-assigned anchors or RoIs.
+   *
+   * @example
+   * ```ts
+   * import { DeltaXywhCoder } from "./coder.ts";
+   * const coder = new DeltaXywhCoder({ stds: [1, 1, 1, 1] });
+   * console.log(coder.encodeHost(Float32Array.of(0, 0, 10, 10), Float32Array.of(10, 0, 20, 10)));
+   * // Float32Array [1, 0, 0, 0]
+   * ```
+   *
+   * @param proposals `[N * 4]` xyxy boxes the offsets start from.
+   * @param gt `[N * 4]` xyxy target boxes.
+   * @returns `[N * 4]` offsets.
+   * @throws {RangeError} When the lengths differ or are not a multiple of 4.
+   */
+  encodeHost(proposals: ArrayLike<number>, gt: ArrayLike<number>): Float32Array {
+    if (proposals.length !== gt.length || gt.length % 4 !== 0) {
+      throw new RangeError(
+        `DeltaXywhCoder.encodeHost: ${proposals.length} proposal and ${gt.length} box coordinates`,
+      );
+    }
+    const out = new Float32Array(gt.length);
+    for (let o = 0; o < gt.length; o += 4) {
+      const pw = proposals[o + 2] - proposals[o], ph = proposals[o + 3] - proposals[o + 1];
+      const px = proposals[o] + 0.5 * pw, py = proposals[o + 1] + 0.5 * ph;
+      const gw = gt[o + 2] - gt[o], gh = gt[o + 3] - gt[o + 1];
+      const gx = gt[o] + 0.5 * gw, gy = gt[o + 1] + 0.5 * gh;
+      const raw = [(gx - px) / pw, (gy - py) / ph, Math.log(gw / pw), Math.log(gh / ph)];
+      for (let k = 0; k < 4; k++) out[o + k] = (raw[k] - this.means[k]) / this.stds[k];
+    }
+    return out;
+  }
+
+  /**
    * The host twin of {@linkcode DeltaXywhCoder.decode} on typed arrays
    * (float64 arithmetic, float32 results): what proposal generation uses
    * after reading the RPN's outputs back.

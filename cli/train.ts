@@ -31,12 +31,13 @@ metadata (deno task detect draws the detections at or above them), and eval.json
 Options:
   --config NAME|FILE   configs/NAME.ts or a .ts file exporting a config (default atss_tiny_shapes);
                        built in: atss_tiny_shapes, paa_tiny_shapes, faster_rcnn_tiny_shapes,
-                       cascade_rcnn_tiny_shapes, mask_rcnn_tiny_shapes, brs_detr_tiny_shapes,
-                       co_detr_tiny_shapes (shapes data), atss_r50_coco, paa_r50_coco,
+                       faster_rcnn_ce_tiny_shapes, cascade_rcnn_tiny_shapes, mask_rcnn_tiny_shapes,
+                       brs_detr_tiny_shapes, co_detr_tiny_shapes (shapes data), atss_r50_coco, paa_r50_coco,
                        faster_rcnn_r50_coco, cascade_rcnn_r50_coco, mask_rcnn_r50_coco,
                        mask_rcnn_r50_cityscapes, mask_rcnn_r50_lvis, brs_detr_r50_coco
-  --loss NAME          ATSS, PAA: brs | rs | bap | ap | focal; Faster/Cascade/Mask R-CNN: brs | rs;
-                       Co-DETR: brs (BRS-DETR) | rs | focal
+  --loss NAME          ATSS, PAA: brs | rs | bap | ap | focal; Faster/Cascade R-CNN: brs | rs | ce
+                       (ce: the stock sampled cross entropy + L1; faster_rcnn_ce_tiny_shapes also sets
+                       the RPN weight to 1); Mask R-CNN: brs | rs; Co-DETR: brs (BRS-DETR) | rs | focal
                        (default: the config's)
   --data DIR           a COCO-format dataset: DIR/annotations/instances_{train,val}.json, DIR/{train,val}/;
                        with a config whose data.kind is "cityscapes", a Cityscapes folder:

@@ -17,7 +17,7 @@ import { buildFasterRcnn, type FasterRcnnModelConfig } from "./faster_rcnn.ts";
 import { buildMaskRcnn, type MaskRcnnModelConfig } from "./mask_rcnn.ts";
 import { buildPaa, type PaaModelConfig } from "./paa.ts";
 import { PAA_LOSSES } from "./paa_losses.ts";
-import { TWO_STAGE_LOSSES } from "./two_stage.ts";
+import { TWO_STAGE_LOSSES, TWO_STAGE_RANKING_LOSSES } from "./two_stage_losses.ts";
 
 /** The model config of any detector, tagged by its `kind`. */
 export type DetectorModelConfig =
@@ -63,7 +63,7 @@ export const DETECTOR_LOSSES: { readonly [K in DetectorKind]: readonly string[] 
   paa: PAA_LOSSES,
   faster_rcnn: TWO_STAGE_LOSSES,
   cascade_rcnn: TWO_STAGE_LOSSES,
-  mask_rcnn: TWO_STAGE_LOSSES,
+  mask_rcnn: TWO_STAGE_RANKING_LOSSES,
   co_detr: DETR_LOSSES,
 };
 

@@ -8,7 +8,8 @@
  * Faster R-CNN branch, each optional) whose positives become extra decoder
  * queries. `loss: "brs"` is BRS-DETR (BRS everywhere a classification loss
  * was, box losses self-balanced to it); `"focal"` is the Co-DETR baseline
- * (its Faster R-CNN branch is not available: docs/deformable_detr.md).
+ * (focal losses in the DETR branches and the ATSS head, the stock Faster
+ * R-CNN losses, `"ce"`, in its Faster R-CNN branch).
  *
  * A training step reads back the encoder's proposal scores (top-k queries on
  * the host), the decoder's outputs (Hungarian matching on the host) and, with
@@ -53,6 +54,7 @@ import {
 import { AtssHead, type AtssHeadOutput } from "./heads/atss_head.ts";
 import { groupsFor } from "./norm_layer.ts";
 import type { Detections } from "./postprocess.ts";
+import type { TwoStageLoss } from "./two_stage_losses.ts";
 import { auxiliaryQueries } from "./deformable_detr/aux_queries.ts";
 import { AuxRcnn, type CoDetrRcnnConfig } from "./deformable_detr/aux_rcnn.ts";
 import { type LevelLayout, levelLayout } from "./deformable_detr/deformable_attention.ts";
@@ -108,13 +110,24 @@ export interface CoDetrModelConfig {
   delta?: number;
   /** The auxiliary ATSS head (none: no ATSS branch). */
   auxAtss?: CoDetrAtssConfig;
-  /** The auxiliary Faster R-CNN branch, ranking losses only (none: no such branch). */
+  /** The auxiliary Faster R-CNN branch (none: no such branch). */
   auxRcnn?: CoDetrRcnnConfig;
   /** Auxiliary positive queries: at most `maxPerImage` per image (300), loss weight (1). */
   auxQueries: { maxPerImage: number; weight: number };
   /** Inference: detections per image (100). */
   test: { maxPerImage: number };
 }
+
+/**
+ * The loss of the auxiliary Faster R-CNN branch for each loss of the
+ * detector: the ranking losses as they are, Co-DETR's focal baseline with
+ * the stock Faster R-CNN losses (`two_stage_losses.ts`).
+ */
+export const AUX_RCNN_LOSS: { readonly [L in DetrLoss]: TwoStageLoss } = Object.freeze({
+  brs: "brs",
+  rs: "rs",
+  focal: "ce",
+});
 
 /** An auxiliary branch's projection of its positives' box embedding to query positions and contents. */
 interface AuxQueryEmbedding {
@@ -287,11 +300,6 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
         );
       }
     }
-    if (rcnn && config.loss === "focal") {
-      throw new RangeError(
-        'CoDetr: the auxiliary Faster R-CNN branch trains with "brs" or "rs" only (no stock RPN/RoI losses here)',
-      );
-    }
     const queryEmbedding = (suffix: string) => ({
       posTrans: this.registerModule(
         `aux_pos_trans${suffix}`,
@@ -336,7 +344,7 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
     if (rcnn) {
       const branch = this.registerModule(
         "query_head_rcnn",
-        new AuxRcnn(rcnn, e, config.numClasses, rng, backend),
+        new AuxRcnn(rcnn, e, config.numClasses, rng, backend, AUX_RCNN_LOSS[config.loss]),
       );
       this.#rcnn = { branch, ...queryEmbedding("_rcnn") };
     }
@@ -636,10 +644,7 @@ export class CoDetr extends Module<Tensor, CoDetrEncoding> implements Detector {
       branches.push(["atss", positives, this.#atss]);
     }
     if (this.#rcnn) {
-      const step = await this.#rcnn.branch.step(features, batch, {
-        loss: loss as "brs" | "rs",
-        delta,
-      });
+      const step = await this.#rcnn.branch.step(features, batch, { delta });
       collect("", step.parts);
       branches.push(["rcnn", step.positives, this.#rcnn]);
     }

@@ -20,7 +20,6 @@
  */
 
 import type { CocoRle } from "../data/coco_types.ts";
-import { crc32 } from "../data/png.ts";
 import { scoreWeightedMean, scoreWeights, selfBalance } from "../losses/baselines/balance.ts";
 import { diceLoss } from "../losses/baselines/dice_loss.ts";
 import { detach, noGrad } from "../tensor/autograd.ts";
@@ -28,12 +27,12 @@ import { full } from "../tensor/ops/creation.ts";
 import { sigmoid } from "../tensor/ops/elementwise.ts";
 import { indexSelect } from "../tensor/ops/index.ts";
 import { reshape } from "../tensor/ops/shape.ts";
-import { Rng } from "../tensor/rng.ts";
 import { type Tensor, tensor } from "../tensor/tensor.ts";
 import type { BBoxHeadOutput } from "./heads/roi_head.ts";
 import type { FcnMaskHead } from "./heads/mask_head.ts";
 import { maskTargets } from "./mask_targets.ts";
 import { pasteMasksToRle } from "./paste_masks.ts";
+import { drawSorted, samplerRng } from "./random_sampler.ts";
 import type { RoiTargets } from "./roi_targets.ts";
 
 /** How the mask branch pools and samples. */
@@ -75,14 +74,7 @@ export function sampleMaskRois(
 ): Int32Array {
   const positives: number[] = [];
   labels.forEach((label, i) => label >= 0 && positives.push(i));
-  if (positives.length <= maxRois) return Int32Array.from(positives);
-  const rng = new Rng(crc32(new Uint8Array(rois.buffer, rois.byteOffset, rois.byteLength)));
-  // A partial Fisher–Yates shuffle draws maxRois of them.
-  for (let i = 0; i < maxRois; i++) {
-    const j = i + rng.int(positives.length - i);
-    [positives[i], positives[j]] = [positives[j], positives[i]];
-  }
-  return Int32Array.from(positives.slice(0, maxRois)).sort();
+  return drawSorted(positives, maxRois, samplerRng(rois));
 }
 
 /** Rows `p * classes + labels[p]` of `[P, classes, S, S]` logits, as `[P, S * S]`. */

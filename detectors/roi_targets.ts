@@ -38,6 +38,8 @@ export interface RoiTargets {
   gtIndex: Int32Array;
   /** `[K]` IoU of each RoI with its best box (1 for an added ground-truth box, 0 without boxes). */
   maxIou: Float32Array;
+  /** `[K]` 1 for a ground-truth box added as a RoI (`addGtAsProposals`), 0 for a proposal. */
+  fromGt: Uint8Array;
   /** RoIs of each image (images are consecutive in the outputs). */
   perImage: number[];
   /** Positives of each image. */
@@ -86,7 +88,7 @@ export function roiTargets(
   const addGt = options.addGtAsProposals ?? true;
   const assign = roiAssignOptions(options.posIou);
   const rois: number[] = [], labels: number[] = [], boxes: number[] = [];
-  const gtIndex: number[] = [], maxIou: number[] = [];
+  const gtIndex: number[] = [], maxIou: number[] = [], fromGt: number[] = [];
   const perImage: number[] = [], positivesPerImage: number[] = [];
   for (let b = 0; b < proposals.length; b++) {
     const props = proposals[b], gts = gtBoxes[b], cls = gtLabels[b];
@@ -115,6 +117,7 @@ export function roiTargets(
         rois.push(b, box(i, 0), box(i, 1), box(i, 2), box(i, 3));
         gtIndex.push(g);
         maxIou.push(candIou[i]);
+        fromGt.push(i < extra ? 1 : 0);
         if (positive) {
           positives++;
           labels.push(cls[g]);
@@ -134,6 +137,7 @@ export function roiTargets(
     gtBoxes: Float32Array.from(boxes),
     gtIndex: Int32Array.from(gtIndex),
     maxIou: Float32Array.from(maxIou),
+    fromGt: Uint8Array.from(fromGt),
     perImage,
     positivesPerImage,
   };

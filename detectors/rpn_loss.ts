@@ -67,25 +67,6 @@ export interface RpnTargets {
 }
 
 /**
- * Offsets of `gt` from `anchor` under `coder` (mmdetection's `bbox2delta`,
- * the RPN's regression targets), on the host.
- */
-function encodeHost(
-  coder: DeltaXywhCoder,
-  anchors: ArrayLike<number>,
-  a: number,
-  gt: ArrayLike<number>,
-  g: number,
-): number[] {
-  const pw = anchors[4 * a + 2] - anchors[4 * a], ph = anchors[4 * a + 3] - anchors[4 * a + 1];
-  const px = anchors[4 * a] + 0.5 * pw, py = anchors[4 * a + 1] + 0.5 * ph;
-  const gw = gt[4 * g + 2] - gt[4 * g], gh = gt[4 * g + 3] - gt[4 * g + 1];
-  const gx = gt[4 * g] + 0.5 * gw, gy = gt[4 * g + 1] + 0.5 * gh;
-  const raw = [(gx - px) / pw, (gy - py) / ph, Math.log(gw / pw), Math.log(gh / ph)];
-  return raw.map((v, k) => (v - coder.means[k]) / coder.stds[k]);
-}
-
-/**
  * Boxes decoded around the unit anchor at the origin with the hard-coded
  * stds of the official head (docs/departures.md, Q19), on the host.
  *
@@ -130,7 +111,7 @@ export function rpnTargets(
   const { assign = RPN_ASSIGN, coder = DEFAULT_RPN_CODER } = options;
   const numAnchors = anchors.boxes.length / 4;
   const slots = new Int32Array(boxes.length * numAnchors);
-  const index: number[] = [], deltas: number[] = [];
+  const index: number[] = [], from: number[] = [], to: number[] = [];
   let numIgnored = 0;
   boxes.forEach((gt, image) => {
     const { gtIndex } = maxIouAssign(anchors.boxes, gt, assign);
@@ -144,12 +125,13 @@ export function rpnTargets(
       }
       slots[flat] = index.length + 2;
       index.push(flat);
-      deltas.push(...encodeHost(coder, anchors.boxes, a, gt, g));
+      from.push(...anchors.boxes.subarray(4 * a, 4 * a + 4));
+      to.push(gt[4 * g], gt[4 * g + 1], gt[4 * g + 2], gt[4 * g + 3]);
     }
   });
   return {
     index: Int32Array.from(index),
-    unitBox: decodeUnitHost(Float32Array.from(deltas)),
+    unitBox: decodeUnitHost(coder.encodeHost(from, to)),
     slots,
     numIgnored,
   };

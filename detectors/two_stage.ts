@@ -1,19 +1,23 @@
 /**
  * Two-stage detectors (Faster R-CNN, Cascade R-CNN) trained with the rank-based
- * recipe (docs/departures.md, R3 and R4; notes in docs/two_stage.md), composed
- * the way torchvision's `GeneralizedRCNN(backbone, rpn, roi_heads)` is:
+ * recipe (docs/departures.md, R3 and R4; notes in docs/two_stage.md) or with
+ * the stock losses it replaces, composed the way torchvision's `GeneralizedRCNN(backbone, rpn, roi_heads)` is:
  * {@linkcode TwoStageDetector} takes a ResNet, an FPN (C2–C5 in, P2–P6 out),
  * an {@linkcode RpnHead} and one or more RoI stages, each a
  * {@linkcode Shared2FcBBoxHead} with its IoU threshold, loss weight and coder.
  * `faster_rcnn.ts` and `cascade_rcnn.ts` build one from a config.
  *
- * One step of training:
- * 1. features, RPN outputs, and the RPN loss on every anchor (`rpn_loss.ts`);
+ * One step of training (the losses come from `two_stage_losses.ts` by the
+ * config's `loss`: the rank-based ones, or the stock `"ce"`, which draws
+ * anchors and RoIs):
+ * 1. features and RPN outputs;
  * 2. the RPN outputs are read back (the one readback of the step) and turned
- *    into proposals per image (`rpn.ts`, the training caps);
+ *    into proposals per image (`rpn.ts`, the training caps), and the RPN
+ *    loss is taken (`rpn_loss.ts` on every anchor, or `rpn_baseline_loss.ts`);
  * 3. per stage: the proposals are assigned with the GT boxes added
- *    (`roi_targets.ts`), pooled from P2–P5 (`multiRoiAlign`), classified and
- *    regressed, and scored by the rank-based RoI loss (`roi_loss.ts`); a
+ *    (`roi_targets.ts`; drawn with `"ce"`), pooled from P2–P5
+ *    (`multiRoiAlign`), classified and regressed, and scored by the RoI loss
+ *    (`roi_loss.ts`, or `roi_baseline_loss.ts`); a
  *    stage that has a successor reads its deltas back and hands on its RoIs
  *    decoded and clipped, the added GT boxes left out (mmdetection's
  *    `refine_bboxes`).
@@ -21,7 +25,8 @@
  * At test time the stages run on the RPN's test proposals, each on the boxes
  * the previous one refined; the class logits are averaged over the stages
  * (mmdetection's `CascadeRoIHead.simple_test`: the raw outputs are averaged,
- * then the sigmoid is taken) and the last stage's boxes are kept
+ * then the sigmoid, or with `"ce"` the softmax, is taken) and the last
+ * stage's boxes are kept
  * (`roi_postprocess.ts`).
  *
  * @module
@@ -47,16 +52,11 @@ import { FcnMaskHead } from "./heads/mask_head.ts";
 import { MaskBranch, type MaskSettings } from "./mask_branch.ts";
 import type { Detections } from "./postprocess.ts";
 import { roiDetections } from "./roi_postprocess.ts";
-import { roiLoss } from "./roi_loss.ts";
-import { roiTargets } from "./roi_targets.ts";
+import { type RoiTargets, roiTargets } from "./roi_targets.ts";
 import { batchProposals } from "./rpn.ts";
-import { rpnLoss, rpnTargets } from "./rpn_loss.ts";
+import { type TwoStageLoss, twoStageLoss, type TwoStageLossEntry } from "./two_stage_losses.ts";
 
-/** The ranking losses of the two-stage recipe: BRS (bucketed) and RS. */
-export type TwoStageLoss = "brs" | "rs";
-
-/** The two-stage losses, for command lines and messages. */
-export const TWO_STAGE_LOSSES: readonly TwoStageLoss[] = Object.freeze(["brs", "rs"]);
+export { TWO_STAGE_LOSSES, type TwoStageLoss } from "./two_stage_losses.ts";
 
 /** How the RPN turns its outputs into proposals (one setting for training, one for test). */
 export interface ProposalSettings {
@@ -118,7 +118,11 @@ export interface TwoStageCommonConfig {
   rpn: RpnSettings;
   /** The RoI heads' shared shape. */
   roi: RoiHeadSettings;
-  /** Ranking loss of the RPN and every RoI stage. */
+  /**
+   * Loss of the RPN and every RoI stage: `"brs"` or `"rs"` (the rank-based
+   * recipe) or `"ce"` (the stock Faster R-CNN's sampled cross entropy + L1;
+   * `two_stage_losses.ts`).
+   */
   loss: TwoStageLoss;
   /** δ of the ranking loss; default 0.5 (docs/departures.md, Q20). */
   delta?: number;
@@ -220,12 +224,15 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
   /** The backend the weights live on. */
   readonly backend: Backend;
   readonly #anchors = new Map<string, Anchors>();
+  readonly #losses: TwoStageLossEntry;
 
   /**
    * Composes the model of `parts`, whose weights live on `backend`.
    *
-   * @throws {RangeError} When there is no stage, a stage before the last
-   * regresses per class, or a mask branch comes with more than one stage.
+   * @throws {RangeError} When the loss is unknown, there is no stage, a stage
+   * before the last regresses per class, a head's classifier does not suit
+   * the loss (a background logit for `"ce"` only), or a mask branch comes
+   * with more than one stage or with `"ce"`.
    */
   constructor(
     readonly config: TwoStageCommonConfig & { kind: string },
@@ -233,7 +240,19 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
     backend: Backend,
   ) {
     super();
+    this.#losses = twoStageLoss(config.loss, config.kind);
     if (parts.stages.length === 0) throw new RangeError("TwoStageDetector: no RoI stage");
+    parts.stages.forEach((s, i) => {
+      if (Boolean(s.head.config.background) !== this.#losses.background) {
+        throw new RangeError(
+          `TwoStageDetector: stage ${i}'s head ${
+            s.head.config.background ? "has" : "lacks"
+          } a background logit, which loss "${config.loss}" ${
+            this.#losses.background ? "needs" : "does not use"
+          }`,
+        );
+      }
+    });
     parts.stages.slice(0, -1).forEach((s, i) => {
       if (!s.head.config.classAgnostic) {
         throw new RangeError(
@@ -244,6 +263,11 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
     if (parts.mask && parts.stages.length !== 1) {
       throw new RangeError(
         `TwoStageDetector: a mask branch needs one RoI stage, got ${parts.stages.length}`,
+      );
+    }
+    if (parts.mask && this.#losses.background) {
+      throw new RangeError(
+        `TwoStageDetector: the mask branch trains with "brs" or "rs" only (its Dice loss is self-balanced to the ranking loss), got "${config.loss}"`,
       );
     }
     this.backend = backend;
@@ -298,55 +322,53 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
 
   /**
    * The training loss of a batch: the RPN's (parts `rpn.rank`, `rpn.sort`,
-   * `rpn.box`) plus each stage's (`s0.rank`, `s0.sort`, `s0.box`, ...) and,
+   * `rpn.box`; with `"ce"` `rpn.cls`, `rpn.box`) plus each stage's
+   * (`s0.rank`, `s0.sort`, `s0.box`, ...; `s0.cls`, `s0.box`, ...) and,
    * with a mask branch, `mask` (self-balanced, part of the total) and
    * `mask.dice` (its score-weighted Dice before balancing, logged only).
-   * `numPositives` counts the first stage's positive RoIs.
+   * `numPositives` counts the first stage's positive RoIs (drawn ones with
+   * `"ce"`).
    *
    * @throws {TypeError} When the model has a mask branch and the batch no masks.
    */
   async loss(batch: Batch): Promise<DetectorLosses> {
-    const { loss, delta } = this.config;
+    const { delta } = this.config;
     if (this.mask && !batch.masks) {
       throw new TypeError(
         `${this.config.kind}: the batch carries no GT masks (load it with withMasks: true)`,
       );
     }
+    const losses = this.#losses;
     const features = this.forward(this.images(batch));
     const rpnOut = this.rpnHead.forward(features);
     const anchors = this.#checkedAnchors(batch.height, batch.width, rpnOut);
-    const rpn = rpnLoss(rpnOut, rpnTargets(anchors, batch.boxes), {
-      loss,
+    const shapes = batch.meta.map((m) => [m.height, m.width] as [number, number]);
+    let proposals = await this.#proposals(rpnOut, anchors, shapes, this.config.rpn.train);
+    const rpn = losses.rpn({
+      out: rpnOut,
+      anchors,
+      boxes: batch.boxes,
+      proposals,
       delta,
       weight: this.config.rpn.weight,
     });
-    const shapes = batch.meta.map((m) => [m.height, m.width] as [number, number]);
-    let proposals = await this.#proposals(rpnOut, anchors, shapes, this.config.rpn.train);
     const parts: Record<string, Tensor> = {};
     for (const [name, t] of Object.entries(rpn.parts)) parts[`rpn.${name}`] = t;
     let total = rpn.total;
     let numPositives = 0;
     for (const [s, stage] of this.stages.entries()) {
-      const targets = roiTargets(proposals, batch.boxes, batch.labels, { posIou: stage.posIou });
+      const targets = losses.sample(
+        roiTargets(proposals, batch.boxes, batch.labels, { posIou: stage.posIou }),
+      );
       const numRois = targets.labels.length;
       let stageLoss: DetectorLosses;
       let out: BBoxHeadOutput | undefined;
       if (numRois === 0) {
-        // No proposal and no GT box anywhere in the batch: the constant loss of a batch without positives.
-        const one = full([], stage.weight, { backend: this.backend });
-        stageLoss = {
-          total: add(add(one, one), one),
-          parts: { rank: one, sort: one, box: one },
-          numPositives: 0,
-        };
+        // No proposal and no GT box anywhere in the batch.
+        stageLoss = losses.noRois(stage.weight, this.backend);
       } else {
         out = stage.head.forward(this.#pool(features, targets.rois));
-        stageLoss = roiLoss(out, targets, {
-          loss,
-          delta,
-          weight: stage.weight,
-          coder: stage.coder,
-        });
+        stageLoss = losses.roi({ out, targets, delta, weight: stage.weight, coder: stage.coder });
       }
       for (const [name, t] of Object.entries(stageLoss.parts)) parts[`s${s}.${name}`] = t;
       total = add(total, stageLoss.total);
@@ -371,9 +393,7 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
       }
       if (s === 0) numPositives = stageLoss.numPositives;
       if (s + 1 < this.stages.length) {
-        proposals = out
-          ? await this.#refine(out, targets.rois, targets.perImage, batch.boxes, stage, shapes)
-          : proposals;
+        proposals = out ? await this.#refine(out, targets, stage, shapes) : proposals;
       }
     }
     return { total, parts, numPositives };
@@ -398,13 +418,15 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
       const last = this.stages[stagesRun - 1];
       const width = last.head.config.classAgnostic ? 4 : 4 * numClasses;
       const { test } = this.config;
+      const total = boxes.reduce((sum, b) => sum + b.length / 4, 0);
       let offset = 0;
       const out: Detections[] = boxes.map((rois, i) => {
-        const r = rois.length / 4;
-        const scores = new Float32Array(r * numClasses);
-        for (let j = 0; j < scores.length; j++) {
-          scores[j] = 1 / (1 + Math.exp(-logitSum[offset * numClasses + j] / stagesRun));
-        }
+        const r = rois.length / 4, logitWidth = logitSum.length / total;
+        const scores = this.#losses.probabilities(
+          logitSum.subarray(offset * logitWidth, (offset + r) * logitWidth),
+          stagesRun,
+          numClasses,
+        );
         const det = roiDetections(
           rois,
           scores,
@@ -529,34 +551,36 @@ export class TwoStageDetector extends Module<Tensor, Tensor[]> implements Detect
     shapes: readonly [number, number][],
     settings: ProposalSettings,
   ): Promise<Float32Array[]> {
-    return await batchProposals(out, anchors, shapes, settings);
+    return await batchProposals(out, anchors, shapes, {
+      ...settings,
+      coder: this.#losses.rpnCoder,
+    });
   }
 
   /**
    * The next stage's proposals in training: each RoI's class-agnostic box,
-   * decoded and clipped, the GT boxes `roiTargets` put first in each image's
-   * RoIs left out.
+   * decoded and clipped, the GT boxes `roiTargets` added left out
+   * (mmdetection's `pos_is_gts`).
    */
   async #refine(
     out: BBoxHeadOutput,
-    rois: Float32Array,
-    perImage: readonly number[],
-    gtBoxes: readonly Float32Array[],
+    targets: RoiTargets,
     stage: RoiStage,
     shapes: readonly [number, number][],
   ): Promise<Float32Array[]> {
     const deltas = await detach(out.reg).data();
     const boxes: Float32Array[] = [];
     let start = 0;
-    perImage.forEach((count, i) => {
-      const numGt = gtBoxes[i].length / 4;
-      const first = start + numGt, end = start + count;
-      const anchors = new Float32Array(4 * (end - first));
-      for (let k = first; k < end; k++) {
-        anchors.set(rois.subarray(5 * k + 1, 5 * k + 5), 4 * (k - first));
-      }
-      boxes.push(stage.coder.decodeHost(anchors, deltas.subarray(4 * first, 4 * end), shapes[i]));
-      start = end;
+    targets.perImage.forEach((count, i) => {
+      const kept: number[] = [];
+      for (let k = start; k < start + count; k++) if (!targets.fromGt[k]) kept.push(k);
+      const anchors = new Float32Array(4 * kept.length), d = new Float32Array(4 * kept.length);
+      kept.forEach((k, j) => {
+        anchors.set(targets.rois.subarray(5 * k + 1, 5 * k + 5), 4 * j);
+        d.set(deltas.subarray(4 * k, 4 * k + 4), 4 * j);
+      });
+      boxes.push(stage.coder.decodeHost(anchors, d, shapes[i]));
+      start += count;
     });
     return boxes;
   }
@@ -657,6 +681,7 @@ export function buildTwoStage(
         fcChannels: config.roi.fcChannels,
         numClasses: config.numClasses,
         classAgnostic: spec.classAgnostic,
+        background: twoStageLoss(config.loss, name).background,
       },
       rng,
       backend,

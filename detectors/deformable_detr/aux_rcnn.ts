@@ -1,18 +1,31 @@
 /**
  * Co-DETR's auxiliary Faster R-CNN branch on the encoder's multi-scale output
- * (spec §10.7), with the rank-based heads of the two-stage detectors: an RPN
- * (max IoU 0.7 / 0.3 on every anchor, BRS or RS with IoU targets, GIoU in
- * the unit-anchor frame, self-balanced, times its weight), proposals (read
- * back), and a Shared2FC RoI head (max IoU 0.5, GT boxes added, no sampling,
- * BRS or RS, class-specific GIoU, self-balanced, times its weight). Its
- * positive RoIs become auxiliary decoder queries. The RPN's and RoI head's
- * GIoU are score-weighted as in the two-stage detectors (the BRS-DETR config
+ * (spec §10.7), with the heads and losses of the two-stage detectors
+ * (`two_stage_losses.ts`).
+ *
+ * With a ranking loss (BRS-DETR): an RPN (max IoU 0.7 / 0.3 on every anchor,
+ * BRS or RS with IoU targets, GIoU in the unit-anchor frame, self-balanced,
+ * times its weight), proposals (read back), and a sigmoid Shared2FC RoI head
+ * (max IoU 0.5, GT boxes added, no sampling, BRS or RS, class-specific GIoU,
+ * self-balanced, times its weight). The RPN's and RoI head's GIoU are
+ * score-weighted as in the two-stage detectors (the BRS-DETR config
  * averages them unweighted, Q18), and the RPN decodes with stds
  * (0.1, 0.1, 0.2, 0.2) (the BRS-DETR config: 1.0, Q19).
+ *
+ * With `"ce"` (the Co-DETR baseline): Co-DETR's stock `RPNHead` (256 anchors
+ * drawn per image, half positives at most, sigmoid BCE + L1 on deltas with
+ * stds 1.0, both times `rpnWeight`) and `CoStandardRoIHead` (512 RoIs drawn
+ * per image, a quarter positives at most, softmax CE over the classes and
+ * background times `roiWeight`, GIoU on the decoded boxes, `reg_decoded_bbox`,
+ * times {@linkcode CO_DETR_ROI_GIOU_WEIGHT} · `roiWeight`).
+ *
+ * Either way the positive RoIs (drawn ones with `"ce"`) become auxiliary
+ * decoder queries.
  *
  * @module
  */
 
+import { DeltaXywhCoder } from "../../boxes/coder.ts";
 import type { Batch } from "../../data/loader.ts";
 import type { Backend } from "../../tensor/backend.ts";
 import { Module } from "../../tensor/nn/module.ts";
@@ -22,10 +35,16 @@ import { type AnchorConfig, type Anchors, generateAnchors } from "../anchors.ts"
 import type { AtssTargets } from "../atss_targets.ts";
 import { multiRoiAlign, Shared2FcBBoxHead } from "../heads/roi_head.ts";
 import { RpnHead } from "../heads/rpn_head.ts";
-import { roiLoss } from "../roi_loss.ts";
 import { roiTargets } from "../roi_targets.ts";
 import { batchProposals } from "../rpn.ts";
-import { rpnLoss, rpnTargets } from "../rpn_loss.ts";
+import { type TwoStageLoss, twoStageLoss } from "../two_stage_losses.ts";
+
+/**
+ * The RoI head's GIoU weight relative to its classification loss with
+ * `"ce"`: Co-DETR's `GIoULoss(loss_weight=10.0 * num_dec_layer * lambda_2)`
+ * beside `CrossEntropyLoss(loss_weight=1.0 * num_dec_layer * lambda_2)`.
+ */
+export const CO_DETR_ROI_GIOU_WEIGHT = 10;
 
 /** The auxiliary Faster R-CNN branch of Co-DETR. */
 export interface CoDetrRcnnConfig {
@@ -33,7 +52,7 @@ export interface CoDetrRcnnConfig {
   anchors: AnchorConfig;
   /** Width of the RPN's shared convolution. */
   featChannels: number;
-  /** Weight of the RPN loss (0.2 · 5 = 1). */
+  /** Weight of the RPN loss (ranking: 0.2 · 5 = 1; Co-DETR's `"ce"`: 12 on both terms). */
   rpnWeight: number;
   /** Proposals in training: per-level cap before NMS, NMS IoU, per-image cap after. */
   proposals: { nmsPre: number; iouThreshold: number; maxPerImage: number };
@@ -43,7 +62,7 @@ export interface CoDetrRcnnConfig {
   fcChannels: number;
   /** IoU of a positive RoI (0.5). */
   posIou: number;
-  /** Weight of the RoI loss (5). */
+  /** Weight of the RoI loss (ranking: 5; Co-DETR's `"ce"`: 12, its GIoU 10 times that). */
   roiWeight: number;
 }
 
@@ -81,13 +100,17 @@ export class AuxRcnn extends Module<Tensor[], never> {
   readonly roiHead: Shared2FcBBoxHead;
   readonly #anchors = new Map<string, Anchors>();
 
-  /** Builds both heads with weights from `rng`. */
+  /**
+   * Builds both heads with weights from `rng`; with `loss` `"ce"` the RoI
+   * head has a background logit.
+   */
   constructor(
     readonly config: CoDetrRcnnConfig,
     inChannels: number,
     numClasses: number,
     rng: Rng,
     backend?: Backend,
+    readonly loss: TwoStageLoss = "brs",
   ) {
     super();
     const { anchors } = config;
@@ -111,6 +134,7 @@ export class AuxRcnn extends Module<Tensor[], never> {
           roiSize: config.roi.roiSize,
           fcChannels: config.fcChannels,
           numClasses,
+          background: twoStageLoss(loss, "AuxRcnn").background,
         },
         rng,
         backend,
@@ -136,12 +160,13 @@ export class AuxRcnn extends Module<Tensor[], never> {
 
   /**
    * The branch's losses on `features` (one map per anchor stride) for a
-   * batch, and its positive RoIs. Reads the RPN outputs back once.
+   * batch with the loss it was built for, and its positive RoIs. Reads the
+   * RPN outputs back once.
    */
   async step(
     features: Tensor[],
     batch: Batch,
-    options: { loss: "brs" | "rs"; delta?: number },
+    options: { delta?: number } = {},
   ): Promise<AuxRcnnStep> {
     const { config } = this;
     if (features.length !== config.anchors.strides.length) {
@@ -149,19 +174,27 @@ export class AuxRcnn extends Module<Tensor[], never> {
         `AuxRcnn: ${features.length} feature maps for ${config.anchors.strides.length} anchor strides`,
       );
     }
+    const losses = twoStageLoss(this.loss, "AuxRcnn");
+    const { delta } = options;
     const anchors = this.anchors(batch.height, batch.width);
     const out = this.rpnHead.forward(features);
-    const rpn = rpnLoss(out, rpnTargets(anchors, batch.boxes), {
-      ...options,
-      weight: config.rpnWeight,
-    });
     const proposals = await batchProposals(
       out,
       anchors,
       batch.boxes.map(() => [batch.height, batch.width] as const),
-      config.proposals,
+      { ...config.proposals, coder: losses.rpnCoder },
     );
-    const targets = roiTargets(proposals, batch.boxes, batch.labels, { posIou: config.posIou });
+    const rpn = losses.rpn({
+      out,
+      anchors,
+      boxes: batch.boxes,
+      proposals,
+      delta,
+      weight: config.rpnWeight,
+    });
+    const targets = losses.sample(
+      roiTargets(proposals, batch.boxes, batch.labels, { posIou: config.posIou }),
+    );
     const parts: Record<string, Tensor> = {};
     for (const [name, t] of Object.entries(rpn.parts)) parts[`rpn.${name}`] = t;
     const k = targets.labels.length;
@@ -170,15 +203,21 @@ export class AuxRcnn extends Module<Tensor[], never> {
         ...config.roi,
         aligned: true,
       });
-      const roi = roiLoss(this.roiHead.forward(pooled), targets, {
-        ...options,
+      const roi = losses.roi({
+        out: this.roiHead.forward(pooled),
+        targets,
+        delta,
         weight: config.roiWeight,
+        coder: ROI_CODER,
+        box: { kind: "giou", weight: CO_DETR_ROI_GIOU_WEIGHT },
       });
       for (const [name, t] of Object.entries(roi.parts)) parts[`roi.${name}`] = t;
     }
     return { parts, positives: roiPositives(targets.rois, targets.labels, targets.gtBoxes) };
   }
 }
+
+const ROI_CODER = new DeltaXywhCoder();
 
 /**
  * The positive RoIs of a batch (label >= 0) as a pseudo assignment: RoI `j`

@@ -44,11 +44,16 @@ export interface BBoxHeadConfig {
   numClasses: number;
   /** One box per RoI (`4` deltas) instead of one per class (`4C`); Cascade R-CNN's stages. Default false. */
   classAgnostic?: boolean;
+  /**
+   * A background logit after the `C` class logits, for a softmax classifier
+   * (the stock heads' `C + 1` outputs; `loss: "ce"`). Default false.
+   */
+  background?: boolean;
 }
 
 /** What {@linkcode Shared2FcBBoxHead.forward} gives each RoI. */
 export interface BBoxHeadOutput {
-  /** Classification logits `[K, C]` (sigmoid, no background logit). */
+  /** Classification logits `[K, C]` (sigmoid, no background logit), or `[K, C + 1]` with the background last. */
   cls: Tensor;
   /** Box deltas `[K, 4C]` (class `c` at `4c .. 4c + 3`), or `[K, 4]` when class-agnostic. */
   reg: Tensor;
@@ -164,7 +169,8 @@ class SharedFcs extends Module {
 }
 
 /**
- * mmdetection's `Shared2FCBBoxHead` with a sigmoid classifier; parameter
+ * mmdetection's `Shared2FCBBoxHead` with a sigmoid classifier (or, with
+ * `background`, the stock softmax one of `C + 1` outputs); parameter
  * names follow mmdetection's (`shared_fcs.0`, `shared_fcs.1`, `fc_cls`,
  * `fc_reg`).
  *
@@ -203,7 +209,7 @@ export class Shared2FcBBoxHead extends Module<Tensor, BBoxHeadOutput> {
     );
     this.#cls = this.registerModule(
       "fc_cls",
-      normalInit(linear(fcChannels, numClasses), rng, 0.01),
+      normalInit(linear(fcChannels, numClasses + (config.background ? 1 : 0)), rng, 0.01),
     );
     const regOut = config.classAgnostic ? 4 : 4 * numClasses;
     this.#reg = this.registerModule("fc_reg", normalInit(linear(fcChannels, regOut), rng, 0.001));

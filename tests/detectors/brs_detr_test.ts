@@ -44,7 +44,7 @@ const SMALL_MODEL: CoDetrModelConfig = {
   auxQueries: { maxPerImage: 20, weight: 1 },
 };
 
-/** The auxiliary Faster R-CNN branch, narrow (ranking losses only). */
+/** The auxiliary Faster R-CNN branch, narrow, with BRS-DETR's weights (RPN 1, RoI 5). */
 const SMALL_RCNN: NonNullable<CoDetrModelConfig["auxRcnn"]> = {
   anchors: {
     strides: [8, 16, 32, 64, 128],
@@ -81,7 +81,12 @@ const SMALL: Record<"brs" | "focal", DetectorConfig<CoDetrModelConfig>> = {
   focal: {
     ...BRS_DETR_TINY_SHAPES,
     name: "co_detr_test_small",
-    model: { ...SMALL_MODEL, loss: "focal", auxAtss: { ...SMALL_MODEL.auxAtss!, weight: 12 } },
+    model: {
+      ...SMALL_MODEL,
+      loss: "focal",
+      auxAtss: { ...SMALL_MODEL.auxAtss!, weight: 12 },
+      auxRcnn: { ...SMALL_RCNN, rpnWeight: 12, roiWeight: 12 },
+    },
     train: SMALL_TRAIN,
     data: { kind: "shapes", train: 8, val: 2, size: 64, seed: 3 },
   },
@@ -155,14 +160,56 @@ Deno.test("co_detr: the parts of the loss follow the recipe of each loss", async
           "aux_atss.cls",
           "aux_atss.giou",
           "aux_atss.l1",
+          "aux_rcnn.cls",
+          "aux_rcnn.giou",
+          "aux_rcnn.l1",
           "cls",
           "enc.cls",
           "enc.giou",
           "enc.l1",
           "giou",
           "l1",
+          "roi.box",
+          "roi.cls",
+          "rpn.box",
+          "rpn.cls",
         ].sort(),
       );
+    },
+  );
+
+  await t.step(
+    "focal: the Faster R-CNN branch's stock losses scale with rpnWeight and roiWeight",
+    async () => {
+      const at = async (rpnWeight: number, roiWeight: number) => {
+        const config = { ...SMALL.focal.model.auxRcnn!, rpnWeight, roiWeight };
+        const model = buildCoDetr({ ...SMALL.focal.model, auxRcnn: config }, {
+          seed: 1,
+          backend: FAST,
+        });
+        return await tidyAsync(async () => {
+          const { parts } = await model.loss(BATCH);
+          const out: Record<string, number> = {};
+          for (const k of ["rpn.cls", "rpn.box", "roi.cls", "roi.box"]) {
+            out[k] = (await parts[k].data())[0];
+          }
+          return out;
+        });
+      };
+      const one = await at(1, 1), twelve = await at(12, 12);
+      for (const [k, v] of Object.entries(one)) {
+        assert.ok(v > 0, `${k} is ${v}`);
+        assert.ok(
+          Math.abs(twelve[k] - 12 * v) < 1e-4 * twelve[k],
+          `${k}: ${twelve[k]} vs 12 x ${v}`,
+        );
+      }
+      // The RoI head is a softmax classifier over the classes and background.
+      const model = buildCoDetr(SMALL.focal.model, { seed: 1, backend: CPU });
+      const fcCls = model.namedParameters().find(([n]) =>
+        n === "query_head_rcnn.roi_head.fc_cls.weight"
+      )!;
+      assert.equal(fcCls[1].shape[0], SMALL.focal.model.numClasses + 1);
     },
   );
 });
@@ -291,11 +338,12 @@ Deno.test("auxiliary positive queries reach the decoder: one per ATSS positive u
 });
 
 Deno.test("auxiliary Faster R-CNN queries: every GT box's own RoI at least, up to the cap", async () => {
-  for (const cap of [20, 1]) {
-    const config = { ...SMALL.brs.model, auxQueries: { maxPerImage: cap, weight: 1 } };
+  for (const [loss, cap] of [["brs", 20], ["brs", 1], ["focal", 20]] as const) {
+    const config = { ...SMALL[loss].model, auxQueries: { maxPerImage: cap, weight: 1 } };
     const model = buildCoDetr(config, { seed: 2, backend: FAST });
     const { parts } = await tidyAsync(() => model.loss(BATCH));
-    assert.ok(Number.isFinite((await parts["aux_rcnn.rank"].data())[0]));
+    const part = loss === "brs" ? "aux_rcnn.rank" : "aux_rcnn.cls";
+    assert.ok(Number.isFinite((await parts[part].data())[0]));
     // The RoI head adds each GT box as a proposal, a positive of its own class.
     const counts = Array.from(model.lastAuxQueries.rcnn!);
     BATCH.labels.forEach((labels, i) => {
@@ -395,12 +443,6 @@ Deno.test("co_detr: bad input gives clear errors", async (t) => {
       /train\.lrFactors\[0\]\.factor is -1, expected a finite number >= 0/,
     );
     checkConfig(BRS_DETR_TINY_SHAPES, "brs_detr_tiny_shapes");
-  });
-  await t.step("the Faster R-CNN branch with the focal baseline", () => {
-    assert.throws(
-      () => buildCoDetr({ ...SMALL.focal.model, auxRcnn: SMALL_RCNN }, { seed: 0, backend: CPU }),
-      /auxiliary Faster R-CNN branch trains with "brs" or "rs" only/,
-    );
   });
   await t.step("deformable attention: reference points of the wrong shape", () => {
     const attn = new DeformableAttention(
