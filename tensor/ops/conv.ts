@@ -319,21 +319,26 @@ function useImplicit(t: Tensor): boolean {
 
 /**
  * The forward pass. With `keepColumns`, the im2col path also returns its column matrix (when the
- * images fit one chunk) for the weight gradient to reuse instead of building it again.
+ * images fit one chunk) for the weight gradient to reuse instead of building it again. A `bias`
+ * is added in the same launch where the path can (implicit GEMM; `biased` says so), else left to
+ * the caller.
  */
 export function forward(
   x: Tensor,
   weight: Tensor,
   g: Geometry,
   keepColumns: boolean,
-): { out: Tensor; columns: Tensor | null } {
+  bias?: Tensor,
+): { out: Tensor; columns: Tensor | null; biased?: boolean } {
   if (useDirect(x, g)) {
     const out = windowForward(x, weight, g);
     if (out) return { out, columns: null };
   }
   const packed = packedForward(x, weight, g);
   if (packed) return { out: packed, columns: null };
-  if (useImplicit(x)) return { out: gemmForward(x, weight, g), columns: null };
+  if (useImplicit(x)) {
+    return { out: gemmForward(x, weight, g, bias), columns: null, biased: bias !== undefined };
+  }
   const cg = g.c / g.groups, og = g.cout / g.groups;
   const w3 = viewOf(weight, [1, g.groups, og, cg * g.kh * g.kw]);
   const chunk = chunkSize(x, g);
@@ -516,10 +521,10 @@ export function conv2d(x: Tensor, weight: Tensor, options: Conv2dOptions = {}): 
   const g = geometryOf(op, x, weight, options);
   // Host memory is plentiful and im2col is a large share of a CPU step: keep the columns there.
   const keepColumns = isHostBackend(x.backend) && needsGrad([weight]);
-  const forwarded = forward(x, weight, g, keepColumns);
+  const forwarded = forward(x, weight, g, keepColumns, bias);
   let out = forwarded.out;
   const columns = forwarded.columns;
-  if (bias) {
+  if (bias && !forwarded.biased) {
     const b4 = viewOf(bias, [1, g.cout, 1, 1]);
     const biased = map({ label: "conv2d_bias", wgsl: "a + b", cpu: (a, b) => a + b }, [out, b4]);
     b4.dispose();

@@ -23,7 +23,13 @@ import type { Kernel } from "../kernel.ts";
 import type { GemmTiles } from "../device_profile.ts";
 import { empty, sizeOf, type Tensor } from "../tensor.ts";
 import { type Geometry, SPATIAL_PARAMS, spatialParams } from "./conv_geometry.ts";
-import { type GemmSpec, runTiledGemm, splitKGemm, tiledGemmKernel } from "./tiled_gemm.ts";
+import {
+  type GemmCpuLoaders,
+  type GemmSpec,
+  runTiledGemm,
+  splitKGemm,
+  tiledGemmKernel,
+} from "./tiled_gemm.ts";
 
 const CONV_PARAMS = { c: "u32", cout: "u32", groups: "u32", ...SPATIAL_PARAMS } as const;
 
@@ -180,9 +186,32 @@ fn out_at(bt: u32, r: u32, col: u32) -> u32 {
   },
 };
 
+/** Forward with the bias added where the output is first written: `y = conv(x, wt) + bias[co]`. */
+const FORWARD_BIAS: GemmSpec = {
+  ...FORWARD,
+  label: "conv.gemm_forward_bias",
+  inputs: ["x", "wt", "bias"],
+  wgsl: `${FORWARD.wgsl}
+fn initial(bt: u32, r: u32, col: u32) -> f32 {
+  return bias[(bt % p.groups) * og() + r];
+}`,
+  initial: true,
+  cpu: {
+    ...(FORWARD.cpu as GemmCpuLoaders),
+    initial(ins: Inputs, p: P, bt: number, r: number): number {
+      return ins.bias[(bt % p.groups) * sizes(p).og + r];
+    },
+  },
+};
+
 /** The implicit-GEMM forward kernel with `tiles`. */
 export function convGemmForwardKernel(tiles: GemmTiles): Kernel {
   return tiledGemmKernel(FORWARD, tiles);
+}
+
+/** The implicit-GEMM forward kernel with `tiles` that also adds a per-output-channel bias. */
+export function convGemmForwardBiasKernel(tiles: GemmTiles): Kernel {
+  return tiledGemmKernel(FORWARD_BIAS, tiles);
 }
 
 /** The implicit-GEMM input-gradient kernel with `tiles`. */
@@ -202,7 +231,7 @@ function convParams(g: Geometry): P {
 /**
  * The forward pass `[N, Cout, Ho, Wo]` of f32 `x` `[N, C, H, W]` and `weight`
  * `[Cout, C / groups, kh, kw]` as implicit GEMM (`g` from `conv.ts`; `conv2d` calls it where the
- * profile's `conv` is `"implicit"`).
+ * profile's `conv` is `"implicit"`), plus `bias` `[Cout]` in the same launch where given.
  *
  * @example Through conv2d, forced on the CPU backend (the kernels' twins run)
  * ```ts
@@ -219,7 +248,7 @@ function convParams(g: Geometry): P {
  * console.log((await y.data())[0]); // 4
  * ```
  */
-export function gemmForward(x: Tensor, weight: Tensor, g: Geometry): Tensor {
+export function gemmForward(x: Tensor, weight: Tensor, g: Geometry, bias?: Tensor): Tensor {
   const out = empty([g.n, g.cout, g.ho, g.wo], "f32", x.backend);
   if (out.size === 0) return out;
   const size = {
@@ -228,7 +257,9 @@ export function gemmForward(x: Tensor, weight: Tensor, g: Geometry): Tensor {
     k: (g.c / g.groups) * g.kh * g.kw,
     nbatch: g.n * g.groups,
   };
-  runTiledGemm(convGemmForwardKernel, [x, weight], out, size, convParams(g));
+  if (bias) {
+    runTiledGemm(convGemmForwardBiasKernel, [x, weight, bias], out, size, convParams(g));
+  } else runTiledGemm(convGemmForwardKernel, [x, weight], out, size, convParams(g));
   return out;
 }
 

@@ -75,6 +75,12 @@ export interface GemmSpec {
    * they may set `var<private>` values (declared in `wgsl`) that the three functions read.
    */
   prologue?: string;
+  /**
+   * With `initial`, `wgsl` also defines `fn initial(bt: u32, r: u32, c: u32) -> f32`, a value added
+   * to element `(r, c)` where the output is written afresh (not accumulated: the first inner
+   * chunk), e.g. a bias; the CPU loaders give it as `initial`.
+   */
+  initial?: boolean;
   /** The CPU twin: the same three functions over the twin's arrays, or a whole twin. */
   cpu: GemmCpuLoaders | CpuTwin;
 }
@@ -99,6 +105,14 @@ export interface GemmCpuLoaders {
   ): number;
   /** The output's index of element `(r, c)` of batch entry `bt`. */
   outAt(p: Record<string, number>, bt: number, r: number, c: number): number;
+  /** The spec's `initial` value of element `(r, c)`, where it has one. */
+  initial?(
+    ins: Record<string, TypedArray>,
+    p: Record<string, number>,
+    bt: number,
+    r: number,
+    c: number,
+  ): number;
 }
 
 const cached = kernelCache();
@@ -156,7 +170,9 @@ export function tiledGemmKernel(
 ): Kernel {
   const { bm, bn, bk, tm, tn } = tiles;
   const vec = spec.vec4 ? `|${spec.vec4.a4}|${spec.vec4.b4}` : "";
-  const key = `${spec.label}|${bm}x${bn}x${bk}|${tm}x${tn}|${layout.aq}|${layout.bq}${vec}`;
+  const key = `${spec.label}|${bm}x${bn}x${bk}|${tm}x${tn}|${layout.aq}|${layout.bq}${vec}|${
+    spec.initial ?? false
+  }`;
   return cached(key, () => makeKernel(spec, tiles, layout));
 }
 
@@ -265,8 +281,10 @@ function makeKernel(spec: GemmSpec, tiles: GemmTiles, layout: GemmLayout): Kerne
     lines.push(`  let r${r} = m0 + tr * ${tm}u + ${r}u;`);
     lines.push(`  if (r${r} < p.m) {`);
     for (let e = 0; e < 4; e++) {
+      const col = `c0 + ${e}u`, acc = `acc${r}[${e}]`;
+      const fresh = spec.initial ? `${acc} + initial(bt, r${r}, ${col})` : acc;
       lines.push(
-        `    if (c0 + ${e}u < p.n) { let at = slice + out_at(bt, r${r}, c0 + ${e}u); ${spec.output}[at] = select(acc${r}[${e}], ${spec.output}[at] + acc${r}[${e}], add); }`,
+        `    if (${col} < p.n) { let at = slice + out_at(bt, r${r}, ${col}); ${spec.output}[at] = select(${fresh}, ${spec.output}[at] + ${acc}, add); }`,
       );
     }
     lines.push(`  }`);
@@ -297,7 +315,7 @@ function tiledGemmCpu(
   params: ParamValues,
 ): void {
   const p = params as Record<string, number>;
-  const { loadA, loadB, outAt } = loaders;
+  const { loadA, loadB, outAt, initial } = loaders;
   for (let split = 0; split < p.splits; split++) {
     const kbeg = p.k0 + split * p.split_len;
     const kend = Math.min(p.k0 + p.kc, kbeg + p.split_len);
@@ -309,7 +327,7 @@ function tiledGemmCpu(
             acc += loadA(ins, p, bt, r, q) * loadB(ins, p, bt, q, c);
           }
           const at = split * p.split_stride + outAt(p, bt, r, c);
-          out[at] = p.accumulate ? out[at] + acc : acc;
+          out[at] = p.accumulate ? out[at] + acc : acc + (initial?.(ins, p, bt, r, c) ?? 0);
         }
       }
     }

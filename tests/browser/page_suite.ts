@@ -59,6 +59,8 @@ interface Case {
   name: string;
   atol: number;
   rtol: number;
+  /** The case chooses its own paths (else it runs on the default and on the hardware paths). */
+  ownPaths?: boolean;
   run(backend: Backend): Promise<Outputs>;
 }
 
@@ -155,6 +157,7 @@ const CASES: Case[] = [
     name: "groupNorm on the workgroup kernels (hardware paths), plain and with a fused ReLU",
     atol: 1e-4,
     rtol: 1e-3,
+    ownPaths: true,
     run: (backend) =>
       withProfile(backend, HARDWARE_PATHS, async () => {
         // Rows of 6 planes of 6 (an invocation per plane in the backward sums), of 3 x 85 = 255
@@ -182,6 +185,7 @@ const CASES: Case[] = [
     name: "sum, mean, max, min on the workgroup kernels (hardware paths), over several axes",
     atol: 1e-3,
     rtol: 1e-4,
+    ownPaths: true,
     run: (backend) =>
       withProfile(backend, HARDWARE_PATHS, async () => {
         const x = tensor(randomArray(3 * 257 * 5, 25), [3, 257, 5], { backend });
@@ -272,7 +276,9 @@ function mismatch(
 }
 
 /**
- * Runs every case on WebGPU and on the CPU twin.
+ * Runs every case on WebGPU and on the CPU twin: on WebGPU once with the adapter's own profile
+ * and once with the hardware adapters' kernels forced (`HARDWARE_PATHS`: shared-memory matmul,
+ * implicit-GEMM convolution, workgroup reductions), except cases that choose their own paths.
  *
  * @param only Run only cases whose name contains this text.
  */
@@ -280,10 +286,20 @@ export async function runSuite(only = ""): Promise<SuiteReport> {
   const gpu = await webgpu();
   const host = cpu();
   const results: CaseResult[] = [];
-  for (const c of CASES.filter((c) => c.name.includes(only))) {
+  const runs = CASES.filter((c) => c.name.includes(only)).flatMap((c) =>
+    c.ownPaths ? [{ ...c, gpuRun: c.run }] : [
+      { ...c, gpuRun: c.run },
+      {
+        ...c,
+        name: `${c.name} [hardware paths]`,
+        gpuRun: (backend: Backend) => withProfile(backend, HARDWARE_PATHS, () => c.run(backend)),
+      },
+    ]
+  );
+  for (const c of runs) {
     const started = performance.now();
     try {
-      const got = await c.run(gpu);
+      const got = await c.gpuRun(gpu);
       const ms = performance.now() - started;
       const want = await c.run(host);
       let detail = "";

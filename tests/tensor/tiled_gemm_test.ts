@@ -122,7 +122,7 @@ const CONVS: ConvCase[] = [
   { name: "3x3 pad 1", x: [2, 3, 7, 6], w: [4, 3, 3, 3], o: { padding: 1, bias: true } },
   { name: "stride 2", x: [1, 2, 9, 8], w: [3, 2, 3, 3], o: { stride: 2, padding: 1 } },
   { name: "dilation 2", x: [1, 2, 8, 9], w: [2, 2, 3, 2], o: { dilation: 2, padding: 2 } },
-  { name: "groups 2", x: [2, 4, 5, 5], w: [6, 2, 3, 3], o: { groups: 2, padding: 1 } },
+  { name: "groups 2", x: [2, 4, 5, 5], w: [6, 2, 3, 3], o: { groups: 2, padding: 1, bias: true } },
   { name: "depthwise stride 2", x: [2, 6, 9, 9], w: [6, 1, 3, 3], o: { groups: 6, stride: 2 } },
   { name: "1x1", x: [3, 5, 4, 3], w: [7, 5, 1, 1], o: {} },
   { name: "7x7 stride 3", x: [1, 1, 11, 10], w: [2, 1, 7, 7], o: { stride: 3, padding: 3 } },
@@ -132,7 +132,7 @@ const CONVS: ConvCase[] = [
     w: [70, 5, 3, 3],
     o: { padding: 1 },
   },
-  { name: "K = 576", x: [1, 64, 6, 6], w: [9, 64, 3, 3], o: { padding: 1 } },
+  { name: "K = 576", x: [1, 64, 6, 6], w: [9, 64, 3, 3], o: { padding: 1, bias: true } },
 ];
 
 function convOnce(backend: Backend, c: ConvCase, seed: number): Tensor[] {
@@ -163,6 +163,31 @@ Deno.test("implicit-GEMM conv2d twins (CPU) match the im2col path", async (t) =>
           );
         }
       }
+    });
+  }
+});
+
+Deno.test("implicit-GEMM conv2d adds the bias in its forward launch, once", async (t) => {
+  const c = CONVS.find((c) => c.name === "K = 576")!;
+  const reference = await Promise.all(convOnce(CPU, c, 300).map((o) => o.data()));
+  // A loop budget of 64 inner steps: the 576 of each output take 9 dispatches that accumulate.
+  for (const loopBudget of [65_536, 64]) {
+    await t.step(`loop budget ${loopBudget}`, async () => {
+      CPU.startProfile();
+      const outs = withProfile(CPU, { ...HARDWARE_PATHS, loopBudget }, () => convOnce(CPU, c, 300));
+      const got = await Promise.all(outs.map((o) => o.data()));
+      const launches = Object.fromEntries(
+        (await CPU.stopProfile()).map((k) => [k.label, k.calls]),
+      );
+      assert.equal(launches["map.conv2d_bias"], undefined, "no separate bias launch");
+      assert.equal(launches["conv.gemm_forward_bias_64x64x16"], loopBudget === 64 ? 9 : 1);
+      assert.equal(launches["conv.gemm_forward_64x64x16"], undefined);
+      got.forEach((g, i) => {
+        for (let j = 0; j < g.length; j++) {
+          const want = reference[i][j];
+          assert.ok(Math.abs(g[j] - want) <= 1e-4 * (1 + Math.abs(want)), `output ${i}[${j}]`);
+        }
+      });
     });
   }
 });
@@ -199,9 +224,11 @@ Deno.test(
       gpu.startProfile();
       hardware(gpu, () => convOnce(gpu, CONVS[0], 1)).forEach((t) => t.dispose());
       const labels = new Set((await gpu.stopProfile()).map((k) => k.label));
-      for (const pass of ["forward", "grad_input", "grad_weight"]) {
+      // CONVS[0] has a bias, which the forward pass adds in its own launch.
+      for (const pass of ["forward_bias", "grad_input", "grad_weight"]) {
         assert.ok(labels.has(`conv.gemm_${pass}_64x64x16`), `conv.gemm_${pass} in ${[...labels]}`);
       }
+      assert.ok(!labels.has("map.conv2d_bias"));
     });
     await t.step("no more buffers left behind than on the default paths", async () => {
       // The inputs and the gradients' seeds stay alive in both runs: compare what is left.
