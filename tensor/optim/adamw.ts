@@ -8,10 +8,9 @@ import type { DType } from "../dtype.ts";
 import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { launch } from "../ops/launch.ts";
 import type { Tensor } from "../tensor.ts";
-import { forEachLiveBlock, SEGMENT_WGSL } from "./arena.ts";
+import { ARENA_BLOCK, forEachLiveBlock, SEGMENT_WGSL } from "./arena.ts";
 import { type ArenaUpdate, Optimizer, type OptimizerOptions } from "./optimizer.ts";
 
-const WG = 256;
 const cached = kernelCache();
 
 function adamwKernel(dtype: DType): Kernel {
@@ -28,8 +27,8 @@ function adamwKernel(dtype: DType): Kernel {
       step_size: "f32",
       sqrt_bc2: "f32",
     },
-    workgroupSize: WG,
-    code: `${entryPoint(WG)}${SEGMENT_WGSL}
+    workgroupSize: ARENA_BLOCK,
+    code: `${entryPoint(ARENA_BLOCK)}${SEGMENT_WGSL}
   let g = grad[i] * coef[0];
   var mo = 0.0;
   var vo = 0.0;
@@ -125,6 +124,6 @@ export class AdamW extends Optimizer {
       eps: this.eps,
       step_size: this.lr / (1 - b1 ** t),
       sqrt_bc2: Math.sqrt(1 - b2 ** t),
-    }, Math.ceil(param.size / WG));
+    }, param.size / ARENA_BLOCK);
   }
 }

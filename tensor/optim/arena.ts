@@ -1,7 +1,8 @@
 /**
  * Arenas: one flat, zero-initialised block of device memory per group of tensors, each tensor in
- * a slot that starts at a multiple of {@linkcode ARENA_BLOCK} elements (256 or 512 bytes, so
- * that a slot is a storage view the WebGPU backend can bind), padding zero. The optimizers keep
+ * a slot that starts at a multiple of {@linkcode ARENA_BLOCK} elements (1 or 2 KiB, a multiple of
+ * `STORAGE_VIEW_ALIGNMENT`, so that a slot is a storage view the WebGPU backend can bind), padding
+ * zero. The optimizers keep
  * their parameters, gradients and state in arenas and update all of them in one launch; the
  * segment table below tells that launch which slot each block of elements belongs to.
  *
@@ -12,8 +13,12 @@ import { type Backend, storageView } from "../backend.ts";
 import { BYTES_PER_ELEMENT, type DType, type TypedArray, viewAs } from "../dtype.ts";
 import { keep, Tensor, tensor } from "../tensor.ts";
 
-/** Elements per block: slots start at multiples of it, and a block lies in one slot. */
-export const ARENA_BLOCK = 64;
+/**
+ * Elements per block: slots start at multiples of it, a block lies in one slot, and the arena
+ * kernels run one workgroup per block (on llvmpipe 256-invocation workgroups take ~2/3 the time
+ * of 64-invocation ones for the same update; padding costs < 256 elements per tensor).
+ */
+export const ARENA_BLOCK = 256;
 
 /** The segment of a block whose slot takes no update this step (no gradient, or padding). */
 export const NO_SEGMENT = 0xffffffff;
@@ -28,10 +33,10 @@ export const SEGMENT_FIELDS = 3;
  * ```ts
  * import { Arena } from "./arena.ts";
  * import { cpu } from "../device.ts";
- * const arena = new Arena(cpu(), "f32", [3, 100]);
- * console.log(arena.offsets, arena.length); // [0, 64] 192
- * const second = arena.slot(1, [10, 10]);
- * console.log(second.storage.byteOffset); // 256
+ * const arena = new Arena(cpu(), "f32", [3, 300]);
+ * console.log(arena.offsets, arena.length); // [0, 256] 768
+ * const second = arena.slot(1, [3, 100]);
+ * console.log(second.storage.byteOffset); // 1024
  * second.dispose();
  * arena.dispose();
  * ```
@@ -94,13 +99,16 @@ export class Arena {
 }
 
 /**
- * WGSL that opens an arena kernel over `p.n` elements: returns for elements past the end or in a
- * block of {@linkcode NO_SEGMENT}, else binds `lr_factor`, `wd` and `first` (a `bool`) from the
- * segment table. Needs the inputs `blocks` (`u32`) and `segments` (the arena's float type).
+ * WGSL that opens an arena kernel over `p.n` elements, one block per workgroup (its workgroup
+ * size must be {@linkcode ARENA_BLOCK}): returns for elements past the end or in a block of
+ * {@linkcode NO_SEGMENT}, else binds `lr_factor`, `wd` and `first` (a `bool`) from the segment
+ * table. Needs the inputs `blocks` (`u32`) and `segments` (the arena's float type). The table
+ * loads depend on the workgroup alone, so a compiler with divergence analysis (llvmpipe's) makes
+ * them scalar loads, not one per invocation.
  */
 export const SEGMENT_WGSL = `
   if (i >= p.n) { return; }
-  let seg = blocks[i / ${ARENA_BLOCK}u];
+  let seg = blocks[wid.y * nwg.x + wid.x];
   if (seg == ${NO_SEGMENT}u) { return; }
   let lr_factor = segments[${SEGMENT_FIELDS}u * seg];
   let wd = segments[${SEGMENT_FIELDS}u * seg + 1u];

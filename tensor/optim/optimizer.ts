@@ -24,7 +24,8 @@ const cached = kernelCache();
 
 /**
  * Partial sums of squares of `g`, one per chunk; with `live`, elements in blocks of
- * `NO_SEGMENT` (an arena's slots that take no update) count as zero.
+ * `NO_SEGMENT` (an arena's slots that take no update) count as zero (the chunk is a whole number
+ * of blocks, and each block's segment is read once).
  */
 function sumsqKernel(dtype: DType, live: boolean): Kernel {
   const inputs: Record<string, DType> = live ? { g: dtype, blocks: "u32" } : { g: dtype };
@@ -39,10 +40,14 @@ function sumsqKernel(dtype: DType, live: boolean): Kernel {
   let start = i * p.chunk;
   let stop = min(p.n, start + p.chunk);
   var s = 0.0;
-  for (var k = start; k < stop; k++) {
-    ${live ? `if (blocks[k / ${ARENA_BLOCK}u] == ${NO_SEGMENT}u) { continue; }` : ""}
-    s += g[k] * g[k];
-  }
+  ${
+      live
+        ? `for (var b = start; b < stop; b += ${ARENA_BLOCK}u) {
+    if (blocks[b / ${ARENA_BLOCK}u] == ${NO_SEGMENT}u) { continue; }
+    for (var k = b; k < min(stop, b + ${ARENA_BLOCK}u); k++) { s += g[k] * g[k]; }
+  }`
+        : `for (var k = start; k < stop; k++) { s += g[k] * g[k]; }`
+    }
   part[p.offset + i] = s;
 }`,
     cpu(ins, outs, p) {

@@ -9,10 +9,9 @@ import type { DType } from "../dtype.ts";
 import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { launch } from "../ops/launch.ts";
 import type { Tensor } from "../tensor.ts";
-import { forEachLiveBlock, SEGMENT_WGSL } from "./arena.ts";
+import { ARENA_BLOCK, forEachLiveBlock, SEGMENT_WGSL } from "./arena.ts";
 import { type ArenaUpdate, Optimizer, type OptimizerOptions } from "./optimizer.ts";
 
-const WG = 256;
 const cached = kernelCache();
 
 function sgdKernel(dtype: DType, withMomentum: boolean): Kernel {
@@ -26,8 +25,8 @@ function sgdKernel(dtype: DType, withMomentum: boolean): Kernel {
       inputs: { grad: dtype, coef: dtype, blocks: "u32", segments: dtype },
       outputs,
       params: { n: "u32", lr: "f32", momentum: "f32", dampening: "f32", nesterov: "u32" },
-      workgroupSize: WG,
-      code: `${entryPoint(WG)}${SEGMENT_WGSL}
+      workgroupSize: ARENA_BLOCK,
+      code: `${entryPoint(ARENA_BLOCK)}${SEGMENT_WGSL}
   var d = grad[i] * coef[0] + wd * param[i];
   ${
         withMomentum
@@ -121,6 +120,6 @@ export class SGD extends Optimizer {
       momentum: this.momentum,
       dampening: this.dampening,
       nesterov: this.nesterov ? 1 : 0,
-    }, Math.ceil(param.size / WG));
+    }, param.size / ARENA_BLOCK);
   }
 }

@@ -112,14 +112,17 @@ Deno.test("storage views: kernels, copies and reads at the view's offset", async
   }
 });
 
-Deno.test("Arena lays slots out on 64-element blocks", () => {
-  const arena = new Arena(CPU, "f32", [3, 0, 130, 64]);
-  assert.deepEqual(arena.offsets, [0, 64, 64, 256]);
-  assert.equal(arena.length, 320);
+Deno.test("Arena lays slots out on 256-element blocks", () => {
+  const arena = new Arena(CPU, "f32", [3, 0, 520, 256]);
+  assert.deepEqual(arena.offsets, [0, 256, 256, 1024]);
+  assert.equal(arena.length, 1280);
   assert.deepEqual(
     Array.from(arena.blockSegments((k) => k !== 3)),
     [0, 2, 2, 2, 0xffffffff],
   );
+  const last = arena.slot(3, [256]);
+  assert.equal(last.storage.byteOffset, 4096);
+  last.dispose();
   arena.dispose();
 });
 
