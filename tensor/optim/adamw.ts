@@ -5,10 +5,10 @@
  */
 
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
+import { type Kernel, kernelCache } from "../kernel.ts";
 import { launch } from "../ops/launch.ts";
 import type { Tensor } from "../tensor.ts";
-import { ARENA_BLOCK, forEachLiveBlock, SEGMENT_WGSL } from "./arena.ts";
+import { ARENA_BLOCK, ARENA_WG, arenaEntry, forEachLiveBlock } from "./arena.ts";
 import { type ArenaUpdate, Optimizer, type OptimizerOptions } from "./optimizer.ts";
 
 const cached = kernelCache();
@@ -27,22 +27,21 @@ function adamwKernel(dtype: DType): Kernel {
       step_size: "f32",
       sqrt_bc2: "f32",
     },
-    workgroupSize: ARENA_BLOCK,
-    code: `${entryPoint(ARENA_BLOCK)}${SEGMENT_WGSL}
-  let g = grad[i] * coef[0];
-  var mo = 0.0;
-  var vo = 0.0;
-  if (!first) {
-    mo = m[i];
-    vo = v[i];
-  }
-  let mn = p.beta1 * mo + (1.0 - p.beta1) * g;
-  let vn = p.beta2 * vo + (1.0 - p.beta2) * g * g;
-  m[i] = mn;
-  v[i] = vn;
-  let decayed = param[i] * (1.0 - p.lr * lr_factor * wd);
-  param[i] = decayed - p.step_size * lr_factor * mn / (sqrt(vn) / p.sqrt_bc2 + p.eps);
-}`,
+    workgroupSize: ARENA_WG,
+    code: arenaEntry(`
+let g = grad[i] * coef[0];
+var mo = 0.0;
+var vo = 0.0;
+if (!first) {
+  mo = m[i];
+  vo = v[i];
+}
+let mn = p.beta1 * mo + (1.0 - p.beta1) * g;
+let vn = p.beta2 * vo + (1.0 - p.beta2) * g * g;
+m[i] = mn;
+v[i] = vn;
+let decayed = param[i] * (1.0 - p.lr * lr_factor * wd);
+param[i] = decayed - p.step_size * lr_factor * mn / (sqrt(vn) / p.sqrt_bc2 + p.eps);`),
     cpu(ins, outs, params) {
       const p = params as Record<string, number>;
       const { grad, coef, blocks, segments } = ins, { param, m, v } = outs;

@@ -15,10 +15,56 @@ import { keep, Tensor, tensor } from "../tensor.ts";
 
 /**
  * Elements per block: slots start at multiples of it, a block lies in one slot, and the arena
- * kernels run one workgroup per block (on llvmpipe 256-invocation workgroups take ~2/3 the time
- * of 64-invocation ones for the same update; padding costs < 256 elements per tensor).
+ * kernels run one workgroup per block (padding costs < 256 elements per tensor; on llvmpipe,
+ * workgroups of a quarter of the elements each ran the update in ~2/3 the time of workgroups of
+ * 64 elements).
  */
 export const ARENA_BLOCK = 256;
+
+/**
+ * Most bytes of one arena: WebGPU's default `maxStorageBufferBindingSize` (128 MiB), which every
+ * adapter offers (llvmpipe offers no more), so that a whole arena can be bound to one kernel.
+ */
+export const ARENA_MAX_BYTES = 1 << 27;
+
+/**
+ * Splits `tensors` into groups that can share an arena: one backend and dtype each, in order,
+ * each group's padded slots within `maxBytes` (a tensor larger than that gets a group alone).
+ *
+ * @example
+ * ```ts
+ * import { arenaGroups } from "./arena.ts";
+ * import { tensor } from "../tensor.ts";
+ * const ts = [tensor([1, 2]), tensor([3]), tensor([4])];
+ * console.log(arenaGroups(ts)); // [[0, 1, 2]]
+ * console.log(arenaGroups(ts, 2048)); // [[0, 1], [2]]: 1 KiB per f32 slot
+ * ```
+ *
+ * @param tensors The tensors to place.
+ * @param maxBytes Most bytes of one arena.
+ * @returns Indices into `tensors`, one list per arena.
+ */
+export function arenaGroups(
+  tensors: readonly Tensor[],
+  maxBytes: number = ARENA_MAX_BYTES,
+): number[][] {
+  const groups: number[][] = [];
+  const open = new Map<Backend, Map<DType, { indices: number[]; bytes: number }>>();
+  tensors.forEach((t, k) => {
+    const bytes = Math.ceil(t.size / ARENA_BLOCK) * ARENA_BLOCK * BYTES_PER_ELEMENT[t.dtype];
+    const byDtype = open.get(t.backend) ?? new Map();
+    open.set(t.backend, byDtype);
+    let group = byDtype.get(t.dtype);
+    if (!group || (group.indices.length > 0 && group.bytes + bytes > maxBytes)) {
+      group = { indices: [], bytes: 0 };
+      byDtype.set(t.dtype, group);
+      groups.push(group.indices);
+    }
+    group.indices.push(k);
+    group.bytes += bytes;
+  });
+  return groups;
+}
 
 /** The segment of a block whose slot takes no update this step (no gradient, or padding). */
 export const NO_SEGMENT = 0xffffffff;
@@ -98,24 +144,44 @@ export class Arena {
   }
 }
 
+/** Invocations of an arena kernel's workgroup; each updates `ARENA_BLOCK / ARENA_WG` elements. */
+export const ARENA_WG = 64;
+
 /**
- * WGSL that opens an arena kernel over `p.n` elements, one block per workgroup (its workgroup
- * size must be {@linkcode ARENA_BLOCK}): returns for elements past the end or in a block of
- * {@linkcode NO_SEGMENT}, else binds `lr_factor`, `wd` and `first` (a `bool`) from the segment
- * table. Needs the inputs `blocks` (`u32`) and `segments` (the arena's float type). The table
- * loads depend on the workgroup alone, so a compiler with divergence analysis (llvmpipe's) makes
- * them scalar loads, not one per invocation.
+ * The WGSL entry point of an arena kernel over `p.n` elements, one block per workgroup: returns
+ * for a block past the end or of {@linkcode NO_SEGMENT}, else binds `lr_factor`, `wd` and `first`
+ * (a `bool`) from the segment table and runs `body` for each of the invocation's elements `i`
+ * (strided by {@linkcode ARENA_WG}, so that neighbouring invocations touch neighbouring
+ * elements). Needs the inputs `blocks` (`u32`) and `segments` (the arena's float type). The
+ * table is read once per invocation, not per element: on llvmpipe a storage load costs as much
+ * as an element's update, and reading the table per element made the update twice as slow.
+ *
+ * @example
+ * ```ts
+ * import { arenaEntry } from "./arena.ts";
+ * console.log(arenaEntry("param[i] -= p.lr * lr_factor * grad[i];").includes("fn main")); // true
+ * ```
  */
-export const SEGMENT_WGSL = `
-  if (i >= p.n) { return; }
-  let seg = blocks[wid.y * nwg.x + wid.x];
+export function arenaEntry(body: string): string {
+  return `@compute @workgroup_size(${ARENA_WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let block = wid.y * nwg.x + wid.x;
+  if (block * ${ARENA_BLOCK}u >= p.n) { return; }
+  let seg = blocks[block];
   if (seg == ${NO_SEGMENT}u) { return; }
   let lr_factor = segments[${SEGMENT_FIELDS}u * seg];
   let wd = segments[${SEGMENT_FIELDS}u * seg + 1u];
-  let first = segments[${SEGMENT_FIELDS}u * seg + 2u] != 0.0;`;
+  let first = segments[${SEGMENT_FIELDS}u * seg + 2u] != 0.0;
+  for (var r = 0u; r < ${ARENA_BLOCK / ARENA_WG}u; r++) {
+    let i = block * ${ARENA_BLOCK}u + r * ${ARENA_WG}u + lid;
+    ${body.trim().split("\n").join("\n    ")}
+  }
+}`;
+}
 
 /**
- * The CPU side of {@linkcode SEGMENT_WGSL}: calls `update` on each run of elements
+ * The CPU side of {@linkcode arenaEntry}: calls `update` on each run of elements
  * `[start, stop)` of one live block, with its segment's fields.
  */
 export function forEachLiveBlock(

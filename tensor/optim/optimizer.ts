@@ -15,7 +15,7 @@ import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
 import { launch } from "../ops/launch.ts";
 import type { HostTensor } from "../safetensors.ts";
 import { copyInto, empty, keep, type Tensor, tensor, viewOf } from "../tensor.ts";
-import { Arena, ARENA_BLOCK, NO_SEGMENT, SEGMENT_FIELDS } from "./arena.ts";
+import { Arena, ARENA_BLOCK, arenaGroups, NO_SEGMENT, SEGMENT_FIELDS } from "./arena.ts";
 
 const SUMSQ_CHUNK = 1024;
 const WG = 64;
@@ -357,17 +357,13 @@ export abstract class Optimizer {
   /** Names of the state tensors each parameter has (e.g. `exp_avg`). */
   protected abstract stateNames(): readonly string[];
 
-  /** The arena groups, made (and the parameters moved in) on first use. */
+  /**
+   * The arena groups (one per backend and dtype, split at `ARENA_MAX_BYTES`), made (and the
+   * parameters moved in) on first use.
+   */
   #arenas(): ArenaGroup[] {
     if (this.#groups) return this.#groups;
-    const byKind = new Map<string, number[]>();
-    const backends: Backend[] = [];
-    this.params.forEach((p, k) => {
-      if (!backends.includes(p.backend)) backends.push(p.backend);
-      const key = `${backends.indexOf(p.backend)}|${p.dtype}`;
-      byKind.set(key, [...(byKind.get(key) ?? []), k]);
-    });
-    this.#groups = [...byKind.values()].map((indices) => {
+    this.#groups = arenaGroups(this.params).map((indices) => {
       const members = indices.map((k) => this.params[k]);
       const { backend, dtype } = members[0];
       const group: ArenaGroup = {
@@ -471,7 +467,7 @@ export abstract class Optimizer {
 
   /**
    * Applies one update to every parameter with a gradient, on the device: one launch per arena
-   * group (one in all unless parameters differ in backend or dtype). Parameters without a
+   * (one in all unless parameters differ in backend or dtype or pass 128 MiB). Parameters without a
    * gradient are left alone (no weight decay, no momentum). With `maxGradNorm`, the global norm
    * is computed first (two launches) and the update reads the clipping factor from device memory.
    */

@@ -6,10 +6,10 @@
  */
 
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
+import { type Kernel, kernelCache } from "../kernel.ts";
 import { launch } from "../ops/launch.ts";
 import type { Tensor } from "../tensor.ts";
-import { ARENA_BLOCK, forEachLiveBlock, SEGMENT_WGSL } from "./arena.ts";
+import { ARENA_BLOCK, ARENA_WG, arenaEntry, forEachLiveBlock } from "./arena.ts";
 import { type ArenaUpdate, Optimizer, type OptimizerOptions } from "./optimizer.ts";
 
 const cached = kernelCache();
@@ -25,19 +25,18 @@ function sgdKernel(dtype: DType, withMomentum: boolean): Kernel {
       inputs: { grad: dtype, coef: dtype, blocks: "u32", segments: dtype },
       outputs,
       params: { n: "u32", lr: "f32", momentum: "f32", dampening: "f32", nesterov: "u32" },
-      workgroupSize: ARENA_BLOCK,
-      code: `${entryPoint(ARENA_BLOCK)}${SEGMENT_WGSL}
-  var d = grad[i] * coef[0] + wd * param[i];
-  ${
+      workgroupSize: ARENA_WG,
+      code: arenaEntry(`
+var d = grad[i] * coef[0] + wd * param[i];
+${
         withMomentum
           ? `var v = d;
-  if (!first) { v = p.momentum * buf[i] + (1.0 - p.dampening) * d; }
-  buf[i] = v;
-  if (p.nesterov != 0u) { d = d + p.momentum * v; } else { d = v; }`
+if (!first) { v = p.momentum * buf[i] + (1.0 - p.dampening) * d; }
+buf[i] = v;
+if (p.nesterov != 0u) { d = d + p.momentum * v; } else { d = v; }`
           : ""
       }
-  param[i] = param[i] - p.lr * lr_factor * d;
-}`,
+param[i] = param[i] - p.lr * lr_factor * d;`),
       cpu(ins, outs, params) {
         const { n, lr, momentum, dampening, nesterov } = params as Record<string, number>;
         const { grad, coef, blocks, segments } = ins, { param, buf } = outs;

@@ -4,7 +4,7 @@ import { type Backend, storageView } from "../../tensor/backend.ts";
 import { Linear } from "../../tensor/nn/linear.ts";
 import { map, mul } from "../../tensor/ops/elementwise.ts";
 import { sum } from "../../tensor/ops/reduce.ts";
-import { Arena } from "../../tensor/optim/arena.ts";
+import { Arena, arenaGroups } from "../../tensor/optim/arena.ts";
 import { SGD } from "../../tensor/optim/sgd.ts";
 import { AdamW } from "../../tensor/optim/adamw.ts";
 import type { Optimizer } from "../../tensor/optim/optimizer.ts";
@@ -112,7 +112,14 @@ Deno.test("storage views: kernels, copies and reads at the view's offset", async
   }
 });
 
-Deno.test("Arena lays slots out on 256-element blocks", () => {
+Deno.test("Arena lays slots out on 256-element blocks; arenaGroups splits by kind and size", () => {
+  const f32 = (n: number) => tensor(new Float32Array(n), [n], { backend: CPU });
+  const f64 = (n: number) => tensor(new Float64Array(n), [n], { backend: CPU });
+  const ts = [f32(300), f64(1), f32(1), f32(2000), f32(1)];
+  assert.deepEqual(arenaGroups(ts), [[0, 2, 3, 4], [1]]);
+  // 2 KiB + 1 KiB fit 4 KiB; the 8 KiB tensor gets an arena alone.
+  assert.deepEqual(arenaGroups(ts, 4096), [[0, 2], [1], [3], [4]]);
+  for (const t of ts) t.dispose();
   const arena = new Arena(CPU, "f32", [3, 0, 520, 256]);
   assert.deepEqual(arena.offsets, [0, 256, 256, 1024]);
   assert.equal(arena.length, 1280);
@@ -124,6 +131,36 @@ Deno.test("Arena lays slots out on 256-element blocks", () => {
   assert.equal(last.storage.byteOffset, 4096);
   last.dispose();
   arena.dispose();
+});
+
+Deno.test("parameters of two dtypes: two arenas, one clipping norm over both", async () => {
+  const run = async (dtypes: ["f32" | "f64", "f32" | "f64"]) => {
+    const params = dtypes.map((dtype, k) =>
+      tensor(randomArray(300, 60 + k), [300], { backend: CPU, dtype, requiresGrad: true })
+    );
+    const opt = new SGD(params, { lr: 0.1, momentum: 0.9, weightDecay: 0.01, maxGradNorm: 2 });
+    const launches = await launchesOf(CPU, () => {
+      for (let s = 0; s < 3; s++) {
+        params.forEach((p, k) => {
+          p.grad = tensor(randomArray(300, 70 + 10 * s + k), [300], {
+            backend: CPU,
+            dtype: p.dtype,
+          });
+        });
+        opt.step();
+        opt.zeroGrad();
+      }
+    });
+    const out = [...await params[0].data(), ...await params[1].data()];
+    opt.dispose();
+    return { out, launches };
+  };
+  const mixed = await run(["f32", "f64"]), plain = await run(["f64", "f64"]);
+  assert.equal(mixed.launches.get("optim.sgd_momentum"), 6);
+  assert.equal(mixed.launches.get("optim.sumsq_live"), 6);
+  assert.equal(mixed.launches.get("optim.norm"), 3);
+  assert.equal(plain.launches.get("optim.sgd_momentum"), 3);
+  assertClose(mixed.out, plain.out, 1e-6, 1e-6);
 });
 
 /** A linear layer, its loss on fixed data, and an optimizer over it. */
