@@ -191,6 +191,33 @@ Deno.test("backward writes gradients into the arena; they accumulate there", asy
   model.dispose();
 });
 
+Deno.test("a parameter whose memory was swapped away is copied back into its slot", async () => {
+  const w = tensor([1, 2, 3], [3], { backend: CPU, requiresGrad: true });
+  const opt = new SGD([w], { lr: 0.5 });
+  w.grad = tensor([1, 1, 1], [3], { backend: CPU });
+  opt.step();
+  const slot = w.storage;
+  assert.ok(slot.parent, "the parameter views the arena");
+  const fresh = tensor([10, 20, 30], [3], { backend: CPU });
+  w.swapStorage(fresh); // as initialisers and old loaders do
+  fresh.dispose();
+  assert.notEqual(w.storage, slot);
+  opt.step();
+  assert.equal(w.storage, slot);
+  assert.deepEqual(Array.from(await w.data()), [9.5, 19.5, 29.5]);
+  assert.throws(
+    () => {
+      w.grad = tensor([1, 1], [2], { backend: CPU });
+      opt.step();
+    },
+    /Optimizer: gradient \[2\] f32 of "0" does not match \[3\] f32/,
+  );
+  assert.throws(() => new SGD([w, w], { lr: 1 }), /Optimizer: a parameter is given twice/);
+  opt.zeroGrad();
+  opt.dispose();
+  w.dispose();
+});
+
 async function hostState(opt: Optimizer): Promise<Map<string, HostTensor>> {
   const out = new Map<string, HostTensor>();
   for (const [name, t] of opt.stateDict()) {
