@@ -2,9 +2,10 @@
  * Arenas: one flat, zero-initialised block of device memory per group of tensors, each tensor in
  * a slot that starts at a multiple of {@linkcode ARENA_BLOCK} elements (1 or 2 KiB, a multiple of
  * `STORAGE_VIEW_ALIGNMENT`, so that a slot is a storage view the WebGPU backend can bind), padding
- * zero. The optimizers keep
- * their parameters, gradients and state in arenas and update all of them in one launch; the
- * segment table below tells that launch which slot each block of elements belongs to.
+ * zero (an update leaves zeros zero). The optimizers keep their parameters, gradients and state in
+ * arenas and update all of them in one launch; a block table and a segment table tell that launch
+ * which slot each block of elements belongs to, and its learning-rate factor, weight decay and
+ * whether it is the slot's first update.
  *
  * @module
  */
