@@ -8,7 +8,7 @@
  */
 
 import { add } from "./ops/elementwise.ts";
-import { type GradNode, keep, Tensor, tensor, viewOf } from "./tensor.ts";
+import { copyInto, type GradNode, keep, Tensor, tensor, viewOf } from "./tensor.ts";
 
 let disabled = 0;
 
@@ -174,15 +174,29 @@ function noGradBackward(node: GradNode, outGrads: (Tensor | null)[]): readonly (
   return noGrad(() => node.backward(outGrads));
 }
 
+/**
+ * Adds `grad` into `leaf.grad`. A leaf with a `gradSlot` (an optimizer's gradient arena) keeps
+ * its gradient there: the first contribution is copied in, later sums are copied over it.
+ */
 function accumulateLeaf(leaf: Tensor, grad: Tensor): void {
   const g = grad.shape.join() === leaf.shape.join() ? grad : viewOf(grad, leaf.shape);
   if (g !== grad) grad.dispose();
   const previous = leaf.grad;
-  leaf.grad = keep(previous ? noGrad(() => add(previous, g)) : g);
-  if (previous) {
-    previous.dispose();
-    g.dispose();
+  const total = previous ? noGrad(() => add(previous, g)) : g;
+  if (previous) g.dispose();
+  const slot = leaf.gradSlot;
+  if (!slot || total.dtype !== leaf.dtype || total.backend !== leaf.backend) {
+    previous?.dispose();
+    leaf.grad = keep(total);
+    return;
   }
+  const inSlot = previous?.storage === slot
+    ? previous
+    : keep(new Tensor(slot, leaf.shape, leaf.dtype, leaf.backend));
+  if (previous !== inSlot) previous?.dispose();
+  copyInto(total, inSlot);
+  total.dispose();
+  leaf.grad = inSlot;
 }
 
 /** What a custom op's forward returns. */

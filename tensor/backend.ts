@@ -11,12 +11,75 @@ import type { Launch } from "./kernel.ts";
 /** The name of a backend. */
 export type BackendName = "cpu" | "native" | "webgpu";
 
-/** A block of device memory; tensors that share it (reshapes) count references. */
+/**
+ * A block of device memory; tensors that share it (reshapes) count references. A view
+ * ({@linkcode storageView}) is a byte range of a parent storage, which lives while its views do.
+ */
 export interface Storage {
   /** Bytes in use (the buffer behind it may be larger). */
   readonly byteLength: number;
-  /** Tensors holding this storage; it returns to the pool at 0. */
+  /** Where it starts in its buffer: 0, or a multiple of {@linkcode STORAGE_VIEW_ALIGNMENT}. */
+  readonly byteOffset: number;
+  /** The storage this one is a byte range of, for a view. */
+  readonly parent?: Storage;
+  /** Tensors (and views) holding this storage; it returns to the pool at 0. */
   refs: number;
+}
+
+/**
+ * Alignment of a view's start: WebGPU binds a buffer range only at a multiple of the adapter's
+ * `minStorageBufferOffsetAlignment`, which is at most 256 on every adapter (the spec's default
+ * and largest value).
+ */
+export const STORAGE_VIEW_ALIGNMENT = 256;
+
+/**
+ * A storage that is bytes `[byteOffset, byteOffset + byteLength)` of `parent` (its own offset
+ * added), holding a reference to `parent` until it is released with {@linkcode releaseStorage}.
+ * Backends bind, copy and read a view at its offset.
+ *
+ * @example Two views of one CPU buffer
+ * ```ts
+ * import { storageView } from "./backend.ts";
+ * import { cpu } from "./device.ts";
+ * import { Tensor } from "./tensor.ts";
+ * const backend = cpu();
+ * const whole = backend.alloc("f32", 128);
+ * const second = new Tensor(storageView(whole, 256, 8), [2], "f32", backend);
+ * console.log(second.storage.byteOffset, whole.refs); // 256 1
+ * ```
+ *
+ * @param parent The storage to view.
+ * @param byteOffset Start within `parent`, a multiple of {@linkcode STORAGE_VIEW_ALIGNMENT}.
+ * @param byteLength Bytes of the view.
+ */
+export function storageView(parent: Storage, byteOffset: number, byteLength: number): Storage {
+  if (
+    !Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset % STORAGE_VIEW_ALIGNMENT !== 0
+  ) {
+    throw new RangeError(
+      `Cannot view storage at byte ${byteOffset}: not a multiple of ${STORAGE_VIEW_ALIGNMENT}`,
+    );
+  }
+  if (!(byteLength >= 0) || byteOffset + byteLength > parent.byteLength) {
+    throw new RangeError(
+      `Cannot view bytes [${byteOffset}, ${
+        byteOffset + byteLength
+      }) of a ${parent.byteLength}-byte storage`,
+    );
+  }
+  parent.refs++;
+  return { ...parent, byteOffset: parent.byteOffset + byteOffset, byteLength, refs: 0, parent };
+}
+
+/**
+ * Releases `storage` once nothing holds it (`refs` is 0): a view drops its reference to its
+ * parent (releasing the parent when that was the last), other storage returns to `backend`.
+ */
+export function releaseStorage(backend: Backend, storage: Storage): void {
+  const parent = storage.parent;
+  if (!parent) backend.release(storage);
+  else if (--parent.refs === 0) releaseStorage(backend, parent);
 }
 
 /** Time spent in the launches of one kernel label while profiling. */
@@ -46,11 +109,11 @@ export interface Backend {
   upload(data: TypedArray): Storage;
   /** Copies `size` elements out; the only way numbers reach the CPU. */
   read(storage: Storage, dtype: DType, size: number): Promise<TypedArray>;
-  /** Returns storage to the pool. */
+  /** Returns storage (not a view: see {@linkcode releaseStorage}) to the pool. */
   release(storage: Storage): void;
   /** Encodes (GPU) or runs (CPU) one kernel launch. */
   run(launch: Launch): void;
-  /** Copies `bytes` bytes between storages. */
+  /** Copies `bytes` bytes between storages (offsets from each storage's start). */
   copy(src: Storage, srcOffset: number, dst: Storage, dstOffset: number, bytes: number): void;
   /** Submits pending work without waiting for it. */
   flush(): void;

@@ -32,7 +32,10 @@ import {
   UNIFORM_WINDOW_FLOATS,
 } from "./kernel.ts";
 
-/** CPU storage: an `ArrayBuffer` (possibly larger than `byteLength` when pooled). */
+/**
+ * CPU storage: an `ArrayBuffer` (possibly larger than `byteLength` when pooled), or a range of
+ * one (a view, at `byteOffset`).
+ */
 export interface CpuStorage extends Storage {
   readonly buffer: ArrayBuffer;
 }
@@ -57,7 +60,8 @@ export interface HostBackendSpec {
 
 /** The typed-array view of one binding, or of a host tensor (a tensor is a binding of itself). */
 export function hostView(binding: BufferBinding): TypedArray {
-  return viewAs((binding.storage as CpuStorage).buffer, binding.dtype, binding.size);
+  const { buffer, byteOffset } = binding.storage as CpuStorage;
+  return viewAs(buffer, binding.dtype, binding.size, byteOffset);
 }
 
 /**
@@ -109,7 +113,7 @@ export function createHostBackend(spec: HostBackendSpec): Backend {
     alloc(dtype: DType, size: number): CpuStorage {
       live++;
       const byteLength = size * BYTES_PER_ELEMENT[dtype];
-      return { buffer: allocBuffer(byteLength), byteLength, refs: 0 };
+      return { buffer: allocBuffer(byteLength), byteLength, byteOffset: 0, refs: 0 };
     },
     upload(data: TypedArray): CpuStorage {
       live++;
@@ -117,11 +121,12 @@ export function createHostBackend(spec: HostBackendSpec): Backend {
       new Uint8Array(buffer, 0, data.byteLength).set(
         new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
       );
-      return { buffer, byteLength: data.byteLength, refs: 0 };
+      return { buffer, byteLength: data.byteLength, byteOffset: 0, refs: 0 };
     },
     read(storage: Storage, dtype: DType, size: number): Promise<TypedArray> {
       const bytes = size * BYTES_PER_ELEMENT[dtype];
-      return Promise.resolve(viewAs((storage as CpuStorage).buffer.slice(0, bytes), dtype, size));
+      const { buffer, byteOffset } = storage as CpuStorage;
+      return Promise.resolve(viewAs(buffer.slice(byteOffset, byteOffset + bytes), dtype, size));
     },
     release(storage: Storage) {
       live--;
@@ -142,12 +147,10 @@ export function createHostBackend(spec: HostBackendSpec): Backend {
       (kernel.uniforms ?? []).forEach((name, k) => {
         const window = launch.uniformInputs?.[k];
         if (!window) throw new TypeError(`Kernel "${kernel.label}" is missing uniform "${name}"`);
-        const buffer = (window.storage as CpuStorage).buffer;
-        const floats = Math.min(
-          UNIFORM_WINDOW_FLOATS,
-          Math.max(0, (buffer.byteLength - window.byteOffset) / 4),
-        );
-        inputs[name] = new Float32Array(buffer, window.byteOffset, Math.floor(floats));
+        const { buffer, byteOffset } = window.storage as CpuStorage;
+        const at = byteOffset + window.byteOffset;
+        const floats = Math.min(UNIFORM_WINDOW_FLOATS, Math.max(0, (buffer.byteLength - at) / 4));
+        inputs[name] = new Float32Array(buffer, at, Math.floor(floats));
       });
       const twin = twinOf(kernel);
       const started = profile ? performance.now() : 0;
@@ -155,8 +158,9 @@ export function createHostBackend(spec: HostBackendSpec): Backend {
       if (profile) addKernelTime(profile, kernel.label, performance.now() - started);
     },
     copy(src: Storage, srcOffset: number, dst: Storage, dstOffset: number, bytes: number) {
-      new Uint8Array((dst as CpuStorage).buffer, dstOffset, bytes).set(
-        new Uint8Array((src as CpuStorage).buffer, srcOffset, bytes),
+      const from = src as CpuStorage, to = dst as CpuStorage;
+      new Uint8Array(to.buffer, to.byteOffset + dstOffset, bytes).set(
+        new Uint8Array(from.buffer, from.byteOffset + srcOffset, bytes),
       );
     },
     flush() {},

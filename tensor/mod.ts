@@ -37,6 +37,7 @@ export type {
   UniformWindow,
 } from "./kernel.ts";
 export {
+  copyInto,
   empty,
   type GradNode,
   keep,
@@ -171,7 +172,13 @@ export {
   type MultiheadAttentionOptions,
 } from "./nn/attention.ts";
 export * as init from "./nn/init.ts";
-export { clipGradNorm, gradNorm, Optimizer, type OptimizerOptions } from "./optim/optimizer.ts";
+export {
+  type ArenaUpdate,
+  clipGradNorm,
+  gradNorm,
+  Optimizer,
+  type OptimizerOptions,
+} from "./optim/optimizer.ts";
 export { SGD, type SgdOptions } from "./optim/sgd.ts";
 export { AdamW, type AdamWOptions } from "./optim/adamw.ts";
 export {

@@ -6,9 +6,15 @@
  * @module
  */
 
-import type { Backend, Storage } from "./backend.ts";
+import { type Backend, releaseStorage, type Storage } from "./backend.ts";
 import { defaultDevice } from "./device.ts";
-import { type DType, dtypeOf, type TypedArray, type TypedArrayFor } from "./dtype.ts";
+import {
+  BYTES_PER_ELEMENT,
+  type DType,
+  dtypeOf,
+  type TypedArray,
+  type TypedArrayFor,
+} from "./dtype.ts";
 
 /** A node of the autograd tape: the op that made some tensors from others. */
 export interface GradNode {
@@ -64,6 +70,11 @@ export class Tensor {
   grad: Tensor | null = null;
   /** The op that produced this tensor, while a tape is being recorded. */
   node: GradNode | null = null;
+  /**
+   * Where `backward` puts this leaf's gradient: a view in an optimizer's gradient arena that
+   * `grad` then views, or `null` for a gradient tensor of its own.
+   */
+  gradSlot: Storage | null = null;
   #storage: Storage | null;
 
   /** Wraps `storage` (taking a reference); use {@linkcode tensor} to create tensors. */
@@ -135,7 +146,7 @@ export class Tensor {
     const storage = this.#storage;
     if (!storage) return;
     this.#storage = null;
-    if (--storage.refs === 0) this.backend.release(storage);
+    if (--storage.refs === 0) releaseStorage(this.backend, storage);
     for (const scope of scopes) scope.delete(this);
   }
 
@@ -153,6 +164,26 @@ export class Tensor {
 /** A tensor sharing `source`'s memory with another shape of the same size. */
 export function viewOf(source: Tensor, shape: readonly number[]): Tensor {
   return new Tensor(source.storage, shape, source.dtype, source.backend);
+}
+
+/**
+ * Copies the elements of `src` into `dst` (same dtype, size and backend) with a copy command,
+ * not a kernel.
+ *
+ * @example
+ * ```ts
+ * import { copyInto, tensor } from "./tensor.ts";
+ * const dst = tensor([0, 0]);
+ * copyInto(tensor([1, 2]), dst);
+ * console.log(await dst.data()); // Float32Array [1, 2]
+ * ```
+ */
+export function copyInto(src: Tensor, dst: Tensor): void {
+  if (src.size !== dst.size || src.dtype !== dst.dtype || src.backend !== dst.backend) {
+    throw new TypeError(`copyInto: ${src} does not match ${dst}`);
+  }
+  const bytes = src.size * BYTES_PER_ELEMENT[src.dtype];
+  if (src.storage !== dst.storage) src.backend.copy(src.storage, 0, dst.storage, 0, bytes);
 }
 
 /** A tensor of uninitialised memory (every kernel writes all of its outputs). */

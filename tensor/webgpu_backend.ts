@@ -37,7 +37,7 @@ import {
   wgslPrelude,
 } from "./kernel.ts";
 
-/** WebGPU storage: a pooled `GPUBuffer`. */
+/** WebGPU storage: a pooled `GPUBuffer`, or a range of one (a view, at `byteOffset`). */
 export interface GpuStorage extends Storage {
   readonly buffer: GPUBuffer;
 }
@@ -276,7 +276,7 @@ export function createWebGpuBackend(
         GPUBufferUsage.UNIFORM | GPUBufferUsage.INDIRECT,
     });
     live++;
-    return { buffer, byteLength, refs: 0 };
+    return { buffer, byteLength, byteOffset: 0, refs: 0 };
   }
 
   function bindingSize(storage: GpuStorage): number {
@@ -318,7 +318,8 @@ export function createWebGpuBackend(
         usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
       });
       endPass();
-      currentEncoder().copyBufferToBuffer((storage as GpuStorage).buffer, 0, staging, 0, bytes);
+      const { buffer, byteOffset } = storage as GpuStorage;
+      currentEncoder().copyBufferToBuffer(buffer, byteOffset, staging, 0, bytes);
       flush();
       await Promise.all(pending.splice(0));
       try {
@@ -354,7 +355,7 @@ export function createWebGpuBackend(
             `Cannot bind a ${size}-byte buffer to "${kernel.label}": it exceeds the ${maxBinding}-byte limit`,
           );
         }
-        ranges.push({ buffer: storage.buffer, offset: 0, size });
+        ranges.push({ buffer: storage.buffer, offset: storage.byteOffset, size });
       }
       if (ringUsed + paramAlign > RING_BYTES || launches >= MAX_LAUNCHES_PER_SUBMIT) flush();
       const offset = ringUsed;
@@ -375,13 +376,14 @@ export function createWebGpuBackend(
         uniformGroup = bindGroups.group(
           compiled.uniformLayout,
           windows.map((w, b) => {
-            const { buffer } = w.storage as GpuStorage;
-            if (w.byteOffset % 256 !== 0 || w.byteOffset + UNIFORM_WINDOW_BYTES > buffer.size) {
+            const { buffer, byteOffset } = w.storage as GpuStorage;
+            const at = byteOffset + w.byteOffset;
+            if (at % 256 !== 0 || at + UNIFORM_WINDOW_BYTES > buffer.size) {
               throw new RangeError(
-                `Uniform window ${b} of "${kernel.label}" at byte ${w.byteOffset} does not fit a ${buffer.size}-byte buffer`,
+                `Uniform window ${b} of "${kernel.label}" at byte ${at} does not fit a ${buffer.size}-byte buffer`,
               );
             }
-            return { buffer, offset: w.byteOffset, size: UNIFORM_WINDOW_BYTES };
+            return { buffer, offset: at, size: UNIFORM_WINDOW_BYTES };
           }),
         );
       }
@@ -404,7 +406,7 @@ export function createWebGpuBackend(
       if (uniformGroup) pass.setBindGroup(2, uniformGroup);
       if (launch.indirect) {
         const args = launch.indirect.storage as GpuStorage;
-        pass.dispatchWorkgroupsIndirect(args.buffer, launch.indirect.byteOffset);
+        pass.dispatchWorkgroupsIndirect(args.buffer, args.byteOffset + launch.indirect.byteOffset);
         return;
       }
       const [x, y] = foldGrid(launch.workgroups);
@@ -413,11 +415,12 @@ export function createWebGpuBackend(
     copy(src: Storage, srcOffset: number, dst: Storage, dstOffset: number, bytes: number) {
       if (bytes === 0) return;
       endPass();
+      const from = src as GpuStorage, to = dst as GpuStorage;
       currentEncoder().copyBufferToBuffer(
-        (src as GpuStorage).buffer,
-        srcOffset,
-        (dst as GpuStorage).buffer,
-        dstOffset,
+        from.buffer,
+        from.byteOffset + srcOffset,
+        to.buffer,
+        to.byteOffset + dstOffset,
         bytes,
       );
     },

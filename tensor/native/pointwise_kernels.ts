@@ -54,7 +54,7 @@ const compareKey = (cond: string) => `select(0.0, 1.0, ${cond})`;
 
 /**
  * Literal loops by WGSL expression, each computing what the expression's twin in
- * `tensor/ops/elementwise.ts` (and the optimizer, norm and softmax ops) computes.
+ * `tensor/ops/elementwise.ts` (and the norm and softmax ops) computes.
  */
 const ROWS: Readonly<Record<string, Row>> = {
   "a": copyRow,
@@ -169,11 +169,6 @@ const ROWS: Readonly<Record<string, Row>> = {
   "inverseSqrt(a + b)": (n, o, io, so, a, ia, sa, b, ib, sb) => {
     for (let j = 0; j < n; j++, io += so, ia += sa, ib += sb) {
       o[io] = 1 / Math.sqrt(a[ia] + b[ib]);
-    }
-  },
-  "min(1.0, b / (a + 1e-6))": (n, o, io, so, a, ia, sa, b, ib, sb) => {
-    for (let j = 0; j < n; j++, io += so, ia += sa, ib += sb) {
-      o[io] = Math.min(1, b[ib] / (a[ia] + 1e-6));
     }
   },
   "a - exp(c) * b": (n, o, io, so, a, ia, sa, b, ib, sb, c, ic, sc) => {

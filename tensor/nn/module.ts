@@ -8,7 +8,7 @@
  */
 
 import type { HostTensor } from "../safetensors.ts";
-import { keep, type Tensor, tensor } from "../tensor.ts";
+import { copyInto, keep, type Tensor, tensor } from "../tensor.ts";
 
 /** A module of any input and output types. */
 // deno-lint-ignore no-explicit-any
@@ -177,20 +177,20 @@ export abstract class Module<In = Tensor, Out = Tensor> {
     for (const [name, value] of state) {
       const target = own.get(name);
       if (!target) continue;
+      // Copied into the target's memory, which may be a slot of an optimizer's arena.
       if ("backend" in value) {
         if (value.backend !== target.backend) {
           throw new TypeError(
             `loadStateDict: "${name}" lives on ${value.backend.name}, not ${target.backend.name}`,
           );
         }
-        target.backend.copy(value.storage, 0, target.storage, 0, target.storage.byteLength);
+        copyInto(value, target);
       } else {
-        const fresh = tensor(value.data, target.shape, {
+        using fresh = tensor(value.data, target.shape, {
           backend: target.backend,
           dtype: target.dtype,
         });
-        target.swapStorage(fresh);
-        fresh.dispose();
+        copyInto(fresh, target);
       }
     }
   }

@@ -1,65 +1,63 @@
 /**
- * AdamW (Adam with decoupled weight decay), as one fused kernel per parameter.
+ * AdamW (Adam with decoupled weight decay), as one fused kernel over the parameter arena.
  *
  * @module
  */
 
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
+import { type Kernel, kernelCache } from "../kernel.ts";
 import { launch } from "../ops/launch.ts";
 import type { Tensor } from "../tensor.ts";
-import { Optimizer, type OptimizerOptions } from "./optimizer.ts";
+import { ARENA_BLOCK, ARENA_WG, arenaEntry, forEachLiveBlock } from "./arena.ts";
+import { type ArenaUpdate, Optimizer, type OptimizerOptions } from "./optimizer.ts";
 
-const WG = 256;
 const cached = kernelCache();
 
 function adamwKernel(dtype: DType): Kernel {
   return cached(dtype, () => ({
     label: "optim.adamw",
-    inputs: { grad: dtype, coef: dtype },
+    inputs: { grad: dtype, coef: dtype, blocks: "u32", segments: dtype },
     outputs: { param: dtype, m: dtype, v: dtype },
     params: {
       n: "u32",
       lr: "f32",
-      wd: "f32",
       beta1: "f32",
       beta2: "f32",
       eps: "f32",
       step_size: "f32",
       sqrt_bc2: "f32",
-      first: "u32",
     },
-    workgroupSize: WG,
-    code: `${entryPoint(WG)}
-  if (i >= p.n) { return; }
-  let g = grad[i] * coef[0];
-  var mo = 0.0;
-  var vo = 0.0;
-  if (p.first == 0u) {
-    mo = m[i];
-    vo = v[i];
-  }
-  let mn = p.beta1 * mo + (1.0 - p.beta1) * g;
-  let vn = p.beta2 * vo + (1.0 - p.beta2) * g * g;
-  m[i] = mn;
-  v[i] = vn;
-  let decayed = param[i] * (1.0 - p.lr * p.wd);
-  param[i] = decayed - p.step_size * mn / (sqrt(vn) / p.sqrt_bc2 + p.eps);
-}`,
+    workgroupSize: ARENA_WG,
+    code: arenaEntry(`
+let g = grad[i] * coef[0];
+var mo = 0.0;
+var vo = 0.0;
+if (!first) {
+  mo = m[i];
+  vo = v[i];
+}
+let mn = p.beta1 * mo + (1.0 - p.beta1) * g;
+let vn = p.beta2 * vo + (1.0 - p.beta2) * g * g;
+m[i] = mn;
+v[i] = vn;
+let decayed = param[i] * (1.0 - p.lr * lr_factor * wd);
+param[i] = decayed - p.step_size * lr_factor * mn / (sqrt(vn) / p.sqrt_bc2 + p.eps);`),
     cpu(ins, outs, params) {
       const p = params as Record<string, number>;
-      const { grad, coef } = ins, { param, m, v } = outs;
+      const { grad, coef, blocks, segments } = ins, { param, m, v } = outs;
       const c = coef[0];
-      for (let i = 0; i < p.n; i++) {
-        const g = grad[i] * c;
-        const mo = p.first ? 0 : m[i], vo = p.first ? 0 : v[i];
-        const mn = p.beta1 * mo + (1 - p.beta1) * g;
-        const vn = p.beta2 * vo + (1 - p.beta2) * g * g;
-        m[i] = mn;
-        v[i] = vn;
-        param[i] = param[i] * (1 - p.lr * p.wd) -
-          p.step_size * mn / (Math.sqrt(vn) / p.sqrt_bc2 + p.eps);
-      }
+      forEachLiveBlock(blocks, segments, p.n, (start, stop, lrFactor, wd, first) => {
+        const shrink = 1 - p.lr * lrFactor * wd, stepSize = p.step_size * lrFactor;
+        for (let i = start; i < stop; i++) {
+          const g = grad[i] * c;
+          const mo = first ? 0 : m[i], vo = first ? 0 : v[i];
+          const mn = p.beta1 * mo + (1 - p.beta1) * g;
+          const vn = p.beta2 * vo + (1 - p.beta2) * g * g;
+          m[i] = mn;
+          v[i] = vn;
+          param[i] = param[i] * shrink - stepSize * mn / (Math.sqrt(vn) / p.sqrt_bc2 + p.eps);
+        }
+      });
     },
   }));
 }
@@ -109,22 +107,22 @@ export class AdamW extends Optimizer {
     return ["exp_avg", "exp_avg_sq"];
   }
 
-  /** One fused update of parameter `index`, in place. */
-  protected update(index: number, grad: Tensor, coef: Tensor, first: boolean): void {
-    const param = this.params[index];
+  /** One fused update of every parameter of an arena group, in place. */
+  protected update({ param, grad, coef, blocks, segments, state }: ArenaUpdate): void {
     const [b1, b2] = this.betas;
     const t = this.stepCount;
-    const m = this.stateOf(index, "exp_avg"), v = this.stateOf(index, "exp_avg_sq");
-    launch(adamwKernel(param.dtype), [grad, coef], [param, m, v], {
+    launch(adamwKernel(param.dtype), [grad, coef, blocks, segments], [
+      param,
+      state("exp_avg"),
+      state("exp_avg_sq"),
+    ], {
       n: param.size,
-      lr: this.lrOf(index),
-      wd: this.decayOf(index),
+      lr: this.lr,
       beta1: b1,
       beta2: b2,
       eps: this.eps,
-      step_size: this.lrOf(index) / (1 - b1 ** t),
+      step_size: this.lr / (1 - b1 ** t),
       sqrt_bc2: Math.sqrt(1 - b2 ** t),
-      first: first ? 1 : 0,
-    }, Math.ceil(param.size / WG));
+    }, param.size / ARENA_BLOCK);
   }
 }

@@ -1,17 +1,17 @@
 /**
  * Stochastic gradient descent with momentum, Nesterov momentum and L2 weight
- * decay, as one fused kernel per parameter.
+ * decay, as one fused kernel over the parameter arena.
  *
  * @module
  */
 
 import type { DType } from "../dtype.ts";
-import { entryPoint, type Kernel, kernelCache } from "../kernel.ts";
+import { type Kernel, kernelCache } from "../kernel.ts";
 import { launch } from "../ops/launch.ts";
 import type { Tensor } from "../tensor.ts";
-import { Optimizer, type OptimizerOptions } from "./optimizer.ts";
+import { ARENA_BLOCK, ARENA_WG, arenaEntry, forEachLiveBlock } from "./arena.ts";
+import { type ArenaUpdate, Optimizer, type OptimizerOptions } from "./optimizer.ts";
 
-const WG = 256;
 const cached = kernelCache();
 
 function sgdKernel(dtype: DType, withMomentum: boolean): Kernel {
@@ -22,44 +22,37 @@ function sgdKernel(dtype: DType, withMomentum: boolean): Kernel {
       : { param: dtype };
     return {
       label: withMomentum ? "optim.sgd_momentum" : "optim.sgd",
-      inputs: { grad: dtype, coef: dtype },
+      inputs: { grad: dtype, coef: dtype, blocks: "u32", segments: dtype },
       outputs,
-      params: {
-        n: "u32",
-        lr: "f32",
-        wd: "f32",
-        momentum: "f32",
-        dampening: "f32",
-        nesterov: "u32",
-        first: "u32",
-      },
-      workgroupSize: WG,
-      code: `${entryPoint(WG)}
-  if (i >= p.n) { return; }
-  var d = grad[i] * coef[0] + p.wd * param[i];
-  ${
+      params: { n: "u32", lr: "f32", momentum: "f32", dampening: "f32", nesterov: "u32" },
+      workgroupSize: ARENA_WG,
+      code: arenaEntry(`
+var d = grad[i] * coef[0] + wd * param[i];
+${
         withMomentum
           ? `var v = d;
-  if (p.first == 0u) { v = p.momentum * buf[i] + (1.0 - p.dampening) * d; }
-  buf[i] = v;
-  if (p.nesterov != 0u) { d = d + p.momentum * v; } else { d = v; }`
+if (!first) { v = p.momentum * buf[i] + (1.0 - p.dampening) * d; }
+buf[i] = v;
+if (p.nesterov != 0u) { d = d + p.momentum * v; } else { d = v; }`
           : ""
       }
-  param[i] = param[i] - p.lr * d;
-}`,
+param[i] = param[i] - p.lr * lr_factor * d;`),
       cpu(ins, outs, params) {
-        const p = params as Record<string, number>;
-        const { grad, coef } = ins, { param, buf } = outs;
-        const c = coef[0];
-        for (let i = 0; i < p.n; i++) {
-          let d = grad[i] * c + p.wd * param[i];
-          if (withMomentum) {
-            const v = p.first ? d : p.momentum * buf[i] + (1 - p.dampening) * d;
-            buf[i] = v;
-            d = p.nesterov ? d + p.momentum * v : v;
+        const { n, lr, momentum, dampening, nesterov } = params as Record<string, number>;
+        const { grad, coef, blocks, segments } = ins, { param, buf } = outs;
+        const c = coef[0], keep = 1 - dampening;
+        forEachLiveBlock(blocks, segments, n, (start, stop, lrFactor, wd, first) => {
+          const rate = lr * lrFactor;
+          for (let i = start; i < stop; i++) {
+            let d = grad[i] * c + wd * param[i];
+            if (withMomentum) {
+              const v = first ? d : momentum * buf[i] + keep * d;
+              buf[i] = v;
+              d = nesterov ? d + momentum * v : v;
+            }
+            param[i] = param[i] - rate * d;
           }
-          param[i] = param[i] - p.lr * d;
-        }
+        });
       },
     };
   });
@@ -116,19 +109,16 @@ export class SGD extends Optimizer {
     return this.momentum > 0 ? ["momentum_buffer"] : [];
   }
 
-  /** One fused update of parameter `index`, in place. */
-  protected update(index: number, grad: Tensor, coef: Tensor, first: boolean): void {
-    const param = this.params[index];
+  /** One fused update of every parameter of an arena group, in place. */
+  protected update({ param, grad, coef, blocks, segments, state }: ArenaUpdate): void {
     const withMomentum = this.momentum > 0;
-    const outputs = withMomentum ? [param, this.stateOf(index, "momentum_buffer")] : [param];
-    launch(sgdKernel(param.dtype, withMomentum), [grad, coef], outputs, {
+    const outputs = withMomentum ? [param, state("momentum_buffer")] : [param];
+    launch(sgdKernel(param.dtype, withMomentum), [grad, coef, blocks, segments], outputs, {
       n: param.size,
-      lr: this.lrOf(index),
-      wd: this.decayOf(index),
+      lr: this.lr,
       momentum: this.momentum,
       dampening: this.dampening,
       nesterov: this.nesterov ? 1 : 0,
-      first: first ? 1 : 0,
-    }, Math.ceil(param.size / WG));
+    }, param.size / ARENA_BLOCK);
   }
 }

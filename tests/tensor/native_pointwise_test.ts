@@ -10,7 +10,6 @@ import { batchNorm } from "../../tensor/ops/norm.ts";
 import { argmax, max, min, sum } from "../../tensor/ops/reduce.ts";
 import { permute } from "../../tensor/ops/shape.ts";
 import { logSoftmax, softmax } from "../../tensor/ops/softmax.ts";
-import { clipCoefficient } from "../../tensor/optim/optimizer.ts";
 import { type Tensor, tensor } from "../../tensor/tensor.ts";
 import {
   compareBackends,
@@ -347,7 +346,6 @@ Deno.test("native map kernels give their twins' results bit for bit", async (t) 
         undefined,
         { training: false },
       ));
-    await same("clipCoefficient", (b) => clipCoefficient(ew.abs(make(b, [1], "f32", 32)), 0.5));
   });
 });
 
