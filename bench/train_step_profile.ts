@@ -1,8 +1,10 @@
 /**
  * Where a training step's time goes: runs steps of a config (default: the tiny ATSS on
- * synthetic shapes) and prints the wall time per step, then the device time per kernel family
- * and per kernel from a profiled run (`Backend.startProfile`: WebGPU timestamp queries, one
- * pass per launch, so the profiled run itself is slower than the plain one).
+ * synthetic shapes) and prints the wall time per step, the host time per step (`encode`: from
+ * the step's start to its last submit, less the waits on the device, `Backend.hostStats`) with the
+ * launches per step, both from a plain run (each step flushed and synced on its own), then the
+ * device time per kernel family and per kernel from a profiled run (`Backend.startProfile`: WebGPU
+ * timestamp queries, one pass per launch, so the profiled run itself is slower than the plain one).
  *
  * Run: `deno run -A bench/train_step_profile.ts [--config atss_tiny_shapes] [--steps 3]
  * [--batch 4] [--top 25] [--conv-direct auto|off] [--hardware]` (`off`: conv2d without its direct
@@ -14,7 +16,7 @@
 
 import { parseArgs } from "node:util";
 import { loadConfig } from "../engine/config.ts";
-import type { KernelTime } from "../tensor/backend.ts";
+import { encodeMs, type KernelTime } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
 import {
   type DeviceProfile,
@@ -50,8 +52,18 @@ const step = (k: number) => withProfile(backend, overrides, () => trained(k));
 await step(0); // compiles every kernel
 await backend.sync();
 let started = performance.now();
-for (let k = 1; k <= steps; k++) await step(k);
-await backend.sync();
+let hostMs = 0;
+let plainLaunches = 0;
+for (let k = 1; k <= steps; k++) {
+  const before = backend.hostStats();
+  const stepStarted = performance.now();
+  await step(k);
+  backend.flush();
+  const after = backend.hostStats();
+  hostMs += encodeMs(stepStarted, before, after);
+  plainLaunches += after.launches - before.launches;
+  await backend.sync();
+}
 const wallMs = (performance.now() - started) / steps;
 
 backend.startProfile();
@@ -85,7 +97,12 @@ console.log(
   }`,
 );
 console.log(
-  `wall ${wallMs.toFixed(0)} ms/step; profiled run ${profiledMs.toFixed(0)} ms/step with ` +
+  `wall ${wallMs.toFixed(0)} ms/step; encode ${per(hostMs)} ms/step with ${
+    per(plainLaunches)
+  } launches/step`,
+);
+console.log(
+  `profiled run ${profiledMs.toFixed(0)} ms/step with ` +
     `${per(launches)} launches/step and ${per(deviceMs)} ms/step of device time`,
 );
 table("kernel family", [...families.values()].sort((a, b) => b.ms - a.ms));

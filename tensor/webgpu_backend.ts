@@ -14,6 +14,7 @@
 import {
   addKernelTime,
   type Backend,
+  type HostStats,
   type KernelTime,
   poolBucket,
   sortedKernelTimes,
@@ -129,6 +130,23 @@ export function createWebGpuBackend(
   } | null = null;
   let ringUsed = 0;
   let launches = 0;
+  const stats: HostStats = {
+    waitMs: 0,
+    lastSubmitAt: 0,
+    waitMsAtLastSubmit: 0,
+    launches: 0,
+    submits: 0,
+  };
+
+  /** Awaits `work` (device work), adding the time to `stats.waitMs`. */
+  async function waitFor<T>(work: Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await work;
+    } finally {
+      stats.waitMs += performance.now() - started;
+    }
+  }
 
   function throwIfFailed(): void {
     if (failure) throw failure;
@@ -256,6 +274,9 @@ export function createWebGpuBackend(
     if (ringUsed > 0) device.queue.writeBuffer(ring, 0, ringHost, 0, ringUsed);
     const timed = profile && profile.labels.length > 0 ? resolveTimestamps(encoder) : null;
     device.queue.submit([encoder.finish()]);
+    stats.lastSubmitAt = performance.now();
+    stats.waitMsAtLastSubmit = stats.waitMs;
+    stats.submits++;
     timed?.();
     encoder = null;
     bindGroups.submitted();
@@ -320,9 +341,9 @@ export function createWebGpuBackend(
       endPass();
       currentEncoder().copyBufferToBuffer((storage as GpuStorage).buffer, 0, staging, 0, bytes);
       flush();
-      await Promise.all(pending.splice(0));
+      await waitFor(Promise.all(pending.splice(0)));
       try {
-        await staging.mapAsync(GPUMapMode.READ);
+        await waitFor(staging.mapAsync(GPUMapMode.READ));
       } catch (error) {
         throwIfFailed();
         throw error;
@@ -361,6 +382,7 @@ export function createWebGpuBackend(
       packParams(kernel, launch.params, ringView, offset);
       ringUsed += paramAlign;
       launches++;
+      stats.launches++;
       recentLabels.push(kernel.label);
       if (recentLabels.length > 4) recentLabels.shift();
       let uniformGroup: GPUBindGroup | null = null;
@@ -424,11 +446,12 @@ export function createWebGpuBackend(
     flush,
     async sync() {
       flush();
-      await Promise.all(pending.splice(0));
-      await device.queue.onSubmittedWorkDone();
+      await waitFor(Promise.all(pending.splice(0)));
+      await waitFor(device.queue.onSubmittedWorkDone());
       throwIfFailed();
     },
     liveBuffers: () => live,
+    hostStats: () => ({ ...stats }),
     startProfile() {
       if (!device.features.has("timestamp-query")) {
         throw new Error(
@@ -453,7 +476,7 @@ export function createWebGpuBackend(
       flush();
       const { times, reads } = profile;
       profile = null;
-      await Promise.all(reads);
+      await waitFor(Promise.all(reads));
       return sortedKernelTimes(times);
     },
   };
