@@ -1,10 +1,12 @@
 /**
- * The WebGPU backend: buffers from a size-bucketed pool, kernels compiled once
+ * The WebGPU backend: buffers from a size-bucketed pool (`buffer_pool.ts`), kernels compiled once
  * and cached by source, launches encoded eagerly into one command encoder and
  * submitted only when a result is read, a copy needs it, or the batch is large.
  *
  * Uniform parameters of all launches in a batch live in one ring buffer bound
- * with a dynamic offset, written once per submit. Bind groups come from
+ * with a dynamic offset, written once per submit. Uploads made while launches are pending go
+ * through a second ring, written at the same time, and a copy encoded in order, so that they do
+ * not force a submit (on llvmpipe a submit waits for the one before it to finish). Bind groups come from
  * `bind_groups.ts`: on llvmpipe, released in generations (the profile's `bindGroupsPerGeneration`,
  * `device_profile.ts`).
  *
@@ -26,6 +28,7 @@ import {
   type BufferRange,
   plainBindGroups,
 } from "./bind_groups.ts";
+import { BufferPool } from "./buffer_pool.ts";
 import { BYTES_PER_ELEMENT, type DType, type TypedArray, viewAs } from "./dtype.ts";
 import { adapterProfile, type DeviceProfile } from "./device_profile.ts";
 import { GpuError, ShaderCompileError } from "./errors.ts";
@@ -45,6 +48,8 @@ export interface GpuStorage extends Storage {
 
 const PARAM_SLOT = 256;
 const RING_BYTES = 1 << 20;
+/** Uploads staged while launches are pending, written once per submit (see `upload`). */
+const UPLOAD_RING_BYTES = 4 << 20;
 const MAX_LAUNCHES_PER_SUBMIT = 2048;
 const MAX_GRID = 65535;
 
@@ -70,7 +75,7 @@ export function createWebGpuBackend(
   description: string,
   deviceProfile: DeviceProfile = adapterProfile({ description, limits: device.limits }),
 ): Backend {
-  const pool = new Map<number, GPUBuffer[]>();
+  const pool = new BufferPool<GPUBuffer>();
   const pipelines = new Map<string, CompiledKernel>();
   // Kernel objects are long-lived: look them up without rebuilding their source.
   const byKernel = new WeakMap<Kernel, CompiledKernel>();
@@ -111,6 +116,12 @@ export function createWebGpuBackend(
   });
   const ringHost = new ArrayBuffer(RING_BYTES);
   const ringView = new DataView(ringHost);
+  const uploadRing = device.createBuffer({
+    label: "upload.ring",
+    size: UPLOAD_RING_BYTES,
+    usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+  });
+  const uploadHost = new Uint8Array(UPLOAD_RING_BYTES);
   const paramsGroup = device.createBindGroup({
     layout: paramsLayout,
     entries: [{ binding: 0, resource: { buffer: ring, size: PARAM_SLOT } }],
@@ -129,6 +140,8 @@ export function createWebGpuBackend(
     reads: Promise<void>[];
   } | null = null;
   let ringUsed = 0;
+  /** Bytes of `uploadHost` staged for this submit's upload copies. */
+  let uploadUsed = 0;
   let launches = 0;
   const stats: HostStats = {
     waitMs: 0,
@@ -272,6 +285,7 @@ export function createWebGpuBackend(
     if (!encoder) return;
     endPass();
     if (ringUsed > 0) device.queue.writeBuffer(ring, 0, ringHost, 0, ringUsed);
+    if (uploadUsed > 0) device.queue.writeBuffer(uploadRing, 0, uploadHost, 0, uploadUsed);
     const timed = profile && profile.labels.length > 0 ? resolveTimestamps(encoder) : null;
     device.queue.submit([encoder.finish()]);
     stats.lastSubmitAt = performance.now();
@@ -281,6 +295,7 @@ export function createWebGpuBackend(
     encoder = null;
     bindGroups.submitted();
     ringUsed = 0;
+    uploadUsed = 0;
     launches = 0;
   }
 
@@ -288,7 +303,7 @@ export function createWebGpuBackend(
     throwIfFailed();
     const byteLength = size * BYTES_PER_ELEMENT[dtype];
     const bucket = poolBucket(byteLength);
-    const buffer = pool.get(bucket)?.pop() ?? device.createBuffer({
+    const buffer = pool.take(bucket) ?? device.createBuffer({
       size: bucket,
       // UNIFORM as well, so that kernels can read 64 KiB windows of any tensor
       // through uniform bindings (see `Kernel.uniforms`) without a copy; INDIRECT so that a
@@ -314,18 +329,26 @@ export function createWebGpuBackend(
         throw new TypeError(`Element type "f64" is not supported on WebGPU`);
       }
       const storage = alloc(data instanceof Float32Array ? "f32" : "u32", data.length);
-      // A pooled buffer may still be read by launches not yet submitted; a queue
-      // write would land before them, so submit them first.
-      if (encoder) flush();
-      if (data.byteLength > 0) {
-        device.queue.writeBuffer(
-          storage.buffer,
-          0,
-          data.buffer as ArrayBuffer,
-          data.byteOffset,
-          data.byteLength,
-        );
+      const bytes = data.byteLength;
+      if (bytes === 0) return storage;
+      // A pooled buffer may still be read by launches not yet submitted, and a queue write would
+      // land before them: with launches pending, the data goes through the upload ring and a
+      // copy encoded after them; where it does not fit, they are submitted first.
+      if (encoder && uploadUsed + bytes <= UPLOAD_RING_BYTES) {
+        uploadHost.set(new Uint8Array(data.buffer, data.byteOffset, bytes), uploadUsed);
+        endPass();
+        encoder.copyBufferToBuffer(uploadRing, uploadUsed, storage.buffer, 0, bytes);
+        uploadUsed += bytes;
+        return storage;
       }
+      if (encoder) flush();
+      device.queue.writeBuffer(
+        storage.buffer,
+        0,
+        data.buffer as ArrayBuffer,
+        data.byteOffset,
+        bytes,
+      );
       return storage;
     },
     async read(storage: Storage, dtype: DType, size: number): Promise<TypedArray> {
@@ -356,9 +379,7 @@ export function createWebGpuBackend(
     },
     release(storage: Storage) {
       const { buffer } = storage as GpuStorage;
-      const list = pool.get(buffer.size) ?? [];
-      list.push(buffer);
-      pool.set(buffer.size, list);
+      pool.put(buffer.size, buffer);
       live--;
     },
     run(launch: Launch) {

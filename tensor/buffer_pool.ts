@@ -1,0 +1,59 @@
+/**
+ * The WebGPU backend's pool of free buffers by size bucket, which hands out the oldest free
+ * buffer of a bucket (lowest number, buffers being numbered when first returned) rather than
+ * the last one returned.
+ *
+ * That makes the choice depend only on which buffers are free, not on the order in which they
+ * came back: a training step that starts with the same free buffers as the step before, and
+ * allocates and releases in the same order, gets the same buffer for each tensor, so the bind
+ * groups of its launches are the ones the step before made (`bind_groups.ts` reuses a group for
+ * the same buffer ranges). With last-returned-first, the order of the free lists drifts from
+ * step to step and a default step made ~450 new bind groups.
+ *
+ * @example
+ * ```ts
+ * import { BufferPool } from "./buffer_pool.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const pool = new BufferPool<{ name: string }>();
+ * const a = { name: "a" }, b = { name: "b" };
+ * pool.put(256, a);
+ * pool.put(256, b);
+ * assert.equal(pool.take(256), a); // the first returned, whatever came back after it
+ * pool.put(256, a);
+ * assert.equal(pool.take(256), a);
+ * assert.equal(pool.take(256), b);
+ * assert.equal(pool.take(256), undefined);
+ * ```
+ *
+ * @module
+ */
+
+/** Free items by bucket, taken lowest number first (see the module doc). */
+export class BufferPool<T extends object> {
+  readonly #numbers = new WeakMap<T, number>();
+  #next = 0;
+  /** Each bucket's free items, highest number first (so the lowest pops off the end). */
+  readonly #free = new Map<number, T[]>();
+
+  /** The free item of `bucket` with the lowest number, removed from the pool, if any. */
+  take(bucket: number): T | undefined {
+    return this.#free.get(bucket)?.pop();
+  }
+
+  /** Returns `item` to `bucket`'s free list; it is numbered the first time it is returned. */
+  put(bucket: number, item: T): void {
+    let number = this.#numbers.get(item);
+    if (number === undefined) this.#numbers.set(item, number = this.#next++);
+    let list = this.#free.get(bucket);
+    if (!list) this.#free.set(bucket, list = []);
+    // Binary search for the first item numbered below `number` (lists are short).
+    let lo = 0, hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#numbers.get(list[mid])! > number) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, item);
+  }
+}
