@@ -33,12 +33,14 @@
 export class BufferPool<T extends object> {
   readonly #numbers = new WeakMap<T, number>();
   #next = 0;
-  /** Each bucket's free items, highest number first (so the lowest pops off the end). */
-  readonly #free = new Map<number, T[]>();
+  /** Each bucket's free items and their numbers, highest number first (the lowest pops off). */
+  readonly #free = new Map<number, { items: T[]; numbers: number[] }>();
 
   /** The free item of `bucket` with the lowest number, removed from the pool, if any. */
   take(bucket: number): T | undefined {
-    return this.#free.get(bucket)?.pop();
+    const list = this.#free.get(bucket);
+    list?.numbers.pop();
+    return list?.items.pop();
   }
 
   /** Returns `item` to `bucket`'s free list; it is numbered the first time it is returned. */
@@ -46,14 +48,19 @@ export class BufferPool<T extends object> {
     let number = this.#numbers.get(item);
     if (number === undefined) this.#numbers.set(item, number = this.#next++);
     let list = this.#free.get(bucket);
-    if (!list) this.#free.set(bucket, list = []);
-    // Binary search for the first item numbered below `number` (lists are short).
-    let lo = 0, hi = list.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.#numbers.get(list[mid])! > number) lo = mid + 1;
-      else hi = mid;
+    if (!list) this.#free.set(bucket, list = { items: [], numbers: [] });
+    const { items, numbers } = list;
+    // The common case: returned in the order taken, it goes at the end.
+    let at = numbers.length;
+    if (at > 0 && numbers[at - 1] < number) {
+      let lo = 0;
+      while (lo < at) {
+        const mid = (lo + at) >> 1;
+        if (numbers[mid] > number) lo = mid + 1;
+        else at = mid;
+      }
     }
-    list.splice(lo, 0, item);
+    items.splice(at, 0, item);
+    numbers.splice(at, 0, number);
   }
 }

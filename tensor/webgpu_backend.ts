@@ -33,6 +33,7 @@ import { BYTES_PER_ELEMENT, type DType, type TypedArray, viewAs } from "./dtype.
 import { adapterProfile, type DeviceProfile } from "./device_profile.ts";
 import { GpuError, ShaderCompileError } from "./errors.ts";
 import {
+  type BufferBinding,
   type Kernel,
   type Launch,
   packParams,
@@ -44,6 +45,8 @@ import {
 /** WebGPU storage: a pooled `GPUBuffer`. */
 export interface GpuStorage extends Storage {
   readonly buffer: GPUBuffer;
+  /** The buffer's size in bytes (its pool bucket), kept here: `GPUBuffer.size` is a native call. */
+  readonly bucket: number;
 }
 
 const PARAM_SLOT = 256;
@@ -52,6 +55,8 @@ const RING_BYTES = 1 << 20;
 const UPLOAD_RING_BYTES = 4 << 20;
 const MAX_LAUNCHES_PER_SUBMIT = 2048;
 const MAX_GRID = 65535;
+/** Launches whose labels a device error names. */
+const RECENT_LABELS = 4;
 
 /** Folds a workgroup count into a grid of at most 65,535 per dimension. */
 export function foldGrid(workgroups: number): [number, number] {
@@ -81,7 +86,13 @@ export function createWebGpuBackend(
   const byKernel = new WeakMap<Kernel, CompiledKernel>();
   const storageLayouts = new Map<string, GPUBindGroupLayout>();
   const pending: Promise<void>[] = [];
+  /** The labels of the last launches, `stats.launches % RECENT_LABELS` being the next slot. */
   const recentLabels: string[] = [];
+  /** The last launches' labels, oldest first (for error messages). */
+  const recentKernels = () => {
+    const next = stats.launches % RECENT_LABELS;
+    return [...recentLabels.slice(next), ...recentLabels.slice(0, next)];
+  };
   let live = 0;
   let failure: Error | null = null;
   const maxBinding = device.limits.maxStorageBufferBindingSize;
@@ -97,7 +108,7 @@ export function createWebGpuBackend(
   device.addEventListener("uncapturederror", (event) => {
     const error = (event as GPUUncapturedErrorEvent).error;
     failure ??= new GpuError(
-      `GPU error after kernels [${recentLabels.join(", ")}]: ${error.message}`,
+      `GPU error after kernels [${recentKernels().join(", ")}]: ${error.message}`,
     );
   });
 
@@ -312,7 +323,7 @@ export function createWebGpuBackend(
         GPUBufferUsage.UNIFORM | GPUBufferUsage.INDIRECT,
     });
     live++;
-    return { buffer, byteLength, refs: 0 };
+    return { buffer, bucket, byteLength, refs: 0 };
   }
 
   function bindingSize(storage: GpuStorage): number {
@@ -378,8 +389,8 @@ export function createWebGpuBackend(
       return out;
     },
     release(storage: Storage) {
-      const { buffer } = storage as GpuStorage;
-      pool.put(buffer.size, buffer);
+      const { buffer, bucket } = storage as GpuStorage;
+      pool.put(bucket, buffer);
       live--;
     },
     run(launch: Launch) {
@@ -388,7 +399,7 @@ export function createWebGpuBackend(
       const { kernel } = launch;
       const compiled = compile(kernel);
       const ranges: BufferRange[] = [];
-      for (const binding of [...launch.inputs, ...launch.outputs]) {
+      const bind = (binding: BufferBinding) => {
         const storage = binding.storage as GpuStorage;
         const size = bindingSize(storage);
         if (size > maxBinding) {
@@ -397,15 +408,16 @@ export function createWebGpuBackend(
           );
         }
         ranges.push({ buffer: storage.buffer, offset: 0, size });
-      }
+      };
+      launch.inputs.forEach(bind);
+      launch.outputs.forEach(bind);
       if (ringUsed + paramAlign > RING_BYTES || launches >= MAX_LAUNCHES_PER_SUBMIT) flush();
       const offset = ringUsed;
       packParams(kernel, launch.params, ringView, offset);
       ringUsed += paramAlign;
       launches++;
+      recentLabels[stats.launches % RECENT_LABELS] = kernel.label;
       stats.launches++;
-      recentLabels.push(kernel.label);
-      if (recentLabels.length > 4) recentLabels.shift();
       let uniformGroup: GPUBindGroup | null = null;
       if (compiled.uniformLayout) {
         const windows = launch.uniformInputs ?? [];
@@ -418,10 +430,10 @@ export function createWebGpuBackend(
         uniformGroup = bindGroups.group(
           compiled.uniformLayout,
           windows.map((w, b) => {
-            const { buffer } = w.storage as GpuStorage;
-            if (w.byteOffset % 256 !== 0 || w.byteOffset + UNIFORM_WINDOW_BYTES > buffer.size) {
+            const { buffer, bucket } = w.storage as GpuStorage;
+            if (w.byteOffset % 256 !== 0 || w.byteOffset + UNIFORM_WINDOW_BYTES > bucket) {
               throw new RangeError(
-                `Uniform window ${b} of "${kernel.label}" at byte ${w.byteOffset} does not fit a ${buffer.size}-byte buffer`,
+                `Uniform window ${b} of "${kernel.label}" at byte ${w.byteOffset} does not fit a ${bucket}-byte buffer`,
               );
             }
             return { buffer, offset: w.byteOffset, size: UNIFORM_WINDOW_BYTES };
