@@ -267,6 +267,18 @@ export function createWebGpuBackend(
     pass = null;
   }
 
+  /** What the open pass has bound, so that a launch skips what the one before it set. */
+  let bound: {
+    pipeline: GPUComputePipeline | null;
+    storage: GPUBindGroup | null;
+    uniforms: GPUBindGroup | null;
+  } = { pipeline: null, storage: null, uniforms: null };
+
+  function openPass(descriptor?: GPUComputePassDescriptor): GPUComputePassEncoder {
+    bound = { pipeline: null, storage: null, uniforms: null };
+    return currentEncoder().beginComputePass(descriptor);
+  }
+
   /** Encodes the copy-out of this submit's timestamps; the returned function starts the read. */
   function resolveTimestamps(enc: GPUCommandEncoder): () => void {
     const { querySet, resolved, labels, times, reads } = profile!;
@@ -444,7 +456,7 @@ export function createWebGpuBackend(
       if (profile) {
         endPass();
         const at = profile.labels.push(kernel.label) * 2 - 2;
-        pass = currentEncoder().beginComputePass({
+        pass = openPass({
           timestampWrites: {
             querySet: profile.querySet,
             beginningOfPassWriteIndex: at,
@@ -452,11 +464,20 @@ export function createWebGpuBackend(
           },
         });
       }
-      pass ??= currentEncoder().beginComputePass();
-      pass.setPipeline(compiled.pipeline);
-      pass.setBindGroup(0, group);
+      pass ??= openPass();
+      if (bound.pipeline !== compiled.pipeline) {
+        pass.setPipeline(compiled.pipeline);
+        bound.pipeline = compiled.pipeline;
+      }
+      if (bound.storage !== group) {
+        pass.setBindGroup(0, group);
+        bound.storage = group;
+      }
       pass.setBindGroup(1, paramsGroup, [offset]);
-      if (uniformGroup) pass.setBindGroup(2, uniformGroup);
+      if (uniformGroup && bound.uniforms !== uniformGroup) {
+        pass.setBindGroup(2, uniformGroup);
+        bound.uniforms = uniformGroup;
+      }
       if (launch.indirect) {
         const args = launch.indirect.storage as GpuStorage;
         pass.dispatchWorkgroupsIndirect(args.buffer, launch.indirect.byteOffset);
