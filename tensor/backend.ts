@@ -134,9 +134,8 @@ export function sortedKernelTimes(times: Map<string, KernelTime>): KernelTime[] 
 /** Rounds a byte count up to its pool bucket: powers of two in quarter steps, 256 B minimum. */
 export function poolBucket(bytes: number): number {
   if (bytes <= 256) return 256;
-  const base = 2 ** Math.floor(Math.log2(bytes));
-  for (const step of [1, 1.25, 1.5, 1.75, 2]) {
-    if (base * step >= bytes) return base * step;
-  }
-  return base * 2;
+  // Runs on every allocation: the first quarter step of the power of two at or below `bytes`
+  // that holds it, without a list of steps.
+  const quarter = 2 ** Math.floor(Math.log2(bytes)) / 4;
+  return Math.ceil(bytes / quarter) * quarter;
 }

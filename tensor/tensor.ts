@@ -65,10 +65,13 @@ export class Tensor {
   /** The op that produced this tensor, while a tape is being recorded. */
   node: GradNode | null = null;
   #storage: Storage | null;
+  /** Elements of `shape`, counted once (the shape is frozen). */
+  readonly #size: number;
 
   /** Wraps `storage` (taking a reference); use {@linkcode tensor} to create tensors. */
   constructor(storage: Storage, shape: readonly number[], dtype: DType, backend: Backend) {
     this.shape = Object.freeze([...shape]);
+    this.#size = sizeOf(this.shape);
     this.dtype = dtype;
     this.backend = backend;
     this.#storage = storage;
@@ -78,7 +81,7 @@ export class Tensor {
 
   /** Number of elements. */
   get size(): number {
-    return sizeOf(this.shape);
+    return this.#size;
   }
 
   /** Number of dimensions. */

@@ -338,8 +338,16 @@ export function createWebGpuBackend(
     return { buffer, bucket, byteLength, refs: 0 };
   }
 
-  function bindingSize(storage: GpuStorage): number {
-    return Math.max(4, Math.ceil(storage.byteLength / 4) * 4);
+  /** The range that binds `binding`'s storage to `kernel`. */
+  function rangeOf(binding: BufferBinding, kernel: Kernel): BufferRange {
+    const storage = binding.storage as GpuStorage;
+    const size = Math.max(4, Math.ceil(storage.byteLength / 4) * 4);
+    if (size > maxBinding) {
+      throw new RangeError(
+        `Cannot bind a ${size}-byte buffer to "${kernel.label}": it exceeds the ${maxBinding}-byte limit`,
+      );
+    }
+    return { buffer: storage.buffer, offset: 0, size };
   }
 
   return {
@@ -411,18 +419,8 @@ export function createWebGpuBackend(
       const { kernel } = launch;
       const compiled = compile(kernel);
       const ranges: BufferRange[] = [];
-      const bind = (binding: BufferBinding) => {
-        const storage = binding.storage as GpuStorage;
-        const size = bindingSize(storage);
-        if (size > maxBinding) {
-          throw new RangeError(
-            `Cannot bind a ${size}-byte buffer to "${kernel.label}": it exceeds the ${maxBinding}-byte limit`,
-          );
-        }
-        ranges.push({ buffer: storage.buffer, offset: 0, size });
-      };
-      launch.inputs.forEach(bind);
-      launch.outputs.forEach(bind);
+      for (const binding of launch.inputs) ranges.push(rangeOf(binding, kernel));
+      for (const binding of launch.outputs) ranges.push(rangeOf(binding, kernel));
       if (ringUsed + paramAlign > RING_BYTES || launches >= MAX_LAUNCHES_PER_SUBMIT) flush();
       const offset = ringUsed;
       packParams(kernel, launch.params, ringView, offset);
