@@ -33,34 +33,54 @@
 export class BufferPool<T extends object> {
   readonly #numbers = new WeakMap<T, number>();
   #next = 0;
-  /** Each bucket's free items and their numbers, highest number first (the lowest pops off). */
+  /** Each bucket's free items and their numbers, as a binary min-heap on the numbers. */
   readonly #free = new Map<number, { items: T[]; numbers: number[] }>();
 
   /** The free item of `bucket` with the lowest number, removed from the pool, if any. */
   take(bucket: number): T | undefined {
-    const list = this.#free.get(bucket);
-    list?.numbers.pop();
-    return list?.items.pop();
+    const heap = this.#free.get(bucket);
+    if (!heap || heap.items.length === 0) return undefined;
+    const { items, numbers } = heap;
+    const lowest = items[0];
+    const item = items.pop()!, number = numbers.pop()!;
+    const n = items.length;
+    if (n > 0) {
+      // Sift the last item down from the root.
+      let at = 0;
+      for (;;) {
+        let child = 2 * at + 1;
+        if (child >= n) break;
+        if (child + 1 < n && numbers[child + 1] < numbers[child]) child++;
+        if (numbers[child] >= number) break;
+        items[at] = items[child];
+        numbers[at] = numbers[child];
+        at = child;
+      }
+      items[at] = item;
+      numbers[at] = number;
+    }
+    return lowest;
   }
 
   /** Returns `item` to `bucket`'s free list; it is numbered the first time it is returned. */
   put(bucket: number, item: T): void {
     let number = this.#numbers.get(item);
     if (number === undefined) this.#numbers.set(item, number = this.#next++);
-    let list = this.#free.get(bucket);
-    if (!list) this.#free.set(bucket, list = { items: [], numbers: [] });
-    const { items, numbers } = list;
-    // The common case: returned in the order taken, it goes at the end.
-    let at = numbers.length;
-    if (at > 0 && numbers[at - 1] < number) {
-      let lo = 0;
-      while (lo < at) {
-        const mid = (lo + at) >> 1;
-        if (numbers[mid] > number) lo = mid + 1;
-        else at = mid;
-      }
+    let heap = this.#free.get(bucket);
+    if (!heap) this.#free.set(bucket, heap = { items: [], numbers: [] });
+    const { items, numbers } = heap;
+    // Sift up from a new leaf.
+    let at = items.length;
+    items.push(item);
+    numbers.push(number);
+    while (at > 0) {
+      const parent = (at - 1) >> 1;
+      if (numbers[parent] <= number) break;
+      items[at] = items[parent];
+      numbers[at] = numbers[parent];
+      at = parent;
     }
-    items.splice(at, 0, item);
-    numbers.splice(at, 0, number);
+    items[at] = item;
+    numbers[at] = number;
   }
 }

@@ -69,6 +69,36 @@ Deno.test("BufferPool hands out the lowest-numbered free item of a bucket", () =
   assert.deepEqual(order.map(() => pool.take(256)), order.map((k) => items[k]));
 });
 
+Deno.test("BufferPool agrees with a plain search for the lowest number over random use", () => {
+  const pool = new BufferPool<{ id: number }>();
+  const items = Array.from({ length: 300 }, (_, id) => ({ id }));
+  const numberOf = new Map<object, number>();
+  const free = new Map<number, Set<{ id: number }>>([[256, new Set()], [512, new Set()]]);
+  let next = 0, seed = 12345;
+  const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const out = new Set(items);
+  for (let step = 0; step < 20_000; step++) {
+    const bucket = random() < 0.5 ? 256 : 512;
+    if (random() < 0.5 && out.size > 0) {
+      const item = [...out][Math.floor(random() * out.size)];
+      out.delete(item);
+      if (!numberOf.has(item)) numberOf.set(item, next++);
+      free.get(bucket)!.add(item);
+      pool.put(bucket, item);
+    } else {
+      const candidates = [...free.get(bucket)!];
+      const expected = candidates.length === 0
+        ? undefined
+        : candidates.reduce((a, b) => numberOf.get(a)! < numberOf.get(b)! ? a : b);
+      assert.equal(pool.take(bucket), expected, `step ${step}`);
+      if (expected) {
+        free.get(bucket)!.delete(expected);
+        out.add(expected);
+      }
+    }
+  }
+});
+
 Deno.test("WebGPU: uploads while launches are pending", { ignore: !GPU }, async (t) => {
   // A fresh backend, so that the pool holds only this test's buffers.
   const { device, description } = await requestGpuDevice();
