@@ -1,20 +1,28 @@
 /**
  * Where a training step's time goes: runs steps of a config (default: the tiny ATSS on
- * synthetic shapes) and prints the wall time per step, then the device time per kernel family
- * and per kernel from a profiled run (`Backend.startProfile`: WebGPU timestamp queries, one
- * pass per launch, so the profiled run itself is slower than the plain one).
+ * synthetic shapes) and prints the wall time per step, the host time per step (`encode`: from
+ * the step's start to its last submit, less the waits on the device, `Backend.hostStats`; mean,
+ * median and fastest step) with the launches per step, both from a plain run (each step flushed
+ * and synced on its own, so that no device work shares the CPU with the encoding on a software
+ * adapter), then the device time per kernel family and per kernel from a profiled run
+ * (`Backend.startProfile`: WebGPU timestamp queries, one pass per launch, so the profiled run
+ * itself is slower than the plain one).
+ *
+ * The first `--warmup` steps are not timed: the first compiles every kernel, and the next ones
+ * settle the buffer pool, so that later steps reuse their bind groups (`tensor/buffer_pool.ts`).
  *
  * Run: `deno run -A bench/train_step_profile.ts [--config atss_tiny_shapes] [--steps 3]
- * [--batch 4] [--top 25] [--conv-direct auto|off] [--hardware]` (`off`: conv2d without its direct
- * kernels, for comparison; `--hardware`: the profile forced to the hardware adapters' kernels, the
- * shared-memory matmul and implicit-GEMM convolution, see docs/device_profile.md)
+ * [--warmup 3] [--batch 4] [--top 25] [--conv-direct auto|off] [--hardware]` (`off`: conv2d
+ * without its direct kernels, for comparison; `--hardware`: the profile forced to the hardware
+ * adapters' kernels, the shared-memory matmul and implicit-GEMM convolution, see
+ * docs/device_profile.md)
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { loadConfig } from "../engine/config.ts";
-import type { KernelTime } from "../tensor/backend.ts";
+import { encodeMs, type KernelTime } from "../tensor/backend.ts";
 import { initBackend } from "../tensor/device.ts";
 import {
   type DeviceProfile,
@@ -29,6 +37,7 @@ const { values } = parseArgs({
   options: {
     config: { type: "string", default: "atss_tiny_shapes" },
     steps: { type: "string", default: "3" },
+    warmup: { type: "string", default: "3" },
     batch: { type: "string" },
     top: { type: "string", default: "25" },
     "conv-direct": { type: "string", default: "auto" },
@@ -44,23 +53,40 @@ const overrides: Partial<DeviceProfile> = {
 const config = await loadConfig(values.config!);
 const batchSize = Number(values.batch ?? config.train.batchSize);
 const steps = Number(values.steps);
-const trained = await trainSteps(backend, { config, batches: steps + 2, batchSize });
+const warmup = Math.max(1, Number(values.warmup));
+const trained = await trainSteps(backend, { config, batches: warmup + steps, batchSize });
 const step = (k: number) => withProfile(backend, overrides, () => trained(k));
 
-await step(0); // compiles every kernel
+for (let k = 0; k < warmup; k++) await step(k);
 await backend.sync();
 let started = performance.now();
-for (let k = 1; k <= steps; k++) await step(k);
-await backend.sync();
+const hostMs: number[] = [];
+let plainLaunches = 0;
+for (let k = warmup; k < warmup + steps; k++) {
+  const before = backend.hostStats();
+  const stepStarted = performance.now();
+  await step(k);
+  backend.flush();
+  const after = backend.hostStats();
+  hostMs.push(encodeMs(stepStarted, before, after));
+  plainLaunches += after.launches - before.launches;
+  await backend.sync();
+}
 const wallMs = (performance.now() - started) / steps;
 
 backend.startProfile();
 started = performance.now();
-for (let k = 1; k <= steps; k++) await step(k);
+for (let k = warmup; k < warmup + steps; k++) await step(k);
 const times = await backend.stopProfile();
 const profiledMs = (performance.now() - started) / steps;
 
 const per = (x: number) => (x / steps).toFixed(1);
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
 const deviceMs = times.reduce((sum, t) => sum + t.ms, 0);
 const launches = times.reduce((sum, t) => sum + t.calls, 0);
 const families = new Map<string, KernelTime>();
@@ -85,7 +111,12 @@ console.log(
   }`,
 );
 console.log(
-  `wall ${wallMs.toFixed(0)} ms/step; profiled run ${profiledMs.toFixed(0)} ms/step with ` +
+  `wall ${wallMs.toFixed(0)} ms/step; encode ${per(sum(hostMs))} ms/step (median ${
+    median(hostMs).toFixed(1)
+  }, fastest ${Math.min(...hostMs).toFixed(1)}) with ${per(plainLaunches)} launches/step`,
+);
+console.log(
+  `profiled run ${profiledMs.toFixed(0)} ms/step with ` +
     `${per(launches)} launches/step and ${per(deviceMs)} ms/step of device time`,
 );
 table("kernel family", [...families.values()].sort((a, b) => b.ms - a.ms));

@@ -121,8 +121,13 @@ export function nearestAnchors(
 ): void {
   const dist = new Float64Array(k), index = new Int32Array(k);
   let filled = 0;
+  // Squared distances skip the slow Math.hypot for anchors clearly farther than the k-th so far;
+  // the margin dwarfs hypot's rounding, so the same anchors come out in the same order.
+  let skipAbove = Infinity;
   for (let a = start; a < start + count; a++) {
-    const d = Math.hypot(cx[a] - gx, cy[a] - gy);
+    const dx = cx[a] - gx, dy = cy[a] - gy;
+    if (dx * dx + dy * dy > skipAbove) continue;
+    const d = Math.hypot(dx, dy);
     if (filled === k && !(d < dist[k - 1])) continue;
     let at = filled === k ? k - 1 : filled++;
     while (at > 0 && dist[at - 1] > d) {
@@ -132,6 +137,7 @@ export function nearestAnchors(
     }
     dist[at] = d;
     index[at] = a;
+    if (filled === k) skipAbove = dist[k - 1] * dist[k - 1] * (1 + 1e-9);
   }
   for (let j = 0; j < filled; j++) into.push(index[j]);
 }

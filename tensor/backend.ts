@@ -92,6 +92,28 @@ export interface KernelTime {
   ms: number;
 }
 
+/**
+ * Running totals of where a backend's host time goes, since the backend was made: cheap enough to
+ * keep always (a few `performance.now()` calls per submit and per wait). A bench takes one
+ * snapshot before a step and one after, and {@linkcode encodeMs} turns them into the step's host
+ * time.
+ */
+export interface HostStats {
+  /** Milliseconds spent awaiting the device: `read`, `sync` (0 on the host backends). */
+  waitMs: number;
+  /**
+   * `performance.now()` just after the last submit (WebGPU `queue.submit`; on the host backends,
+   * the end of the last kernel run or copy); 0 before the first.
+   */
+  lastSubmitAt: number;
+  /** What `waitMs` was at the last submit (waits after it are not part of the work before it). */
+  waitMsAtLastSubmit: number;
+  /** Kernel launches encoded (WebGPU, which skips launches of 0 workgroups) or run (host). */
+  launches: number;
+  /** Submits: WebGPU `queue.submit` calls; on the host backends, the same as `launches`. */
+  submits: number;
+}
+
 /** Where tensors live and kernels run. */
 export interface Backend {
   /** Which backend this is. */
@@ -121,6 +143,8 @@ export interface Backend {
   sync(): Promise<void>;
   /** Storages allocated and not returned to the pool. */
   liveBuffers(): number;
+  /** A snapshot of the backend's running host-time totals ({@linkcode HostStats}). */
+  hostStats(): HostStats;
   /**
    * Starts timing every launch: WebGPU puts each launch in its own pass with timestamp queries
    * (slower; throws where the adapter lacks `timestamp-query`), the CPU times each twin.
@@ -128,6 +152,33 @@ export interface Backend {
   startProfile(): void;
   /** Stops timing and returns the time per kernel label, largest first. */
   stopProfile(): Promise<KernelTime[]>;
+}
+
+/**
+ * The host time of work that ran between two {@linkcode HostStats} snapshots, in milliseconds:
+ * from `startedAt` (a `performance.now()` taken with `before`) to the last submit in `after`,
+ * less the time spent waiting on the device in between (waits after that submit do not count). Call `backend.flush()` before taking
+ * `after`, so that the work's last launches are submitted.
+ *
+ * @example
+ * ```ts
+ * import { encodeMs } from "./backend.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const before = { waitMs: 5, lastSubmitAt: 0, waitMsAtLastSubmit: 5, launches: 0, submits: 0 };
+ * const after = { waitMs: 9, lastSubmitAt: 110, waitMsAtLastSubmit: 8, launches: 40, submits: 2 };
+ * // 10 ms to the last submit, 3 of them waiting (the 1 ms wait after it does not count)
+ * assert.equal(encodeMs(100, before, after), 7);
+ * ```
+ *
+ * @param startedAt `performance.now()` when the work started.
+ * @param before The backend's stats when the work started.
+ * @param after The backend's stats after the work (and a flush).
+ * @returns Milliseconds; 0 when nothing was submitted after `startedAt`.
+ */
+export function encodeMs(startedAt: number, before: HostStats, after: HostStats): number {
+  if (after.lastSubmitAt < startedAt) return 0;
+  return after.lastSubmitAt - startedAt - (after.waitMsAtLastSubmit - before.waitMs);
 }
 
 /** Adds `ms` to `label`'s entry of a profile. */
@@ -146,9 +197,8 @@ export function sortedKernelTimes(times: Map<string, KernelTime>): KernelTime[] 
 /** Rounds a byte count up to its pool bucket: powers of two in quarter steps, 256 B minimum. */
 export function poolBucket(bytes: number): number {
   if (bytes <= 256) return 256;
-  const base = 2 ** Math.floor(Math.log2(bytes));
-  for (const step of [1, 1.25, 1.5, 1.75, 2]) {
-    if (base * step >= bytes) return base * step;
-  }
-  return base * 2;
+  // Runs on every allocation: the first quarter step of the power of two at or below `bytes`
+  // that holds it, without a list of steps.
+  const quarter = 2 ** Math.floor(Math.log2(bytes)) / 4;
+  return Math.ceil(bytes / quarter) * quarter;
 }

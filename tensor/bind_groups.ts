@@ -51,6 +51,27 @@ export interface BindGroups {
   readonly created: number;
 }
 
+/** A group of a generation and what it binds. */
+interface CachedGroup {
+  readonly layout: GPUBindGroupLayout;
+  readonly ranges: readonly BufferRange[];
+  readonly group: GPUBindGroup;
+}
+
+/** Whether `cached` binds `ranges` with `layout`. */
+function bindsSame(
+  cached: CachedGroup,
+  layout: GPUBindGroupLayout,
+  ranges: readonly BufferRange[],
+): boolean {
+  if (cached.layout !== layout || cached.ranges.length !== ranges.length) return false;
+  for (let b = 0; b < ranges.length; b++) {
+    const x = cached.ranges[b], y = ranges[b];
+    if (x.buffer !== y.buffer || x.offset !== y.offset || x.size !== y.size) return false;
+  }
+  return true;
+}
+
 /** Bytes of a tag buffer (the smallest uniform binding that any adapter takes). */
 const TAG_BYTES = 16;
 
@@ -134,8 +155,12 @@ export function bindGroupsInGenerations(device: GPUDevice, perGeneration: number
   let tagUsed = false;
   /** The generation's earlier tags, each used by submitted work. */
   let earlierTags: GPUBuffer[] = [];
-  /** The generation's groups by layout and ranges. */
-  let groups = new Map<string, GPUBindGroup>();
+  /**
+   * The generation's groups by a hash of their layout and ranges (runs once per launch: a
+   * number, not a string key), each with what it binds, compared on a hit.
+   */
+  let groups = new Map<number, CachedGroup[]>();
+  let inGeneration = 0;
   let created = 0;
   return {
     trailingEntries: (count) => [{
@@ -144,29 +169,36 @@ export function bindGroupsInGenerations(device: GPUDevice, perGeneration: number
       buffer: { type: "uniform" },
     }],
     group(layout, ranges) {
-      let key = `${idOf(layout)}`;
-      for (const { buffer, offset, size } of ranges) key += `|${idOf(buffer)}@${offset}+${size}`;
-      let group = groups.get(key);
-      if (!group) {
-        group = createGroup(device, layout, [...ranges, {
-          buffer: tag,
-          offset: 0,
-          size: TAG_BYTES,
-        }]);
-        groups.set(key, group);
-        tagUsed = true;
-        created++;
+      let hash = idOf(layout);
+      for (const { buffer, offset, size } of ranges) {
+        hash = Math.imul(hash ^ idOf(buffer), 0x9e3779b1);
+        hash = Math.imul(hash ^ offset, 0x85ebca77);
+        hash = Math.imul(hash ^ size, 0xc2b2ae3d);
       }
+      let bucket = groups.get(hash);
+      const hit = bucket?.find((cached) => bindsSame(cached, layout, ranges));
+      if (hit) return hit.group;
+      const group = createGroup(device, layout, [...ranges, {
+        buffer: tag,
+        offset: 0,
+        size: TAG_BYTES,
+      }]);
+      if (!bucket) groups.set(hash, bucket = []);
+      bucket.push({ layout, ranges: ranges.map((r) => ({ ...r })), group });
+      inGeneration++;
+      tagUsed = true;
+      created++;
       return group;
     },
     submitted() {
-      if (groups.size >= perGeneration) {
+      if (inGeneration >= perGeneration) {
         for (const earlier of earlierTags) earlier.destroy();
         tag.destroy();
         earlierTags = [];
         tag = newTag();
         tagUsed = false;
         groups = new Map();
+        inGeneration = 0;
       } else if (tagUsed) {
         // The submitted work initialises the tag: groups made with it from now on would not be
         // registered with it, so they get a fresh one.

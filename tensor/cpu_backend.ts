@@ -17,6 +17,7 @@ import {
   addKernelTime,
   type Backend,
   type BackendName,
+  type HostStats,
   type KernelTime,
   poolBucket,
   sortedKernelTimes,
@@ -81,6 +82,14 @@ export function hostView(binding: BufferBinding): TypedArray {
 export function createHostBackend(spec: HostBackendSpec): Backend {
   let live = 0;
   let profile: Map<string, KernelTime> | null = null;
+  /** Host backends never wait: every run or copy is a "submit" that has already finished. */
+  const stats: HostStats = {
+    waitMs: 0,
+    lastSubmitAt: 0,
+    waitMsAtLastSubmit: 0,
+    launches: 0,
+    submits: 0,
+  };
   const resolved = new WeakMap<Kernel, CpuTwin>();
   const poolLimit = spec.poolBytes ?? 0;
   const pool = new Map<number, ArrayBuffer[]>();
@@ -155,17 +164,23 @@ export function createHostBackend(spec: HostBackendSpec): Backend {
       const twin = twinOf(kernel);
       const started = profile ? performance.now() : 0;
       twin(inputs, outputs, launch.params);
-      if (profile) addKernelTime(profile, kernel.label, performance.now() - started);
+      const ended = performance.now();
+      if (profile) addKernelTime(profile, kernel.label, ended - started);
+      stats.lastSubmitAt = ended;
+      stats.launches++;
+      stats.submits++;
     },
     copy(src: Storage, srcOffset: number, dst: Storage, dstOffset: number, bytes: number) {
       const from = src as CpuStorage, to = dst as CpuStorage;
       new Uint8Array(to.buffer, to.byteOffset + dstOffset, bytes).set(
         new Uint8Array(from.buffer, from.byteOffset + srcOffset, bytes),
       );
+      stats.lastSubmitAt = performance.now();
     },
     flush() {},
     sync: () => Promise.resolve(),
     liveBuffers: () => live,
+    hostStats: () => ({ ...stats }),
     startProfile() {
       profile = new Map();
     },

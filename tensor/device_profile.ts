@@ -122,9 +122,10 @@ export const HARDWARE_PATHS: Readonly<Partial<DeviceProfile>> = {
 };
 
 /**
- * Bind groups per generation on llvmpipe: a default training step makes ~2,400 launches that
- * bind ~1,200 distinct groups, so a generation lasts several steps and holds ~12,000 mappings
- * at most.
+ * Bind groups per generation on llvmpipe: a default training step makes ~1,700 launches; its
+ * first steps make ~1,200, ~900 and ~350 groups, later steps ~20 (the buffer pool hands out the
+ * oldest free buffer, `buffer_pool.ts`), so a generation lasts ~250 steps and holds ~12,000
+ * mappings at most.
  */
 export const LLVMPIPE_BIND_GROUPS_PER_GENERATION = 8192;
 

@@ -211,18 +211,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 export function paramLayout(
   params: Readonly<Record<string, ParamType>>,
 ): { offsets: Record<string, number>; size: number } {
-  const known = layouts.get(params);
-  if (known) return known;
-  const layout = computeLayout(params);
-  layouts.set(params, layout);
+  return paramStruct(params);
+}
+
+function paramStruct(params: Readonly<Record<string, ParamType>>): ParamStruct {
+  let layout = layouts.get(params);
+  if (!layout) layouts.set(params, layout = computeLayout(params));
   return layout;
 }
 
-const layouts = new WeakMap<object, { offsets: Record<string, number>; size: number }>();
+/** A params struct's layout, with its fields in order for {@linkcode packParams}. */
+interface ParamStruct {
+  offsets: Record<string, number>;
+  size: number;
+  fields: readonly { name: string; type: ParamType; offset: number }[];
+}
 
-function computeLayout(
-  params: Readonly<Record<string, ParamType>>,
-): { offsets: Record<string, number>; size: number } {
+const layouts = new WeakMap<object, ParamStruct>();
+
+function computeLayout(params: Readonly<Record<string, ParamType>>): ParamStruct {
   const offsets: Record<string, number> = {};
   let offset = 0;
   let align = 4;
@@ -238,7 +245,12 @@ function computeLayout(
     }
   }
   const size = Math.max(16, Math.ceil(offset / Math.max(align, 16)) * Math.max(align, 16));
-  return { offsets, size };
+  const fields = Object.entries(params).map(([name, type]) => ({
+    name,
+    type,
+    offset: offsets[name],
+  }));
+  return { offsets, size, fields };
 }
 
 /** Writes `values` into `view` at the offsets of {@linkcode paramLayout}. */
@@ -248,13 +260,13 @@ export function packParams(
   view: DataView,
   base: number,
 ): void {
-  const { offsets } = paramLayout(kernel.params);
-  for (const [name, type] of Object.entries(kernel.params)) {
+  // Runs once per launch: the fields come in order from the cached layout.
+  for (const { name, type, offset } of paramStruct(kernel.params).fields) {
     const value = values[name];
     if (value === undefined) {
       throw new TypeError(`Kernel "${kernel.label}" is missing parameter "${name}"`);
     }
-    const at = base + offsets[name];
+    const at = base + offset;
     if (type === "u32x8") {
       const list = value as readonly number[];
       for (let k = 0; k < 8; k++) view.setUint32(at + 4 * k, list[k] ?? 0, true);

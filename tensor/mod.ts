@@ -4,7 +4,8 @@
  * @module
  */
 
-export type { Backend, BackendName, KernelTime, Storage } from "./backend.ts";
+export type { Backend, BackendName, HostStats, KernelTime, Storage } from "./backend.ts";
+export { encodeMs } from "./backend.ts";
 export type { DType, TypedArray } from "./dtype.ts";
 export { cpu, defaultDevice, hasGpu, hasNative, initBackend, native, webgpu } from "./device.ts";
 export {

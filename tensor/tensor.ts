@@ -76,10 +76,13 @@ export class Tensor {
    */
   gradSlot: Storage | null = null;
   #storage: Storage | null;
+  /** Elements of `shape`, counted once (the shape is frozen). */
+  readonly #size: number;
 
   /** Wraps `storage` (taking a reference); use {@linkcode tensor} to create tensors. */
   constructor(storage: Storage, shape: readonly number[], dtype: DType, backend: Backend) {
     this.shape = Object.freeze([...shape]);
+    this.#size = sizeOf(this.shape);
     this.dtype = dtype;
     this.backend = backend;
     this.#storage = storage;
@@ -89,7 +92,7 @@ export class Tensor {
 
   /** Number of elements. */
   get size(): number {
-    return sizeOf(this.shape);
+    return this.#size;
   }
 
   /** Number of dimensions. */

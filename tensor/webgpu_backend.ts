@@ -1,10 +1,12 @@
 /**
- * The WebGPU backend: buffers from a size-bucketed pool, kernels compiled once
+ * The WebGPU backend: buffers from a size-bucketed pool (`buffer_pool.ts`), kernels compiled once
  * and cached by source, launches encoded eagerly into one command encoder and
  * submitted only when a result is read, a copy needs it, or the batch is large.
  *
  * Uniform parameters of all launches in a batch live in one ring buffer bound
- * with a dynamic offset, written once per submit. Bind groups come from
+ * with a dynamic offset, written once per submit. Uploads made while launches are pending go
+ * through a second ring, written at the same time, and a copy encoded in order, so that they do
+ * not force a submit (on llvmpipe a submit waits for the one before it to finish). Bind groups come from
  * `bind_groups.ts`: on llvmpipe, released in generations (the profile's `bindGroupsPerGeneration`,
  * `device_profile.ts`).
  *
@@ -14,6 +16,7 @@
 import {
   addKernelTime,
   type Backend,
+  type HostStats,
   type KernelTime,
   poolBucket,
   sortedKernelTimes,
@@ -25,10 +28,12 @@ import {
   type BufferRange,
   plainBindGroups,
 } from "./bind_groups.ts";
+import { BufferPool } from "./buffer_pool.ts";
 import { BYTES_PER_ELEMENT, type DType, type TypedArray, viewAs } from "./dtype.ts";
 import { adapterProfile, type DeviceProfile } from "./device_profile.ts";
 import { GpuError, ShaderCompileError } from "./errors.ts";
 import {
+  type BufferBinding,
   type Kernel,
   type Launch,
   packParams,
@@ -40,12 +45,18 @@ import {
 /** WebGPU storage: a pooled `GPUBuffer`, or a range of one (a view, at `byteOffset`). */
 export interface GpuStorage extends Storage {
   readonly buffer: GPUBuffer;
+  /** The buffer's size in bytes (its pool bucket), kept here: `GPUBuffer.size` is a native call. */
+  readonly bucket: number;
 }
 
 const PARAM_SLOT = 256;
 const RING_BYTES = 1 << 20;
+/** Uploads staged while launches are pending, written once per submit (see `upload`). */
+const UPLOAD_RING_BYTES = 4 << 20;
 const MAX_LAUNCHES_PER_SUBMIT = 2048;
 const MAX_GRID = 65535;
+/** Launches whose labels a device error names. */
+const RECENT_LABELS = 4;
 
 /** Folds a workgroup count into a grid of at most 65,535 per dimension. */
 export function foldGrid(workgroups: number): [number, number] {
@@ -69,13 +80,19 @@ export function createWebGpuBackend(
   description: string,
   deviceProfile: DeviceProfile = adapterProfile({ description, limits: device.limits }),
 ): Backend {
-  const pool = new Map<number, GPUBuffer[]>();
+  const pool = new BufferPool<GPUBuffer>();
   const pipelines = new Map<string, CompiledKernel>();
   // Kernel objects are long-lived: look them up without rebuilding their source.
   const byKernel = new WeakMap<Kernel, CompiledKernel>();
   const storageLayouts = new Map<string, GPUBindGroupLayout>();
   const pending: Promise<void>[] = [];
+  /** The labels of the last launches, `stats.launches % RECENT_LABELS` being the next slot. */
   const recentLabels: string[] = [];
+  /** The last launches' labels, oldest first (for error messages). */
+  const recentKernels = () => {
+    const next = stats.launches % RECENT_LABELS;
+    return [...recentLabels.slice(next), ...recentLabels.slice(0, next)];
+  };
   let live = 0;
   let failure: Error | null = null;
   const maxBinding = device.limits.maxStorageBufferBindingSize;
@@ -91,7 +108,7 @@ export function createWebGpuBackend(
   device.addEventListener("uncapturederror", (event) => {
     const error = (event as GPUUncapturedErrorEvent).error;
     failure ??= new GpuError(
-      `GPU error after kernels [${recentLabels.join(", ")}]: ${error.message}`,
+      `GPU error after kernels [${recentKernels().join(", ")}]: ${error.message}`,
     );
   });
 
@@ -110,6 +127,12 @@ export function createWebGpuBackend(
   });
   const ringHost = new ArrayBuffer(RING_BYTES);
   const ringView = new DataView(ringHost);
+  const uploadRing = device.createBuffer({
+    label: "upload.ring",
+    size: UPLOAD_RING_BYTES,
+    usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+  });
+  const uploadHost = new Uint8Array(UPLOAD_RING_BYTES);
   const paramsGroup = device.createBindGroup({
     layout: paramsLayout,
     entries: [{ binding: 0, resource: { buffer: ring, size: PARAM_SLOT } }],
@@ -128,7 +151,26 @@ export function createWebGpuBackend(
     reads: Promise<void>[];
   } | null = null;
   let ringUsed = 0;
+  /** Bytes of `uploadHost` staged for this submit's upload copies. */
+  let uploadUsed = 0;
   let launches = 0;
+  const stats: HostStats = {
+    waitMs: 0,
+    lastSubmitAt: 0,
+    waitMsAtLastSubmit: 0,
+    launches: 0,
+    submits: 0,
+  };
+
+  /** Awaits `work` (device work), adding the time to `stats.waitMs`. */
+  async function waitFor<T>(work: Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await work;
+    } finally {
+      stats.waitMs += performance.now() - started;
+    }
+  }
 
   function throwIfFailed(): void {
     if (failure) throw failure;
@@ -225,6 +267,18 @@ export function createWebGpuBackend(
     pass = null;
   }
 
+  /** What the open pass has bound, so that a launch skips what the one before it set. */
+  let bound: {
+    pipeline: GPUComputePipeline | null;
+    storage: GPUBindGroup | null;
+    uniforms: GPUBindGroup | null;
+  } = { pipeline: null, storage: null, uniforms: null };
+
+  function openPass(descriptor?: GPUComputePassDescriptor): GPUComputePassEncoder {
+    bound = { pipeline: null, storage: null, uniforms: null };
+    return currentEncoder().beginComputePass(descriptor);
+  }
+
   /** Encodes the copy-out of this submit's timestamps; the returned function starts the read. */
   function resolveTimestamps(enc: GPUCommandEncoder): () => void {
     const { querySet, resolved, labels, times, reads } = profile!;
@@ -254,12 +308,17 @@ export function createWebGpuBackend(
     if (!encoder) return;
     endPass();
     if (ringUsed > 0) device.queue.writeBuffer(ring, 0, ringHost, 0, ringUsed);
+    if (uploadUsed > 0) device.queue.writeBuffer(uploadRing, 0, uploadHost, 0, uploadUsed);
     const timed = profile && profile.labels.length > 0 ? resolveTimestamps(encoder) : null;
     device.queue.submit([encoder.finish()]);
+    stats.lastSubmitAt = performance.now();
+    stats.waitMsAtLastSubmit = stats.waitMs;
+    stats.submits++;
     timed?.();
     encoder = null;
     bindGroups.submitted();
     ringUsed = 0;
+    uploadUsed = 0;
     launches = 0;
   }
 
@@ -267,7 +326,7 @@ export function createWebGpuBackend(
     throwIfFailed();
     const byteLength = size * BYTES_PER_ELEMENT[dtype];
     const bucket = poolBucket(byteLength);
-    const buffer = pool.get(bucket)?.pop() ?? device.createBuffer({
+    const buffer = pool.take(bucket) ?? device.createBuffer({
       size: bucket,
       // UNIFORM as well, so that kernels can read 64 KiB windows of any tensor
       // through uniform bindings (see `Kernel.uniforms`) without a copy; INDIRECT so that a
@@ -276,11 +335,19 @@ export function createWebGpuBackend(
         GPUBufferUsage.UNIFORM | GPUBufferUsage.INDIRECT,
     });
     live++;
-    return { buffer, byteLength, byteOffset: 0, refs: 0 };
+    return { buffer, bucket, byteLength, byteOffset: 0, refs: 0 };
   }
 
-  function bindingSize(storage: GpuStorage): number {
-    return Math.max(4, Math.ceil(storage.byteLength / 4) * 4);
+  /** The range that binds `binding`'s storage to `kernel`. */
+  function rangeOf(binding: BufferBinding, kernel: Kernel): BufferRange {
+    const storage = binding.storage as GpuStorage;
+    const size = Math.max(4, Math.ceil(storage.byteLength / 4) * 4);
+    if (size > maxBinding) {
+      throw new RangeError(
+        `Cannot bind a ${size}-byte buffer to "${kernel.label}": it exceeds the ${maxBinding}-byte limit`,
+      );
+    }
+    return { buffer: storage.buffer, offset: storage.byteOffset, size };
   }
 
   return {
@@ -293,18 +360,26 @@ export function createWebGpuBackend(
         throw new TypeError(`Element type "f64" is not supported on WebGPU`);
       }
       const storage = alloc(data instanceof Float32Array ? "f32" : "u32", data.length);
-      // A pooled buffer may still be read by launches not yet submitted; a queue
-      // write would land before them, so submit them first.
-      if (encoder) flush();
-      if (data.byteLength > 0) {
-        device.queue.writeBuffer(
-          storage.buffer,
-          0,
-          data.buffer as ArrayBuffer,
-          data.byteOffset,
-          data.byteLength,
-        );
+      const bytes = data.byteLength;
+      if (bytes === 0) return storage;
+      // A pooled buffer may still be read by launches not yet submitted, and a queue write would
+      // land before them: with launches pending, the data goes through the upload ring and a
+      // copy encoded after them; where it does not fit, they are submitted first.
+      if (encoder && uploadUsed + bytes <= UPLOAD_RING_BYTES) {
+        uploadHost.set(new Uint8Array(data.buffer, data.byteOffset, bytes), uploadUsed);
+        endPass();
+        encoder.copyBufferToBuffer(uploadRing, uploadUsed, storage.buffer, 0, bytes);
+        uploadUsed += bytes;
+        return storage;
       }
+      if (encoder) flush();
+      device.queue.writeBuffer(
+        storage.buffer,
+        0,
+        data.buffer as ArrayBuffer,
+        data.byteOffset,
+        bytes,
+      );
       return storage;
     },
     async read(storage: Storage, dtype: DType, size: number): Promise<TypedArray> {
@@ -321,9 +396,9 @@ export function createWebGpuBackend(
       const { buffer, byteOffset } = storage as GpuStorage;
       currentEncoder().copyBufferToBuffer(buffer, byteOffset, staging, 0, bytes);
       flush();
-      await Promise.all(pending.splice(0));
+      await waitFor(Promise.all(pending.splice(0)));
       try {
-        await staging.mapAsync(GPUMapMode.READ);
+        await waitFor(staging.mapAsync(GPUMapMode.READ));
       } catch (error) {
         throwIfFailed();
         throw error;
@@ -335,10 +410,8 @@ export function createWebGpuBackend(
       return out;
     },
     release(storage: Storage) {
-      const { buffer } = storage as GpuStorage;
-      const list = pool.get(buffer.size) ?? [];
-      list.push(buffer);
-      pool.set(buffer.size, list);
+      const { buffer, bucket } = storage as GpuStorage;
+      pool.put(bucket, buffer);
       live--;
     },
     run(launch: Launch) {
@@ -347,23 +420,15 @@ export function createWebGpuBackend(
       const { kernel } = launch;
       const compiled = compile(kernel);
       const ranges: BufferRange[] = [];
-      for (const binding of [...launch.inputs, ...launch.outputs]) {
-        const storage = binding.storage as GpuStorage;
-        const size = bindingSize(storage);
-        if (size > maxBinding) {
-          throw new RangeError(
-            `Cannot bind a ${size}-byte buffer to "${kernel.label}": it exceeds the ${maxBinding}-byte limit`,
-          );
-        }
-        ranges.push({ buffer: storage.buffer, offset: storage.byteOffset, size });
-      }
+      for (const binding of launch.inputs) ranges.push(rangeOf(binding, kernel));
+      for (const binding of launch.outputs) ranges.push(rangeOf(binding, kernel));
       if (ringUsed + paramAlign > RING_BYTES || launches >= MAX_LAUNCHES_PER_SUBMIT) flush();
       const offset = ringUsed;
       packParams(kernel, launch.params, ringView, offset);
       ringUsed += paramAlign;
       launches++;
-      recentLabels.push(kernel.label);
-      if (recentLabels.length > 4) recentLabels.shift();
+      recentLabels[stats.launches % RECENT_LABELS] = kernel.label;
+      stats.launches++;
       let uniformGroup: GPUBindGroup | null = null;
       if (compiled.uniformLayout) {
         const windows = launch.uniformInputs ?? [];
@@ -376,11 +441,11 @@ export function createWebGpuBackend(
         uniformGroup = bindGroups.group(
           compiled.uniformLayout,
           windows.map((w, b) => {
-            const { buffer, byteOffset } = w.storage as GpuStorage;
+            const { buffer, byteOffset, bucket } = w.storage as GpuStorage;
             const at = byteOffset + w.byteOffset;
-            if (at % 256 !== 0 || at + UNIFORM_WINDOW_BYTES > buffer.size) {
+            if (at % 256 !== 0 || at + UNIFORM_WINDOW_BYTES > bucket) {
               throw new RangeError(
-                `Uniform window ${b} of "${kernel.label}" at byte ${at} does not fit a ${buffer.size}-byte buffer`,
+                `Uniform window ${b} of "${kernel.label}" at byte ${at} does not fit a ${bucket}-byte buffer`,
               );
             }
             return { buffer, offset: at, size: UNIFORM_WINDOW_BYTES };
@@ -391,7 +456,7 @@ export function createWebGpuBackend(
       if (profile) {
         endPass();
         const at = profile.labels.push(kernel.label) * 2 - 2;
-        pass = currentEncoder().beginComputePass({
+        pass = openPass({
           timestampWrites: {
             querySet: profile.querySet,
             beginningOfPassWriteIndex: at,
@@ -399,11 +464,20 @@ export function createWebGpuBackend(
           },
         });
       }
-      pass ??= currentEncoder().beginComputePass();
-      pass.setPipeline(compiled.pipeline);
-      pass.setBindGroup(0, group);
+      pass ??= openPass();
+      if (bound.pipeline !== compiled.pipeline) {
+        pass.setPipeline(compiled.pipeline);
+        bound.pipeline = compiled.pipeline;
+      }
+      if (bound.storage !== group) {
+        pass.setBindGroup(0, group);
+        bound.storage = group;
+      }
       pass.setBindGroup(1, paramsGroup, [offset]);
-      if (uniformGroup) pass.setBindGroup(2, uniformGroup);
+      if (uniformGroup && bound.uniforms !== uniformGroup) {
+        pass.setBindGroup(2, uniformGroup);
+        bound.uniforms = uniformGroup;
+      }
       if (launch.indirect) {
         const args = launch.indirect.storage as GpuStorage;
         pass.dispatchWorkgroupsIndirect(args.buffer, args.byteOffset + launch.indirect.byteOffset);
@@ -427,11 +501,12 @@ export function createWebGpuBackend(
     flush,
     async sync() {
       flush();
-      await Promise.all(pending.splice(0));
-      await device.queue.onSubmittedWorkDone();
+      await waitFor(Promise.all(pending.splice(0)));
+      await waitFor(device.queue.onSubmittedWorkDone());
       throwIfFailed();
     },
     liveBuffers: () => live,
+    hostStats: () => ({ ...stats }),
     startProfile() {
       if (!device.features.has("timestamp-query")) {
         throw new Error(
@@ -456,7 +531,7 @@ export function createWebGpuBackend(
       flush();
       const { times, reads } = profile;
       profile = null;
-      await Promise.all(reads);
+      await waitFor(Promise.all(reads));
       return sortedKernelTimes(times);
     },
   };

@@ -56,7 +56,7 @@ export function launch(
   workgroups: number,
   indirect?: { args: Tensor; index: number },
 ): void {
-  const backend = backendOf(kernel.label, [...inputs, ...outputs]);
+  const backend = sharedBackend(kernel.label, inputs, outputs);
   backend.run({
     kernel,
     inputs: inputs.map(bindingOf),
@@ -65,6 +65,18 @@ export function launch(
     workgroups,
     indirect: indirect && { storage: indirect.args.storage, byteOffset: indirect.index * 4 },
   });
+}
+
+/** {@linkcode backendOf} of `inputs` and `outputs` together, without joining them (once per launch). */
+function sharedBackend(
+  op: string,
+  inputs: readonly Tensor[],
+  outputs: readonly Tensor[],
+): Backend {
+  const backend = (inputs[0] ?? outputs[0]).backend;
+  for (const t of inputs) if (t.backend !== backend) return backendOf(op, [...inputs, ...outputs]);
+  for (const t of outputs) if (t.backend !== backend) return backendOf(op, [...inputs, ...outputs]);
+  return backend;
 }
 
 function bindingOf(t: Tensor): BufferBinding {
@@ -83,7 +95,7 @@ export function launchWindowed(
   params: ParamValues,
   workgroups: number,
 ): void {
-  backendOf(kernel.label, [...inputs, ...outputs]).run({
+  sharedBackend(kernel.label, inputs, outputs).run({
     kernel,
     inputs: inputs.map(bindingOf),
     outputs: outputs.map(bindingOf),

@@ -110,6 +110,22 @@ Deno.test("bind groups in generations", { ignore: !GPU }, async (t) => {
     },
   );
 
+  await t.step("a group is found by what it binds, not by the objects that describe it", () => {
+    const groups = bindGroupsInGenerations(device, 100);
+    const { layout } = counterKernel(device, groups.trailingEntries(1));
+    const other = device.createBuffer({ size: 4096, usage: GPUBufferUsage.STORAGE });
+    const first = groups.group(layout, [{ buffer, offset: 256, size: 512 }]);
+    assert.equal(groups.group(layout, [{ buffer, offset: 256, size: 512 }]), first);
+    const distinct = [
+      groups.group(layout, [{ buffer, offset: 0, size: 512 }]),
+      groups.group(layout, [{ buffer, offset: 256, size: 256 }]),
+      groups.group(layout, [{ buffer: other, offset: 256, size: 512 }]),
+    ];
+    assert.equal(new Set([first, ...distinct]).size, 4);
+    assert.equal(groups.created, 4);
+    other.destroy();
+  });
+
   await t.step("plain groups are new every time and have no trailing entries", () => {
     const groups = plainBindGroups(device);
     assert.deepEqual(groups.trailingEntries(1), []);

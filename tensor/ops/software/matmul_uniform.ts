@@ -27,6 +27,8 @@ const cached = kernelCache();
 
 /** Rows (or columns) of one packed operand panel, and of one uniform dispatch's output block. */
 const PANEL = 64;
+/** Dispatches a packing by rows or runs may take before the plain pack kernel is used instead. */
+const MAX_PACK_DISPATCHES = 4096;
 /** Inner-axis steps one 64 KiB window holds for a `PANEL`-wide panel. */
 const KSEG = UNIFORM_WINDOW_FLOATS / PANEL;
 /** Windows of each operand one uniform dispatch binds (2 * SEGS + params <= 12 uniform buffers). */
@@ -308,7 +310,7 @@ function packRows(
   if (kin > span || k % kin !== 0 || srow < kin) return false;
   const nr = Math.floor((span - kin) / srow) + 1;
   const outer = k / kin;
-  if (outer * Math.ceil(rows / nr) > 4096) return false;
+  if (outer * Math.ceil(rows / nr) > MAX_PACK_DISPATCHES) return false;
   for (let o = 0; o < outer; o++) {
     for (let r0 = 0; r0 < rows; r0 += nr) {
       const start = base + o * souter + r0 * srow;
@@ -396,20 +398,22 @@ function packRuns(
   const span = UNIFORM_WINDOW_SPAN;
   // Dispatches: [q0, q0 + nq) x [g0, g0 + ng), all runs inside one window.
   const plan: { q0: number; nq: number; g0: number; ng: number }[] = [];
+  // Count the dispatches before listing them: a plan past the limit is never used.
   if (rows <= span && sk >= rows) {
     const per = Math.max(1, Math.floor((span - rows) / sk) + 1);
+    if (Math.ceil(k / per) > MAX_PACK_DISPATCHES) return false;
     for (let q0 = 0; q0 < k; q0 += per) {
       plan.push({ q0, nq: Math.min(per, k - q0), g0: 0, ng: groups });
     }
   } else {
     const per = Math.floor(span / PANEL);
+    if (k * Math.ceil(groups / per) > MAX_PACK_DISPATCHES) return false;
     for (let q0 = 0; q0 < k; q0++) {
       for (let g0 = 0; g0 < groups; g0 += per) {
         plan.push({ q0, nq: 1, g0, ng: Math.min(per, groups - g0) });
       }
     }
   }
-  if (plan.length > 4096) return false;
   for (const { q0, nq, g0, ng } of plan) {
     const start = base + q0 * sk + g0 * PANEL;
     const total = nq * ng;
