@@ -5,6 +5,7 @@ import type { DetectorConfig } from "../../configs/types.ts";
 import { type Batch, DetectionLoader, memorySource } from "../../data/loader.ts";
 import { generateShapes } from "../../data/shapes.ts";
 import type { Detector } from "../../detectors/detector.ts";
+import type { FasterRcnnModelConfig } from "../../detectors/faster_rcnn.ts";
 import { loadModel } from "../../engine/model_io.ts";
 import { train } from "../../engine/train.ts";
 import { backward } from "../../tensor/autograd.ts";
@@ -126,4 +127,24 @@ export async function assertResumeIsExact(
     await full.model.predict(images, scales),
   );
   images.dispose();
+}
+
+/**
+ * Narrow layers and few proposals on 64 px images: what a two-stage test config changes from the
+ * tiny config whose `model` is given (spread over its model).
+ */
+export function smallTwoStageParts(
+  model: Pick<FasterRcnnModelConfig, "backbone" | "rpn" | "roi">,
+): Pick<FasterRcnnModelConfig, "backbone" | "neckChannels" | "rpn" | "roi"> {
+  return {
+    backbone: { ...model.backbone, baseWidth: 8 },
+    neckChannels: 16,
+    rpn: {
+      ...model.rpn,
+      featChannels: 16,
+      train: { nmsPre: 200, maxPerImage: 32, iouThreshold: 0.7 },
+      test: { nmsPre: 200, maxPerImage: 32, iouThreshold: 0.7 },
+    },
+    roi: { ...model.roi, fcChannels: 32 },
+  };
 }

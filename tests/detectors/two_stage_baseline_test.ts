@@ -36,7 +36,7 @@ import { add } from "../../tensor/ops/elementwise.ts";
 import { Rng } from "../../tensor/rng.ts";
 import { type Tensor, tensor, tidyAsync } from "../../tensor/tensor.ts";
 import { smallTrainSettings } from "../engine/helpers.ts";
-import { assertResumeIsExact, fitSteps, shapesBatch } from "./helpers.ts";
+import { assertResumeIsExact, fitSteps, shapesBatch, smallTwoStageParts } from "./helpers.ts";
 import {
   assertClose,
   CPU,
@@ -422,17 +422,7 @@ Deno.test("softmaxWithoutBackground: the mean of the stages' logits, background 
 });
 
 /** Narrow layers and few proposals on 64 px images (as two_stage_test.ts), with the stock losses. */
-const SMALL_PARTS = {
-  backbone: { ...FASTER_RCNN_CE_TINY_SHAPES.model.backbone, baseWidth: 8 },
-  neckChannels: 16,
-  rpn: {
-    ...FASTER_RCNN_CE_TINY_SHAPES.model.rpn,
-    featChannels: 16,
-    train: { nmsPre: 200, maxPerImage: 32, iouThreshold: 0.7 },
-    test: { nmsPre: 200, maxPerImage: 32, iouThreshold: 0.7 },
-  },
-  roi: { ...FASTER_RCNN_CE_TINY_SHAPES.model.roi, fcChannels: 32 },
-};
+const SMALL_PARTS = smallTwoStageParts(FASTER_RCNN_CE_TINY_SHAPES.model);
 
 const FASTER_CE: DetectorConfig<FasterRcnnModelConfig> = {
   ...FASTER_RCNN_CE_TINY_SHAPES,

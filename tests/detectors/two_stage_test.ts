@@ -20,21 +20,12 @@ import {
   assertResumeIsExact,
   fitSteps,
   shapesBatch,
+  smallTwoStageParts,
 } from "./helpers.ts";
 import { CPU, GPU, gpuBackend, NATIVE, nativeBackend } from "../tensor/helpers.ts";
 
 /** Narrow layers and few proposals on 64 px images: what changes from the tiny configs. */
-const SMALL_PARTS = {
-  backbone: { ...FASTER_RCNN_TINY_SHAPES.model.backbone, baseWidth: 8 },
-  neckChannels: 16,
-  rpn: {
-    ...FASTER_RCNN_TINY_SHAPES.model.rpn,
-    featChannels: 16,
-    train: { nmsPre: 200, maxPerImage: 32, iouThreshold: 0.7 },
-    test: { nmsPre: 200, maxPerImage: 32, iouThreshold: 0.7 },
-  },
-  roi: { ...FASTER_RCNN_TINY_SHAPES.model.roi, fcChannels: 32 },
-};
+const SMALL_PARTS = smallTwoStageParts(FASTER_RCNN_TINY_SHAPES.model);
 
 const FASTER: DetectorConfig<FasterRcnnModelConfig> = {
   ...FASTER_RCNN_TINY_SHAPES,

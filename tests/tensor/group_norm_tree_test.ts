@@ -67,7 +67,10 @@ function reference(
   return { y, dx, dw, db };
 }
 
-/** Group norm of `x` with weight and bias, and its three gradients for upstream `g`. */
+/**
+ * Group norm of `x` with weight and bias (followed by a fused ReLU with `relu`), and its three
+ * gradients for upstream `g`.
+ */
 function forwardBackward(
   backend: Backend,
   x: Float32Array,
@@ -76,12 +79,13 @@ function forwardBackward(
   groups: number,
   w: Float32Array,
   b: Float32Array,
+  relu = false,
 ): Tensor[] {
   const c = shape[1];
   const tx = tensor(x, shape, { backend, requiresGrad: true });
   const tw = tensor(w, [c], { backend, requiresGrad: true });
   const tb = tensor(b, [c], { backend, requiresGrad: true });
-  const y = groupNorm(tx, groups, tw, tb);
+  const y = groupNorm(tx, groups, tw, tb, 1e-5, { relu });
   backward(y, tensor(g, shape, { backend }));
   return [y, tx.grad!, tw.grad!, tb.grad!];
 }
@@ -245,19 +249,24 @@ Deno.test("workgroup group norm: errors as on the chunked path", () => {
 Deno.test("workgroup group norm kernels match their CPU twins", { ignore: !GPU }, async (t) => {
   const gpu = await gpuBackend();
   for (const [shape, groups] of CASES) {
-    const size = shapeSize(shape), c = shape[1];
-    const x = randomArray(size, size, -1, 3), g = randomArray(size, size + 1);
-    const w = randomArray(c, 31, 0.5, 1.5), b = randomArray(c, 32);
-    await t.step(`[${shape}] groups ${groups}`, async () => {
-      poisonPool(gpu, [size, c, 2 * shape[0] * groups]);
-      await compareBackends(
-        (backend: Backend) =>
-          onHardwarePaths(backend, () => forwardBackward(backend, x, g, shape, groups, w, b)),
-        2e-4,
-        2e-3,
-        gpu,
-      );
-    });
+    for (const relu of [false, true]) {
+      const size = shapeSize(shape), c = shape[1];
+      const x = randomArray(size, size, -1, 3), g = randomArray(size, size + 1);
+      const w = randomArray(c, 31, 0.5, 1.5), b = randomArray(c, 32);
+      await t.step(`[${shape}] groups ${groups}${relu ? ", fused ReLU" : ""}`, async () => {
+        poisonPool(gpu, [size, c, 2 * shape[0] * groups]);
+        await compareBackends(
+          (backend: Backend) =>
+            onHardwarePaths(
+              backend,
+              () => forwardBackward(backend, x, g, shape, groups, w, b, relu),
+            ),
+          2e-4,
+          2e-3,
+          gpu,
+        );
+      });
+    }
   }
   await t.step("without affine", async () => {
     const x = randomArray(2 * 8 * 30, 3), g = randomArray(2 * 8 * 30, 4);
@@ -276,25 +285,6 @@ Deno.test("workgroup group norm kernels match their CPU twins", { ignore: !GPU }
   });
 });
 
-/** Group norm followed by a ReLU (`{ relu: true }`), and its three gradients for upstream `g`. */
-function forwardBackwardRelu(
-  backend: Backend,
-  x: Float32Array,
-  g: Float32Array,
-  shape: number[],
-  groups: number,
-  w: Float32Array,
-  b: Float32Array,
-): Tensor[] {
-  const c = shape[1];
-  const tx = tensor(x, shape, { backend, requiresGrad: true });
-  const tw = tensor(w, [c], { backend, requiresGrad: true });
-  const tb = tensor(b, [c], { backend, requiresGrad: true });
-  const y = groupNorm(tx, groups, tw, tb, 1e-5, { relu: true });
-  backward(y, tensor(g, shape, { backend }));
-  return [y, tx.grad!, tw.grad!, tb.grad!];
-}
-
 Deno.test("group norm with a fused ReLU matches the float64 reference, fused or not", async (t) => {
   const paths: [string, <T>(backend: Backend, run: () => T) => T][] = [
     ["workgroup (fused)", (backend, run) => onHardwarePaths(backend, run)],
@@ -308,7 +298,7 @@ Deno.test("group norm with a fused ReLU matches the float64 reference, fused or 
         const x = randomArray(size, size + 7, -2, 5), g = randomArray(size, size + 8);
         const w = randomArray(c, 13, 0.5, 1.5), b = randomArray(c, 14);
         await t.step(`${backend.name}, ${path}: [${shape}] groups ${groups}`, async () => {
-          const outs = on(backend, () => forwardBackwardRelu(backend, x, g, shape, groups, w, b));
+          const outs = on(backend, () => forwardBackward(backend, x, g, shape, groups, w, b, true));
           const plain = reference(x, g, [shape[0], c, hw], groups, w, b);
           // The ReLU passes the gradient where the output is positive.
           const masked = g.map((v, k) => (plain.y[k] > 0 ? v : 0));
@@ -328,7 +318,7 @@ Deno.test("group norm with a fused ReLU: still one launch forward, two backward"
   const x = randomArray(240, 1), g = randomArray(240, 2);
   const w = randomArray(12, 5, 0.5, 1.5), b = randomArray(12, 6);
   const narrow = await launchesOf(() =>
-    onHardwarePaths(CPU, () => forwardBackwardRelu(CPU, x, g, [2, 12, 10], 3, w, b))
+    onHardwarePaths(CPU, () => forwardBackward(CPU, x, g, [2, 12, 10], 3, w, b, true))
   );
   assert.deepEqual(narrow, {
     "norm.tree_forward_relu": 1,
@@ -338,7 +328,7 @@ Deno.test("group norm with a fused ReLU: still one launch forward, two backward"
   const wide = await launchesOf(() =>
     onHardwarePaths(
       CPU,
-      () => forwardBackwardRelu(CPU, x, g, [1, 2, 120], 1, w.slice(0, 2), b.slice(0, 2)),
+      () => forwardBackward(CPU, x, g, [1, 2, 120], 1, w.slice(0, 2), b.slice(0, 2), true),
     )
   );
   assert.deepEqual(wide, {
@@ -347,7 +337,7 @@ Deno.test("group norm with a fused ReLU: still one launch forward, two backward"
     "norm.tree_grad_input": 1,
   });
   // The chunked kernels apply it in norm.apply and mask the gradient in one more launch.
-  const chunked = await launchesOf(() => forwardBackwardRelu(CPU, x, g, [2, 12, 10], 3, w, b));
+  const chunked = await launchesOf(() => forwardBackward(CPU, x, g, [2, 12, 10], 3, w, b, true));
   assert.equal(chunked["norm.apply"], 1);
   assert.equal(chunked["map.relu"], undefined);
   assert.equal(chunked["map.relu_grad"], 1);
@@ -366,24 +356,5 @@ Deno.test("group norm with a fused ReLU releases every buffer", async () => {
       backend,
       (x) => [groupNorm(x, 5, undefined, undefined, 1e-5, { relu: true })],
     );
-  }
-});
-
-Deno.test("fused ReLU group norm kernels match their CPU twins", { ignore: !GPU }, async (t) => {
-  const gpu = await gpuBackend();
-  for (const [shape, groups] of CASES) {
-    const size = shapeSize(shape), c = shape[1];
-    const x = randomArray(size, size + 3, -1, 3), g = randomArray(size, size + 4);
-    const w = randomArray(c, 33, 0.5, 1.5), b = randomArray(c, 34);
-    await t.step(`[${shape}] groups ${groups}`, async () => {
-      poisonPool(gpu, [size, c, 2 * shape[0] * groups]);
-      await compareBackends(
-        (backend: Backend) =>
-          onHardwarePaths(backend, () => forwardBackwardRelu(backend, x, g, shape, groups, w, b)),
-        2e-4,
-        2e-3,
-        gpu,
-      );
-    });
   }
 });
