@@ -114,6 +114,19 @@ export interface HostStats {
   submits: number;
 }
 
+/**
+ * A backend's {@linkcode HostStats} before any work: every count and time 0.
+ *
+ * @example
+ * ```ts
+ * import { emptyHostStats } from "./backend.ts";
+ * console.log(emptyHostStats().launches); // 0
+ * ```
+ */
+export function emptyHostStats(): HostStats {
+  return { waitMs: 0, lastSubmitAt: 0, waitMsAtLastSubmit: 0, launches: 0, submits: 0 };
+}
+
 /** Where tensors live and kernels run. */
 export interface Backend {
   /** Which backend this is. */

@@ -17,7 +17,7 @@ import {
   addKernelTime,
   type Backend,
   type BackendName,
-  type HostStats,
+  emptyHostStats,
   type KernelTime,
   poolBucket,
   sortedKernelTimes,
@@ -83,13 +83,7 @@ export function createHostBackend(spec: HostBackendSpec): Backend {
   let live = 0;
   let profile: Map<string, KernelTime> | null = null;
   /** Host backends never wait: every run or copy is a "submit" that has already finished. */
-  const stats: HostStats = {
-    waitMs: 0,
-    lastSubmitAt: 0,
-    waitMsAtLastSubmit: 0,
-    launches: 0,
-    submits: 0,
-  };
+  const stats = emptyHostStats();
   const resolved = new WeakMap<Kernel, CpuTwin>();
   const poolLimit = spec.poolBytes ?? 0;
   const pool = new Map<number, ArrayBuffer[]>();

@@ -16,7 +16,7 @@
 import {
   addKernelTime,
   type Backend,
-  type HostStats,
+  emptyHostStats,
   type KernelTime,
   poolBucket,
   sortedKernelTimes,
@@ -154,13 +154,7 @@ export function createWebGpuBackend(
   /** Bytes of `uploadHost` staged for this submit's upload copies. */
   let uploadUsed = 0;
   let launches = 0;
-  const stats: HostStats = {
-    waitMs: 0,
-    lastSubmitAt: 0,
-    waitMsAtLastSubmit: 0,
-    launches: 0,
-    submits: 0,
-  };
+  const stats = emptyHostStats();
 
   /** Awaits `work` (device work), adding the time to `stats.waitMs`. */
   async function waitFor<T>(work: Promise<T>): Promise<T> {
